@@ -1,0 +1,164 @@
+// Package backend defines the two small driver interfaces that rack runs on:
+// a Swift-shaped object Store, which is the only coordination medium, and a
+// Compute that starts and stops the instances running rack processes.
+//
+// Users open drivers through rack.Open or compose them with rack.New; they do
+// not call these interfaces themselves. Every driver must pass the
+// conformance suites in backend/storetest and backend/computetest.
+package backend
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Errors every driver reports, wrapped with detail (use errors.Is).
+var (
+	// ErrNotFound: the container or object does not exist (Swift 404).
+	ErrNotFound = errors.New("not found")
+	// ErrExist: a create-only Put found an object already there (Swift 412).
+	ErrExist = errors.New("already exists")
+	// ErrTransient: the store failed in a way a retry may fix (5xx, reset,
+	// timeout). The request may or may not have taken effect.
+	ErrTransient = errors.New("transient store failure")
+	// ErrInvalid: the request itself is malformed (a bad name, a limit exceeded).
+	ErrInvalid = errors.New("invalid request")
+)
+
+// ObjectInfo describes an object, or a common prefix in a delimited listing.
+type ObjectInfo struct {
+	Name         string
+	Size         int64
+	ETag         string
+	LastModified time.Time
+	// Metadata holds user metadata. Head and Get fill it; List does not
+	// (Swift listings carry no metadata).
+	Metadata map[string]string
+	// Subdir is true for a common prefix returned by a delimited List; only
+	// Name is set then, and it ends with the delimiter.
+	Subdir bool
+}
+
+// PutOptions modify a Put. The zero value overwrites unconditionally and
+// never expires.
+type PutOptions struct {
+	// CreateOnly makes the Put fail with ErrExist if the object exists
+	// (Swift's If-None-Match: *). Among concurrent create-only Puts of one
+	// name exactly one succeeds.
+	CreateOnly bool
+	// DeleteAfter, if positive, makes the object expire (X-Delete-After):
+	// after it, the object is gone from Get, Head and List.
+	DeleteAfter time.Duration
+	// Metadata is the object's user metadata. Keys are lower case ASCII
+	// letters, digits and '-'; at most 90 keys, 256-byte values, 4 KiB in all.
+	Metadata map[string]string
+}
+
+// GetOptions select a byte range. Length 0 means to the end of the object.
+type GetOptions struct {
+	Offset int64
+	Length int64
+}
+
+// ListOptions select a page of a listing, in byte order of names.
+type ListOptions struct {
+	Prefix string
+	// Delimiter, if set, folds names that contain it after the prefix into
+	// one Subdir entry per common prefix.
+	Delimiter string
+	// Marker: list only names strictly greater than Marker.
+	Marker string
+	// Limit is the page size; 0 means the driver's maximum (10,000 on Swift).
+	// A page shorter than Limit is the last one.
+	Limit int
+}
+
+// Store is a Swift-shaped object store: containers of named objects with
+// metadata.
+//
+// Consistency contract (Swift's): a Get or Head of an object after its Put
+// returned sees that Put or a later one; create-only Puts are atomic; List
+// is only eventually consistent: a new object may be missing, and a deleted
+// one present, for a while. Errors wrap ErrNotFound, ErrExist, ErrTransient
+// or ErrInvalid where those apply. All methods are safe for concurrent use
+// and honour ctx.
+type Store interface {
+	// CreateContainer creates a container; it succeeds if it exists already.
+	CreateContainer(ctx context.Context, container string) error
+	// DeleteContainer deletes an empty container: ErrNotFound if missing,
+	// ErrExist if it still holds objects.
+	DeleteContainer(ctx context.Context, container string) error
+	// ListContainers lists containers as ObjectInfo (Name only is required).
+	ListContainers(ctx context.Context, opts ListOptions) ([]ObjectInfo, error)
+
+	// Put stores the object read from r, which it reads to EOF, and makes it
+	// visible only once complete: a reader never sees part of a Put. It
+	// fails with ErrNotFound if the container does not exist. Memory use is
+	// bounded whatever the size of r.
+	Put(ctx context.Context, container, name string, r io.Reader, opts *PutOptions) (ObjectInfo, error)
+	// Get opens the object (or the range opts selects, nil for all). The
+	// caller must Close the reader.
+	Get(ctx context.Context, container, name string, opts *GetOptions) (io.ReadCloser, ObjectInfo, error)
+	// Head returns the object's info and metadata.
+	Head(ctx context.Context, container, name string) (ObjectInfo, error)
+	// List returns one page of the container's objects (see ListOptions).
+	List(ctx context.Context, container string, opts ListOptions) ([]ObjectInfo, error)
+	// Delete removes the object: ErrNotFound if it is not there.
+	Delete(ctx context.Context, container, name string) error
+	// Close releases the driver's resources.
+	Close() error
+}
+
+// Notifier is an optional Store fast path: a store that can tell watchers
+// about changes, so that waiters need not poll.
+type Notifier interface {
+	// Changed returns a channel that is closed at the next Put or Delete of
+	// an object in container whose name equals key, or starts with key when
+	// key ends in '/'. To not miss a change, call Changed first, then check
+	// the store, then wait on the channel.
+	Changed(container, key string) <-chan struct{}
+}
+
+// StartRequest asks a Compute to start one instance running one rack process.
+type StartRequest struct {
+	// Namespace and PID identify the process; Name is derived from them and
+	// is the idempotency key: a second Start with the same Name must not
+	// start a second instance.
+	Namespace string
+	PID       int64
+	Name      string
+	// Env is the child's identity (no credentials), for computes that start
+	// a new copy of the program.
+	Env map[string]string
+	// Run is what an in-process compute runs; ctx is cancelled by Stop.
+	// Computes that start a new program ignore it.
+	Run func(ctx context.Context)
+	// Options are compute-specific settings (image, flavor...).
+	Options map[string]string
+}
+
+// Instance describes a started instance.
+type Instance struct {
+	Name      string
+	Namespace string
+	PID       int64
+	Created   time.Time
+}
+
+// Compute starts, stops and lists the instances that run rack processes.
+// All methods are safe for concurrent use and honour ctx.
+type Compute interface {
+	// Start starts an instance for req and returns once it is starting.
+	// It fails with ErrExist if an instance with req.Name exists, and with
+	// ErrTransient for infrastructure failures a retry may fix.
+	Start(ctx context.Context, req *StartRequest) (Instance, error)
+	// Stop ends the instance named name at once (no grace): ErrNotFound if
+	// there is none. It may return before the instance is fully gone.
+	Stop(ctx context.Context, name string) error
+	// List returns the live instances of a namespace ("" for all).
+	List(ctx context.Context, namespace string) ([]Instance, error)
+	// Close stops every instance and releases the driver's resources.
+	Close() error
+}

@@ -1,0 +1,3 @@
+module github.com/rackfork/rack
+
+go 1.24

@@ -1,0 +1,173 @@
+// Package record holds the layout of a rack namespace in its store: the
+// object names (all computable, so correctness never needs a listing) and
+// the JSON codecs of the records stored there.
+//
+// Every record that two parties could race on is created once
+// (create-only) and never changed; the only mutable objects are a kernel's
+// lease and a process's status text.
+package record
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Object name prefixes inside the namespace container.
+const (
+	PIDBlocks = "pids/"    // pids/<block>: create-only claim of a block of pids
+	Procs     = "procs/"   // procs/<pid>: the process record, written at fork
+	Exits     = "exits/"   // exits/<pid>: the exit record, first writer wins
+	Status    = "status/"  // status/<pid>: free text set by the process
+	Kernels   = "kernels/" // kernels/<id>: a kernel's lease, kept fresh
+	Signals   = "signals/" // signals/<kernel>/<pid>.<sender>.<seq>: inbox
+	Groups    = "groups/"  // groups/<gid>: group record; groups/<gid>/<pid>: member
+	Pipes     = "pipes/"   // pipes/<id>/...: see PipeEnd and friends
+	Fifos     = "fifos/"   // fifos/<name>: a named pipe's record
+)
+
+// PIDKey is the name of a pid's block claim.
+func PIDKey(block int64) string { return PIDBlocks + pad(block) }
+
+// ProcKey, ExitKey and StatusKey name a process's records.
+func ProcKey(pid int64) string   { return Procs + pad(pid) }
+func ExitKey(pid int64) string   { return Exits + pad(pid) }
+func StatusKey(pid int64) string { return Status + pad(pid) }
+
+// KernelKey names a kernel's lease.
+func KernelKey(id string) string { return Kernels + id }
+
+// SignalInbox is the prefix of a kernel's signal inbox.
+func SignalInbox(kernel string) string { return Signals + kernel + "/" }
+
+// GroupKey names a group record; GroupMemberKey one member of it.
+func GroupKey(gid int64) string              { return Groups + pad(gid) }
+func GroupMembers(gid int64) string          { return Groups + pad(gid) + "/" }
+func GroupMemberKey(gid, pid int64) string   { return GroupMembers(gid) + pad(pid) }
+func FifoKey(name string) string             { return Fifos + name }
+func PipePrefix(pipe string) string          { return Pipes + pipe + "/" }
+func PipeEndKey(pipe string, end int) string { return PipePrefix(pipe) + "ends/" + strconv.Itoa(end) }
+func PipeCloseKey(pipe string, end int) string {
+	return PipePrefix(pipe) + "close/" + strconv.Itoa(end)
+}
+
+// PipeSegmentKey names segment seq written by end.
+func PipeSegmentKey(pipe string, end, seq int) string {
+	return PipePrefix(pipe) + "seg/" + strconv.Itoa(end) + "/" + strconv.Itoa(seq)
+}
+
+// pad writes numbers with a fixed width so that listings sort numerically.
+func pad(n int64) string { return fmt.Sprintf("%010d", n) }
+
+// ParseNumber reads the number at the end of a name made by one of the
+// functions above (after the last '/').
+func ParseNumber(name string) (int64, error) {
+	return strconv.ParseInt(name[strings.LastIndexByte(name, '/')+1:], 10, 64)
+}
+
+// Stream says where a process's stdin, stdout or stderr goes.
+type Stream struct {
+	// Kind is "" (nothing: empty input, discarded output), "console"
+	// (the hosting kernel's own terminal or log), "pipe" or "file".
+	Kind string `json:"kind,omitempty"`
+	Pipe string `json:"pipe,omitempty"`
+	// End is the writer end number for a pipe writer; -1 for a reader.
+	End int `json:"end,omitempty"`
+	// Read holds, for a moved reader, how many segments of each end had
+	// been consumed already.
+	Read map[int]int `json:"read,omitempty"`
+	Path string      `json:"path,omitempty"`
+}
+
+// Proc is the process record, written create-only when the process is forked.
+type Proc struct {
+	PID     int64             `json:"pid"`
+	PPID    int64             `json:"ppid"`
+	Group   int64             `json:"group,omitempty"`
+	Name    string            `json:"name"`
+	Program string            `json:"program,omitempty"`
+	Args    []string          `json:"args,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	Kernel  string            `json:"kernel"`
+	Started time.Time         `json:"started"`
+	Stdin   Stream            `json:"stdin"`
+	Stdout  Stream            `json:"stdout"`
+	Stderr  Stream            `json:"stderr"`
+	Files   []Stream          `json:"files,omitempty"`
+	// Detached children do not share their parent's fate.
+	Detached bool `json:"detached,omitempty"`
+}
+
+// Exit is the exit record: the first one written wins.
+type Exit struct {
+	PID    int64     `json:"pid"`
+	Code   int       `json:"code"`
+	Signal int       `json:"signal,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	Stderr string    `json:"stderr,omitempty"`
+	Lost   bool      `json:"lost,omitempty"`
+	Ended  time.Time `json:"ended"`
+	// By names the kernel that recorded it.
+	By string `json:"by"`
+}
+
+// Signal is one signal sent to a process, in its host kernel's inbox.
+type Signal struct {
+	PID    int64  `json:"pid"`
+	Signal int    `json:"signal"`
+	From   string `json:"from"`
+}
+
+// Group is a group record.
+type Group struct {
+	GID     int64     `json:"gid"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+// PipeEnd registers writer end number N of a pipe.
+type PipeEnd struct {
+	PID    int64  `json:"pid"`
+	Kernel string `json:"kernel"`
+	// From is the end it was duplicated from, or -1 for an original end.
+	From int `json:"from"`
+}
+
+// PipeClose closes a writer end: it wrote Segments segments, numbered
+// from 0.
+type PipeClose struct {
+	Segments int `json:"segments"`
+}
+
+// Fifo is a named pipe's record.
+type Fifo struct {
+	Name string `json:"name"`
+	Pipe string `json:"pipe"`
+}
+
+// Lease is a kernel's liveness record.
+type Lease struct {
+	Kernel  string    `json:"kernel"`
+	Renewed time.Time `json:"renewed"`
+}
+
+// Encode marshals a record.
+func Encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Records are plain structs of strings, numbers and maps: only a
+		// programming error can fail here.
+		panic(fmt.Sprintf("record: encode %T: %v", v, err))
+	}
+	return b
+}
+
+// Decode unmarshals a record read from name, naming it on error.
+func Decode(name string, data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("record %s: corrupt: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,189 @@
+// Package retry wraps a backend.Store so that transient failures are retried
+// with jittered backoff, and an ambiguous create-only Put is told apart from
+// a real conflict.
+package retry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+)
+
+// WriterKey is the metadata key that carries a create-only Put's unique
+// token, so that a retry finding the object knows whether it wrote it.
+const WriterKey = "rack-writer"
+
+// Policy bounds the retries.
+type Policy struct {
+	Attempts int           // total tries, at least 1
+	Base     time.Duration // first backoff
+	Max      time.Duration // backoff cap
+}
+
+// DefaultPolicy suits an object store: about 6 s of retries in all.
+var DefaultPolicy = Policy{Attempts: 10, Base: 10 * time.Millisecond, Max: time.Second}
+
+// Store is a backend.Store that retries transient failures.
+type Store struct {
+	backend.Store
+	policy Policy
+}
+
+// Wrap returns s with retries. The result implements backend.Notifier when
+// s does.
+func Wrap(s backend.Store, p Policy) backend.Store {
+	if p.Attempts < 1 {
+		p.Attempts = 1
+	}
+	st := &Store{Store: s, policy: p}
+	if n, ok := s.(backend.Notifier); ok {
+		return &notifyingStore{st, n}
+	}
+	return st
+}
+
+type notifyingStore struct {
+	*Store
+	backend.Notifier
+}
+
+// do runs op until it succeeds, fails for good, or the attempts run out.
+func (s *Store) do(ctx context.Context, op func() error) error {
+	delay := s.policy.Base
+	var err error
+	for i := 0; i < s.policy.Attempts; i++ {
+		if err = op(); err == nil || !errors.Is(err, backend.ErrTransient) {
+			return err
+		}
+		if i == s.policy.Attempts-1 {
+			break
+		}
+		// Full jitter keeps retrying clients from marching in step.
+		sleep := time.Duration(mrand.Int64N(int64(delay)) + 1)
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (retrying after: %v)", context.Cause(ctx), err)
+		case <-t.C:
+		}
+		if delay *= 2; delay > s.policy.Max {
+			delay = s.policy.Max
+		}
+	}
+	return fmt.Errorf("gave up after %d attempts: %w", s.policy.Attempts, err)
+}
+
+// CreateContainer retries.
+func (s *Store) CreateContainer(ctx context.Context, c string) error {
+	return s.do(ctx, func() error { return s.Store.CreateContainer(ctx, c) })
+}
+
+// DeleteContainer retries; a not-found after an ambiguous try is success.
+func (s *Store) DeleteContainer(ctx context.Context, c string) error {
+	tried := false
+	return s.do(ctx, func() error {
+		err := s.Store.DeleteContainer(ctx, c)
+		if tried && errors.Is(err, backend.ErrNotFound) {
+			return nil
+		}
+		tried = true
+		return err
+	})
+}
+
+// ListContainers retries.
+func (s *Store) ListContainers(ctx context.Context, o backend.ListOptions) (out []backend.ObjectInfo, err error) {
+	err = s.do(ctx, func() (e error) { out, e = s.Store.ListContainers(ctx, o); return e })
+	return out, err
+}
+
+// Get retries.
+func (s *Store) Get(ctx context.Context, c, n string, o *backend.GetOptions) (rc io.ReadCloser, info backend.ObjectInfo, err error) {
+	err = s.do(ctx, func() (e error) { rc, info, e = s.Store.Get(ctx, c, n, o); return e })
+	return rc, info, err
+}
+
+// Head retries.
+func (s *Store) Head(ctx context.Context, c, n string) (info backend.ObjectInfo, err error) {
+	err = s.do(ctx, func() (e error) { info, e = s.Store.Head(ctx, c, n); return e })
+	return info, err
+}
+
+// List retries.
+func (s *Store) List(ctx context.Context, c string, o backend.ListOptions) (out []backend.ObjectInfo, err error) {
+	err = s.do(ctx, func() (e error) { out, e = s.Store.List(ctx, c, o); return e })
+	return out, err
+}
+
+// Delete retries; a not-found after an ambiguous try is success.
+func (s *Store) Delete(ctx context.Context, c, n string) error {
+	tried := false
+	return s.do(ctx, func() error {
+		err := s.Store.Delete(ctx, c, n)
+		if tried && errors.Is(err, backend.ErrNotFound) {
+			return nil
+		}
+		tried = true
+		return err
+	})
+}
+
+// Put retries when r can be rewound (an io.Seeker); otherwise it tries
+// once. A create-only Put carries a unique writer token, so a retry that
+// finds the object can tell its own earlier, ambiguous write (success) from
+// someone else's (backend.ErrExist).
+func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.PutOptions) (backend.ObjectInfo, error) {
+	seeker, ok := r.(io.Seeker)
+	if !ok {
+		return s.Store.Put(ctx, c, n, r, o)
+	}
+	var opts backend.PutOptions
+	if o != nil {
+		opts = *o
+	}
+	var token string
+	if opts.CreateOnly {
+		token = newToken()
+		md := make(map[string]string, len(opts.Metadata)+1)
+		for k, v := range opts.Metadata {
+			md[k] = v
+		}
+		md[WriterKey] = token
+		opts.Metadata = md
+	}
+	ambiguous := false
+	var info backend.ObjectInfo
+	err := s.do(ctx, func() error {
+		if _, err := seeker.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		var err error
+		info, err = s.Store.Put(ctx, c, n, r, &opts)
+		if errors.Is(err, backend.ErrExist) && ambiguous {
+			if h, herr := s.Store.Head(ctx, c, n); herr == nil && h.Metadata[WriterKey] == token {
+				info, err = h, nil
+			} else if herr != nil && !errors.Is(herr, backend.ErrNotFound) {
+				return herr // transient: try the whole thing again
+			}
+		}
+		if errors.Is(err, backend.ErrTransient) {
+			ambiguous = true
+		}
+		return err
+	})
+	return info, err
+}
+
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

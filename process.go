@@ -1,0 +1,920 @@
+package rack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// Program is the code a rack process runs. ctx is cancelled when the
+// process is signalled (context.Cause tells which Signal) or killed; self
+// is the process's own handle.
+type Program func(ctx context.Context, self *Process) error
+
+// Signal is a signal number, as on Linux. It implements error so that it
+// can be the cause of a cancelled context.
+type Signal int
+
+// The signals rack delivers.
+const (
+	SIGHUP  Signal = 1
+	SIGINT  Signal = 2
+	SIGKILL Signal = 9
+	SIGUSR1 Signal = 10
+	SIGUSR2 Signal = 12
+	SIGTERM Signal = 15
+)
+
+var signalNames = map[Signal]string{
+	SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGKILL: "SIGKILL",
+	SIGUSR1: "SIGUSR1", SIGUSR2: "SIGUSR2", SIGTERM: "SIGTERM",
+}
+
+// String returns the signal's name, e.g. "SIGTERM".
+func (s Signal) String() string {
+	if n, ok := signalNames[s]; ok {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(s))
+}
+
+// Error makes a Signal usable as a context cancellation cause.
+func (s Signal) Error() string { return "rack: received " + s.String() }
+
+func (s Signal) valid() bool { _, ok := signalNames[s]; return ok }
+
+// ParseSignal reads a signal given as "TERM", "SIGTERM" or "15".
+func ParseSignal(s string) (Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if sig := Signal(n); sig.valid() {
+			return sig, nil
+		}
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	for sig, n := range signalNames {
+		if n == name {
+			return sig, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown signal %q (known: HUP INT KILL USR1 USR2 TERM)", ErrInvalid, s)
+}
+
+// Spec describes a process to fork or start.
+type Spec struct {
+	// Program is the name of a program registered with Register; empty
+	// means the forker's own program (fork semantics).
+	Program string
+	// Name is what ps shows; the default is the program's name.
+	Name string
+	// Args and Env are the child's arguments and environment.
+	Args []string
+	Env  map[string]string
+	// Stdin may be nil (empty input), a *PipeReader of the forker (which
+	// moves to the child) or a *File (the child reads its path).
+	Stdin io.Reader
+	// Stdout and Stderr may be nil (inherit the forker's), a *PipeWriter of
+	// the forker (duplicated for the child) or a *File (the child writes
+	// its path). Anything else cannot cross machines and is refused.
+	Stdout io.Writer
+	Stderr io.Writer
+	// Group puts the child in a group; nil inherits the forker's group.
+	Group *Group
+	// Detached children survive their parent's death.
+	Detached bool
+	// Options are compute settings (image, flavor...) for backends that
+	// use them; a child inherits its parent's unless set.
+	Options map[string]string
+}
+
+// Limits on what a Spec may carry.
+const (
+	maxArgsBytes   = 128 << 10
+	maxEnvBytes    = 128 << 10
+	maxStatusBytes = 4 << 10
+	stderrTailSize = 4 << 10
+)
+
+// Process is a handle to a rack process. The handle passed to a process's
+// own Program ("self") can also fork, make pipes and set its status; any
+// handle can Wait, Signal and Kill.
+type Process struct {
+	k     *Kernel
+	pid   PID
+	rec   *record.Proc
+	local *proc // set when this kernel hosts the process
+	self  bool
+}
+
+// proc is the state of a process hosted by this kernel.
+type proc struct {
+	k       *Kernel
+	pid     PID
+	rec     *record.Proc
+	prog    Program
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	killed  atomic.Bool // fenced: the program's further writes are refused
+	done    chan struct{}
+	once    sync.Once
+	exit    *record.Exit
+	tail    tailBuffer
+	started bool
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	mu       sync.Mutex
+	writers  map[*PipeWriter]struct{}
+	readers  map[*PipeReader]struct{}
+	files    map[*File]struct{}
+	notify   map[Signal][]chan<- Signal
+	children []*proc // children forked by this process
+	childPID []PID   // ... and their pids, for those hosted elsewhere
+	status   string
+	grace    *time.Timer
+}
+
+// PID returns the process id.
+func (p *Process) PID() PID { return p.pid }
+
+// PPID returns the parent's pid (InitPID for a root process).
+func (p *Process) PPID() PID { return PID(p.rec.PPID) }
+
+// Name returns the name ps shows.
+func (p *Process) Name() string { return p.rec.Name }
+
+// Args returns a copy of the process's arguments.
+func (p *Process) Args() []string { return append([]string(nil), p.rec.Args...) }
+
+// Getenv returns the value of the process's environment variable key.
+func (p *Process) Getenv(key string) string { return p.rec.Env[key] }
+
+// Environ returns a copy of the process's environment.
+func (p *Process) Environ() map[string]string {
+	m := make(map[string]string, len(p.rec.Env))
+	for k, v := range p.rec.Env {
+		m[k] = v
+	}
+	return m
+}
+
+// Kernel returns the kernel this handle belongs to.
+func (p *Process) Kernel() *Kernel { return p.k }
+
+// Group returns the process's group, or nil.
+func (p *Process) Group() *Group {
+	if p.rec.Group == 0 {
+		return nil
+	}
+	return p.k.groupHandle(PID(p.rec.Group))
+}
+
+// Stdin returns the process's standard input; nil unless self.
+func (p *Process) Stdin() io.Reader {
+	if !p.self {
+		return nil
+	}
+	return p.local.stdin
+}
+
+// Stdout returns the process's standard output; nil unless self.
+func (p *Process) Stdout() io.Writer {
+	if !p.self {
+		return nil
+	}
+	return p.local.stdout
+}
+
+// Stderr returns the process's standard error; nil unless self. Its last
+// 4 KiB travel with the exit status (ExitError.Stderr).
+func (p *Process) Stderr() io.Writer {
+	if !p.self {
+		return nil
+	}
+	return p.local.stderr
+}
+
+// String describes the process as "name[pid]".
+func (p *Process) String() string { return fmt.Sprintf("%s[%d]", p.rec.Name, p.pid) }
+
+// selfProc returns the hosted state for calls only the process itself may
+// make, refusing them once it was killed.
+func (p *Process) selfProc(op string) (*proc, error) {
+	if !p.self {
+		return nil, fmt.Errorf("rack: %s: %v: %w", op, p, ErrNotSelf)
+	}
+	if p.local.killed.Load() {
+		return nil, fmt.Errorf("rack: %s: %v: %w", op, p, ErrKilled)
+	}
+	if p.k.isClosed() {
+		return nil, fmt.Errorf("rack: %s: %w", op, ErrClosed)
+	}
+	return p.local, nil
+}
+
+// SetStatus sets the free text ps shows for this process (4 KiB at most).
+func (p *Process) SetStatus(ctx context.Context, text string) error {
+	pr, err := p.selfProc("set status")
+	if err != nil {
+		return err
+	}
+	if len(text) > maxStatusBytes || !utf8.ValidString(text) {
+		return fmt.Errorf("rack: set status: %w: status must be valid UTF-8 of at most %d bytes", ErrInvalid, maxStatusBytes)
+	}
+	if err := p.k.put(ctx, record.StatusKey(int64(p.pid)), []byte(text), false); err != nil {
+		return fmt.Errorf("rack: set status of %v: %w", p, err)
+	}
+	pr.mu.Lock()
+	pr.status = text
+	pr.mu.Unlock()
+	return nil
+}
+
+func (pr *proc) statusText() string {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.status
+}
+
+// Fork starts a child process described by spec and returns its handle
+// once it is recorded in the namespace; it may still be queued for a free
+// slot (see WithMaxRunning).
+func (p *Process) Fork(ctx context.Context, spec Spec) (*Process, error) {
+	pr, err := p.selfProc("fork")
+	if err != nil {
+		return nil, err
+	}
+	child, err := p.k.prepare(ctx, pr, spec, nil)
+	if err != nil {
+		return nil, err
+	}
+	p.k.schedule(child)
+	return child.handle(), nil
+}
+
+// ForkAll forks one child per spec, all or nothing: if one fork fails,
+// the children already forked are killed and reaped before it returns the
+// error.
+func (p *Process) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error) {
+	pr, err := p.selfProc("fork")
+	if err != nil {
+		return nil, err
+	}
+	children := make([]*proc, 0, len(specs))
+	for i, spec := range specs {
+		c, err := p.k.prepare(ctx, pr, spec, nil)
+		if err != nil {
+			// None has started yet: record them as never started.
+			for _, c := range children {
+				p.k.finish(c, &record.Exit{Code: -1, Lost: true, Reason: "fork aborted: a sibling's fork failed"})
+			}
+			return nil, fmt.Errorf("rack: fork all: spec %d: %w", i, err)
+		}
+		children = append(children, c)
+	}
+	out := make([]*Process, len(children))
+	for i, c := range children {
+		p.k.schedule(c)
+		out[i] = c.handle()
+	}
+	return out, nil
+}
+
+func (pr *proc) handle() *Process {
+	return &Process{k: pr.k, pid: pr.pid, rec: pr.rec, local: pr}
+}
+
+// Start starts a root process (PPID 1) running prog, or the program that
+// spec.Program names when prog is nil. It is what Main does, for tests,
+// tools and shells. A root's nil Stdin, Stdout and Stderr are this
+// kernel's console.
+func (k *Kernel) Start(ctx context.Context, spec Spec, prog Program) (*Process, error) {
+	if k.isClosed() {
+		return nil, fmt.Errorf("rack: start: %w", ErrClosed)
+	}
+	pr, err := k.prepare(ctx, nil, spec, prog)
+	if err != nil {
+		return nil, err
+	}
+	k.schedule(pr)
+	return pr.handle(), nil
+}
+
+// prepare validates spec, allocates the pid, hands the pipe ends over and
+// writes the process record: after it the process exists in the namespace.
+func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Program) (*proc, error) {
+	rec := &record.Proc{PPID: int64(InitPID), Program: spec.Program, Kernel: k.id, Detached: spec.Detached}
+	switch {
+	case spec.Program != "":
+		var ok bool
+		if prog, ok = lookupProgram(spec.Program); !ok {
+			return nil, fmt.Errorf("rack: fork: %w: program %q is not registered (see rack.Register)", ErrInvalid, spec.Program)
+		}
+	case prog != nil:
+	case parent != nil:
+		prog, rec.Program = parent.prog, parent.rec.Program
+	default:
+		return nil, fmt.Errorf("rack: start: %w: no program (pass one, or name a registered one in Spec.Program)", ErrInvalid)
+	}
+	rec.Name = spec.Name
+	if rec.Name == "" {
+		switch {
+		case spec.Program != "":
+			rec.Name = spec.Program
+		case parent != nil:
+			rec.Name = parent.rec.Name
+		default:
+			rec.Name = defaultProgramName()
+		}
+	}
+	if err := validName("Spec.Name", rec.Name); err != nil {
+		return nil, fmt.Errorf("rack: fork: %w", err)
+	}
+	if err := validArgs(spec.Args, spec.Env); err != nil {
+		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
+	}
+	rec.Args = append([]string(nil), spec.Args...)
+	if len(spec.Env) > 0 {
+		rec.Env = make(map[string]string, len(spec.Env))
+		for key, v := range spec.Env {
+			rec.Env[key] = v
+		}
+	}
+	if spec.Group != nil {
+		if spec.Group.k != k {
+			return nil, fmt.Errorf("rack: fork %s: %w: Spec.Group belongs to another kernel", rec.Name, ErrInvalid)
+		}
+		rec.Group = int64(spec.Group.gid)
+	} else if parent != nil {
+		rec.Group = parent.rec.Group
+	}
+	if parent != nil {
+		rec.PPID = int64(parent.pid)
+	}
+	// Check the streams before anything is written, so a refused spec
+	// leaves no trace.
+	if err := k.checkStreams(parent, &spec); err != nil {
+		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
+	}
+	pid, err := k.allocPID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec.PID = int64(pid)
+	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{})}
+	pr.ctx, pr.cancel = context.WithCancelCause(context.WithValue(context.Background(), processKey{}, pr))
+	if err := k.handStreams(ctx, parent, pr, &spec); err != nil {
+		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
+	}
+	rec.Started = time.Now().UTC()
+	if err := k.put(ctx, record.ProcKey(int64(pid)), record.Encode(rec), true); err != nil {
+		k.closeEnds(pr, false)
+		return nil, fmt.Errorf("rack: fork %s: record pid %d: %w", rec.Name, pid, err)
+	}
+	k.cache.Store(pid, rec)
+	if rec.Group != 0 {
+		k.addMember(PID(rec.Group), pid)
+		if err := k.put(ctx, record.GroupMemberKey(rec.Group, int64(pid)), nil, true); err != nil {
+			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "could not join group: " + err.Error()})
+			return nil, fmt.Errorf("rack: fork %s: join group %d: %w", rec.Name, rec.Group, err)
+		}
+	}
+	if parent != nil {
+		parent.mu.Lock()
+		parent.children = append(parent.children, pr)
+		parent.mu.Unlock()
+	}
+	return pr, nil
+}
+
+func validArgs(args []string, env map[string]string) error {
+	n := 0
+	for i, a := range args {
+		if strings.IndexByte(a, 0) >= 0 || !utf8.ValidString(a) {
+			return fmt.Errorf("%w: Spec.Args[%d] %q must be UTF-8 without NUL", ErrInvalid, i, a)
+		}
+		n += len(a)
+	}
+	if n > maxArgsBytes {
+		return fmt.Errorf("%w: Spec.Args total %d bytes, over %d", ErrInvalid, n, maxArgsBytes)
+	}
+	n = 0
+	for key, v := range env {
+		if key == "" || strings.ContainsAny(key, "=\x00") || !utf8.ValidString(key) {
+			return fmt.Errorf("%w: Spec.Env key %q must be non-empty UTF-8 without '=' or NUL", ErrInvalid, key)
+		}
+		if strings.IndexByte(v, 0) >= 0 || !utf8.ValidString(v) {
+			return fmt.Errorf("%w: Spec.Env[%q] must be UTF-8 without NUL", ErrInvalid, key)
+		}
+		n += len(key) + len(v)
+	}
+	if n > maxEnvBytes {
+		return fmt.Errorf("%w: Spec.Env total %d bytes, over %d", ErrInvalid, n, maxEnvBytes)
+	}
+	return nil
+}
+
+// schedule starts pr now, or queues it when the kernel runs its maximum.
+func (k *Kernel) schedule(pr *proc) {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "kernel closed before start"})
+		return
+	}
+	k.procs[pr.pid] = pr
+	if k.cfg.maxRunning > 0 && k.running >= k.cfg.maxRunning {
+		k.pending = append(k.pending, pr)
+		k.mu.Unlock()
+		return
+	}
+	k.running++
+	pr.started = true
+	k.mu.Unlock()
+	k.start(pr)
+}
+
+// start asks the compute for an instance, retrying infrastructure failures;
+// the instance name makes a retried start idempotent.
+func (k *Kernel) start(pr *proc) {
+	req := &backend.StartRequest{
+		Namespace: k.cfg.namespace,
+		PID:       int64(pr.pid),
+		Name:      k.instanceName(pr.pid),
+		Run:       func(ctx context.Context) { k.run(ctx, pr) },
+	}
+	delay := k.cfg.retry.Base
+	var err error
+	for attempt := 0; attempt < k.cfg.retry.Attempts; attempt++ {
+		_, err = k.compute.Start(k.ctx, req)
+		if err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist)) {
+			return
+		}
+		if !errors.Is(err, backend.ErrTransient) {
+			break
+		}
+		select {
+		case <-time.After(delay):
+		case <-pr.done:
+			return
+		case <-k.ctx.Done():
+		}
+		if delay *= 2; delay > k.cfg.retry.Max {
+			delay = k.cfg.retry.Max
+		}
+	}
+	k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "could not start: " + err.Error()})
+}
+
+func (k *Kernel) instanceName(pid PID) string {
+	return k.cfg.namespace + "-" + strconv.FormatInt(int64(pid), 10)
+}
+
+// run is the body of a process on an in-process compute.
+func (k *Kernel) run(instCtx context.Context, pr *proc) {
+	stop := context.AfterFunc(instCtx, func() { pr.cancel(SIGKILL) })
+	defer stop()
+	self := &Process{k: k, pid: pr.pid, rec: pr.rec, local: pr, self: true}
+	defer func() {
+		if v := recover(); v != nil {
+			msg := fmt.Sprintf("panic: %v\n\n%s", v, debug.Stack())
+			_, _ = io.WriteString(pr.stderr, msg)
+			k.finish(pr, &record.Exit{Code: 2, Reason: fmt.Sprintf("panic: %v", v)})
+		}
+	}()
+	err := pr.prog(pr.ctx, self)
+	k.finish(pr, exitFromError(pr, err))
+}
+
+// exitFromError turns a Program's result into an exit record.
+func exitFromError(pr *proc, err error) *record.Exit {
+	if err == nil {
+		return &record.Exit{}
+	}
+	var ec *exitCode
+	if errors.As(err, &ec) {
+		return &record.Exit{Code: ec.code, Reason: ec.reason}
+	}
+	var sig Signal
+	if cause := context.Cause(pr.ctx); errors.As(cause, &sig) && (errors.Is(err, context.Canceled) || errors.Is(err, sig)) {
+		return &record.Exit{Code: 128 + int(sig), Signal: int(sig), Reason: "terminated by " + sig.String()}
+	}
+	return &record.Exit{Code: 1, Reason: err.Error()}
+}
+
+// finish ends a hosted process exactly once: it fences the program, closes
+// its pipe ends on its behalf (so no reader hangs), records the exit (the
+// first record in the store wins) and wakes waiters.
+func (k *Kernel) finish(pr *proc, ex *record.Exit) {
+	pr.once.Do(func() {
+		pr.killed.Store(true)
+		pr.cancel(ErrKilled)
+		k.closeEnds(pr, ex.Signal != int(SIGKILL) && !ex.Lost)
+		pr.mu.Lock()
+		if pr.grace != nil {
+			pr.grace.Stop()
+		}
+		pr.notify = nil
+		pr.mu.Unlock()
+		ex.PID, ex.By, ex.Ended = int64(pr.pid), k.id, time.Now().UTC()
+		ex.Stderr = pr.tail.String()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err := k.put(ctx, record.ExitKey(int64(pr.pid)), record.Encode(ex), true)
+		if errors.Is(err, backend.ErrExist) {
+			var first record.Exit
+			if err = k.getRecord(ctx, record.ExitKey(int64(pr.pid)), &first); err == nil {
+				ex = &first
+			}
+		}
+		if err != nil {
+			k.cfg.logger.Error("rack: recording exit", "pid", pr.pid, "err", err)
+		}
+		pr.exit = ex
+		k.exits.Store(pr.pid, ex)
+		var next *proc
+		k.mu.Lock()
+		delete(k.procs, pr.pid)
+		if pr.started {
+			k.running--
+			for len(k.pending) > 0 && next == nil {
+				next, k.pending = k.pending[0], k.pending[1:]
+				if next.exit != nil || isDone(next) {
+					next = nil
+				}
+			}
+			if next != nil {
+				k.running++
+				next.started = true
+			}
+		} else {
+			for i, q := range k.pending {
+				if q == pr {
+					k.pending = append(k.pending[:i], k.pending[i+1:]...)
+					break
+				}
+			}
+		}
+		k.mu.Unlock()
+		close(pr.done)
+		if next != nil {
+			go k.start(next)
+		}
+	})
+}
+
+func isDone(pr *proc) bool {
+	select {
+	case <-pr.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// closeEnds closes every pipe end and file the process still holds. Files
+// it left open are discarded (their writes were never acknowledged), but
+// a file given as its stdout is committed unless the process was killed.
+func (k *Kernel) closeEnds(pr *proc, commit bool) {
+	pr.mu.Lock()
+	ws := make([]*PipeWriter, 0, len(pr.writers))
+	for w := range pr.writers {
+		ws = append(ws, w)
+	}
+	rs := make([]*PipeReader, 0, len(pr.readers))
+	for r := range pr.readers {
+		rs = append(rs, r)
+	}
+	fs := make([]*File, 0, len(pr.files))
+	for f := range pr.files {
+		fs = append(fs, f)
+	}
+	pr.mu.Unlock()
+	for _, w := range ws {
+		if err := w.close(); err != nil {
+			k.cfg.logger.Error("rack: closing pipe end on exit", "pid", pr.pid, "pipe", w.pipe, "err", err)
+		}
+	}
+	for _, r := range rs {
+		_ = r.Close()
+	}
+	for _, f := range fs {
+		if commit && f.commitOnExit {
+			if err := f.Close(); err != nil {
+				k.cfg.logger.Error("rack: committing output file on exit", "pid", pr.pid, "err", err)
+			}
+			continue
+		}
+		f.abort(fmt.Errorf("rack: process %d ended before closing %s: %w", pr.pid, f.path, ErrKilled))
+	}
+}
+
+// Wait waits for the process to end and returns nil for exit code 0, an
+// *ExitError when it ran and failed, or an error wrapping ErrLost when the
+// infrastructure failed it. Any holder of a handle may Wait, any number of
+// times.
+func (p *Process) Wait(ctx context.Context) error {
+	if pr := p.local; pr != nil {
+		select {
+		case <-pr.done:
+			return p.exitError(pr.exit)
+		case <-ctx.Done():
+			return fmt.Errorf("rack: wait %v: %w", p, context.Cause(ctx))
+		}
+	}
+	ex, err := p.k.awaitExit(ctx, p.pid, p.rec)
+	if err != nil {
+		return fmt.Errorf("rack: wait %v: %w", p, err)
+	}
+	return p.exitError(ex)
+}
+
+// awaitExit waits for pid's exit record, watching its kernel's lease so a
+// vanished kernel cannot leave the waiter hanging.
+func (k *Kernel) awaitExit(ctx context.Context, pid PID, rec *record.Proc) (*record.Exit, error) {
+	var delay time.Duration
+	leaseCheck := time.Now().Add(k.cfg.lease / 2)
+	for {
+		ch := k.changed(record.ExitKey(int64(pid)))
+		ex, err := k.exitRecord(ctx, pid)
+		if err == nil {
+			return ex, nil
+		}
+		if !errors.Is(err, backend.ErrNotFound) {
+			return nil, err
+		}
+		if time.Now().After(leaseCheck) {
+			leaseCheck = time.Now().Add(k.cfg.lease / 2)
+			alive, err := k.leaseAlive(ctx, rec.Kernel)
+			if err == nil && !alive {
+				k.recordLost(ctx, pid, "its kernel "+rec.Kernel+" stopped renewing its lease")
+				continue
+			}
+		}
+		if ch != nil {
+			// Notified stores still need the occasional lease check.
+			t := time.NewTimer(time.Until(leaseCheck))
+			select {
+			case <-ch:
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, context.Cause(ctx)
+			case <-k.ctx.Done():
+				t.Stop()
+				return nil, ErrClosed
+			}
+			t.Stop()
+			continue
+		}
+		if delay, err = k.waitChange(ctx, nil, nil, delay); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// recordLost records that pid was lost, unless its exit is already known.
+func (k *Kernel) recordLost(ctx context.Context, pid PID, why string) {
+	ex := &record.Exit{PID: int64(pid), Code: -1, Lost: true, Reason: why, Ended: time.Now().UTC(), By: k.id}
+	if err := k.put(ctx, record.ExitKey(int64(pid)), record.Encode(ex), true); err != nil && !errors.Is(err, backend.ErrExist) {
+		k.cfg.logger.Warn("rack: recording lost process", "pid", pid, "err", err)
+	}
+}
+
+func (p *Process) exitError(ex *record.Exit) error {
+	switch {
+	case ex.Lost:
+		return fmt.Errorf("rack: process %v: %w: %s", p, ErrLost, ex.Reason)
+	case ex.Code == 0 && ex.Signal == 0:
+		return nil
+	}
+	return &ExitError{PID: p.pid, Name: p.rec.Name, code: ex.Code, signal: Signal(ex.Signal), Reason: ex.Reason, Stderr: ex.Stderr}
+}
+
+// ExitError reports a process that ran and failed.
+type ExitError struct {
+	PID  PID
+	Name string
+	// Reason is the returned error's text, the panic value, or the signal.
+	Reason string
+	// Stderr holds the last 4 KiB the process wrote to its stderr.
+	Stderr string
+	code   int
+	signal Signal
+}
+
+// Code is the exit code: 1 for a returned error, 2 for a panic, 128+n
+// when signal n ended it, or the code given to Exit.
+func (e *ExitError) Code() int { return e.code }
+
+// Signal is the signal that ended the process, or 0.
+func (e *ExitError) Signal() Signal { return e.signal }
+
+func (e *ExitError) Error() string {
+	s := fmt.Sprintf("rack: process %s[%d] exited with code %d", e.Name, e.PID, e.code)
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+// Exit returns an error that makes the process exit with code; return it
+// from a Program. The optional reason is shown in ExitError.
+func Exit(code int, reason ...string) error {
+	return &exitCode{code: code, reason: strings.Join(reason, " ")}
+}
+
+type exitCode struct {
+	code   int
+	reason string
+}
+
+func (e *exitCode) Error() string {
+	if e.reason != "" {
+		return fmt.Sprintf("exit %d: %s", e.code, e.reason)
+	}
+	return fmt.Sprintf("exit %d", e.code)
+}
+
+// Signal sends sig to the process. SIGTERM, SIGINT, SIGHUP, SIGUSR1 and
+// SIGUSR2 cancel the target's ctx (unless it asked for them with Notify);
+// SIGTERM escalates to SIGKILL after the grace period; SIGKILL ends the
+// process and its non-detached descendants at once, leaves first.
+func (p *Process) Signal(ctx context.Context, sig Signal) error {
+	if !sig.valid() {
+		return fmt.Errorf("rack: signal %v: %w: %d is not a signal rack delivers", p, ErrInvalid, int(sig))
+	}
+	return p.k.signal(ctx, p.pid, p.rec, sig)
+}
+
+// Kill sends SIGKILL; it returns once a process hosted by this kernel has
+// ended (a remote one ends as soon as its kernel sees the signal).
+func (p *Process) Kill(ctx context.Context) error { return p.Signal(ctx, SIGKILL) }
+
+// ErrFinished is returned when signalling a process that already ended.
+var ErrFinished = errors.New("rack: process already finished")
+
+func (k *Kernel) signal(ctx context.Context, pid PID, rec *record.Proc, sig Signal) error {
+	if k.isClosed() {
+		return fmt.Errorf("rack: signal %d: %w", pid, ErrClosed)
+	}
+	if pr := k.hosted(pid); pr != nil {
+		k.deliver(ctx, pr, sig)
+		return nil
+	}
+	if _, err := k.exitRecord(ctx, pid); err == nil {
+		return fmt.Errorf("rack: signal %d: %w", pid, ErrFinished)
+	}
+	if rec.Kernel == k.id {
+		// Hosted here once and no longer: it has just finished.
+		return fmt.Errorf("rack: signal %d: %w", pid, ErrFinished)
+	}
+	key := fmt.Sprintf("%s%010d.%s.%d", record.SignalInbox(rec.Kernel), pid, k.id, k.seq.Add(1))
+	if err := k.put(ctx, key, record.Encode(record.Signal{PID: int64(pid), Signal: int(sig), From: k.id}), true); err != nil {
+		return fmt.Errorf("rack: signal %d: %w", pid, err)
+	}
+	return nil
+}
+
+// deliver acts on a signal for a process hosted here.
+func (k *Kernel) deliver(ctx context.Context, pr *proc, sig Signal) {
+	if sig == SIGKILL {
+		k.kill(ctx, pr, SIGKILL)
+		return
+	}
+	pr.mu.Lock()
+	chans := pr.notify[sig]
+	if len(chans) > 0 {
+		pr.mu.Unlock()
+		for _, ch := range chans {
+			select { // like os/signal: never block the sender
+			case ch <- sig:
+			default:
+			}
+		}
+		return
+	}
+	if sig == SIGTERM && pr.grace == nil {
+		pr.grace = time.AfterFunc(k.cfg.grace, func() {
+			kctx, cancel := context.WithTimeout(k.ctx, time.Minute)
+			defer cancel()
+			k.kill(kctx, pr, SIGKILL)
+		})
+	}
+	pr.mu.Unlock()
+	pr.cancel(sig)
+}
+
+// kill ends pr and its non-detached descendants, leaves first.
+func (k *Kernel) kill(ctx context.Context, pr *proc, sig Signal) {
+	if isDone(pr) {
+		return
+	}
+	pr.mu.Lock()
+	children := append([]*proc(nil), pr.children...)
+	pr.mu.Unlock()
+	for _, c := range children {
+		if c.rec.Detached || isDone(c) {
+			continue
+		}
+		if c.k == k && k.hosted(c.pid) == c {
+			k.kill(ctx, c, sig)
+			continue
+		}
+		if err := k.signal(ctx, c.pid, c.rec, sig); err == nil {
+			_, _ = k.awaitExit(ctx, c.pid, c.rec)
+		}
+	}
+	pr.cancel(sig)
+	k.finish(pr, &record.Exit{Code: 128 + int(sig), Signal: int(sig), Reason: "killed by " + sig.String()})
+	if err := k.compute.Stop(ctx, k.instanceName(pr.pid)); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		k.cfg.logger.Warn("rack: stopping instance", "pid", pr.pid, "err", err)
+	}
+}
+
+// Notify asks for sigs to be delivered to ch instead of cancelling the
+// process's ctx, as os/signal.Notify does; sends never block. SIGKILL
+// cannot be caught. Only the process itself may call it.
+func (p *Process) Notify(ch chan<- Signal, sigs ...Signal) error {
+	pr, err := p.selfProc("notify")
+	if err != nil {
+		return err
+	}
+	if ch == nil {
+		return fmt.Errorf("rack: notify: %w: nil channel", ErrInvalid)
+	}
+	for _, s := range sigs {
+		if !s.valid() || s == SIGKILL {
+			return fmt.Errorf("rack: notify: %w: %v cannot be caught", ErrInvalid, s)
+		}
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.notify == nil {
+		pr.notify = make(map[Signal][]chan<- Signal)
+	}
+	for _, s := range sigs {
+		pr.notify[s] = append(pr.notify[s], ch)
+	}
+	return nil
+}
+
+// StopNotify undoes Notify for ch: its signals take their default action
+// again.
+func (p *Process) StopNotify(ch chan<- Signal) {
+	if !p.self {
+		return
+	}
+	pr := p.local
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	for s, chans := range pr.notify {
+		kept := chans[:0]
+		for _, c := range chans {
+			if c != ch {
+				kept = append(kept, c)
+			}
+		}
+		pr.notify[s] = kept
+	}
+}
+
+// tailBuffer keeps the last stderrTailSize bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(p) >= stderrTailSize {
+		t.buf = append(t.buf[:0], p[len(p)-stderrTailSize:]...)
+		return len(p), nil
+	}
+	if over := len(t.buf) + len(p) - stderrTailSize; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	t.buf = append(t.buf, p...)
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

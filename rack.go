@@ -1,0 +1,713 @@
+// Package rack makes a cloud feel like one big Linux machine to the Go
+// program running on it. A program forks children (goroutines, OS processes
+// or cloud VMs, with the same code), waits for their exit status, signals
+// them, connects them with pipes, groups them, and reads and writes files,
+// all coordinated through an object store with no central server.
+//
+// A program is one function run by Main:
+//
+//	func main() { rack.Main(run) }
+//
+//	func run(ctx context.Context, self *rack.Process) error {
+//		child, err := self.Fork(ctx, rack.Spec{Args: []string{"work"}})
+//		...
+//		return child.Wait(ctx)
+//	}
+//
+// The namespace (the "machine") is named by a URL: mem:// (the default, an
+// in-memory store with goroutine processes), file:///dir, openstack://...
+package rack
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/inproc"
+	"github.com/rackfork/rack/backend/mem"
+	"github.com/rackfork/rack/internal/record"
+	"github.com/rackfork/rack/internal/retry"
+)
+
+// Errors that errors.Is recognises.
+var (
+	// ErrLost: the infrastructure failed the process (it never started,
+	// its machine or kernel vanished); it did not decide its own exit.
+	ErrLost = errors.New("rack: process lost")
+	// ErrClosed: the kernel (or the pipe end, or the file) was closed.
+	ErrClosed = errors.New("rack: closed")
+	// ErrKilled: the calling process was killed; its further writes are
+	// refused (fencing).
+	ErrKilled = errors.New("rack: process killed")
+	// ErrNotSelf: the call needs the process's own handle (the one passed
+	// to its Program), not a handle to it from elsewhere.
+	ErrNotSelf = errors.New("rack: only the process itself may do this")
+	// ErrInvalid: an argument is malformed; the message names it.
+	ErrInvalid = errors.New("rack: invalid argument")
+	// ErrNotFound: no such process, group or pipe.
+	ErrNotFound = errors.New("rack: not found")
+)
+
+// PID identifies a process (and a group) in a namespace. The namespace
+// itself is PID 1; user processes start at 100.
+type PID int64
+
+// InitPID is the namespace's own pid: the parent of root processes.
+const InitPID PID = 1
+
+const (
+	firstPID       = 100
+	pidBlockSize   = 100
+	namespaceLabel = "rack"
+)
+
+// Option configures a Kernel.
+type Option func(*config)
+
+type config struct {
+	grace       time.Duration
+	lease       time.Duration
+	recordTTL   time.Duration
+	maxRunning  int
+	stdout      io.Writer
+	stderr      io.Writer
+	stdin       io.Reader
+	logger      *slog.Logger
+	retry       retry.Policy
+	segmentSize int
+	flushDelay  time.Duration
+	pollMin     time.Duration
+	pollMax     time.Duration
+	container   string
+	namespace   string
+}
+
+func defaultConfig() config {
+	return config{
+		grace:       10 * time.Second,
+		lease:       30 * time.Second,
+		recordTTL:   7 * 24 * time.Hour,
+		stdout:      os.Stdout,
+		stderr:      os.Stderr,
+		stdin:       os.Stdin,
+		logger:      slog.New(slog.DiscardHandler),
+		retry:       retry.DefaultPolicy,
+		segmentSize: 1 << 20,
+		flushDelay:  2 * time.Millisecond,
+		pollMin:     20 * time.Millisecond,
+		pollMax:     time.Second,
+		container:   namespaceLabel,
+		namespace:   "default",
+	}
+}
+
+// WithGracePeriod sets how long SIGTERM waits before escalating to SIGKILL
+// (default 10 s).
+func WithGracePeriod(d time.Duration) Option { return func(c *config) { c.grace = d } }
+
+// WithLease sets the kernel lease time: how long after this kernel's death
+// others may declare its processes lost (default 30 s).
+func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
+
+// WithRecordTTL sets how long the namespace's records live in the store
+// before they expire (default 7 days), so a crashed kernel leaves nothing
+// forever.
+func WithRecordTTL(d time.Duration) Option { return func(c *config) { c.recordTTL = d } }
+
+// WithMaxRunning bounds how many processes this kernel runs at once; more
+// forks queue until a running one exits. 0 (the default) means no bound.
+func WithMaxRunning(n int) Option { return func(c *config) { c.maxRunning = n } }
+
+// WithConsole sets the terminal of this kernel: where processes whose
+// output is the console write, and where a root process reads its input.
+// The default is os.Stdin, os.Stdout and os.Stderr.
+func WithConsole(stdin io.Reader, stdout, stderr io.Writer) Option {
+	return func(c *config) { c.stdin, c.stdout, c.stderr = stdin, stdout, stderr }
+}
+
+// WithLogger sets the logger for the kernel's own events (default: none).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithRetry sets how transient store failures are retried.
+func WithRetry(attempts int, base, max time.Duration) Option {
+	return func(c *config) { c.retry = retry.Policy{Attempts: attempts, Base: base, Max: max} }
+}
+
+// WithPipeBuffer sets the largest pipe segment and how long small writes
+// may wait to be batched into one (defaults 1 MiB and 2 ms).
+func WithPipeBuffer(size int, delay time.Duration) Option {
+	return func(c *config) { c.segmentSize, c.flushDelay = size, delay }
+}
+
+// WithPolling sets the backoff bounds used when the store cannot notify
+// (defaults 20 ms to 1 s).
+func WithPolling(min, max time.Duration) Option {
+	return func(c *config) { c.pollMin, c.pollMax = min, max }
+}
+
+// WithNamespace names the namespace: its container in the store (default
+// "rack").
+func WithNamespace(name string) Option {
+	return func(c *config) { c.container, c.namespace = name, name }
+}
+
+// Kernel is one participant in a namespace: it forks, hosts and watches
+// processes. There is one per OS process or VM; kernels of a namespace
+// coordinate only through the store.
+type Kernel struct {
+	cfg      config
+	store    backend.Store // with retries
+	notifier backend.Notifier
+	compute  backend.Compute
+	id       string
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	procs    map[PID]*proc // processes this kernel hosts and that still run
+	pidNext  int64
+	pidEnd   int64
+	pidBlock int64
+	pending  []*proc // forks queued for the scheduler
+	running  int
+	seq      atomic.Int64
+
+	groups groupState
+
+	cache sync.Map // PID -> *record.Proc and exit records; both immutable
+	exits sync.Map // PID -> *record.Exit
+}
+
+// Open opens a namespace by URL. Supported now:
+//
+//	mem://        a new private in-memory namespace with goroutine processes
+//	mem://NAME    the in-memory namespace NAME, shared within this OS process
+func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("rack: open %q: %w: %v", rawURL, ErrInvalid, err)
+	}
+	switch u.Scheme {
+	case "mem":
+		if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil || u.Port() != "" {
+			return nil, fmt.Errorf("rack: open %q: %w: a mem URL is mem:// or mem://NAME", rawURL, ErrInvalid)
+		}
+		var s *mem.Store
+		if u.Host == "" {
+			s = mem.New()
+		} else {
+			if err := validName("mem namespace", u.Host); err != nil {
+				return nil, fmt.Errorf("rack: open %q: %w", rawURL, err)
+			}
+			s = mem.Shared(u.Host)
+		}
+		return New(ctx, s, inproc.New(), opts...)
+	case "":
+		return nil, fmt.Errorf("rack: open %q: %w: no scheme (try mem://)", rawURL, ErrInvalid)
+	default:
+		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (supported: mem)", rawURL, ErrInvalid, u.Scheme)
+	}
+}
+
+// New composes a kernel from drivers. The kernel owns them: Close closes
+// them.
+func New(ctx context.Context, store backend.Store, compute backend.Compute, opts ...Option) (*Kernel, error) {
+	if store == nil || compute == nil {
+		return nil, fmt.Errorf("rack: new: %w: store and compute are required", ErrInvalid)
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.segmentSize < 1 || cfg.grace < 0 || cfg.lease <= 0 || cfg.pollMin <= 0 || cfg.pollMax < cfg.pollMin {
+		return nil, fmt.Errorf("rack: new: %w: option out of range", ErrInvalid)
+	}
+	if err := validContainer(cfg.container); err != nil {
+		return nil, fmt.Errorf("rack: new: namespace: %w", err)
+	}
+	k := &Kernel{
+		cfg:     cfg,
+		store:   retry.Wrap(store, cfg.retry),
+		compute: compute,
+		id:      newID(),
+		procs:   make(map[PID]*proc),
+	}
+	k.groups.members = make(map[PID]map[PID]struct{})
+	k.groups.names = make(map[PID]string)
+	k.notifier, _ = store.(backend.Notifier)
+	k.ctx, k.cancel = context.WithCancel(context.Background())
+	if err := k.store.CreateContainer(ctx, cfg.container); err != nil {
+		k.cancel()
+		return nil, fmt.Errorf("rack: new: namespace container %q: %w", cfg.container, err)
+	}
+	if err := k.renewLease(ctx); err != nil {
+		k.cancel()
+		return nil, fmt.Errorf("rack: new: lease: %w", err)
+	}
+	k.wg.Add(2)
+	go k.leaseLoop()
+	go k.inboxLoop()
+	return k, nil
+}
+
+// ID is this kernel's unique id in the namespace.
+func (k *Kernel) ID() string { return k.id }
+
+// Close kills every process this kernel still runs (each subtree leaves
+// first), stops its background work and closes its drivers. It is
+// idempotent.
+func (k *Kernel) Close() error {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return nil
+	}
+	k.closed = true
+	roots := make([]*proc, 0, len(k.procs))
+	for _, p := range k.procs {
+		roots = append(roots, p)
+	}
+	for _, p := range k.pending {
+		roots = append(roots, p)
+	}
+	k.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, p := range roots {
+		k.kill(ctx, p, SIGKILL)
+	}
+	_ = k.store.Delete(ctx, k.cfg.container, record.KernelKey(k.id))
+	k.cancel()
+	k.wg.Wait()
+	return errors.Join(k.compute.Close(), k.store.Close())
+}
+
+func (k *Kernel) isClosed() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.closed
+}
+
+// put writes a record with the namespace's expiry.
+func (k *Kernel) put(ctx context.Context, key string, data []byte, createOnly bool) error {
+	_, err := k.store.Put(ctx, k.cfg.container, key, bytesReader(data), &backend.PutOptions{
+		CreateOnly: createOnly, DeleteAfter: k.cfg.recordTTL,
+	})
+	return err
+}
+
+// get reads a whole record.
+func (k *Kernel) get(ctx context.Context, key string) ([]byte, error) {
+	rc, _, err := k.store.Get(ctx, k.cfg.container, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func (k *Kernel) getRecord(ctx context.Context, key string, v any) error {
+	data, err := k.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	return record.Decode(key, data, v)
+}
+
+// changed returns a channel closed at the next change under key, or nil
+// when the store cannot notify (then the caller polls).
+func (k *Kernel) changed(key string) <-chan struct{} {
+	if k.notifier == nil {
+		return nil
+	}
+	return k.notifier.Changed(k.cfg.container, key)
+}
+
+// waitChange waits for ch (a notification), stop, or, without one, for the poll
+// delay; it returns the next delay.
+func (k *Kernel) waitChange(ctx context.Context, ch, stop <-chan struct{}, delay time.Duration) (time.Duration, error) {
+	if ch != nil {
+		select {
+		case <-ch:
+			return delay, nil
+		case <-stop:
+			return delay, ErrClosed
+		case <-ctx.Done():
+			return delay, context.Cause(ctx)
+		case <-k.ctx.Done():
+			return delay, ErrClosed
+		}
+	}
+	if delay == 0 {
+		delay = k.cfg.pollMin
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-stop:
+		return delay, ErrClosed
+	case <-ctx.Done():
+		return delay, context.Cause(ctx)
+	case <-k.ctx.Done():
+		return delay, ErrClosed
+	}
+	if delay *= 2; delay > k.cfg.pollMax {
+		delay = k.cfg.pollMax
+	}
+	return delay, nil
+}
+
+// allocPID hands out a pid from this kernel's block, claiming a new block
+// (one create-only object) when it runs out.
+func (k *Kernel) allocPID(ctx context.Context) (PID, error) {
+	k.mu.Lock()
+	if k.pidNext < k.pidEnd {
+		p := k.pidNext
+		k.pidNext++
+		k.mu.Unlock()
+		return PID(p), nil
+	}
+	block := k.pidBlock
+	k.mu.Unlock()
+	block, err := k.claimBlock(ctx, block)
+	if err != nil {
+		return 0, fmt.Errorf("rack: allocate pid: %w", err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.pidNext >= k.pidEnd { // nobody refilled while we claimed
+		k.pidBlock = block + 1
+		k.pidNext = firstPID + block*pidBlockSize
+		k.pidEnd = k.pidNext + pidBlockSize
+	} else {
+		// Another goroutine refilled first; our block is wasted, which
+		// only leaves a gap in the pid space.
+	}
+	p := k.pidNext
+	k.pidNext++
+	return PID(p), nil
+}
+
+// claimBlock claims the first free block at or after hint. Blocks are
+// claimed densely, so the first free one is found by probing (HEAD is
+// strongly consistent) rather than by listing.
+func (k *Kernel) claimBlock(ctx context.Context, hint int64) (int64, error) {
+	exists := func(b int64) (bool, error) {
+		_, err := k.store.Head(ctx, k.cfg.container, record.PIDKey(b))
+		if errors.Is(err, backend.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	// Exponential probe, then binary search for the first free block.
+	lo, step := hint, int64(1)
+	for {
+		ok, err := exists(lo)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			break
+		}
+		hint, lo = lo, lo+step
+		step *= 2
+	}
+	for hint < lo {
+		mid := hint + (lo-hint)/2
+		ok, err := exists(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			hint = mid + 1
+		} else {
+			lo = mid
+		}
+	}
+	for b := lo; ; b++ {
+		err := k.put(ctx, record.PIDKey(b), record.Encode(map[string]string{"kernel": k.id}), true)
+		if err == nil {
+			return b, nil
+		}
+		if !errors.Is(err, backend.ErrExist) {
+			return 0, err
+		}
+	}
+}
+
+// renewLease refreshes this kernel's lease object.
+func (k *Kernel) renewLease(ctx context.Context) error {
+	_, err := k.store.Put(ctx, k.cfg.container, record.KernelKey(k.id),
+		bytesReader(record.Encode(record.Lease{Kernel: k.id, Renewed: time.Now()})),
+		&backend.PutOptions{DeleteAfter: k.cfg.lease})
+	return err
+}
+
+func (k *Kernel) leaseLoop() {
+	defer k.wg.Done()
+	t := time.NewTicker(k.cfg.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-k.ctx.Done():
+			return
+		case <-t.C:
+			if err := k.renewLease(k.ctx); err != nil && k.ctx.Err() == nil {
+				k.cfg.logger.Warn("rack: lease renewal failed", "kernel", k.id, "err", err)
+			}
+		}
+	}
+}
+
+// leaseAlive reports whether kernel id's lease is still there.
+func (k *Kernel) leaseAlive(ctx context.Context, id string) (bool, error) {
+	if id == k.id {
+		return true, nil
+	}
+	_, err := k.store.Head(ctx, k.cfg.container, record.KernelKey(id))
+	if errors.Is(err, backend.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// inboxLoop delivers signals that other kernels sent to processes hosted
+// here. One listing serves every process of this kernel.
+func (k *Kernel) inboxLoop() {
+	defer k.wg.Done()
+	prefix := record.SignalInbox(k.id)
+	var delay time.Duration
+	for {
+		ch := k.changed(prefix)
+		n := k.drainInbox(prefix)
+		if n > 0 {
+			delay = 0
+		}
+		var err error
+		if delay, err = k.waitChange(k.ctx, ch, nil, delay); err != nil {
+			return
+		}
+	}
+}
+
+func (k *Kernel) drainInbox(prefix string) int {
+	ctx := k.ctx
+	page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix})
+	if err != nil {
+		if ctx.Err() == nil {
+			k.cfg.logger.Warn("rack: reading signal inbox", "kernel", k.id, "err", err)
+		}
+		return 0
+	}
+	for _, o := range page {
+		var s record.Signal
+		if err := k.getRecord(ctx, o.Name, &s); err != nil {
+			if !errors.Is(err, backend.ErrNotFound) {
+				k.cfg.logger.Warn("rack: reading signal", "name", o.Name, "err", err)
+			}
+			continue
+		}
+		_ = k.store.Delete(ctx, k.cfg.container, o.Name)
+		if p := k.hosted(PID(s.PID)); p != nil {
+			// A kill waits for the subtree; the inbox must not.
+			go k.deliver(k.ctx, p, Signal(s.Signal))
+		}
+	}
+	return len(page)
+}
+
+// hosted returns the running process pid if this kernel hosts it.
+func (k *Kernel) hosted(pid PID) *proc {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.procs[pid]
+}
+
+// ProcessInfo is one row of ps.
+type ProcessInfo struct {
+	PID      PID
+	PPID     PID
+	Group    PID // 0 when the process is in no group
+	Name     string
+	Args     []string
+	State    State
+	Status   string // free text set with SetStatus
+	ExitCode int    // meaningful once State is Exited
+	Signal   Signal // the signal that ended it, if any
+	Started  time.Time
+	Ended    time.Time
+}
+
+// State is a process's state as ps shows it.
+type State string
+
+// Process states.
+const (
+	Running State = "running"
+	Exited  State = "exited"
+	Lost    State = "lost"
+)
+
+// Processes lists the processes of the namespace (ps), sorted by pid. It
+// reads the store's listing, so a process forked by another kernel a
+// moment ago may be missing for a while.
+func (k *Kernel) Processes(ctx context.Context) ([]ProcessInfo, error) {
+	if k.isClosed() {
+		return nil, ErrClosed
+	}
+	pids, err := k.listPIDs(ctx, record.Procs)
+	if err != nil {
+		return nil, fmt.Errorf("rack: ps: %w", err)
+	}
+	return k.infos(ctx, pids)
+}
+
+// listPIDs lists the pids named under prefix, page by page.
+func (k *Kernel) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
+	var pids []PID
+	marker := ""
+	for {
+		page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: marker, Delimiter: "/"})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page {
+			if o.Subdir {
+				continue
+			}
+			if n, err := record.ParseNumber(o.Name); err == nil {
+				pids = append(pids, PID(n))
+			}
+		}
+		if len(page) == 0 {
+			return pids, nil
+		}
+		marker = page[len(page)-1].Name
+	}
+}
+
+// infos builds ps rows for pids, reading records not cached yet.
+func (k *Kernel) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
+	out := make([]ProcessInfo, 0, len(pids))
+	for _, pid := range pids {
+		rec, err := k.procRecord(ctx, pid)
+		if errors.Is(err, backend.ErrNotFound) {
+			continue // expired between listing and read
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rack: ps: %w", err)
+		}
+		info := ProcessInfo{PID: pid, PPID: PID(rec.PPID), Group: PID(rec.Group), Name: rec.Name,
+			Args: rec.Args, State: Running, Started: rec.Started}
+		ex, err := k.exitRecord(ctx, pid)
+		switch {
+		case err == nil:
+			info.State, info.ExitCode, info.Signal, info.Ended = Exited, ex.Code, Signal(ex.Signal), ex.Ended
+			if ex.Lost {
+				info.State = Lost
+			}
+		case !errors.Is(err, backend.ErrNotFound):
+			return nil, fmt.Errorf("rack: ps: %w", err)
+		}
+		if p := k.hosted(pid); p != nil {
+			info.Status = p.statusText()
+		} else if info.State == Running {
+			if data, err := k.get(ctx, record.StatusKey(int64(pid))); err == nil {
+				info.Status = string(data)
+			}
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
+	return out, nil
+}
+
+// procRecord reads (or recalls) a process record; records never change.
+func (k *Kernel) procRecord(ctx context.Context, pid PID) (*record.Proc, error) {
+	if v, ok := k.cache.Load(pid); ok {
+		return v.(*record.Proc), nil
+	}
+	var rec record.Proc
+	if err := k.getRecord(ctx, record.ProcKey(int64(pid)), &rec); err != nil {
+		return nil, err
+	}
+	k.cache.Store(pid, &rec)
+	return &rec, nil
+}
+
+// exitRecord reads (or recalls) a process's exit record.
+func (k *Kernel) exitRecord(ctx context.Context, pid PID) (*record.Exit, error) {
+	if v, ok := k.exits.Load(pid); ok {
+		return v.(*record.Exit), nil
+	}
+	var ex record.Exit
+	if err := k.getRecord(ctx, record.ExitKey(int64(pid)), &ex); err != nil {
+		return nil, err
+	}
+	k.exits.Store(pid, &ex)
+	return &ex, nil
+}
+
+// Process returns a handle to any process of the namespace.
+func (k *Kernel) Process(ctx context.Context, pid PID) (*Process, error) {
+	if k.isClosed() {
+		return nil, ErrClosed
+	}
+	rec, err := k.procRecord(ctx, pid)
+	if errors.Is(err, backend.ErrNotFound) {
+		return nil, fmt.Errorf("rack: process %d: %w", pid, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rack: process %d: %w", pid, err)
+	}
+	return &Process{k: k, pid: pid, rec: rec, local: k.hosted(pid)}, nil
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// bytesReader returns a rewindable reader, so that retries can resend it.
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// validName checks a user-given name (process, group, fifo, namespace).
+func validName(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
+	}
+	if len(s) > 255 {
+		return fmt.Errorf("%w: %s %.40q... is longer than 255 bytes", ErrInvalid, what, s)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalid, what, s)
+	}
+	if strings.ContainsAny(s, "/\x00") || s == "." || s == ".." {
+		return fmt.Errorf("%w: %s %q may not contain '/' or NUL, nor be . or ..", ErrInvalid, what, s)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: %s %q contains a control character", ErrInvalid, what, s)
+		}
+	}
+	return nil
+}
