@@ -296,8 +296,16 @@ func (k *Kernel) openInput(pr *proc, s record.Stream) (io.Reader, error) {
 func (k *Kernel) openOutput(pr *proc, s record.Stream, console io.Writer) (io.Writer, error) {
 	switch s.Kind {
 	case "pipe":
-		w := &PipeWriter{k: k, owner: pr, pipe: s.Pipe, end: s.End}
 		pr.mu.Lock()
+		// The forker registered this end (handStreams): write through that
+		// writer, so that one end has one writer and one close record.
+		for w := range pr.writers {
+			if w.pipe == s.Pipe && w.end == s.End {
+				pr.mu.Unlock()
+				return w, nil
+			}
+		}
+		w := &PipeWriter{k: k, owner: pr, pipe: s.Pipe, end: s.End}
 		if pr.writers == nil {
 			pr.writers = make(map[*PipeWriter]struct{})
 		}
@@ -368,17 +376,23 @@ type lazyFile struct {
 	k    *Kernel
 	pr   *proc
 	path string
+	mu   sync.Mutex // a program may write its stdout from many goroutines
 	f    *File
 	err  error
 }
 
 func (l *lazyFile) open(flag int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.f == nil && l.err == nil {
 		ctx := context.WithValue(context.Background(), processKey{}, l.pr)
-		l.f, l.err = l.k.OpenFile(ctx, l.path, flag)
-		if l.f != nil {
-			l.f.commitOnExit = true
+		f, err := l.k.OpenFile(ctx, l.path, flag)
+		if f != nil {
+			f.mu.Lock()
+			f.commitOnExit = true
+			f.mu.Unlock()
 		}
+		l.f, l.err = f, err
 	}
 }
 

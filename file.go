@@ -170,12 +170,13 @@ func (f *File) Name() string { return f.path }
 
 func (f *File) check(op string, write bool) error {
 	switch {
+	case f.owner != nil && f.owner.killed.Load() && !f.commitOnExit:
+		// Before closed: the kernel discarded a killed process's files itself.
+		return &fs.PathError{Op: op, Path: f.path, Err: ErrKilled}
 	case f.closed:
 		return &fs.PathError{Op: op, Path: f.path, Err: fs.ErrClosed}
 	case f.write != write:
 		return &fs.PathError{Op: op, Path: f.path, Err: fmt.Errorf("%w: file is open for %s", fs.ErrInvalid, map[bool]string{true: "writing", false: "reading"}[f.write])}
-	case f.owner != nil && f.owner.killed.Load() && !f.commitOnExit:
-		return &fs.PathError{Op: op, Path: f.path, Err: ErrKilled}
 	}
 	return nil
 }
@@ -206,7 +207,10 @@ func (f *File) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if f.rc == nil {
-		rc, _, err := f.k.store.Get(f.k.ctx, f.container, f.object, &backend.GetOptions{Offset: f.off})
+		rc, info, err := f.k.store.Get(f.k.ctx, f.container, f.object, &backend.GetOptions{Offset: f.off})
+		if err == nil {
+			err = f.sameVersion(rc, info)
+		}
 		if err != nil {
 			return 0, &fs.PathError{Op: "read", Path: f.path, Err: fsError(err)}
 		}
@@ -218,6 +222,16 @@ func (f *File) Read(p []byte) (int, error) {
 		err = &fs.PathError{Op: "read", Path: f.path, Err: io.ErrUnexpectedEOF}
 	}
 	return n, err
+}
+
+// sameVersion refuses (and closes) a ranged read of another version of
+// the object than the one opened: a reader must not mix two versions.
+func (f *File) sameVersion(rc io.ReadCloser, info backend.ObjectInfo) error {
+	if info.ETag == f.info.ETag && info.Size == f.info.Size {
+		return nil
+	}
+	rc.Close()
+	return fmt.Errorf("%w: the file was replaced since it was opened", fs.ErrNotExist)
 }
 
 // ReadAt reads len(p) bytes at off (one ranged request).
@@ -236,7 +250,10 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	want := min(int64(len(p)), size-off)
-	rc, _, err := f.k.store.Get(f.k.ctx, f.container, f.object, &backend.GetOptions{Offset: off, Length: want})
+	rc, info, err := f.k.store.Get(f.k.ctx, f.container, f.object, &backend.GetOptions{Offset: off, Length: want})
+	if err == nil {
+		err = f.sameVersion(rc, info)
+	}
 	if err != nil {
 		return 0, &fs.PathError{Op: "readat", Path: f.path, Err: fsError(err)}
 	}
@@ -290,11 +307,11 @@ func (f *File) Stat() (fs.FileInfo, error) {
 func (f *File) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
-		return &fs.PathError{Op: "close", Path: f.path, Err: fs.ErrClosed}
-	}
 	if f.write && f.owner != nil && f.owner.killed.Load() && !f.commitOnExit {
 		return &fs.PathError{Op: "close", Path: f.path, Err: ErrKilled}
+	}
+	if f.closed {
+		return &fs.PathError{Op: "close", Path: f.path, Err: fs.ErrClosed}
 	}
 	f.closed = true
 	f.untrack()
@@ -331,6 +348,9 @@ func (f *File) abort(cause error) {
 // prefixes ending at a '/' are directories.
 func (k *Kernel) Stat(ctx context.Context, path string) (fs.FileInfo, error) {
 	container, object, err := splitPath(path, true)
+	if err == nil && k.isClosed() {
+		err = ErrClosed
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
@@ -373,6 +393,9 @@ func (k *Kernel) Remove(ctx context.Context, path string) error {
 	if err == nil && container == k.cfg.container {
 		err = fmt.Errorf("%w: container %q holds the namespace's records", fs.ErrPermission, container)
 	}
+	if err == nil && k.isClosed() {
+		err = ErrClosed
+	}
 	if err != nil {
 		return &fs.PathError{Op: "remove", Path: path, Err: err}
 	}
@@ -392,6 +415,9 @@ func (k *Kernel) Remove(ctx context.Context, path string) error {
 // may be missing.
 func (k *Kernel) ReadDir(ctx context.Context, path string) ([]fs.DirEntry, error) {
 	container, object, err := splitPath(path, true)
+	if err == nil && k.isClosed() {
+		err = ErrClosed
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "readdir", Path: path, Err: err}
 	}
@@ -420,7 +446,11 @@ func (k *Kernel) ReadDir(ctx context.Context, path string) ([]fs.DirEntry, error
 				continue
 			}
 			dir := container == "" || o.Subdir
-			out = append(out, fs.FileInfoToDirEntry(fileInfo{name: name, size: o.Size, mod: o.LastModified, dir: dir}))
+			mod := o.LastModified
+			if dir {
+				mod = time.Time{} // as Stat says: directories have no time of their own
+			}
+			out = append(out, fs.FileInfoToDirEntry(fileInfo{name: name, size: o.Size, mod: mod, dir: dir}))
 		}
 		marker = page[len(page)-1].Name
 	}
@@ -436,7 +466,8 @@ func (k *Kernel) ReadDir(ctx context.Context, path string) ([]fs.DirEntry, error
 // With dir, "/" and "/container" are allowed.
 func splitPath(p string, dir bool) (container, object string, err error) {
 	bad := func(why string) (string, string, error) {
-		return "", "", fmt.Errorf("%w: %s", fs.ErrInvalid, why)
+		// Quoted: the path may be empty, or hold NUL or invalid UTF-8.
+		return "", "", fmt.Errorf("%w: %.64q: %s", fs.ErrInvalid, p, why)
 	}
 	if !utf8.ValidString(p) {
 		return bad("path is not valid UTF-8")

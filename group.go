@@ -96,6 +96,9 @@ func (g *Group) Name() string { return g.name }
 // members returns the group's pids: those this kernel forked, plus those
 // the store's listing shows (forked elsewhere).
 func (g *Group) members(ctx context.Context) ([]PID, error) {
+	if g.k.isClosed() {
+		return nil, ErrClosed
+	}
 	listed, err := g.k.listPIDs(ctx, record.GroupMembers(int64(g.gid)))
 	if err != nil {
 		return nil, err

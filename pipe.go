@@ -136,10 +136,10 @@ func (w *PipeWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
+	case w.owner.killed.Load(): // before closed: the kernel closed a killed process's ends itself
+		return 0, fmt.Errorf("rack: write to pipe %s: %w", w.pipe, ErrKilled)
 	case w.closed:
 		return 0, fmt.Errorf("rack: write to pipe %s: %w", w.pipe, ErrClosedPipe)
-	case w.owner.killed.Load():
-		return 0, fmt.Errorf("rack: write to pipe %s: %w", w.pipe, ErrKilled)
 	case w.err != nil:
 		return 0, w.err
 	}
@@ -310,6 +310,11 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
 	if err := r.discover(ctx); err != nil {
 		return false, err
+	}
+	if r.lock >= 0 && r.ends[r.lock].closed && r.ends[r.lock].next >= r.ends[r.lock].count {
+		// The end closed in the middle of a Write whose next segment could
+		// not be stored (the writer was told): do not wait for it.
+		r.lock = -1
 	}
 	n := len(r.ends)
 	for i := 0; i < n; i++ {

@@ -49,8 +49,9 @@ func (s Signal) String() string {
 	return "signal " + strconv.Itoa(int(s))
 }
 
-// Error makes a Signal usable as a context cancellation cause.
-func (s Signal) Error() string { return "rack: received " + s.String() }
+// Error makes a Signal usable as a context cancellation cause; it is the
+// signal's name, like String (fmt prefers Error).
+func (s Signal) Error() string { return s.String() }
 
 func (s Signal) valid() bool { _, ok := signalNames[s]; return ok }
 
@@ -217,11 +218,15 @@ func (p *Process) selfProc(op string) (*proc, error) {
 	if !p.self {
 		return nil, fmt.Errorf("rack: %s: %v: %w", op, p, ErrNotSelf)
 	}
+	if p.k.isClosed() {
+		// Close killed the process too; say both.
+		if p.local.killed.Load() {
+			return nil, fmt.Errorf("rack: %s: %v: %w: %w", op, p, ErrClosed, ErrKilled)
+		}
+		return nil, fmt.Errorf("rack: %s: %w", op, ErrClosed)
+	}
 	if p.local.killed.Load() {
 		return nil, fmt.Errorf("rack: %s: %v: %w", op, p, ErrKilled)
-	}
-	if p.k.isClosed() {
-		return nil, fmt.Errorf("rack: %s: %w", op, ErrClosed)
 	}
 	return p.local, nil
 }
@@ -395,6 +400,24 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	}
 	if parent != nil {
 		parent.mu.Lock()
+		if parent.killed.Load() {
+			// Killed while forking: kill has taken the subtree already.
+			parent.mu.Unlock()
+			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "fork aborted: the parent was killed"})
+			return nil, fmt.Errorf("rack: fork %s: parent %d: %w", rec.Name, parent.pid, ErrKilled)
+		}
+		if n := len(parent.children); n >= 64 && n&(n-1) == 0 {
+			// Forget ended children now and then, so a long-lived parent
+			// of many short children stays small (amortised O(1)).
+			live := parent.children[:0]
+			for _, c := range parent.children {
+				if !isDone(c) {
+					live = append(live, c)
+				}
+			}
+			clear(parent.children[len(live):])
+			parent.children = live
+		}
 		parent.children = append(parent.children, pr)
 		parent.mu.Unlock()
 	}
@@ -434,6 +457,10 @@ func (k *Kernel) schedule(pr *proc) {
 	if k.closed {
 		k.mu.Unlock()
 		k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "kernel closed before start"})
+		return
+	}
+	if pr.killed.Load() { // killed with its parent before it was scheduled
+		k.mu.Unlock()
 		return
 	}
 	k.procs[pr.pid] = pr
@@ -486,22 +513,53 @@ func (k *Kernel) instanceName(pid PID) string {
 
 // run is the body of a process on an in-process compute.
 func (k *Kernel) run(instCtx context.Context, pr *proc) {
+	if pr.killed.Load() {
+		return // killed (or aborted) before it could start: its program never runs
+	}
 	stop := context.AfterFunc(instCtx, func() { pr.cancel(SIGKILL) })
 	defer stop()
 	self := &Process{k: k, pid: pr.pid, rec: pr.rec, local: pr, self: true}
+	returned := false
+	end := func(ex *record.Exit) {
+		if pr.killed.Load() {
+			// A kill is under way: it records the exit, after the
+			// subtree's (leaves first). The program's own end does not count.
+			<-pr.done
+			return
+		}
+		k.finish(pr, ex)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			msg := fmt.Sprintf("panic: %v\n\n%s", v, debug.Stack())
 			_, _ = io.WriteString(pr.stderr, msg)
-			k.finish(pr, &record.Exit{Code: 2, Reason: fmt.Sprintf("panic: %v", v)})
+			ex := &record.Exit{Code: 2, Reason: fmt.Sprintf("panic: %v", v)}
+			if context.Cause(pr.ctx) == SIGKILL {
+				ex = exitFromError(pr, nil) // killed first: the panic came after
+			}
+			end(ex)
+		} else if !returned {
+			// runtime.Goexit (t.FailNow, log... in a program): no return,
+			// no panic, but the process ended all the same.
+			ex := &record.Exit{Code: 2, Reason: "the program called runtime.Goexit"}
+			if context.Cause(pr.ctx) == SIGKILL {
+				ex = exitFromError(pr, nil)
+			}
+			end(ex)
 		}
 	}()
 	err := pr.prog(pr.ctx, self)
-	k.finish(pr, exitFromError(pr, err))
+	returned = true
+	end(exitFromError(pr, err))
 }
 
 // exitFromError turns a Program's result into an exit record.
 func exitFromError(pr *proc, err error) *record.Exit {
+	if context.Cause(pr.ctx) == SIGKILL {
+		// kill cancels the ctx before it records the exit: a program that
+		// returns in between (even nil) was still killed.
+		return &record.Exit{Code: 128 + int(SIGKILL), Signal: int(SIGKILL), Reason: "killed by " + SIGKILL.String()}
+	}
 	if err == nil {
 		return &record.Exit{}
 	}
@@ -551,9 +609,9 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		delete(k.procs, pr.pid)
 		if pr.started {
 			k.running--
-			for len(k.pending) > 0 && next == nil {
+			for len(k.pending) > 0 && next == nil && !k.closed { // Close kills the queue: start none
 				next, k.pending = k.pending[0], k.pending[1:]
-				if next.exit != nil || isDone(next) {
+				if next.killed.Load() { // ending (finish sets killed first); next.exit is not ours to read
 					next = nil
 				}
 			}
@@ -824,6 +882,10 @@ func (k *Kernel) kill(ctx context.Context, pr *proc, sig Signal) {
 	if isDone(pr) {
 		return
 	}
+	// Fence first: from here the process can fork no child that this
+	// snapshot misses (prepare checks killed under pr.mu), and its own
+	// exit is recorded below, after its subtree's (see run).
+	pr.killed.Store(true)
 	pr.mu.Lock()
 	children := append([]*proc(nil), pr.children...)
 	pr.mu.Unlock()
@@ -831,7 +893,7 @@ func (k *Kernel) kill(ctx context.Context, pr *proc, sig Signal) {
 		if c.rec.Detached || isDone(c) {
 			continue
 		}
-		if c.k == k && k.hosted(c.pid) == c {
+		if c.k == k { // ours, running, queued or not scheduled yet
 			k.kill(ctx, c, sig)
 			continue
 		}

@@ -501,10 +501,25 @@ func (k *Kernel) inboxLoop() {
 		if n > 0 {
 			delay = 0
 		}
-		var err error
-		if delay, err = k.waitChange(k.ctx, ch, nil, delay); err != nil {
+		// A notification can come before the listing shows the signal
+		// (listings are eventually consistent): poll as well, with backoff
+		// that each notification restarts.
+		if delay == 0 {
+			delay = k.cfg.pollMin
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ch: // nil without a notifier: never ready
+			delay = 0
+		case <-t.C:
+			if delay *= 2; delay > k.cfg.pollMax {
+				delay = k.cfg.pollMax
+			}
+		case <-k.ctx.Done():
+			t.Stop()
 			return
 		}
+		t.Stop()
 	}
 }
 

@@ -1,0 +1,163 @@
+package rack_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+
+	"github.com/rackfork/rack"
+)
+
+// A kernel opens a namespace; Start runs a root process in it.
+func ExampleKernel() {
+	ctx := context.Background()
+	k, err := rack.Open(ctx, "mem://")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer k.Close()
+	p, err := k.Start(ctx, rack.Spec{Name: "hello", Args: []string{"world"}},
+		func(ctx context.Context, self *rack.Process) error {
+			fmt.Printf("hello, %s from pid %d (ppid %d)\n", self.Args()[0], self.PID(), self.PPID())
+			return nil
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("exit:", p.Wait(ctx))
+	// Output:
+	// hello, world from pid 100 (ppid 1)
+	// exit: <nil>
+}
+
+// A process forks children running the same program with other args, and
+// reads their exit status.
+func ExampleProcess_Fork() {
+	ctx := context.Background()
+	k, _ := rack.Open(ctx, "mem://")
+	defer k.Close()
+	var prog rack.Program
+	prog = func(ctx context.Context, self *rack.Process) error {
+		if self.PPID() != rack.InitPID { // the child
+			if self.Args()[0] == "fail" {
+				return errors.New("something broke")
+			}
+			return nil
+		}
+		for _, arg := range []string{"ok", "fail"} {
+			child, err := self.Fork(ctx, rack.Spec{Args: []string{arg}})
+			if err != nil {
+				return err
+			}
+			var ee *rack.ExitError
+			if err := child.Wait(ctx); errors.As(err, &ee) {
+				fmt.Printf("child %s: exit code %d: %s\n", arg, ee.Code(), ee.Reason)
+			} else {
+				fmt.Printf("child %s: %v\n", arg, err)
+			}
+		}
+		return nil
+	}
+	root, _ := k.Start(ctx, rack.Spec{Name: "parent"}, prog)
+	_ = root.Wait(ctx)
+	// Output:
+	// child ok: <nil>
+	// child fail: exit code 1: something broke
+}
+
+// Children write to one pipe; the reader sees EOF once they all ended.
+func ExampleProcess_Pipe() {
+	ctx := context.Background()
+	k, _ := rack.Open(ctx, "mem://")
+	defer k.Close()
+	root, _ := k.Start(ctx, rack.Spec{Name: "sum"}, func(ctx context.Context, self *rack.Process) error {
+		if self.PPID() != rack.InitPID {
+			_, err := fmt.Fprintln(self.Stdout(), len(self.Args()[0]))
+			return err
+		}
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		for _, word := range []string{"one", "three", "eleven"} {
+			if _, err := self.Fork(ctx, rack.Spec{Args: []string{word}, Stdout: w}); err != nil {
+				return err
+			}
+		}
+		w.Close() // our copy of the write end; EOF comes when the children's close
+		total := 0
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			var n int
+			fmt.Sscan(sc.Text(), &n)
+			total += n
+		}
+		fmt.Println("letters:", total)
+		return sc.Err()
+	})
+	_ = root.Wait(ctx)
+	// Output: letters: 14
+}
+
+// A group is waited on and killed as one.
+func ExampleGroup() {
+	ctx := context.Background()
+	k, _ := rack.Open(ctx, "mem://")
+	defer k.Close()
+	g, _ := k.NewGroup(ctx, "servers")
+	root, _ := k.Start(ctx, rack.Spec{Name: "init"}, func(ctx context.Context, self *rack.Process) error {
+		if self.PPID() != rack.InitPID {
+			<-ctx.Done() // serve until told to stop
+			return ctx.Err()
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := self.Fork(ctx, rack.Spec{Name: "server", Group: g}); err != nil {
+				return err
+			}
+		}
+		members, _ := g.Processes(ctx)
+		fmt.Println("members:", len(members))
+		if err := g.Signal(ctx, rack.SIGTERM); err != nil {
+			return err
+		}
+		var ee *rack.ExitError
+		if err := g.Wait(ctx); errors.As(err, &ee) {
+			fmt.Println("group ended by", ee.Signal())
+		}
+		return nil
+	})
+	_ = root.Wait(ctx)
+	// Output:
+	// members: 3
+	// group ended by SIGTERM
+}
+
+// Files are /container/object paths in the store.
+func ExampleKernel_Create() {
+	ctx := context.Background()
+	k, _ := rack.Open(ctx, "mem://")
+	defer k.Close()
+	f, err := k.Create(ctx, "/output/result.txt")
+	if err != nil {
+		log.Fatal(err)
+	}
+	io.WriteString(f, "pi is about 3.14\n")
+	if err := f.Close(); err != nil { // the content becomes visible here
+		log.Fatal(err)
+	}
+	data, _ := fs.ReadFile(k.FS(ctx), "output/result.txt")
+	fmt.Print(string(data))
+	// A create-only open is the primitive for locks and leader election.
+	lock, _ := k.OpenFile(ctx, "/locks/leader", rack.O_WRONLY|rack.O_CREATE|rack.O_EXCL)
+	fmt.Println("leader:", lock.Close() == nil)
+	_, err = k.OpenFile(ctx, "/locks/leader", rack.O_WRONLY|rack.O_CREATE|rack.O_EXCL)
+	fmt.Println("second try exists:", errors.Is(err, fs.ErrExist))
+	// Output:
+	// pi is about 3.14
+	// leader: true
+	// second try exists: true
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rackfork/rack"
+)
+
+// run starts the montecarlo parent on a fresh mem:// namespace.
+func runMontecarlo(t testing.TB, args ...string) (stdout, stderr string, k *rack.Kernel, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	k, err = rack.Open(ctx, "mem://", rack.WithConsole(strings.NewReader(""), &out, &errb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	p, err := k.Start(ctx, rack.Spec{Name: "montecarlo", Args: args}, parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Wait(ctx)
+	return out.String(), errb.String(), k, err
+}
+
+// expected computes the points the workers must find, without rack.
+func expected(trials int64, workers int, seed uint64) int64 {
+	per := trials / int64(workers)
+	var sum int64
+	for i := 0; i < workers; i++ {
+		n := per
+		if i == 0 {
+			n += trials % int64(workers)
+		}
+		sum += CountInside(seed+uint64(i), n)
+	}
+	return sum
+}
+
+func TestReportIsExact(t *testing.T) {
+	out, _, _, err := runMontecarlo(t, "--trials", "1000003", "--workers", "7", "--seed", "42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := expected(1000003, 7, 42)
+	for _, row := range []string{
+		"| trials   | 1000003",
+		"| workers  | 7 ",
+		fmt.Sprintf("| points   | %d ", want),
+		"| pi       | 3.14159265359",
+	} {
+		if !strings.Contains(out, row) {
+			t.Errorf("report lacks %q:\n%s", row, out)
+		}
+	}
+	for _, prop := range []string{"result", "error", "time"} {
+		if !strings.Contains(out, "| "+prop) {
+			t.Errorf("report lacks row %s:\n%s", prop, out)
+		}
+	}
+}
+
+func TestReportToRackFile(t *testing.T) {
+	out, _, k, err := runMontecarlo(t, "--trials", "10000", "--workers", "3", "--seed", "1", "--stdout", "/output/result.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != "" {
+		t.Errorf("stdout should be empty with --stdout, got %q", out)
+	}
+	f, err := k.Open(context.Background(), "/output/result.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data, _ := io.ReadAll(f)
+	if !strings.Contains(string(data), fmt.Sprintf("| points   | %d ", expected(10000, 3, 1))) {
+		t.Errorf("report file:\n%s", data)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--workers", "0", "--trials", "10"},
+		{"--workers", "10", "--trials", "5"},
+		{"--workers", "x", "--trials", "5"},
+		{"--trials", "1e9x", "--workers", "2"},
+		{"extra", "--trials", "10", "--workers", "2"},
+		{},
+	} {
+		_, stderr, _, err := runMontecarlo(t, args...)
+		var ee *rack.ExitError
+		if !errors.As(err, &ee) || ee.Code() != 2 {
+			t.Errorf("%q: want exit code 2, got %v", args, err)
+		}
+		if !strings.Contains(stderr, "montecarlo:") {
+			t.Errorf("%q: stderr lacks a usage message: %q", args, stderr)
+		}
+	}
+}
+
+// bare runs the same worker code on plain goroutines: the baseline.
+func bare(trials int64, workers int, seed uint64) int64 {
+	var mu sync.Mutex
+	var sum int64
+	var wg sync.WaitGroup
+	per := trials / int64(workers)
+	for i := 0; i < workers; i++ {
+		n := per
+		if i == 0 {
+			n += trials % int64(workers)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := CountInside(seed+uint64(i), n)
+			mu.Lock()
+			sum += c
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return sum
+}
+
+// BenchmarkMontecarlo runs the bare goroutine loop and the rack version
+// side by side, alternating, and reports their ratio (rack/bare time:
+// 1.0 is no overhead).
+func BenchmarkMontecarlo(b *testing.B) {
+	const trials, workers = 50_000_000, 10
+	var bareTime, rackTime time.Duration
+	for i := 0; i < b.N; i++ {
+		seed := uint64(i + 1)
+		t0 := time.Now()
+		want := bare(trials, workers, seed)
+		bareTime += time.Since(t0)
+		t0 = time.Now()
+		out, _, _, err := runMontecarlo(b, "--trials", fmt.Sprint(trials), "--workers", fmt.Sprint(workers), "--seed", fmt.Sprint(seed))
+		rackTime += time.Since(t0)
+		if err != nil || !strings.Contains(out, fmt.Sprintf("| points   | %d ", want)) {
+			b.Fatalf("rack run: %v\n%s", err, out)
+		}
+	}
+	b.ReportMetric(float64(trials)*float64(b.N)/bareTime.Seconds()/1e6, "bare-Mtrials/s")
+	b.ReportMetric(float64(trials)*float64(b.N)/rackTime.Seconds()/1e6, "rack-Mtrials/s")
+	b.ReportMetric(bareTime.Seconds()/rackTime.Seconds(), "rack/bare-speed")
+}
