@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/rackfork/rack/backend"
@@ -182,8 +184,17 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 	return info, err
 }
 
+// newToken returns a token unique across processes: a random prefix
+// drawn once per process, then a counter (cheaper than drawing each time).
 func newToken() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return tokenPrefix + strconv.FormatUint(tokenSeq.Add(1), 36)
 }
+
+var (
+	tokenSeq    atomic.Uint64
+	tokenPrefix = func() string {
+		var b [9]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:]) + "-"
+	}()
+)

@@ -1,0 +1,78 @@
+package retry_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/mem"
+	"github.com/rackfork/rack/internal/retry"
+)
+
+// ambiguous fails the first Put after applying it, like a connection reset
+// after the request body was sent.
+type ambiguous struct {
+	backend.Store
+	failures atomic.Int32
+}
+
+func (a *ambiguous) Put(ctx context.Context, c, n string, r io.Reader, o *backend.PutOptions) (backend.ObjectInfo, error) {
+	info, err := a.Store.Put(ctx, c, n, r, o)
+	if err == nil && a.failures.Add(-1) >= 0 {
+		return backend.ObjectInfo{}, backend.ErrTransient
+	}
+	return info, err
+}
+
+var fast = retry.Policy{Attempts: 5, Base: time.Millisecond, Max: 5 * time.Millisecond}
+
+func TestCreateOnlyRetryAfterAmbiguousSuccess(t *testing.T) {
+	ctx := context.Background()
+	inner := &ambiguous{Store: mem.New()}
+	inner.failures.Store(1)
+	s := retry.Wrap(inner, fast)
+	if err := s.CreateContainer(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	// Our own write went through, then failed: the retry finds it and
+	// must report success, not a conflict.
+	if _, err := s.Put(ctx, "c", "o", bytes.NewReader([]byte("mine")), &backend.PutOptions{CreateOnly: true}); err != nil {
+		t.Fatalf("retried create-only put of our own write: %v", err)
+	}
+	// Someone else's object is a real conflict.
+	if _, err := s.Put(ctx, "c", "o", bytes.NewReader([]byte("theirs")), &backend.PutOptions{CreateOnly: true}); !errors.Is(err, backend.ErrExist) {
+		t.Fatalf("create-only put over another writer's object: %v, want ErrExist", err)
+	}
+}
+
+func TestGivesUpAndHonoursContext(t *testing.T) {
+	inner := &ambiguous{Store: mem.New()}
+	inner.failures.Store(1 << 30)
+	s := retry.Wrap(inner, fast)
+	ctx := context.Background()
+	_ = s.CreateContainer(ctx, "c")
+	if _, err := s.Put(ctx, "c", "o", bytes.NewReader(nil), nil); !errors.Is(err, backend.ErrTransient) {
+		t.Fatalf("after the attempts run out: %v, want ErrTransient", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	slow := retry.Wrap(inner, retry.Policy{Attempts: 100, Base: time.Hour, Max: time.Hour})
+	done := make(chan error, 1)
+	go func() {
+		_, err := slow.Put(cctx, "c", "o", bytes.NewReader(nil), nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled retry: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("retry ignored a cancelled context")
+	}
+}
