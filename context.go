@@ -151,18 +151,12 @@ func (k *Kernel) checkStreams(parent *proc, spec *Spec) error {
 			if s.k != k || s.owner != parent {
 				return fmt.Errorf("%w: %s: the pipe end belongs to another kernel or process", ErrInvalid, field)
 			}
-			if field != "Spec.Stdin" {
-				return fmt.Errorf("%w: %s: a pipe's read end can only be a Stdin", ErrInvalid, field)
-			}
 		case *PipeWriter:
 			if s == nil {
 				return nil
 			}
 			if s.k != k || s.owner != parent {
 				return fmt.Errorf("%w: %s: the pipe end belongs to another kernel or process", ErrInvalid, field)
-			}
-			if field == "Spec.Stdin" {
-				return fmt.Errorf("%w: Spec.Stdin: a pipe's write end cannot be read", ErrInvalid)
 			}
 		case *File:
 			if s == nil {

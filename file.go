@@ -143,9 +143,16 @@ func (k *Kernel) OpenFile(ctx context.Context, path string, flag int) (*File, er
 	return f, nil
 }
 
-// track makes a process's open file close with it.
+// track makes a process's open file close with it; a file opened outside
+// any process is the kernel's, discarded at Kernel.Close if still open.
 func (k *Kernel) track(f *File) {
 	if f.owner == nil {
+		k.mu.Lock()
+		if k.files == nil {
+			k.files = make(map[*File]struct{})
+		}
+		k.files[f] = struct{}{}
+		k.mu.Unlock()
 		return
 	}
 	f.owner.mu.Lock()
@@ -158,6 +165,9 @@ func (k *Kernel) track(f *File) {
 
 func (f *File) untrack() {
 	if f.owner == nil {
+		f.k.mu.Lock()
+		delete(f.k.files, f)
+		f.k.mu.Unlock()
 		return
 	}
 	f.owner.mu.Lock()
@@ -336,6 +346,7 @@ func (f *File) abort(cause error) {
 		return
 	}
 	f.closed = true
+	f.untrack()
 	if f.write {
 		f.pw.CloseWithError(cause)
 		<-f.done
@@ -442,8 +453,8 @@ func (k *Kernel) ReadDir(ctx context.Context, path string) ([]fs.DirEntry, error
 		}
 		for _, o := range page {
 			name := strings.TrimSuffix(strings.TrimPrefix(o.Name, prefix), "/")
-			if name == "" {
-				continue
+			if name == "" || (container == "" && name == k.cfg.container) {
+				continue // the namespace's own records are not files
 			}
 			dir := container == "" || o.Subdir
 			mod := o.LastModified

@@ -728,3 +728,43 @@ func TestFileAsStdio(t *testing.T) {
 		t.Errorf("killed child's output file = %q, want the old content", got)
 	}
 }
+
+// A file written outside any process and never closed is discarded when
+// its kernel closes, and its writer does not outlive the kernel.
+func TestKernelCloseDiscardsOpenFiles(t *testing.T) {
+	ctx := context.Background()
+	k, err := rack.Open(ctx, "mem://close-discards-"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := k.Create(ctx, "/out/unfinished")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("half")); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err == nil {
+		t.Fatal("Close after Kernel.Close committed the file")
+	}
+	k2, err := rack.Open(ctx, "mem://close-discards-"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k2.Close()
+	if _, err := k2.Stat(ctx, "/out/unfinished"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Stat of the discarded file: %v, want fs.ErrNotExist", err)
+	}
+	entries, err := k2.ReadDir(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == "rack" {
+			t.Errorf("ReadDir(/) shows the namespace container %q", e.Name())
+		}
+	}
+}

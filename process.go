@@ -144,7 +144,6 @@ type proc struct {
 	files    map[*File]struct{}
 	notify   map[Signal][]chan<- Signal
 	children []*proc // children forked by this process
-	childPID []PID   // ... and their pids, for those hosted elsewhere
 	status   string
 	grace    *time.Timer
 }
@@ -841,7 +840,7 @@ func (k *Kernel) signal(ctx context.Context, pid PID, rec *record.Proc, sig Sign
 		// Hosted here once and no longer: it has just finished.
 		return fmt.Errorf("rack: signal %d: %w", pid, ErrFinished)
 	}
-	key := fmt.Sprintf("%s%010d.%s.%d", record.SignalInbox(rec.Kernel), pid, k.id, k.seq.Add(1))
+	key := fmt.Sprintf("%s%010d.%s.%012d", record.SignalInbox(rec.Kernel), pid, k.id, k.seq.Add(1))
 	if err := k.put(ctx, key, record.Encode(record.Signal{PID: int64(pid), Signal: int(sig), From: k.id}), true); err != nil {
 		return fmt.Errorf("rack: signal %d: %w", pid, err)
 	}

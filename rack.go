@@ -185,7 +185,8 @@ type Kernel struct {
 	pidNext  int64
 	pidEnd   int64
 	pidBlock int64
-	pending  []*proc // forks queued for the scheduler
+	pending  []*proc            // forks queued for the scheduler
+	files    map[*File]struct{} // open files not owned by a process
 	running  int
 	seq      atomic.Int64
 
@@ -287,11 +288,18 @@ func (k *Kernel) Close() error {
 	for _, p := range k.pending {
 		roots = append(roots, p)
 	}
+	files := make([]*File, 0, len(k.files))
+	for f := range k.files {
+		files = append(files, f)
+	}
 	k.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, p := range roots {
 		k.kill(ctx, p, SIGKILL)
+	}
+	for _, f := range files {
+		f.abort(fmt.Errorf("rack: kernel closed before %s was closed: %w", f.path, ErrClosed))
 	}
 	_ = k.store.Delete(ctx, k.cfg.container, record.KernelKey(k.id))
 	k.cancel()
@@ -541,9 +549,16 @@ func (k *Kernel) drainInbox(prefix string) int {
 			continue
 		}
 		_ = k.store.Delete(ctx, k.cfg.container, o.Name)
-		if p := k.hosted(PID(s.PID)); p != nil {
+		p := k.hosted(PID(s.PID))
+		switch {
+		case p == nil:
+		case Signal(s.Signal) == SIGKILL:
 			// A kill waits for the subtree; the inbox must not.
-			go k.deliver(k.ctx, p, Signal(s.Signal))
+			go k.deliver(k.ctx, p, SIGKILL)
+		default:
+			// In listing order, so one sender's signals arrive in the
+			// order sent.
+			k.deliver(k.ctx, p, Signal(s.Signal))
 		}
 	}
 	return len(page)
