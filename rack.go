@@ -212,12 +212,12 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 		}
 		var s *mem.Store
 		if u.Host == "" {
-			s = mem.New()
+			s = mem.New(mem.WithVersionETags())
 		} else {
 			if err := validName("mem namespace", u.Host); err != nil {
 				return nil, fmt.Errorf("rack: open %q: %w", rawURL, err)
 			}
-			s = mem.Shared(u.Host)
+			s = mem.Shared(u.Host, mem.WithVersionETags())
 		}
 		return New(ctx, s, inproc.New(), opts...)
 	case "":

@@ -29,8 +29,11 @@ var (
 
 // ObjectInfo describes an object, or a common prefix in a delimited listing.
 type ObjectInfo struct {
-	Name         string
-	Size         int64
+	Name string
+	Size int64
+	// ETag changes whenever the content does. Swift's is the hex MD5 of
+	// a plain object's content; other drivers may use an opaque version
+	// tag. rack only compares ETags.
 	ETag         string
 	LastModified time.Time
 	// Metadata holds user metadata. Head and Get fill it; List does not

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rackfork/rack/backend"
@@ -122,7 +123,7 @@ func (s *Store) put(ctx context.Context, container, name string, r io.Reader, op
 	}
 
 	o := &object{name: name, meta: meta}
-	if err := readBody(ctx, r, o); err != nil {
+	if err := readBody(ctx, r, o, !s.versions); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return backend.ObjectInfo{}, objectError(op, container, name, "", ctxErr)
 		}
@@ -323,12 +324,13 @@ func lenHint(r io.Reader) int {
 // maxEmptyReads is how many successive (0, nil) reads readBody tolerates.
 const maxEmptyReads = 100
 
-// readBody reads r to EOF into o's chunks, and sets o's size and ETag. It
+// readBody reads r to EOF into o's chunks, and sets o's size and, with
+// md5ETag, its ETag (else a version ETag is set by the caller's commit). It
 // allocates exactly for readers of known length; otherwise it grows the
 // first chunk geometrically (x8 from 512 bytes), allocates later chunks whole (after probing for
 // more data), and trims the last chunk if much of it is unused. Data is
 // never copied again once a chunk is full.
-func readBody(ctx context.Context, r io.Reader, o *object) error {
+func readBody(ctx context.Context, r io.Reader, o *object, md5ETag bool) error {
 	var (
 		cur   []byte   // chunk being filled
 		full  [][]byte // full chunks
@@ -346,7 +348,7 @@ read:
 				break read
 			case hint > 0:
 				if len(cur) == chunkSize {
-					h = hashChunk(h, cur)
+					h = hashChunk(h, cur, md5ETag)
 					full = append(full, cur)
 					cur = nil
 				}
@@ -362,7 +364,7 @@ read:
 			p := probePool.Get().(*[probeSize]byte)
 			n, err := r.Read(p[:])
 			if n > 0 {
-				h = hashChunk(h, cur)
+				h = hashChunk(h, cur, md5ETag)
 				full = append(full, cur)
 				cur = make([]byte, n, chunkSize)
 				copy(cur, p[:n])
@@ -418,28 +420,45 @@ read:
 	var sum [md5.Size]byte
 	switch {
 	case full == nil:
-		sum = md5.Sum(cur)
+		if md5ETag {
+			sum = md5.Sum(cur)
+		}
 		if len(cur) > 0 {
 			o.one[0] = cur
 			o.chunks = o.one[:]
 		}
 	default:
 		if len(cur) > 0 {
-			h.Write(cur)
+			if md5ETag {
+				h.Write(cur)
+			}
 			full = append(full, cur)
 		}
-		copy(sum[:], h.Sum(nil)) // not h.Sum(sum[:0]): sum would escape
+		if md5ETag {
+			copy(sum[:], h.Sum(nil)) // not h.Sum(sum[:0]): sum would escape
+		}
 		o.chunks = full
+	}
+	o.size = size
+	if !md5ETag {
+		o.etag = "v" + strconv.FormatUint(etagVersion.Add(1), 10)
+		return nil
 	}
 	var etag [2 * md5.Size]byte
 	hex.Encode(etag[:], sum[:])
 	o.etag = string(etag[:])
-	o.size = size
 	return nil
 }
 
-// hashChunk adds a full chunk to the running MD5 h, creating it if needed.
-func hashChunk(h hash.Hash, chunk []byte) hash.Hash {
+// etagVersion numbers Puts for version ETags (unique in the process).
+var etagVersion atomic.Uint64
+
+// hashChunk adds a full chunk to the running MD5 h, creating it if needed
+// (nothing when not hashing).
+func hashChunk(h hash.Hash, chunk []byte, hashing bool) hash.Hash {
+	if !hashing {
+		return nil
+	}
 	if h == nil {
 		h = md5.New()
 	}
