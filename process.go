@@ -384,7 +384,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	if err := k.handStreams(ctx, parent, pr, &spec); err != nil {
 		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
 	}
-	rec.Started = time.Now().UTC()
+	rec.Started = time.Now().UnixNano()
 	if err := k.put(ctx, record.ProcKey(int64(pid)), record.Encode(rec), true); err != nil {
 		k.closeEnds(pr, false)
 		return nil, fmt.Errorf("rack: fork %s: record pid %d: %w", rec.Name, pid, err)
@@ -587,10 +587,9 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		}
 		pr.notify = nil
 		pr.mu.Unlock()
-		ex.PID, ex.By, ex.Ended = int64(pr.pid), k.id, time.Now().UTC()
+		ex.PID, ex.By, ex.Ended = int64(pr.pid), k.id, time.Now().UnixNano()
 		ex.Stderr = pr.tail.String()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
+		ctx := context.WithoutCancel(k.ctx) // recorded even while the kernel closes
 		err := k.put(ctx, record.ExitKey(int64(pr.pid)), record.Encode(ex), true)
 		if errors.Is(err, backend.ErrExist) {
 			var first record.Exit
@@ -746,7 +745,7 @@ func (k *Kernel) awaitExit(ctx context.Context, pid PID, rec *record.Proc) (*rec
 
 // recordLost records that pid was lost, unless its exit is already known.
 func (k *Kernel) recordLost(ctx context.Context, pid PID, why string) {
-	ex := &record.Exit{PID: int64(pid), Code: -1, Lost: true, Reason: why, Ended: time.Now().UTC(), By: k.id}
+	ex := &record.Exit{PID: int64(pid), Code: -1, Lost: true, Reason: why, Ended: time.Now().UnixNano(), By: k.id}
 	if err := k.put(ctx, record.ExitKey(int64(pid)), record.Encode(ex), true); err != nil && !errors.Is(err, backend.ErrExist) {
 		k.cfg.logger.Warn("rack: recording lost process", "pid", pid, "err", err)
 	}

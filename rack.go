@@ -646,11 +646,11 @@ func (k *Kernel) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
 			return nil, fmt.Errorf("rack: ps: %w", err)
 		}
 		info := ProcessInfo{PID: pid, PPID: PID(rec.PPID), Group: PID(rec.Group), Name: rec.Name,
-			Args: rec.Args, State: Running, Started: rec.Started}
+			Args: rec.Args, State: Running, Started: time.Unix(0, rec.Started)}
 		ex, err := k.exitRecord(ctx, pid)
 		switch {
 		case err == nil:
-			info.State, info.ExitCode, info.Signal, info.Ended = Exited, ex.Code, Signal(ex.Signal), ex.Ended
+			info.State, info.ExitCode, info.Signal, info.Ended = Exited, ex.Code, Signal(ex.Signal), time.Unix(0, ex.Ended)
 			if ex.Lost {
 				info.State = Lost
 			}

@@ -59,7 +59,13 @@ func PipeSegmentKey(pipe string, end, seq int) string {
 }
 
 // pad writes numbers with a fixed width so that listings sort numerically.
-func pad(n int64) string { return fmt.Sprintf("%010d", n) }
+func pad(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if len(s) >= 10 {
+		return s
+	}
+	return "0000000000"[len(s):] + s
+}
 
 // ParseNumber reads the number at the end of a name made by one of the
 // functions above (after the last '/').
@@ -91,7 +97,7 @@ type Proc struct {
 	Args    []string          `json:"args,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
 	Kernel  string            `json:"kernel"`
-	Started time.Time         `json:"started"`
+	Started int64             `json:"started"` // Unix nanoseconds (cheaper to encode than a time)
 	Stdin   Stream            `json:"stdin"`
 	Stdout  Stream            `json:"stdout"`
 	Stderr  Stream            `json:"stderr"`
@@ -108,7 +114,7 @@ type Exit struct {
 	Reason string    `json:"reason,omitempty"`
 	Stderr string    `json:"stderr,omitempty"`
 	Lost   bool      `json:"lost,omitempty"`
-	Ended  time.Time `json:"ended"`
+	Ended  int64     `json:"ended"` // Unix nanoseconds
 	// By names the kernel that recorded it.
 	By string `json:"by"`
 }
