@@ -1,0 +1,361 @@
+package swift
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	sw "github.com/ncw/swift/v2"
+
+	"github.com/rackfork/rack/backend"
+)
+
+// Put stores the object read from r (see the package documentation).
+func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *backend.PutOptions) (backend.ObjectInfo, error) {
+	if err := s.checkObject(c, name); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	var o backend.PutOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.DeleteAfter < 0 {
+		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: negative DeleteAfter: %w", c, name, backend.ErrInvalid)
+	}
+	var token string
+	if o.CreateOnly {
+		token = o.Metadata[WriterKey]
+		if token == "" {
+			token = newToken()
+			md := make(map[string]string, len(o.Metadata)+1)
+			for k, v := range o.Metadata {
+				md[k] = v
+			}
+			md[WriterKey] = token
+			o.Metadata = md
+		}
+	}
+	h, err := s.checkMeta(c, name, o.Metadata)
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: %w", c, name, context.Cause(ctx))
+	}
+	h["Content-Type"] = "application/octet-stream"
+	if o.DeleteAfter > 0 {
+		h["X-Delete-After"] = strconv.FormatInt(int64((o.DeleteAfter+time.Second-1)/time.Second), 10)
+	}
+	if o.CreateOnly {
+		h["If-None-Match"] = "*"
+	}
+
+	// Learn the size: from the reader, or by reading up to LookAhead.
+	size := knownSize(r)
+	body := r
+	if size < 0 {
+		var buf bytes.Buffer
+		n, err := io.CopyN(&buf, r, int64(s.cfg.LookAhead)+1)
+		if err != nil && err != io.EOF {
+			if ctx.Err() != nil {
+				err = context.Cause(ctx)
+			}
+			return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: reading the body: %w", c, name, err)
+		}
+		if n <= int64(s.cfg.LookAhead) {
+			size, body = n, bytes.NewReader(buf.Bytes())
+		} else {
+			body = io.MultiReader(&buf, r)
+		}
+	}
+
+	var info backend.ObjectInfo
+	if size >= 0 && size <= s.cfg.SegmentSize {
+		info, err = s.putPlain(ctx, c, name, body, size, h)
+	} else {
+		info, err = s.putLarge(ctx, c, name, body, size, h, o)
+	}
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	if o.CreateOnly {
+		return s.verifyWriter(ctx, c, name, token)
+	}
+	return info, nil
+}
+
+// putPlain PUTs one object of known size.
+func (s *Store) putPlain(ctx context.Context, c, name string, body io.Reader, size int64, h sw.Headers) (backend.ObjectInfo, error) {
+	h = cloneHeaders(h)
+	h["Content-Length"] = strconv.FormatInt(size, 10)
+	if size == 0 {
+		body = nil
+	}
+	_, rh, err := s.call(ctx, sw.RequestOpts{
+		Container: c, ObjectName: name, Operation: "PUT", Headers: h, Body: body, NoResponse: true,
+	})
+	if err != nil {
+		return backend.ObjectInfo{}, s.putErr(ctx, err, c, name)
+	}
+	return putInfo(name, size, rh), nil
+}
+
+// putErr maps a PUT's error; a 401 after which re-authentication works is
+// an expired token, which a retry fixes.
+func (s *Store) putErr(ctx context.Context, err error, c, name string) error {
+	if isStatus(err, 401) && ctx.Err() == nil {
+		if aerr := s.conn.Authenticate(idempotent(ctx)); aerr == nil {
+			return fmt.Errorf("swift: put %s/%s: the token expired during the upload (re-authenticated): %w", c, name, backend.ErrTransient)
+		}
+	}
+	return s.mapErr(ctx, err, "put", c, name)
+}
+
+// putInfo builds a Put's ObjectInfo from its response headers.
+func putInfo(name string, size int64, rh sw.Headers) backend.ObjectInfo {
+	info := backend.ObjectInfo{Name: name, Size: size, ETag: strings.Trim(rh["Etag"], `"`)}
+	if t, err := http.ParseTime(rh["Last-Modified"]); err == nil {
+		info.LastModified = t
+	} else if t, err := http.ParseTime(rh["Date"]); err == nil {
+		info.LastModified = t
+	} else {
+		info.LastModified = time.Now().UTC().Truncate(time.Second)
+	}
+	return info
+}
+
+// verifyWriter checks, after a create-only PUT returned 201, that the
+// stored object is this writer's: Swift checks If-None-Match on arrival,
+// so a concurrent create-only PUT may also have got a 201.
+func (s *Store) verifyWriter(ctx context.Context, c, name, token string) (backend.ObjectInfo, error) {
+	info, err := s.Head(ctx, c, name)
+	switch {
+	case errors.Is(err, backend.ErrNotFound):
+		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: created, then gone before it could be verified: %w", c, name, backend.ErrExist)
+	case err != nil:
+		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: created, but not verified (%v): %w", c, name, err, backend.ErrTransient)
+	case info.Metadata[WriterKey] != token:
+		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: a concurrent create-only Put won: %w", c, name, backend.ErrExist)
+	}
+	return info, nil
+}
+
+// knownSize returns the bytes left in r if its type tells, else -1.
+func knownSize(r io.Reader) int64 {
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		return int64(v.Len())
+	case io.Seeker:
+		cur, err := v.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return -1
+		}
+		end, err := v.Seek(0, io.SeekEnd)
+		if err != nil {
+			return -1
+		}
+		if _, err := v.Seek(cur, io.SeekStart); err != nil {
+			return -1
+		}
+		return end - cur
+	}
+	return -1
+}
+
+func cloneHeaders(h sw.Headers) sw.Headers {
+	out := make(sw.Headers, len(h)+2)
+	for k, v := range h {
+		out[k] = v
+	}
+	return out
+}
+
+// segmentContainer names the container that holds c's SLO segments.
+func segmentContainer(c string) string {
+	if len(c)+len("_segments") <= 256 {
+		return c + "_segments"
+	}
+	// Too long: keep a readable head and a unique tail.
+	return strings.ToValidUTF8(c[:256-len("_segments")-17], "") + "-" + shortHash(c) + "_segments"
+}
+
+// slo is one manifest entry.
+type sloSegment struct {
+	Path string `json:"path"`
+	Etag string `json:"etag"`
+	Size int64  `json:"size_bytes"`
+}
+
+// putLarge writes body as a Static Large Object of SegmentSize segments.
+// size is the body's length, or -1 if unknown: then a body that turns
+// out to fit in one segment is copied to its name as a plain object.
+func (s *Store) putLarge(ctx context.Context, c, name string, body io.Reader, size int64, h sw.Headers, o backend.PutOptions) (info backend.ObjectInfo, err error) {
+	// Fail before uploading anything if the container is missing.
+	if _, _, err := s.call(idempotent(ctx), sw.RequestOpts{Container: c, Operation: "HEAD", NoResponse: true}); err != nil {
+		return info, s.mapErr(ctx, err, "put", c, name)
+	}
+	segc := segmentContainer(c)
+	if err := s.ensureContainer(ctx, segc); err != nil {
+		return info, err
+	}
+	head := name
+	if len(head) > 200 {
+		head = strings.ToValidUTF8(head[:200], "")
+	}
+	prefix := fmt.Sprintf("%s/slo/%d/%s/", head, time.Now().UnixNano(), newToken())
+	segH := sw.Headers{"Content-Type": "application/octet-stream"}
+	if o.DeleteAfter > 0 {
+		// Segments outlive their manifest by an hour, then go too.
+		segH["X-Delete-After"] = strconv.FormatInt(int64((o.DeleteAfter+time.Hour)/time.Second), 10)
+	}
+	var segs []sloSegment
+	defer func() {
+		if err != nil {
+			s.deleteSegments(segc, segs)
+		}
+	}()
+	br := bufio.NewReaderSize(body, 64<<10)
+	var total int64
+	for i := 0; ; i++ {
+		segName := fmt.Sprintf("%s%08d", prefix, i)
+		n := s.cfg.SegmentSize
+		hh := cloneHeaders(segH)
+		if size >= 0 {
+			n = min(n, size-total)
+			hh["Content-Length"] = strconv.FormatInt(n, 10)
+		}
+		cr := &countingReader{r: io.LimitReader(br, n)}
+		_, rh, err := s.call(ctx, sw.RequestOpts{
+			Container: segc, ObjectName: segName, Operation: "PUT", Headers: hh, Body: cr, NoResponse: true,
+		})
+		if err != nil {
+			return info, s.putErr(ctx, err, segc, segName)
+		}
+		segs = append(segs, sloSegment{Path: "/" + segc + "/" + segName, Etag: strings.Trim(rh["Etag"], `"`), Size: cr.n})
+		total += cr.n
+		if size >= 0 && total >= size {
+			break
+		}
+		if cr.n < s.cfg.SegmentSize {
+			break
+		}
+		if _, perr := br.Peek(1); perr == io.EOF {
+			break
+		} else if perr != nil {
+			if ctx.Err() != nil {
+				perr = context.Cause(ctx)
+			}
+			return info, fmt.Errorf("swift: put %s/%s: reading the body: %w", c, name, perr)
+		}
+	}
+	if size >= 0 && total != size {
+		return info, fmt.Errorf("swift: put %s/%s: body ended after %d of %d bytes: %w", c, name, total, size, io.ErrUnexpectedEOF)
+	}
+	if len(segs) == 1 && !o.CreateOnly {
+		// Small after all: a server-side copy makes it a plain object.
+		// (Not for create-only Puts: the copy middleware applies
+		// If-None-Match to the source, so those stay one-segment SLOs.)
+		hh := cloneHeaders(h)
+		hh["X-Copy-From"] = pathEscape(segc) + "/" + pathEscape(segs[0].Path[len(segc)+2:])
+		hh["Content-Length"] = "0"
+		_, rh, err := s.call(ctx, sw.RequestOpts{Container: c, ObjectName: name, Operation: "PUT", Headers: hh, NoResponse: true})
+		if err != nil {
+			return info, s.putErr(ctx, err, c, name)
+		}
+		s.deleteSegments(segc, segs)
+		info = putInfo(name, total, rh)
+		info.ETag = segs[0].Etag
+		return info, nil
+	}
+	manifest, err := jsonMarshal(segs)
+	if err != nil {
+		return info, err
+	}
+	hh := cloneHeaders(h)
+	hh["Content-Length"] = strconv.Itoa(len(manifest))
+	_, rh, err := s.call(ctx, sw.RequestOpts{
+		Container: c, ObjectName: name, Operation: "PUT", Headers: hh, Body: bytes.NewReader(manifest),
+		Parameters: map[string][]string{"multipart-manifest": {"put"}}, NoResponse: true,
+	})
+	if err != nil {
+		return info, s.putErr(ctx, err, c, name)
+	}
+	return putInfo(name, total, rh), nil
+}
+
+// ensureContainer creates a segment container once per Store.
+func (s *Store) ensureContainer(ctx context.Context, c string) error {
+	if _, ok := s.segConts.Load(c); ok {
+		return nil
+	}
+	if err := s.CreateContainer(ctx, c); err != nil {
+		return err
+	}
+	s.segConts.Store(c, true)
+	return nil
+}
+
+// deleteSegments removes uploaded segments after a failed Put, on a
+// context of its own (the caller's may be cancelled).
+func (s *Store) deleteSegments(segc string, segs []sloSegment) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, sg := range segs {
+		obj := sg.Path[len(segc)+2:]
+		if _, _, err := s.call(idempotent(ctx), sw.RequestOpts{Container: segc, ObjectName: obj, Operation: "DELETE", NoResponse: true}); err != nil && !isStatus(err, 404) {
+			s.log.Debug("swift: leaving a segment behind", "container", segc, "object", obj, "err", err)
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// pathEscape escapes a name for X-Copy-From, keeping its slashes.
+func pathEscape(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		parts[i] = url.PathEscape(s)
+	}
+	return strings.Join(parts, "/")
+}
+
+// shortHash is 16 hex digits of s's SHA-256.
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
+
+// newToken returns a writer token unique across processes.
+func newToken() string {
+	return tokenPrefix + strconv.FormatUint(tokenSeq.Add(1), 36)
+}
+
+var (
+	tokenSeq    atomic.Uint64
+	tokenPrefix = func() string {
+		var b [9]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:]) + "-"
+	}()
+)

@@ -1,0 +1,55 @@
+package swift
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/rackfork/rack/backend"
+)
+
+// An expired (here: forged) token is renewed: ncw/swift re-authenticates
+// once on a 401, for idempotent requests and for rewindable Put bodies;
+// a streaming Put reports ErrTransient after re-authenticating.
+func TestTokenRefresh(t *testing.T) {
+	if os.Getenv("SWIFT_AUTH_URL") == "" {
+		t.Skip("SWIFT_AUTH_URL unset")
+	}
+	cfg, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := "rack-swifttest-reauth-" + newToken()
+	if err := s.CreateContainer(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	defer s.DeleteContainer(ctx, c)
+	expire := func() {
+		s.conn.UnAuthenticate()
+		s.conn.AuthToken = "AUTH_tk00000000000000000000000000000000" // a token Swift does not know
+		s.conn.StorageUrl = strings.TrimSuffix(os.Getenv("SWIFT_STORAGE_URL"), "/")
+		if s.conn.StorageUrl == "" {
+			t.Skip("SWIFT_STORAGE_URL unset")
+		}
+	}
+	expire()
+	if _, err := s.Put(ctx, c, "o", strings.NewReader("x"), nil); err != nil {
+		t.Fatalf("Put with an expired token: %v", err)
+	}
+	expire()
+	if _, err := s.Head(ctx, c, "o"); err != nil {
+		t.Fatalf("Head with an expired token: %v", err)
+	}
+	expire()
+	if err := s.Delete(ctx, c, "o"); err != nil {
+		t.Fatalf("Delete with an expired token: %v", err)
+	}
+	_ = backend.ErrNotFound
+}

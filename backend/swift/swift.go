@@ -1,0 +1,583 @@
+// Package swift is a backend.Store on OpenStack Swift, built on
+// github.com/ncw/swift/v2 with an HTTP transport from
+// github.com/hashicorp/go-retryablehttp.
+//
+// # Requests and retries
+//
+// Idempotent requests (GET, HEAD, DELETE, container PUT, listings) are
+// retried by the transport with jittered exponential backoff on 5xx (except
+// 501), 429, connection resets and timeouts. Object PUTs are never retried
+// here: their body is a stream; rack's internal/retry layer retries
+// rewindable Puts and resolves ambiguous create-only Puts with the
+// "rack-writer" metadata token. 401, 403 and 404 fail at once. An expired
+// token is renewed by ncw/swift, which re-authenticates once on a 401.
+//
+// # Create-only Puts
+//
+// Swift checks If-None-Match: * when a PUT arrives, not when it commits, so
+// two concurrent create-only PUTs can both get 201 (the later timestamp
+// wins). Put with CreateOnly therefore stores a writer token in the
+// "rack-writer" metadata key (the caller's, if it set one) and, after a
+// 201, HEADs the object: if the stored token is not its own, it reports
+// backend.ErrExist. Bodies of create-only Puts up to Config.LookAhead bytes
+// are read into memory before the PUT is sent, which keeps the window
+// between a PUT's arrival and its commit short. See the package tests.
+//
+// # Metadata
+//
+// Metadata keys map to X-Object-Meta-<key> headers; Swift title-cases header
+// names, and Head and Get map them back to lower case. Values are sent as
+// printable ASCII: a value is percent-encoded (RFC 3986 style, "%XX" per
+// byte) when it contains '%', a byte outside 0x20-0x7E, or leading or
+// trailing spaces (which HTTP would strip); on the way back every value that
+// percent-decodes cleanly is decoded. Values written by other Swift clients
+// that contain a valid "%XX" sequence are therefore decoded too. Swift
+// enforces its limits (256 bytes a value, 4096 in all) on the encoded form.
+//
+// # Large objects
+//
+// A Put streams its body. A body larger than Config.SegmentSize (default
+// 64 MiB) is written as a Static Large Object: segments of SegmentSize in
+// container "<container>_segments" (created as needed), then the manifest
+// with ?multipart-manifest=put, so memory stays bounded. Delete removes the
+// segments with the manifest (?multipart-manifest=delete). The ETag of an
+// SLO is Swift's (the MD5 of the segments' ETags), not the content's MD5.
+package swift
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sw "github.com/ncw/swift/v2"
+
+	"github.com/rackfork/rack/backend"
+)
+
+// WriterKey is the metadata key that carries a create-only Put's writer
+// token (the same key as internal/retry's).
+const WriterKey = "rack-writer"
+
+// Defaults for Config.
+const (
+	DefaultSegmentSize    = 64 << 20
+	DefaultLookAhead      = 8 << 20
+	DefaultRequestTimeout = 60 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultRetries        = 4
+)
+
+// AuthVersion selects how a Store authenticates.
+type AuthVersion int
+
+const (
+	// AuthV1 is Swift's own v1 auth (tempauth, swauth): AuthURL, User, Key.
+	AuthV1 AuthVersion = 1
+	// AuthV3 is Keystone v3. Not wired yet: it will take a clouds.yaml
+	// entry or OS_* variables (see the Keystone fields below).
+	AuthV3 AuthVersion = 3
+)
+
+// Config says where Swift is and how to reach it.
+type Config struct {
+	// AuthVersion defaults to AuthV1.
+	AuthVersion AuthVersion
+	// AuthURL is the auth endpoint, e.g. http://127.0.0.1:8080/auth/v1.0.
+	AuthURL string
+	// User ("account:user" for tempauth) and Key authenticate v1.
+	User string
+	Key  string
+
+	// Keystone v3 (AuthV3, not implemented yet): the place for Domain,
+	// Project, ProjectDomain, Region and application credentials.
+	Domain, Project, ProjectDomain, Region string
+
+	// SegmentSize is the size above which a Put becomes a Static Large
+	// Object, and the size of its segments (default 64 MiB; at least 1 MiB,
+	// Swift's minimum segment size).
+	SegmentSize int64
+	// LookAhead is how much of a body of unknown length Put reads into
+	// memory to learn its size before sending it (default 8 MiB, at most
+	// SegmentSize).
+	LookAhead int
+	// RequestTimeout bounds waiting for a response's headers and each idle
+	// period of a body (default 60 s). ConnectTimeout bounds dialing.
+	RequestTimeout, ConnectTimeout time.Duration
+	// Retries is how often the transport retries an idempotent request
+	// (default 4; negative for none).
+	Retries int
+	// RetryWaitMin and RetryWaitMax bound the jittered backoff (default
+	// 50 ms and 2 s).
+	RetryWaitMin, RetryWaitMax time.Duration
+	// Transport is the base HTTP transport (default: a tuned
+	// http.Transport). Tests put fault injectors here.
+	Transport http.RoundTripper
+	// Logger receives debug logs of requests and retries (default: none).
+	// It never sees the key or the token.
+	Logger *slog.Logger
+}
+
+// FromEnv reads SWIFT_AUTH_URL, SWIFT_USER and SWIFT_KEY.
+func FromEnv() (Config, error) {
+	cfg := Config{
+		AuthVersion: AuthV1,
+		AuthURL:     os.Getenv("SWIFT_AUTH_URL"),
+		User:        os.Getenv("SWIFT_USER"),
+		Key:         os.Getenv("SWIFT_KEY"),
+	}
+	var missing []string
+	for _, v := range []struct{ name, val string }{
+		{"SWIFT_AUTH_URL", cfg.AuthURL}, {"SWIFT_USER", cfg.User}, {"SWIFT_KEY", cfg.Key},
+	} {
+		if v.val == "" {
+			missing = append(missing, v.name)
+		}
+	}
+	if len(missing) > 0 {
+		return cfg, fmt.Errorf("swift: %s unset: %w", strings.Join(missing, ", "), backend.ErrInvalid)
+	}
+	return cfg, nil
+}
+
+// String describes cfg without its key.
+func (cfg Config) String() string {
+	return fmt.Sprintf("swift v%d auth %s user %q", cfg.AuthVersion, cfg.AuthURL, cfg.User)
+}
+
+// Store is a backend.Store on Swift. It is safe for concurrent use.
+type Store struct {
+	conn   *sw.Connection
+	cfg    Config
+	tr     *transport
+	limits limits
+	log    *slog.Logger
+	// segConts caches the segment containers known to exist.
+	segConts sync.Map
+}
+
+var _ backend.Store = (*Store)(nil)
+
+// New authenticates against Swift and returns a Store.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.AuthVersion == 0 {
+		cfg.AuthVersion = AuthV1
+	}
+	switch cfg.AuthVersion {
+	case AuthV1:
+		if cfg.AuthURL == "" || cfg.User == "" || cfg.Key == "" {
+			return nil, fmt.Errorf("swift: v1 auth needs AuthURL, User and Key: %w", backend.ErrInvalid)
+		}
+	case AuthV3:
+		return nil, fmt.Errorf("swift: Keystone v3 auth is not implemented yet: %w", backend.ErrInvalid)
+	default:
+		return nil, fmt.Errorf("swift: unknown auth version %d: %w", cfg.AuthVersion, backend.ErrInvalid)
+	}
+	if u, err := url.Parse(cfg.AuthURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("swift: auth URL %q is not an http(s) URL: %w", cfg.AuthURL, backend.ErrInvalid)
+	}
+	if cfg.SegmentSize <= 0 {
+		cfg.SegmentSize = DefaultSegmentSize
+	}
+	if cfg.SegmentSize < 1<<20 {
+		return nil, fmt.Errorf("swift: SegmentSize %d is below Swift's 1 MiB minimum: %w", cfg.SegmentSize, backend.ErrInvalid)
+	}
+	if cfg.LookAhead <= 0 {
+		cfg.LookAhead = DefaultLookAhead
+	}
+	if int64(cfg.LookAhead) > cfg.SegmentSize {
+		cfg.LookAhead = int(cfg.SegmentSize)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = DefaultRetries
+	} else if cfg.Retries < 0 {
+		cfg.Retries = 0
+	}
+	if cfg.RetryWaitMin <= 0 {
+		cfg.RetryWaitMin = 50 * time.Millisecond
+	}
+	if cfg.RetryWaitMax <= 0 {
+		cfg.RetryWaitMax = 2 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(discardHandler{})
+	}
+	tr := newTransport(cfg, log)
+	conn := &sw.Connection{
+		UserName:       cfg.User,
+		ApiKey:         cfg.Key,
+		AuthUrl:        cfg.AuthURL,
+		AuthVersion:    int(cfg.AuthVersion),
+		Transport:      tr,
+		ConnectTimeout: cfg.ConnectTimeout,
+		Timeout:        cfg.RequestTimeout,
+		// One retry: ncw/swift uses it to re-authenticate once on a 401
+		// (an expired token). Other retries are the transport's.
+		Retries:   1,
+		UserAgent: "rack-swift/1",
+	}
+	s := &Store{conn: conn, cfg: cfg, tr: tr, limits: defaultLimits, log: log}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("swift: authenticating: %w", context.Cause(ctx))
+	}
+	if err := conn.Authenticate(idempotent(ctx)); err != nil {
+		return nil, s.authError(ctx, err)
+	}
+	// The cluster's constraints (listing limit, name and metadata limits).
+	if err := s.loadLimits(ctx); err != nil {
+		log.Debug("swift: /info unavailable, using default constraints", "err", err)
+	}
+	return s, nil
+}
+
+// authError describes a failed authentication without credentials.
+func (s *Store) authError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("swift: authenticating at %s: %w", s.cfg.AuthURL, context.Cause(ctx))
+	}
+	var se *sw.Error
+	if errors.As(err, &se) {
+		switch se.StatusCode {
+		case 401, 403:
+			return fmt.Errorf("swift: authentication of user %q at %s refused (HTTP %d): wrong user or key: %w",
+				s.cfg.User, s.cfg.AuthURL, se.StatusCode, errAuth)
+		case 400, 404, 405:
+			return fmt.Errorf("swift: auth URL %s refused the request (HTTP %d): %w", s.cfg.AuthURL, se.StatusCode, backend.ErrInvalid)
+		}
+		if se.StatusCode >= 500 || se.StatusCode == 429 {
+			return fmt.Errorf("swift: authenticating at %s: HTTP %d: %w", s.cfg.AuthURL, se.StatusCode, backend.ErrTransient)
+		}
+	}
+	return fmt.Errorf("swift: authenticating at %s: %s: %w", s.cfg.AuthURL, redact(err.Error(), s.cfg.Key), backend.ErrTransient)
+}
+
+// errAuth marks credential failures.
+var errAuth = errors.New("authentication failed")
+
+// ErrAuth is wrapped by errors that a refused authentication or
+// authorization (HTTP 401, 403) caused.
+var ErrAuth = errAuth
+
+// Close releases idle connections.
+func (s *Store) Close() error {
+	s.tr.closeIdle()
+	return nil
+}
+
+// call runs one storage request through ncw/swift, which authenticates
+// (and re-authenticates on a 401) as needed.
+func (s *Store) call(ctx context.Context, p sw.RequestOpts) (*http.Response, sw.Headers, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, context.Cause(ctx)
+	}
+	u, err := s.conn.GetStorageUrl(ctx)
+	if err != nil {
+		return nil, nil, s.authError(ctx, err)
+	}
+	p.OnReAuth = func() (string, error) { return s.conn.StorageUrl, nil } // called with ncw's auth lock held
+	return s.conn.Call(ctx, u, p)
+}
+
+// CreateContainer creates c; it succeeds if c exists.
+func (s *Store) CreateContainer(ctx context.Context, c string) error {
+	if err := s.checkContainer(c); err != nil {
+		return err
+	}
+	_, _, err := s.call(idempotent(ctx), sw.RequestOpts{
+		Container: c, Operation: "PUT", NoResponse: true,
+		Headers: sw.Headers{"Content-Length": "0"},
+	})
+	return s.mapErr(ctx, err, "create container", c, "")
+}
+
+// DeleteContainer deletes the empty container c.
+func (s *Store) DeleteContainer(ctx context.Context, c string) error {
+	if err := s.checkContainer(c); err != nil {
+		return err
+	}
+	ctx, amb := withAmbiguity(idempotent(ctx))
+	_, _, err := s.call(ctx, sw.RequestOpts{Container: c, Operation: "DELETE", NoResponse: true})
+	if isStatus(err, 404) && amb.happened() {
+		return nil // an earlier, ambiguous try deleted it
+	}
+	return s.mapErr(ctx, err, "delete container", c, "")
+}
+
+// listEntry is one entry of a JSON listing.
+type listEntry struct {
+	Name         string `json:"name"`
+	Bytes        int64  `json:"bytes"`
+	Hash         string `json:"hash"`
+	SLOEtag      string `json:"slo_etag"`
+	LastModified string `json:"last_modified"`
+	Subdir       string `json:"subdir"`
+}
+
+// list runs one listing request (container "" lists the account).
+func (s *Store) list(ctx context.Context, c string, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
+	if opts.Limit < 0 {
+		return nil, fmt.Errorf("swift: list %q: negative limit %d: %w", c, opts.Limit, backend.ErrInvalid)
+	}
+	max := s.limits.containerListing
+	if c == "" {
+		max = s.limits.accountListing
+	}
+	limit := opts.Limit
+	if limit == 0 || limit > max {
+		limit = max
+	}
+	v := url.Values{"format": {"json"}, "limit": {strconv.Itoa(limit)}}
+	if opts.Prefix != "" {
+		v.Set("prefix", opts.Prefix)
+	}
+	if opts.Delimiter != "" {
+		v.Set("delimiter", opts.Delimiter)
+	}
+	if opts.Marker != "" {
+		v.Set("marker", opts.Marker)
+	}
+	resp, _, err := s.call(idempotent(ctx), sw.RequestOpts{Container: c, Operation: "GET", Parameters: v})
+	what := "list container"
+	if c == "" {
+		what = "list containers"
+	}
+	if err != nil {
+		return nil, s.mapErr(ctx, err, what, c, "")
+	}
+	defer resp.Body.Close()
+	var raw []listEntry
+	if resp.StatusCode != http.StatusNoContent {
+		if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil && err != io.EOF {
+			return nil, s.mapErr(ctx, fmt.Errorf("decoding listing: %w", err), what, c, "")
+		}
+	}
+	out := make([]backend.ObjectInfo, 0, len(raw))
+	for _, e := range raw {
+		if e.Subdir != "" {
+			out = append(out, backend.ObjectInfo{Name: e.Subdir, Subdir: true})
+			continue
+		}
+		info := backend.ObjectInfo{Name: e.Name, Size: e.Bytes, ETag: strings.Trim(e.Hash, `"`)}
+		if e.SLOEtag != "" {
+			info.ETag = strings.Trim(e.SLOEtag, `"`)
+		}
+		if e.LastModified != "" {
+			info.LastModified, _ = time.Parse("2006-01-02T15:04:05.999999", strings.TrimSuffix(e.LastModified, "Z"))
+		}
+		out = append(out, info)
+	}
+	// A server with a lower limit than asked for may return a full page
+	// of its own size: that is not the last page, but the contract says a
+	// short page is. Fetch the rest when the caller asked for more.
+	if opts.Limit > 0 && len(out) == limit && limit < opts.Limit && len(out) > 0 {
+		next := opts
+		next.Limit = opts.Limit - len(out)
+		next.Marker = out[len(out)-1].Name
+		more, err := s.list(ctx, c, next)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	} else if opts.Limit == 0 && len(out) == limit && limit < s.limits.maxListing {
+		// Limit 0 means the driver's maximum (10,000): fill the page.
+		next := opts
+		next.Limit = s.limits.maxListing - len(out)
+		next.Marker = out[len(out)-1].Name
+		more, err := s.list(ctx, c, next)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	return out, nil
+}
+
+// ListContainers lists the account's containers.
+func (s *Store) ListContainers(ctx context.Context, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
+	if opts.Limit > maxListLimit {
+		opts.Limit = maxListLimit
+	}
+	return s.list(ctx, "", opts)
+}
+
+// List lists one page of container c.
+func (s *Store) List(ctx context.Context, c string, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
+	if err := s.checkContainer(c); err != nil {
+		return nil, err
+	}
+	if opts.Limit > maxListLimit {
+		opts.Limit = maxListLimit
+	}
+	return s.list(ctx, c, opts)
+}
+
+// Head returns c/name's info and metadata.
+func (s *Store) Head(ctx context.Context, c, name string) (backend.ObjectInfo, error) {
+	if err := s.checkObject(c, name); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	_, h, err := s.call(idempotent(ctx), sw.RequestOpts{
+		Container: c, ObjectName: name, Operation: "HEAD", NoResponse: true,
+	})
+	if err != nil {
+		return backend.ObjectInfo{}, s.mapErr(ctx, err, "head", c, name)
+	}
+	return infoFromHeaders(name, h, -1), nil
+}
+
+// Get opens c/name, or the range opts selects.
+func (s *Store) Get(ctx context.Context, c, name string, opts *backend.GetOptions) (io.ReadCloser, backend.ObjectInfo, error) {
+	if err := s.checkObject(c, name); err != nil {
+		return nil, backend.ObjectInfo{}, err
+	}
+	h := sw.Headers{}
+	if opts != nil {
+		if opts.Offset < 0 || opts.Length < 0 {
+			return nil, backend.ObjectInfo{}, fmt.Errorf("swift: get %s/%s: negative range %+v: %w", c, name, *opts, backend.ErrInvalid)
+		}
+		switch {
+		case opts.Length > 0:
+			h["Range"] = fmt.Sprintf("bytes=%d-%d", opts.Offset, opts.Offset+opts.Length-1)
+		case opts.Offset > 0:
+			h["Range"] = fmt.Sprintf("bytes=%d-", opts.Offset)
+		}
+	}
+	resp, rh, err := s.call(idempotent(ctx), sw.RequestOpts{
+		Container: c, ObjectName: name, Operation: "GET", Headers: h,
+	})
+	if err != nil {
+		return nil, backend.ObjectInfo{}, s.mapErr(ctx, err, "get", c, name)
+	}
+	size := int64(-1)
+	if resp.StatusCode == http.StatusPartialContent {
+		// Content-Range: bytes a-b/size
+		if cr := rh["Content-Range"]; cr != "" {
+			if i := strings.LastIndexByte(cr, '/'); i >= 0 {
+				size, _ = strconv.ParseInt(cr[i+1:], 10, 64)
+			}
+		}
+		if size < 0 {
+			size = 0
+		}
+	}
+	info := infoFromHeaders(name, rh, size)
+	return &body{rc: resp.Body, s: s, ctx: ctx, c: c, name: name}, info, nil
+}
+
+// body maps read errors of a response body.
+type body struct {
+	rc      io.ReadCloser
+	s       *Store
+	ctx     context.Context
+	c, name string
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = b.s.mapErr(b.ctx, err, "reading", b.c, b.name)
+	}
+	return n, err
+}
+
+func (b *body) Close() error { return b.rc.Close() }
+
+// Delete removes c/name, with its segments if it is a Static Large Object.
+func (s *Store) Delete(ctx context.Context, c, name string) error {
+	if err := s.checkObject(c, name); err != nil {
+		return err
+	}
+	ctx, amb := withAmbiguity(idempotent(ctx))
+	resp, _, err := s.call(ctx, sw.RequestOpts{
+		Container: c, ObjectName: name, Operation: "DELETE",
+		Parameters: url.Values{"multipart-manifest": {"delete"}},
+		Headers:    sw.Headers{"Accept": "application/json"},
+	})
+	if err == nil {
+		err = s.bulkResult(resp)
+	}
+	if errors.Is(err, errNotSLO) {
+		// A plain object: delete it as such.
+		_, _, err = s.call(ctx, sw.RequestOpts{Container: c, ObjectName: name, Operation: "DELETE", NoResponse: true})
+	}
+	if isStatus(err, 404) && amb.happened() {
+		return nil // an earlier, ambiguous try deleted it
+	}
+	return s.mapErr(ctx, err, "delete", c, name)
+}
+
+// errNotSLO: a ?multipart-manifest=delete found a plain object.
+var errNotSLO = errors.New("not an SLO manifest")
+
+// bulkResult reads the body of a ?multipart-manifest=delete response: a
+// 200 with a bulk-delete summary, whose "Response Status" is the outcome.
+func (s *Store) bulkResult(resp *http.Response) error {
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(resp.Header.Get("Content-Type"), "json") || len(bytes.TrimSpace(data)) == 0 {
+		return nil // a plain DELETE answer (204)
+	}
+	var r struct {
+		Status   string     `json:"Response Status"`
+		Body     string     `json:"Response Body"`
+		NotFound int        `json:"Number Not Found"`
+		Deleted  int        `json:"Number Deleted"`
+		Errors   [][]string `json:"Errors"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("decoding the delete result: %w", err)
+	}
+	code, _ := strconv.Atoi(strings.SplitN(r.Status, " ", 2)[0])
+	if code == 400 && len(r.Errors) == 1 && len(r.Errors[0]) == 2 && r.Errors[0][1] == "Not an SLO manifest" {
+		return errNotSLO
+	}
+	switch {
+	case code >= 200 && code < 300 && r.Deleted == 0 && r.NotFound > 0:
+		return &sw.Error{StatusCode: 404, Text: "Object Not Found"}
+	case code >= 200 && code < 300:
+		return nil
+	case code == 0:
+		return fmt.Errorf("unexpected delete result %q", data)
+	}
+	return &sw.Error{StatusCode: code, Text: fmt.Sprintf("HTTP Error: %s: %s %v", r.Status, r.Body, r.Errors)}
+}
+
+// infoFromHeaders builds an ObjectInfo from a HEAD or GET response. size
+// overrides Content-Length when not negative (for ranges).
+func infoFromHeaders(name string, h sw.Headers, size int64) backend.ObjectInfo {
+	info := backend.ObjectInfo{Name: name, ETag: strings.Trim(h["Etag"], `"`)}
+	if size >= 0 {
+		info.Size = size
+	} else {
+		info.Size, _ = strconv.ParseInt(h["Content-Length"], 10, 64)
+	}
+	if lm := h["Last-Modified"]; lm != "" {
+		info.LastModified, _ = http.ParseTime(lm)
+	}
+	if ts, err := strconv.ParseFloat(h["X-Timestamp"], 64); err == nil && ts > 0 {
+		sec := int64(ts)
+		info.LastModified = time.Unix(sec, int64((ts-float64(sec))*1e9)).UTC()
+	}
+	info.Metadata = decodeMeta(h)
+	return info
+}
