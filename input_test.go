@@ -278,3 +278,28 @@ func TestBadRegister(t *testing.T) {
 		t.Fatalf("registered program %s: name %q, wait %v", name, p.Name(), err)
 	}
 }
+
+// A key in a URL never reaches an error message.
+func TestOpenErrorsHideKeys(t *testing.T) {
+	ctx := context.Background()
+	for _, u := range []string{
+		"swift+v1://user:s3cret-key@127.0.0.1:1/",            // no container
+		"swift+v1://user:s3cret-key@127.0.0.1:1/c?bad=1",     // unknown option
+		"swift+v1://user:s3cret-key@127.0.0.1:1/c%zz",        // malformed
+		"swift+v1://user:s3cret-key@127.0.0.1:1/c?compute=x", // unsupported compute
+		"nope://user:s3cret-key@host/c",
+	} {
+		k, err := rack.Open(ctx, u)
+		if err == nil {
+			k.Close()
+			t.Errorf("Open(%q) succeeded", u)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open error leaks the key: %v", err)
+		}
+		if !errors.Is(err, rack.ErrInvalid) {
+			t.Errorf("Open(%q): %v, want ErrInvalid", u, err)
+		}
+	}
+}

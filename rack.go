@@ -39,6 +39,7 @@ import (
 	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/backend/inproc"
 	"github.com/rackfork/rack/backend/mem"
+	"github.com/rackfork/rack/backend/swift"
 	"github.com/rackfork/rack/internal/record"
 	"github.com/rackfork/rack/internal/retry"
 )
@@ -200,31 +201,101 @@ type Kernel struct {
 //
 //	mem://        a new private in-memory namespace with goroutine processes
 //	mem://NAME    the in-memory namespace NAME, shared within this OS process
+//	swift+v1://USER:KEY@HOST:PORT/CONTAINER
+//	              the namespace CONTAINER on a Swift with v1 (tempauth) auth,
+//	              for development; USER, KEY and HOST:PORT default to
+//	              SWIFT_USER, SWIFT_KEY and SWIFT_AUTH_URL. Query option:
+//	              compute=inproc (the default and, for now, only compute).
+//
+// Errors never repeat a key given in the URL.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("rack: open %q: %w: %v", rawURL, ErrInvalid, err)
+		// url's own message quotes the whole URL, key included.
+		return nil, fmt.Errorf("rack: open %q: %w: malformed URL", redactUserinfo(rawURL), ErrInvalid)
 	}
+	shown := u.Redacted()
 	switch u.Scheme {
 	case "mem":
 		if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil || u.Port() != "" {
-			return nil, fmt.Errorf("rack: open %q: %w: a mem URL is mem:// or mem://NAME", rawURL, ErrInvalid)
+			return nil, fmt.Errorf("rack: open %q: %w: a mem URL is mem:// or mem://NAME", shown, ErrInvalid)
 		}
 		var s *mem.Store
 		if u.Host == "" {
 			s = mem.New(mem.WithVersionETags())
 		} else {
 			if err := validName("mem namespace", u.Host); err != nil {
-				return nil, fmt.Errorf("rack: open %q: %w", rawURL, err)
+				return nil, fmt.Errorf("rack: open %q: %w", shown, err)
 			}
 			s = mem.Shared(u.Host, mem.WithVersionETags())
 		}
 		return New(ctx, s, inproc.New(), opts...)
+	case "swift+v1":
+		cfg, container, err := swiftV1Config(u)
+		if err != nil {
+			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
+		}
+		s, err := swift.New(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
+		}
+		k, err := New(ctx, s, inproc.New(), append([]Option{WithNamespace(container)}, opts...)...)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
+		}
+		return k, nil
 	case "":
-		return nil, fmt.Errorf("rack: open %q: %w: no scheme (try mem://)", rawURL, ErrInvalid)
+		return nil, fmt.Errorf("rack: open %q: %w: no scheme (try mem://)", shown, ErrInvalid)
 	default:
-		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (supported: mem)", rawURL, ErrInvalid, u.Scheme)
+		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (supported: mem, swift+v1)", shown, ErrInvalid, u.Scheme)
 	}
+}
+
+// redactUserinfo hides what stands between "://" and the last '@' of a URL
+// that did not parse, so an error can name it without its key.
+func redactUserinfo(raw string) string {
+	i := strings.Index(raw, "://")
+	j := strings.LastIndex(raw, "@")
+	if i < 0 || j < i {
+		return raw
+	}
+	return raw[:i+3] + "xxxxx" + raw[j:]
+}
+
+// swiftV1Config reads a swift+v1 URL, filling gaps from SWIFT_AUTH_URL,
+// SWIFT_USER and SWIFT_KEY.
+func swiftV1Config(u *url.URL) (swift.Config, string, error) {
+	cfg, err := swift.FromEnv()
+	if err != nil && (u.Host == "" || u.User == nil) {
+		return cfg, "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if u.Host != "" {
+		cfg.AuthURL = "http://" + u.Host + "/auth/v1.0"
+	}
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		if key, ok := u.User.Password(); ok {
+			cfg.Key = key
+		}
+	}
+	container := strings.Trim(u.Path, "/")
+	if container == "" {
+		return cfg, "", fmt.Errorf("%w: the URL names no container (swift+v1://USER:KEY@HOST:PORT/CONTAINER)", ErrInvalid)
+	}
+	if err := validContainer(container); err != nil {
+		return cfg, "", err
+	}
+	for key, vals := range u.Query() {
+		switch {
+		case key == "compute" && len(vals) == 1 && vals[0] == "inproc":
+		case key == "compute":
+			return cfg, "", fmt.Errorf("%w: compute=%q is not supported (supported: inproc)", ErrInvalid, strings.Join(vals, ","))
+		default:
+			return cfg, "", fmt.Errorf("%w: unknown URL option %q", ErrInvalid, key)
+		}
+	}
+	return cfg, container, nil
 }
 
 // New composes a kernel from drivers. The kernel owns them: Close closes

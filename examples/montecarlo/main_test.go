@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,10 +18,17 @@ import (
 // run starts the montecarlo parent on a fresh mem:// namespace.
 func runMontecarlo(t testing.TB, args ...string) (stdout, stderr string, k *rack.Kernel, err error) {
 	t.Helper()
+	return runMontecarloAt(t, "mem://", args...)
+}
+
+// runMontecarloAt starts the montecarlo parent in the namespace url.
+func runMontecarloAt(t testing.TB, url string, args ...string) (stdout, stderr string, k *rack.Kernel, err error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
-	k, err = rack.Open(ctx, "mem://", rack.WithConsole(strings.NewReader(""), &out, &errb))
+	k, err = rack.Open(ctx, url, rack.WithConsole(strings.NewReader(""), &out, &errb),
+		rack.WithPolling(5*time.Millisecond, 200*time.Millisecond), rack.WithRecordTTL(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +75,25 @@ func TestReportIsExact(t *testing.T) {
 		if !strings.Contains(out, "| "+prop) {
 			t.Errorf("report lacks row %s:\n%s", prop, out)
 		}
+	}
+}
+
+// TestOnSwift runs the sample with a real Swift as the only coordination
+// store: the same points as the bare computation.
+func TestOnSwift(t *testing.T) {
+	if os.Getenv("SWIFT_AUTH_URL") == "" {
+		if os.Getenv("RACK_REQUIRE_SWIFT") == "1" {
+			t.Fatal("Swift required (RACK_REQUIRE_SWIFT=1) but SWIFT_AUTH_URL is unset")
+		}
+		t.Skip("no Swift: SWIFT_AUTH_URL unset (scripts/swift-saio.sh starts one)")
+	}
+	url := fmt.Sprintf("swift+v1:///montecarlo-test-%d", time.Now().UnixNano())
+	out, stderr, _, err := runMontecarloAt(t, url, "--trials", "2000000", "--workers", "10", "--seed", "7")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if want := fmt.Sprintf("| points   | %d ", expected(2000000, 10, 7)); !strings.Contains(out, want) {
+		t.Fatalf("report lacks %q:\n%s", want, out)
 	}
 }
 
