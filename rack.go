@@ -40,6 +40,7 @@ import (
 	"github.com/rackfork/rack/backend/inproc"
 	"github.com/rackfork/rack/backend/mem"
 	"github.com/rackfork/rack/backend/swift"
+	"github.com/rackfork/rack/internal/count"
 	"github.com/rackfork/rack/internal/record"
 	"github.com/rackfork/rack/internal/retry"
 )
@@ -171,7 +172,8 @@ func WithNamespace(name string) Option {
 // coordinate only through the store.
 type Kernel struct {
 	cfg      config
-	store    backend.Store // with retries
+	store    backend.Store // with retries, counted
+	counter  *count.Store
 	notifier backend.Notifier
 	compute  backend.Compute
 	id       string
@@ -314,9 +316,11 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	if err := validContainer(cfg.container); err != nil {
 		return nil, fmt.Errorf("rack: new: namespace: %w", err)
 	}
+	counted, counter := count.Wrap(store, cfg.logger)
 	k := &Kernel{
 		cfg:     cfg,
-		store:   retry.Wrap(store, cfg.retry),
+		store:   retry.Wrap(counted, cfg.retry),
+		counter: counter,
 		compute: compute,
 		id:      newID(),
 		procs:   make(map[PID]*proc),
@@ -337,6 +341,25 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	go k.leaseLoop()
 	go k.inboxLoop()
 	return k, nil
+}
+
+// Stats counts the store requests this kernel made, by kind ("put",
+// "create-only put", "get", "head", "list", "delete", "container"),
+// retries included: the figures to check against the request budget in
+// the README.
+type Stats map[string]int64
+
+// Stats returns the requests this kernel has made to its store so far.
+func (k *Kernel) Stats() Stats {
+	counts := k.counter.Counts()
+	out := make(Stats, len(counts)+1)
+	var total int64
+	for i, n := range counts {
+		out[count.KindNames[i]] = n
+		total += n
+	}
+	out["total"] = total
+	return out
 }
 
 // ID is this kernel's unique id in the namespace.

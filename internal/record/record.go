@@ -108,13 +108,13 @@ type Proc struct {
 
 // Exit is the exit record: the first one written wins.
 type Exit struct {
-	PID    int64     `json:"pid"`
-	Code   int       `json:"code"`
-	Signal int       `json:"signal,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	Stderr string    `json:"stderr,omitempty"`
-	Lost   bool      `json:"lost,omitempty"`
-	Ended  int64     `json:"ended"` // Unix nanoseconds
+	PID    int64  `json:"pid"`
+	Code   int    `json:"code"`
+	Signal int    `json:"signal,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	Stderr string `json:"stderr,omitempty"`
+	Lost   bool   `json:"lost,omitempty"`
+	Ended  int64  `json:"ended"` // Unix nanoseconds
 	// By names the kernel that recorded it.
 	By string `json:"by"`
 }
