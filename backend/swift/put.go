@@ -83,7 +83,10 @@ func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *back
 
 	var info backend.ObjectInfo
 	if size >= 0 && size <= s.cfg.SegmentSize {
-		info, err = s.putPlain(ctx, c, name, body, size, h)
+		info, err = s.putPlainRetrying(ctx, c, name, body, size, h, token)
+		if err == nil && o.CreateOnly && info.Metadata[WriterKey] == token {
+			return info, nil // verified while retrying
+		}
 	} else {
 		info, err = s.putLarge(ctx, c, name, body, size, h, o)
 	}
@@ -110,6 +113,48 @@ func (s *Store) putPlain(ctx context.Context, c, name string, body io.Reader, si
 		return backend.ObjectInfo{}, s.putErr(ctx, err, c, name)
 	}
 	return putInfo(name, size, rh), nil
+}
+
+// putPlainRetrying is putPlain, resent after a transient failure when the
+// body can be rewound (it is in memory). Under load, Swift closes idle
+// keep-alive connections just as a PUT is sent on one; nothing else would
+// retry a PUT whose body is not rewindable by the caller. A create-only
+// PUT that finds the object on a later try checks the writer token: its
+// own earlier, ambiguous try is success, anyone else's is ErrExist.
+func (s *Store) putPlainRetrying(ctx context.Context, c, name string, body io.Reader, size int64, h sw.Headers, token string) (backend.ObjectInfo, error) {
+	seeker, ok := body.(io.Seeker)
+	if !ok || s.cfg.Retries < 0 {
+		return s.putPlain(ctx, c, name, body, size, h)
+	}
+	start, err := seeker.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return s.putPlain(ctx, c, name, body, size, h)
+	}
+	wait := s.cfg.RetryWaitMin
+	for attempt := 0; ; attempt++ {
+		info, err := s.putPlain(ctx, c, name, body, size, h)
+		switch {
+		case err == nil:
+			return info, nil
+		case attempt > 0 && token != "" && errors.Is(err, backend.ErrExist):
+			return s.verifyWriter(ctx, c, name, token)
+		case !errors.Is(err, backend.ErrTransient) || attempt >= s.cfg.Retries || ctx.Err() != nil:
+			return backend.ObjectInfo{}, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return backend.ObjectInfo{}, err
+		case <-t.C:
+		}
+		if wait *= 2; wait > s.cfg.RetryWaitMax {
+			wait = s.cfg.RetryWaitMax
+		}
+		if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
+			return backend.ObjectInfo{}, err
+		}
+	}
 }
 
 // putErr maps a PUT's error; a 401 after which re-authentication works is
