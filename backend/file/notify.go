@@ -1,0 +1,537 @@
+package file
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// watchKey identifies the watchers of one key in one container.
+type watchKey struct {
+	container string
+	key       string
+}
+
+// watchers holds one channel per watched (container, key): every Changed
+// call for the key before the next change shares it.
+type watchers struct {
+	n      atomic.Int64 // len(m), read without the lock on the write path
+	mu     sync.Mutex
+	m      map[watchKey]chan struct{}
+	perC   map[string]int // number of keys watched per container
+	closed bool
+}
+
+// closedChan is returned by Changed on a closed store.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// Changed returns a channel closed at the next Put or Delete of an object in
+// container named key or, when key ends in '/', whose name starts with key,
+// by this Store or by any other process using the same directory (see
+// Notifications in the package documentation); the lazy removal of an
+// expired object counts as a Delete. Call Changed before checking the
+// store, then wait on the channel, so as not to miss a change. The empty key
+// matches nothing. On a closed store the channel is already closed.
+func (s *Store) Changed(container, key string) <-chan struct{} {
+	w := &s.watch
+	k := watchKey{container, key}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return closedChan
+	}
+	ch := w.m[k]
+	if ch == nil {
+		if w.m == nil {
+			w.m = make(map[watchKey]chan struct{})
+			w.perC = make(map[string]int)
+		}
+		ch = make(chan struct{})
+		w.m[k] = ch
+		w.perC[container]++
+		w.n.Store(int64(len(w.m)))
+	}
+	w.mu.Unlock()
+	// Follow the other processes' journals from now on (a no-op if this
+	// Store already does).
+	s.x.watch(container)
+	return ch
+}
+
+// changed records a change this Store made to container/name: it appends
+// the name to the Store's journal and wakes the local watchers.
+func (s *Store) changed(container, cpath, name string) {
+	s.journal.append(s, cpath, name)
+	s.watch.notify(container, name)
+}
+
+// notify wakes the watchers of a change to container/name.
+func (w *watchers) notify(container, name string) {
+	if w.n.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	if len(w.m) > 0 {
+		w.fire(container, name)
+		for i := 0; ; {
+			j := strings.IndexByte(name[i:], '/')
+			if j < 0 {
+				break
+			}
+			i += j + 1
+			if i == len(name) {
+				break // name itself ends in '/': fired above
+			}
+			w.fire(container, name[:i])
+		}
+		w.n.Store(int64(len(w.m)))
+	}
+	w.mu.Unlock()
+}
+
+// fire closes and forgets the channel of (container, key), if any.
+// w.mu must be held.
+func (w *watchers) fire(container, key string) {
+	k := watchKey{container, key}
+	if ch, ok := w.m[k]; ok {
+		close(ch)
+		delete(w.m, k)
+		if w.perC[container]--; w.perC[container] <= 0 {
+			delete(w.perC, container)
+		}
+	}
+}
+
+// fireContainer wakes every watcher of container: used when a change may
+// have been missed.
+func (w *watchers) fireContainer(container string) {
+	if w.n.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	if w.perC[container] > 0 {
+		for k, ch := range w.m {
+			if k.container == container {
+				close(ch)
+				delete(w.m, k)
+			}
+		}
+		delete(w.perC, container)
+		w.n.Store(int64(len(w.m)))
+	}
+	w.mu.Unlock()
+}
+
+// watched reports whether container has watchers.
+func (w *watchers) watched(container string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.perC[container] > 0
+}
+
+// close closes every channel; later Changed calls return closed channels.
+func (w *watchers) close() {
+	w.mu.Lock()
+	w.closed = true
+	for _, ch := range w.m {
+		close(ch)
+	}
+	w.m = nil
+	w.perC = nil
+	w.n.Store(0)
+	w.mu.Unlock()
+}
+
+// Journals.
+//
+// Every Store appends the names it changes in a container, each ended by
+// NUL (which no name contains), to its own journal file
+// .notify/<store id>-<generation> in the container's directory. At
+// journalMax bytes it starts the next generation. Journal files idle for
+// journalIdle are removed by the watchers that follow them, under an
+// exclusive flock that the writer takes shared while it appends (and
+// checks that the file it opened is still linked), so an append is never
+// lost in a removed file.
+const (
+	journalMax  = 1 << 20
+	journalIdle = 5 * time.Minute
+	// cleanAfter: a watcher that observed a journal fully read at least
+	// this long after its last write treats its removal as clean.
+	cleanAfter = 2 * time.Second
+)
+
+// journal is a Store's writing side of the journals.
+type journal struct {
+	mu sync.Mutex
+	m  map[string]*journalState // by container directory
+}
+
+type journalState struct {
+	gen  int
+	size int64
+}
+
+// append appends name to this Store's journal in container directory
+// cpath. Failures are ignored: the container may be gone.
+func (j *journal) append(s *Store, cpath, name string) {
+	rec := make([]byte, 0, len(name)+1)
+	rec = append(append(rec, name...), 0)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.m == nil {
+		j.m = make(map[string]*journalState)
+	}
+	st := j.m[cpath]
+	if st == nil {
+		st = &journalState{}
+		j.m[cpath] = st
+	}
+	path := cpath + "/.notify/" + s.id + "-" + strconv.Itoa(st.gen)
+	for range 3 {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return
+		}
+		if ok, err := flock(f, false, false); err != nil || !ok {
+			f.Close()
+			return
+		}
+		if fi, err := f.Stat(); err == nil && haveFlock && !linked(fi) {
+			f.Close() // removed by a watcher's clean-up: make a new one
+			continue
+		}
+		n, _ := f.Write(rec)
+		f.Close()
+		st.size += int64(n)
+		break
+	}
+	if st.size >= journalMax {
+		st.gen++
+		st.size = 0
+	}
+}
+
+// forget drops the journal state (on Close).
+func (j *journal) forget() {
+	j.mu.Lock()
+	j.m = nil
+	j.mu.Unlock()
+}
+
+// xwatch follows the journals of other Stores in the containers this
+// Store watches.
+type xwatch struct {
+	s          *Store
+	poll       time.Duration
+	useInotify bool
+
+	mu      sync.Mutex
+	cs      map[string]*cstate // by container
+	ino     *inotify           // nil when polling
+	wds     map[int32]*cstate
+	started bool
+	closed  bool
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+// cstate is the following of one container's journals.
+type cstate struct {
+	container string
+	dir       string // the .notify directory
+	files     map[string]*jfile
+	wd        int32
+	watched   bool // by inotify
+	lastUsed  time.Time
+}
+
+// jfile is how far a journal file has been read.
+type jfile struct {
+	off   int64     // read up to here (a record boundary)
+	size  int64     // size when last seen
+	mtime time.Time // modification time when last seen
+	seen  time.Time // when last seen
+}
+
+func (x *xwatch) init(s *Store, poll time.Duration, useInotify bool) {
+	x.s = s
+	x.poll = poll
+	x.useInotify = useInotify
+	x.cs = make(map[string]*cstate)
+	x.wds = make(map[int32]*cstate)
+	x.stop = make(chan struct{})
+}
+
+// watch starts following container's journals, if this Store does not
+// already. Changes appended after it returns will be seen.
+func (x *xwatch) watch(container string) {
+	now := time.Now()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed {
+		return
+	}
+	if cs := x.cs[container]; cs != nil {
+		cs.lastUsed = now
+		return
+	}
+	if !x.started {
+		x.started = true
+		if x.useInotify {
+			if ino, err := newInotify(); err == nil {
+				x.ino = ino
+				x.done.Add(1)
+				go x.readEvents()
+			}
+		}
+		x.done.Add(1)
+		go x.ticker()
+	}
+	cs := &cstate{
+		container: container,
+		dir:       x.s.containerPath(container) + "/.notify",
+		files:     make(map[string]*jfile),
+		lastUsed:  now,
+	}
+	x.cs[container] = cs
+	x.addWatch(cs) // before the first scan, so no append falls between
+	x.scanAll(cs, true)
+}
+
+// addWatch adds an inotify watch on cs's directory. x.mu must be held.
+func (x *xwatch) addWatch(cs *cstate) {
+	if x.ino == nil || cs.watched {
+		return
+	}
+	wd, err := x.ino.add(cs.dir)
+	if err != nil {
+		return
+	}
+	cs.wd, cs.watched = wd, true
+	x.wds[wd] = cs
+}
+
+// readEvents handles inotify events until the inotify file is closed.
+func (x *xwatch) readEvents() {
+	defer x.done.Done()
+	buf := make([]byte, 64<<10)
+	for {
+		evs, err := x.ino.read(buf)
+		if err != nil {
+			return
+		}
+		x.mu.Lock()
+		for _, ev := range evs {
+			if ev.overflow {
+				for _, cs := range x.cs {
+					x.s.watch.fireContainer(cs.container)
+					x.scanAll(cs, false)
+				}
+				continue
+			}
+			cs := x.wds[ev.wd]
+			if cs == nil {
+				continue
+			}
+			switch {
+			case ev.ignored:
+				delete(x.wds, ev.wd)
+				cs.watched = false
+			case ev.name == "":
+				x.scanAll(cs, false)
+			case strings.HasPrefix(ev.name, x.s.id+"-"):
+				// Our own journal.
+			case ev.removed:
+				x.removed(cs, ev.name)
+			default:
+				x.scanFile(cs, ev.name, false)
+			}
+		}
+		x.mu.Unlock()
+	}
+}
+
+// ticker polls (or, with inotify, rescans as a safety net), re-adds
+// watches lost to a container being deleted and made again, and drops
+// containers no longer watched.
+func (x *xwatch) ticker() {
+	defer x.done.Done()
+	every := x.poll
+	x.mu.Lock()
+	if x.ino != nil {
+		every = time.Second
+	}
+	x.mu.Unlock()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-x.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		x.mu.Lock()
+		for c, cs := range x.cs {
+			if now.Sub(cs.lastUsed) > 30*time.Second && !x.s.watch.watched(c) {
+				if cs.watched {
+					x.ino.remove(cs.wd)
+					delete(x.wds, cs.wd)
+				}
+				delete(x.cs, c)
+				continue
+			}
+			x.addWatch(cs)
+			x.scanAll(cs, false)
+		}
+		x.mu.Unlock()
+	}
+}
+
+// scanAll reads what is new in every journal of cs; initial only records
+// the current sizes. x.mu must be held.
+func (x *xwatch) scanAll(cs *cstate, initial bool) {
+	f, err := os.Open(cs.dir)
+	if err != nil {
+		clear(cs.files) // the container is gone (and was empty)
+		return
+	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	present := make(map[string]bool, len(names))
+	for _, n := range names {
+		present[n] = true
+		if strings.HasPrefix(n, x.s.id+"-") {
+			x.collect(cs, n)
+			continue
+		}
+		x.scanFile(cs, n, initial)
+	}
+	for n := range cs.files {
+		if !present[n] {
+			x.removed(cs, n)
+		}
+	}
+}
+
+// scanFile reads what is new in journal fname of cs and wakes the
+// watchers of the names it finds. x.mu must be held.
+func (x *xwatch) scanFile(cs *cstate, fname string, initial bool) {
+	f, err := os.Open(cs.dir + "/" + fname)
+	if err != nil {
+		if notExist(err) {
+			x.removed(cs, fname)
+		}
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	jf := cs.files[fname]
+	if jf == nil {
+		jf = &jfile{}
+		cs.files[fname] = jf
+		if initial {
+			jf.off = fi.Size()
+		}
+	}
+	size := fi.Size()
+	if size < jf.off {
+		// Cannot happen with this package's writers: be safe.
+		x.s.watch.fireContainer(cs.container)
+		jf.off = 0
+	}
+	if size > jf.off {
+		bp := bodyBufs.Get().(*[]byte)
+		buf := *bp
+		for jf.off < size {
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), size-jf.off)], jf.off)
+			end := bytes.LastIndexByte(buf[:n], 0)
+			if end < 0 {
+				break // a record still being written
+			}
+			for rec := range bytes.SplitSeq(buf[:end], []byte{0}) {
+				if len(rec) > 0 {
+					x.s.watch.notify(cs.container, string(rec))
+				}
+			}
+			jf.off += int64(end + 1)
+			if err != nil && err != io.EOF {
+				break
+			}
+		}
+		bodyBufs.Put(bp)
+	}
+	jf.size, jf.mtime, jf.seen = size, fi.ModTime(), now
+	if jf.off == size && now.Sub(jf.mtime) > journalIdle {
+		x.collectFile(cs, fname, f)
+	}
+}
+
+// removed handles the disappearance of journal fname of cs: if it may have
+// held records this Store did not read, every watcher of the container is
+// woken. x.mu must be held.
+func (x *xwatch) removed(cs *cstate, fname string) {
+	jf := cs.files[fname]
+	if jf == nil {
+		return
+	}
+	delete(cs.files, fname)
+	if jf.off == jf.size && jf.seen.Sub(jf.mtime) >= cleanAfter {
+		return // read to the end long after its last write
+	}
+	x.s.watch.fireContainer(cs.container)
+}
+
+// collect removes this Store's own journal fname of cs if it is idle.
+func (x *xwatch) collect(cs *cstate, fname string) {
+	f, err := os.Open(cs.dir + "/" + fname)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && time.Since(fi.ModTime()) > journalIdle {
+		x.collectFile(cs, fname, f)
+	}
+}
+
+// collectFile removes the idle journal fname (open as f), unless its writer
+// is appending to it.
+func (x *xwatch) collectFile(cs *cstate, fname string, f *os.File) {
+	if !haveFlock {
+		return // no way to exclude a writer
+	}
+	if ok, err := flock(f, true, true); err != nil || !ok {
+		return
+	}
+	if fi, err := f.Stat(); err == nil && time.Since(fi.ModTime()) > journalIdle {
+		os.Remove(cs.dir + "/" + fname)
+	}
+}
+
+// close stops following journals.
+func (x *xwatch) close() {
+	x.mu.Lock()
+	x.closed = true
+	started := x.started
+	close(x.stop)
+	if x.ino != nil {
+		x.ino.close()
+	}
+	x.mu.Unlock()
+	if started {
+		x.done.Wait()
+	}
+}
