@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
+	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/internal/record"
 )
 
@@ -20,6 +23,10 @@ import (
 // ctx its Program was given (FromContext). Nothing is asked of a server.
 
 type processKey struct{}
+
+// mainProgramKey marks the ctx with which Main starts its root, whose
+// program a new copy of the binary runs too.
+type mainProgramKey struct{}
 
 // FromContext returns the process whose Program was given ctx (or a
 // context derived from it), or nil. Files opened with such a ctx belong to
@@ -79,6 +86,10 @@ func defaultProgramName() string {
 // URLEnv is the environment variable that names the namespace Main joins.
 const URLEnv = "RACK_URL"
 
+// PIDEnv carries, to a program started by rack as a forked child, the pid
+// it is to run as; Main then runs that process instead of a new root.
+const PIDEnv = "RACK_PID"
+
 // Main runs p as a rack process and exits with its exit code: as a new
 // root process (PPID 1) in the namespace that RACK_URL names (default
 // mem://), with os.Args[1:] as its arguments. SIGINT, SIGTERM and SIGHUP
@@ -88,6 +99,9 @@ func Main(p Program) {
 }
 
 func run(p Program) int {
+	if os.Getenv(PIDEnv) != "" {
+		return runChild(p)
+	}
 	url := os.Getenv(URLEnv)
 	if url == "" {
 		url = "mem://"
@@ -99,7 +113,7 @@ func run(p Program) int {
 		return 1
 	}
 	defer k.Close()
-	self, err := k.Start(ctx, Spec{Args: os.Args[1:]}, p)
+	self, err := k.Start(context.WithValue(ctx, mainProgramKey{}, true), Spec{Args: os.Args[1:]}, p)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -115,6 +129,107 @@ func run(p Program) int {
 			_ = self.Signal(ctx, Signal(s.(syscall.Signal)))
 		case err := <-done:
 			return exitStatus(err)
+		}
+	}
+}
+
+// runChild runs, in a program that rack started as a forked child, the
+// process that RACK_PID names, under a kernel of this OS process's own.
+func runChild(main Program) int {
+	pid, err := strconv.ParseInt(os.Getenv(PIDEnv), 10, 64)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rack: %s=%q is not a pid\n", PIDEnv, os.Getenv(PIDEnv))
+		return 1
+	}
+	ctx := context.Background()
+	k, err := Open(ctx, os.Getenv(URLEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer k.Close()
+	pr, err := k.adopt(ctx, PID(pid), main)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case s := <-sigs:
+			k.deliver(ctx, pr, Signal(s.(syscall.Signal)))
+		case <-pr.done:
+			if pr.exit.Lost || pr.exit.Code < 0 {
+				return 1
+			}
+			return pr.exit.Code
+		}
+	}
+}
+
+// adopt makes this kernel the host of pid, forked elsewhere, and starts
+// its program. The host record is created once, so a retried start never
+// runs a process twice.
+func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error) {
+	rec, err := k.procRecord(ctx, pid)
+	if err != nil {
+		return nil, fmt.Errorf("rack: join as process %d: %w", pid, err)
+	}
+	prog := main
+	if rec.Program != "" {
+		var ok bool
+		if prog, ok = lookupProgram(rec.Program); !ok {
+			return nil, fmt.Errorf("rack: process %d: %w: program %q is not registered in this binary", pid, ErrInvalid, rec.Program)
+		}
+	}
+	if prog == nil {
+		return nil, fmt.Errorf("rack: process %d: %w: no program to run", pid, ErrInvalid)
+	}
+	err = k.put(ctx, record.HostKey(int64(pid)), record.Encode(record.Host{PID: int64(pid), Kernel: k.id}), true)
+	if errors.Is(err, backend.ErrExist) {
+		return nil, fmt.Errorf("rack: process %d already runs elsewhere: %w", pid, ErrInvalid)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rack: process %d: host record: %w", pid, err)
+	}
+	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{}), started: true, portable: true}
+	pr.ctx, pr.cancel = context.WithCancelCause(context.WithValue(context.Background(), processKey{}, pr))
+	if err := k.openStreams(pr); err != nil {
+		return nil, fmt.Errorf("rack: process %d: %w", pid, err)
+	}
+	k.mu.Lock()
+	k.procs[pid] = pr
+	k.running++
+	k.mu.Unlock()
+	k.wg.Add(1)
+	go k.watchParent(pr)
+	go k.run(k.ctx, pr)
+	return pr, nil
+}
+
+// watchParent kills pr when the kernel that forked it stops renewing its
+// lease: a dead parent's subtree must not run (and cost) forever.
+func (k *Kernel) watchParent(pr *proc) {
+	defer k.wg.Done()
+	t := time.NewTicker(k.cfg.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-pr.done:
+			return
+		case <-k.ctx.Done():
+			return
+		case <-t.C:
+			if pr.rec.Detached {
+				continue
+			}
+			if alive, err := k.leaseAlive(k.ctx, pr.rec.Kernel); err == nil && !alive {
+				k.cfg.logger.Warn("rack: parent kernel gone, killing", "pid", pr.pid, "parent", pr.rec.Kernel)
+				k.kill(k.ctx, pr, SIGKILL)
+				return
+			}
 		}
 	}
 }
@@ -250,6 +365,12 @@ func (k *Kernel) handStreams(ctx context.Context, parent, child *proc, spec *Spe
 		if parent == nil {
 			child.rec.Stdin = record.Stream{Kind: "console"}
 		}
+	}
+	if child.remote {
+		// Its own kernel opens its streams from the record; the ends
+		// registered for it are not ours to close.
+		child.writers, child.readers = nil, nil
+		return nil
 	}
 	return k.openStreams(child)
 }

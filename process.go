@@ -134,6 +134,12 @@ type proc struct {
 	exit    *record.Exit
 	tail    tailBuffer
 	started bool
+	remote  bool // runs as a new program with a kernel of its own
+	// portable: its program can be found by a new copy of the binary
+	// (registered, or the one Main runs).
+	portable bool
+	// pendingSigs wait for a remote child to join its namespace.
+	pendingSigs []Signal
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -381,6 +387,14 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	rec.PID = int64(pid)
 	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{})}
 	pr.ctx, pr.cancel = context.WithCancelCause(context.WithValue(context.Background(), processKey{}, pr))
+	// Roots run here, whatever the compute: their Program is a Go value.
+	// A child started as a new program must be able to find its code
+	// there: by registered name, or as the program Main runs.
+	pr.portable = spec.Program != "" || (parent == nil && ctx.Value(mainProgramKey{}) != nil) || (parent != nil && parent.portable)
+	pr.remote = k.remote && parent != nil
+	if pr.remote && !pr.portable {
+		return nil, fmt.Errorf("rack: fork %s: %w: the forker runs a Program given to Kernel.Start, which a new OS process or VM cannot find: register it (rack.Register) and name it in Spec.Program", rec.Name, ErrInvalid)
+	}
 	if err := k.handStreams(ctx, parent, pr, &spec); err != nil {
 		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
 	}
@@ -477,17 +491,25 @@ func (k *Kernel) schedule(pr *proc) {
 // start asks the compute for an instance, retrying infrastructure failures;
 // the instance name makes a retried start idempotent.
 func (k *Kernel) start(pr *proc) {
+	if k.remote && !pr.remote {
+		go k.run(k.ctx, pr) // a root: it runs here, as a goroutine
+		return
+	}
 	req := &backend.StartRequest{
 		Namespace: k.cfg.namespace,
 		PID:       int64(pr.pid),
 		Name:      k.instanceName(pr.pid),
 		Run:       func(ctx context.Context) { k.run(ctx, pr) },
+		Env:       map[string]string{URLEnv: k.cfg.url, PIDEnv: strconv.FormatInt(int64(pr.pid), 10)},
 	}
 	delay := k.cfg.retry.Base
 	var err error
 	for attempt := 0; attempt < k.cfg.retry.Attempts; attempt++ {
 		_, err = k.compute.Start(k.ctx, req)
 		if err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist)) {
+			if pr.remote {
+				go k.watchRemote(pr)
+			}
 			return
 		}
 		if !errors.Is(err, backend.ErrTransient) {
@@ -587,18 +609,24 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		}
 		pr.notify = nil
 		pr.mu.Unlock()
-		ex.PID, ex.By, ex.Ended = int64(pr.pid), k.id, time.Now().UnixNano()
-		ex.Stderr = pr.tail.String()
 		ctx := context.WithoutCancel(k.ctx) // recorded even while the kernel closes
-		err := k.put(ctx, record.ExitKey(int64(pr.pid)), record.Encode(ex), true)
-		if errors.Is(err, backend.ErrExist) {
-			var first record.Exit
-			if err = k.getRecord(ctx, record.ExitKey(int64(pr.pid)), &first); err == nil {
-				ex = &first
+		if ex.By == "" {                    // not read from the store: ours to record
+			ex.PID, ex.By, ex.Ended = int64(pr.pid), k.id, time.Now().UnixNano()
+			ex.Stderr = pr.tail.String()
+			err := k.put(ctx, record.ExitKey(int64(pr.pid)), record.Encode(ex), true)
+			if errors.Is(err, backend.ErrExist) {
+				var first record.Exit
+				if err = k.getRecord(ctx, record.ExitKey(int64(pr.pid)), &first); err == nil {
+					ex = &first
+				}
 			}
-		}
-		if err != nil {
-			k.cfg.logger.Error("rack: recording exit", "pid", pr.pid, "err", err)
+			if err != nil {
+				k.cfg.logger.Error("rack: recording exit", "pid", pr.pid, "err", err)
+			}
+			if pr.remote {
+				// Its own kernel did not get to close its pipe ends.
+				k.closeRecordedEnds(ctx, pr.rec)
+			}
 		}
 		pr.exit = ex
 		k.exits.Store(pr.pid, ex)
@@ -835,12 +863,15 @@ func (k *Kernel) signal(ctx context.Context, pid PID, rec *record.Proc, sig Sign
 	if _, err := k.exitRecord(ctx, pid); err == nil {
 		return fmt.Errorf("rack: signal %d: %w", pid, ErrFinished)
 	}
-	if rec.Kernel == k.id {
+	host, _, err := k.hostOf(ctx, pid, rec)
+	if err != nil {
+		return fmt.Errorf("rack: signal %d: %w", pid, err)
+	}
+	if host == k.id {
 		// Hosted here once and no longer: it has just finished.
 		return fmt.Errorf("rack: signal %d: %w", pid, ErrFinished)
 	}
-	key := fmt.Sprintf("%s%010d.%s.%012d", record.SignalInbox(rec.Kernel), pid, k.id, k.seq.Add(1))
-	if err := k.put(ctx, key, record.Encode(record.Signal{PID: int64(pid), Signal: int(sig), From: k.id}), true); err != nil {
+	if err := k.sendSignal(ctx, host, pid, sig); err != nil {
 		return fmt.Errorf("rack: signal %d: %w", pid, err)
 	}
 	return nil
@@ -848,6 +879,10 @@ func (k *Kernel) signal(ctx context.Context, pid PID, rec *record.Proc, sig Sign
 
 // deliver acts on a signal for a process hosted here.
 func (k *Kernel) deliver(ctx context.Context, pr *proc, sig Signal) {
+	if pr.remote {
+		k.signalRemote(ctx, pr, sig)
+		return
+	}
 	if sig == SIGKILL {
 		k.kill(ctx, pr, SIGKILL)
 		return
@@ -878,6 +913,10 @@ func (k *Kernel) deliver(ctx context.Context, pr *proc, sig Signal) {
 // kill ends pr and its non-detached descendants, leaves first.
 func (k *Kernel) kill(ctx context.Context, pr *proc, sig Signal) {
 	if isDone(pr) {
+		return
+	}
+	if pr.remote {
+		k.killRemote(ctx, pr)
 		return
 	}
 	// Fence first: from here the process can fork no child that this
@@ -977,4 +1016,182 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// Processes started as new programs (computes that are not in-process)
+// run under a kernel of their own, which writes a host record when it
+// adopts the process. The forker keeps a stand-in for each, which
+// watchRemote ends when the exit record appears, or when the child turns
+// out lost (its program ended without recording an exit, or its kernel's
+// lease lapsed).
+
+// hostOf returns the kernel that runs pid and whether it has started:
+// its host record, or else the forker's kernel.
+func (k *Kernel) hostOf(ctx context.Context, pid PID, rec *record.Proc) (string, bool, error) {
+	if v, ok := k.hosts.Load(pid); ok {
+		return v.(string), true, nil
+	}
+	var h record.Host
+	err := k.getRecord(ctx, record.HostKey(int64(pid)), &h)
+	switch {
+	case err == nil:
+		k.hosts.Store(pid, h.Kernel)
+		return h.Kernel, true, nil
+	case errors.Is(err, backend.ErrNotFound):
+		return rec.Kernel, false, nil
+	}
+	return "", false, err
+}
+
+// sendSignal puts sig for pid into kernel host's inbox.
+func (k *Kernel) sendSignal(ctx context.Context, host string, pid PID, sig Signal) error {
+	key := fmt.Sprintf("%s%010d.%s.%012d", record.SignalInbox(host), pid, k.id, k.seq.Add(1))
+	return k.put(ctx, key, record.Encode(record.Signal{PID: int64(pid), Signal: int(sig), From: k.id}), true)
+}
+
+// signalRemote passes sig on to the kernel that runs pr; a signal for a
+// child that has not joined yet waits for it (watchRemote delivers it).
+func (k *Kernel) signalRemote(ctx context.Context, pr *proc, sig Signal) {
+	if sig == SIGKILL {
+		k.killRemote(ctx, pr)
+		return
+	}
+	host, started, err := k.hostOf(ctx, pr.pid, pr.rec)
+	if err == nil && started {
+		err = k.sendSignal(ctx, host, pr.pid, sig)
+	}
+	if err != nil || !started {
+		pr.mu.Lock()
+		pr.pendingSigs = append(pr.pendingSigs, sig)
+		pr.mu.Unlock()
+	}
+}
+
+// killRemote asks pr's kernel to kill it (and so its subtree), and falls
+// back to stopping its instance and recording the kill itself.
+func (k *Kernel) killRemote(ctx context.Context, pr *proc) {
+	if isDone(pr) {
+		return
+	}
+	pr.killed.Store(true)
+	if host, started, err := k.hostOf(ctx, pr.pid, pr.rec); err == nil && started {
+		if k.sendSignal(ctx, host, pr.pid, SIGKILL) == nil {
+			t := time.NewTimer(k.cfg.grace)
+			select {
+			case <-pr.done:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+	}
+	if isDone(pr) {
+		return
+	}
+	if err := k.compute.Stop(ctx, k.instanceName(pr.pid)); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		k.cfg.logger.Warn("rack: stopping instance", "pid", pr.pid, "err", err)
+	}
+	k.finish(pr, &record.Exit{Code: 128 + int(SIGKILL), Signal: int(SIGKILL), Reason: "killed by " + SIGKILL.String()})
+}
+
+// watchRemote waits for a child running under its own kernel to end.
+func (k *Kernel) watchRemote(pr *proc) {
+	ctx := k.ctx
+	pid := int64(pr.pid)
+	var delay time.Duration
+	for !isDone(pr) {
+		ch := k.changed(record.ExitKey(pid))
+		ex, err := k.exitRecord(ctx, pr.pid)
+		if err == nil {
+			k.finish(pr, ex)
+			return
+		}
+		if why := k.remoteLost(ctx, pr); why != "" {
+			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: why})
+			return
+		}
+		// Even a notifying store says nothing about a program that died
+		// silently: look at the compute now and then as well.
+		if delay = min(max(2*delay, k.cfg.pollMin), k.cfg.pollMax); ch == nil {
+			ch = make(chan struct{}) // never ready: the timer paces the polls
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ch:
+			delay = 0
+		case <-t.C:
+		case <-pr.done:
+		case <-ctx.Done():
+			t.Stop()
+			return // the kernel is closing: Close kills it
+		}
+		t.Stop()
+	}
+}
+
+// remoteLost delivers signals queued for pr once it has joined, and says
+// why pr is lost, if it is.
+func (k *Kernel) remoteLost(ctx context.Context, pr *proc) string {
+	host, started, err := k.hostOf(ctx, pr.pid, pr.rec)
+	if err != nil {
+		return ""
+	}
+	if started {
+		pr.mu.Lock()
+		sigs := pr.pendingSigs
+		pr.pendingSigs = nil
+		pr.mu.Unlock()
+		for _, s := range sigs {
+			_ = k.sendSignal(ctx, host, pr.pid, s)
+		}
+	}
+	live, err := k.compute.List(ctx, k.cfg.namespace)
+	if err != nil {
+		return ""
+	}
+	name := k.instanceName(pr.pid)
+	for _, in := range live {
+		if in.Name == name {
+			if started {
+				if alive, err := k.leaseAlive(ctx, host); err == nil && !alive {
+					return "its kernel " + host + " stopped renewing its lease"
+				}
+			}
+			return ""
+		}
+	}
+	// Its program has ended: an exit it recorded first is found on the
+	// next look, so check once more before calling it lost.
+	if _, err := k.exitRecord(ctx, pr.pid); err == nil {
+		return ""
+	}
+	if started {
+		return "its program ended without recording an exit"
+	}
+	return "its program ended before joining the namespace"
+}
+
+// closeRecordedEnds closes, on behalf of a lost process, the pipe writer
+// ends handed to it at fork, counting the segments it did store.
+func (k *Kernel) closeRecordedEnds(ctx context.Context, rec *record.Proc) {
+	for _, s := range []record.Stream{rec.Stdout, rec.Stderr} {
+		if s.Kind != "pipe" || s.End < 0 {
+			continue
+		}
+		n := 0
+		for {
+			_, err := k.store.Head(ctx, k.cfg.container, record.PipeSegmentKey(s.Pipe, s.End, n))
+			if err != nil {
+				if !errors.Is(err, backend.ErrNotFound) {
+					k.cfg.logger.Warn("rack: counting a lost writer's segments", "pipe", s.Pipe, "err", err)
+				}
+				break
+			}
+			n++
+		}
+		err := k.put(ctx, record.PipeCloseKey(s.Pipe, s.End), record.Encode(record.PipeClose{Segments: n}), true)
+		if err != nil && !errors.Is(err, backend.ErrExist) {
+			k.cfg.logger.Warn("rack: closing a lost writer's pipe end", "pipe", s.Pipe, "err", err)
+		}
+	}
 }

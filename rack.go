@@ -37,8 +37,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/file"
 	"github.com/rackfork/rack/backend/inproc"
 	"github.com/rackfork/rack/backend/mem"
+	"github.com/rackfork/rack/backend/osproc"
 	"github.com/rackfork/rack/backend/swift"
 	"github.com/rackfork/rack/internal/count"
 	"github.com/rackfork/rack/internal/record"
@@ -96,6 +98,7 @@ type config struct {
 	pollMax     time.Duration
 	container   string
 	namespace   string
+	url         string
 }
 
 func defaultConfig() config {
@@ -161,6 +164,10 @@ func WithPolling(min, max time.Duration) Option {
 	return func(c *config) { c.pollMin, c.pollMax = min, max }
 }
 
+// WithURL sets the URL by which children started as new programs (by
+// computes that are not in-process) join the namespace. Open sets it.
+func WithURL(url string) Option { return func(c *config) { c.url = url } }
+
 // WithNamespace names the namespace: its container in the store (default
 // "rack").
 func WithNamespace(name string) Option {
@@ -172,6 +179,7 @@ func WithNamespace(name string) Option {
 // coordinate only through the store.
 type Kernel struct {
 	cfg      config
+	remote   bool          // the compute starts new programs, which host their process
 	store    backend.Store // with retries, counted
 	counter  *count.Store
 	notifier backend.Notifier
@@ -197,12 +205,15 @@ type Kernel struct {
 
 	cache sync.Map // PID -> *record.Proc and exit records; both immutable
 	exits sync.Map // PID -> *record.Exit
+	hosts sync.Map // PID -> kernel id, from host records
 }
 
 // Open opens a namespace by URL. Supported now:
 //
 //	mem://        a new private in-memory namespace with goroutine processes
 //	mem://NAME    the in-memory namespace NAME, shared within this OS process
+//	file:///DIR   the directory DIR as the store, processes as OS processes
+//	              running this program again (see Main)
 //	swift+v1://USER:KEY@HOST:PORT/CONTAINER
 //	              the namespace CONTAINER on a Swift with v1 (tempauth) auth,
 //	              for development; USER, KEY and HOST:PORT default to
@@ -232,6 +243,26 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 			s = mem.Shared(u.Host, mem.WithVersionETags())
 		}
 		return New(ctx, s, inproc.New(), opts...)
+	case "file":
+		if u.Host != "" || u.Path == "" || u.RawQuery != "" {
+			return nil, fmt.Errorf("rack: open %q: %w: a file URL is file:///absolute/dir", shown, ErrInvalid)
+		}
+		s, err := file.New(u.Path)
+		if err != nil {
+			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
+		}
+		c, err := osproc.New()
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
+		}
+		k, err := New(ctx, s, c, append([]Option{WithURL(rawURL)}, opts...)...)
+		if err != nil {
+			s.Close()
+			c.Close()
+			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
+		}
+		return k, nil
 	case "swift+v1":
 		cfg, container, err := swiftV1Config(u)
 		if err != nil {
@@ -250,7 +281,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 	case "":
 		return nil, fmt.Errorf("rack: open %q: %w: no scheme (try mem://)", shown, ErrInvalid)
 	default:
-		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (supported: mem, swift+v1)", shown, ErrInvalid, u.Scheme)
+		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (supported: mem, file, swift+v1)", shown, ErrInvalid, u.Scheme)
 	}
 }
 
@@ -328,6 +359,12 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	k.groups.members = make(map[PID]map[PID]struct{})
 	k.groups.names = make(map[PID]string)
 	k.notifier, _ = store.(backend.Notifier)
+	if ip, ok := compute.(backend.InProcess); !ok || !ip.InProcess() {
+		k.remote = true
+		if cfg.url == "" {
+			return nil, fmt.Errorf("rack: new: %w: a compute that starts new programs needs the namespace's URL (rack.WithURL)", ErrInvalid)
+		}
+	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	if err := k.store.CreateContainer(ctx, cfg.container); err != nil {
 		k.cancel()
@@ -751,7 +788,7 @@ func (k *Kernel) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
 		case !errors.Is(err, backend.ErrNotFound):
 			return nil, fmt.Errorf("rack: ps: %w", err)
 		}
-		if p := k.hosted(pid); p != nil {
+		if p := k.hosted(pid); p != nil && !p.remote {
 			info.Status = p.statusText()
 		} else if info.State == Running {
 			if data, err := k.get(ctx, record.StatusKey(int64(pid))); err == nil {

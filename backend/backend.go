@@ -142,6 +142,14 @@ type StartRequest struct {
 	Options map[string]string
 }
 
+// InProcess is implemented by computes whose instances run
+// StartRequest.Run inside the calling OS process, sharing its kernel.
+// Other computes start a new copy of the program, which joins the
+// namespace with a kernel of its own (identity from StartRequest.Env).
+type InProcess interface {
+	InProcess() bool
+}
+
 // Instance describes a started instance.
 type Instance struct {
 	Name      string

@@ -261,3 +261,6 @@ func (c *Compute) Close() error {
 	}
 	return nil
 }
+
+// InProcess reports true: instances run StartRequest.Run in this OS process.
+func (c *Compute) InProcess() bool { return true }

@@ -26,6 +26,7 @@ const (
 	Groups    = "groups/"  // groups/<gid>: group record; groups/<gid>/<pid>: member
 	Pipes     = "pipes/"   // pipes/<id>/...: see PipeEnd and friends
 	Fifos     = "fifos/"   // fifos/<name>: a named pipe's record
+	Hosts     = "hosts/"   // hosts/<pid>: the kernel that runs a process started as a new program
 )
 
 // PIDKey is the name of a pid's block claim.
@@ -35,6 +36,9 @@ func PIDKey(block int64) string { return PIDBlocks + pad(block) }
 func ProcKey(pid int64) string   { return Procs + pad(pid) }
 func ExitKey(pid int64) string   { return Exits + pad(pid) }
 func StatusKey(pid int64) string { return Status + pad(pid) }
+
+// HostKey names the record of the kernel hosting pid.
+func HostKey(pid int64) string { return Hosts + pad(pid) }
 
 // KernelKey names a kernel's lease.
 func KernelKey(id string) string { return Kernels + id }
@@ -151,6 +155,13 @@ type PipeClose struct {
 type Fifo struct {
 	Name string `json:"name"`
 	Pipe string `json:"pipe"`
+}
+
+// Host says which kernel runs a process that was started as a new copy
+// of the program (its process record names the forker's kernel).
+type Host struct {
+	PID    int64  `json:"pid"`
+	Kernel string `json:"kernel"`
 }
 
 // Lease is a kernel's liveness record.

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package osproc
+
+import "os/exec"
+
+// setDeathSignal does nothing where there is no Pdeathsig: the lease
+// watchdog alone ends orphans.
+func setDeathSignal(*exec.Cmd) {}

@@ -1,0 +1,121 @@
+package rack_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rackfork/rack"
+)
+
+// TestMain lets this test binary serve as the program that file://
+// namespaces start as OS-process children.
+func TestMain(m *testing.M) {
+	rack.Register("os-child", osChild)
+	if os.Getenv(rack.PIDEnv) != "" {
+		rack.Main(nil) // a forked child: runs its process and exits
+	}
+	os.Exit(m.Run())
+}
+
+// osChild prints its argument and OS pid, then ends as the argument says.
+func osChild(ctx context.Context, self *rack.Process) error {
+	arg := self.Args()[0]
+	fmt.Fprintf(self.Stdout(), "%s %d\n", arg, os.Getpid())
+	switch arg {
+	case "error":
+		return errors.New("it failed")
+	case "exit3":
+		return rack.Exit(3)
+	case "panic":
+		panic("boom")
+	case "block":
+		<-ctx.Done()
+		return ctx.Err()
+	case "vanish":
+		time.Sleep(10 * time.Millisecond) // let the line reach the pipe
+		os.Exit(7)                        // dies without a word to rack: lost
+	}
+	return nil
+}
+
+// TestOSProcesses forks OS processes through a file:// namespace: the
+// same program code, exit statuses, a pipe across processes, a kill, and
+// a child that dies without telling rack (lost, its pipe end closed for it).
+func TestOSProcesses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	k, err := rack.Open(ctx, "file://"+t.TempDir(), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	want := map[string]int{"ok": 0, "error": 1, "exit3": 3, "panic": 2, "block": 128 + 9, "vanish": -1}
+	root, err := k.Start(ctx, rack.Spec{Name: "os-root"}, func(ctx context.Context, self *rack.Process) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		kids := map[string]*rack.Process{}
+		for arg := range want {
+			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{arg}, Stdout: w})
+			if err != nil {
+				return err
+			}
+			kids[arg] = c
+		}
+		w.Close()
+		sc := bufio.NewScanner(r)
+		seen := map[string]bool{}
+		for len(seen) < len(want) && sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) != 2 {
+				return fmt.Errorf("bad line %q", sc.Text())
+			}
+			if ospid, _ := strconv.Atoi(f[1]); ospid == os.Getpid() {
+				return fmt.Errorf("child %s ran in the parent's OS process", f[0])
+			}
+			seen[f[0]] = true
+		}
+		if err := kids["block"].Kill(ctx); err != nil {
+			return err
+		}
+		for sc.Scan() {
+			return fmt.Errorf("unexpected line %q", sc.Text())
+		}
+		if err := sc.Err(); err != nil {
+			return fmt.Errorf("pipe: %w", err)
+		}
+		if err := kids["vanish"].Wait(ctx); !errors.Is(err, rack.ErrLost) {
+			return fmt.Errorf("vanish: Wait = %v, want ErrLost", err)
+		}
+		for arg, code := range want {
+			if arg == "vanish" {
+				continue
+			}
+			err := kids[arg].Wait(ctx)
+			var ee *rack.ExitError
+			if code == 0 && err != nil || code != 0 && (!errors.As(err, &ee) || ee.Code() != code) {
+				return fmt.Errorf("%s: Wait = %v, want code %d", arg, err, code)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := k.Processes(ctx)
+	if err != nil || len(ps) != 7 {
+		t.Fatalf("ps: %d processes, %v", len(ps), err)
+	}
+}
