@@ -96,8 +96,9 @@ type Spec struct {
 	Group *Group
 	// Detached children survive their parent's death.
 	Detached bool
-	// Options are compute settings (image, flavor...) for backends that
-	// use them; a child inherits its parent's unless set.
+	// Options are compute settings for backends that use them (the OS
+	// process compute: "exe", the program to start instead of this one;
+	// image, flavor... for VMs); a child inherits its parent's unless set.
 	Options map[string]string
 }
 
@@ -354,7 +355,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	if err := validName("Spec.Name", rec.Name); err != nil {
 		return nil, fmt.Errorf("rack: fork: %w", err)
 	}
-	if err := validArgs(spec.Args, spec.Env); err != nil {
+	if err := validArgs(spec.Args, spec.Env, "Spec.Env"); err != nil {
 		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
 	}
 	rec.Args = append([]string(nil), spec.Args...)
@@ -363,6 +364,18 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 		for key, v := range spec.Env {
 			rec.Env[key] = v
 		}
+	}
+	if err := validArgs(nil, spec.Options, "Spec.Options"); err != nil {
+		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
+	}
+	switch {
+	case len(spec.Options) > 0:
+		rec.Options = make(map[string]string, len(spec.Options))
+		for key, v := range spec.Options {
+			rec.Options[key] = v
+		}
+	case parent != nil:
+		rec.Options = parent.rec.Options // records never change: sharing is safe
 	}
 	if spec.Group != nil {
 		if spec.Group.k != k {
@@ -437,7 +450,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	return pr, nil
 }
 
-func validArgs(args []string, env map[string]string) error {
+func validArgs(args []string, env map[string]string, envName string) error {
 	n := 0
 	for i, a := range args {
 		if strings.IndexByte(a, 0) >= 0 || !utf8.ValidString(a) {
@@ -451,15 +464,15 @@ func validArgs(args []string, env map[string]string) error {
 	n = 0
 	for key, v := range env {
 		if key == "" || strings.ContainsAny(key, "=\x00") || !utf8.ValidString(key) {
-			return fmt.Errorf("%w: Spec.Env key %q must be non-empty UTF-8 without '=' or NUL", ErrInvalid, key)
+			return fmt.Errorf("%w: %s key %q must be non-empty UTF-8 without '=' or NUL", ErrInvalid, envName, key)
 		}
 		if strings.IndexByte(v, 0) >= 0 || !utf8.ValidString(v) {
-			return fmt.Errorf("%w: Spec.Env[%q] must be UTF-8 without NUL", ErrInvalid, key)
+			return fmt.Errorf("%w: %s[%q] must be UTF-8 without NUL", ErrInvalid, envName, key)
 		}
 		n += len(key) + len(v)
 	}
 	if n > maxEnvBytes {
-		return fmt.Errorf("%w: Spec.Env total %d bytes, over %d", ErrInvalid, n, maxEnvBytes)
+		return fmt.Errorf("%w: %s total %d bytes, over %d", ErrInvalid, envName, n, maxEnvBytes)
 	}
 	return nil
 }
@@ -501,6 +514,7 @@ func (k *Kernel) start(pr *proc) {
 		Name:      k.instanceName(pr.pid),
 		Run:       func(ctx context.Context) { k.run(ctx, pr) },
 		Env:       map[string]string{URLEnv: k.cfg.url, PIDEnv: strconv.FormatInt(int64(pr.pid), 10)},
+		Options:   pr.rec.Options,
 	}
 	delay := k.cfg.retry.Base
 	var err error

@@ -22,6 +22,10 @@ import (
 // ErrClosed is returned by calls on a closed Compute.
 var ErrClosed = errors.New("osproc: compute closed")
 
+// ExeOption is the StartRequest option naming another program to start (a
+// binary built with rack.Main), e.g. an app the rack shell runs.
+const ExeOption = "exe"
+
 // Compute starts instances as OS processes.
 type Compute struct {
 	exe            string
@@ -88,7 +92,11 @@ func (c *Compute) Start(ctx context.Context, req *backend.StartRequest) (backend
 	if _, dup := c.procs[req.Name]; dup {
 		return backend.Instance{}, fmt.Errorf("osproc: start %s: %w", req.Name, backend.ErrExist)
 	}
-	cmd := exec.Command(c.exe, c.args...)
+	exe, args := c.exe, c.args
+	if e := req.Options[ExeOption]; e != "" {
+		exe, args = e, nil
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Env = os.Environ()
 	for k, v := range req.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)

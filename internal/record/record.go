@@ -106,6 +106,8 @@ type Proc struct {
 	Stdout  Stream            `json:"stdout"`
 	Stderr  Stream            `json:"stderr"`
 	Files   []Stream          `json:"files,omitempty"`
+	// Options are compute settings (image, flavor, exe...).
+	Options map[string]string `json:"options,omitempty"`
 	// Detached children do not share their parent's fate.
 	Detached bool `json:"detached,omitempty"`
 }
