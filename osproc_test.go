@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,9 @@ import (
 // namespaces start as OS-process children.
 func TestMain(m *testing.M) {
 	rack.Register("os-child", osChild)
+	if os.Getenv("RACK_TEST_BARE_CHILD") != "" {
+		os.Exit(0) // BenchmarkBareReexec's child: the cost of the exec alone
+	}
 	if os.Getenv(rack.PIDEnv) != "" {
 		rack.Main(nil) // a forked child: runs its process and exits
 	}
@@ -28,6 +32,9 @@ func TestMain(m *testing.M) {
 // osChild prints its argument and OS pid, then ends as the argument says.
 func osChild(ctx context.Context, self *rack.Process) error {
 	arg := self.Args()[0]
+	if arg == "quiet" {
+		return nil
+	}
 	fmt.Fprintf(self.Stdout(), "%s %d\n", arg, os.Getpid())
 	switch arg {
 	case "error":
@@ -117,5 +124,51 @@ func TestOSProcesses(t *testing.T) {
 	ps, err := k.Processes(ctx)
 	if err != nil || len(ps) != 7 {
 		t.Fatalf("ps: %d processes, %v", len(ps), err)
+	}
+}
+
+// BenchmarkOSForkWait forks and waits for an empty OS-process child through
+// a file:// namespace; BenchmarkBareReexec is the same binary re-executed
+// and waited for by hand. Run them side by side and compare.
+func BenchmarkOSForkWait(b *testing.B) {
+	ctx := context.Background()
+	k, err := rack.Open(ctx, "file://"+b.TempDir(), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	root, err := k.Start(ctx, rack.Spec{Name: "bench"}, func(ctx context.Context, self *rack.Process) error {
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
+			if err != nil {
+				return err
+			}
+			if err := c.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		b.StopTimer()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkBareReexec(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), "RACK_TEST_BARE_CHILD=1")
+		if err := cmd.Run(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

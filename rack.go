@@ -247,7 +247,9 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 		if u.Host != "" || u.Path == "" || u.RawQuery != "" {
 			return nil, fmt.Errorf("rack: open %q: %w: a file URL is file:///absolute/dir", shown, ErrInvalid)
 		}
-		s, err := file.New(u.Path)
+		// No fsync: in a local namespace a machine crash ends every process
+		// anyway, and the page cache outlives any one process.
+		s, err := file.New(u.Path, file.WithoutSync())
 		if err != nil {
 			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
 		}
