@@ -39,6 +39,11 @@ func (s *Store) mapErr(ctx context.Context, err error, op, c, name string) error
 		}
 	}
 	msg := redact(err.Error(), s.cfg.Key)
+	if errors.Is(err, sw.TimeoutError) {
+		// ncw/swift reports its own client-side timeouts as status 408:
+		// a slow server, which a retry may get past.
+		return fmt.Errorf("swift: %s %s: %s: %w", op, target, msg, backend.ErrTransient)
+	}
 	var se *sw.Error
 	if errors.As(err, &se) && se.StatusCode != 0 {
 		var kind error

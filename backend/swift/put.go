@@ -188,7 +188,10 @@ func (s *Store) verifyWriter(ctx context.Context, c, name, token string) (backen
 	info, err := s.Head(ctx, c, name)
 	switch {
 	case errors.Is(err, backend.ErrNotFound):
-		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: created, then gone before it could be verified: %w", c, name, backend.ErrExist)
+		// Deleted since (a pipe reader consumes segments), or not visible
+		// yet: it cannot be told whose it was, so let the caller put it
+		// again with the same token rather than report a false conflict.
+		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: created, then gone before it could be verified: %w", c, name, backend.ErrTransient)
 	case err != nil:
 		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: created, but not verified (%v): %w", c, name, err, backend.ErrTransient)
 	case info.Metadata[WriterKey] != token:

@@ -107,11 +107,91 @@ func (s *Store) ListContainers(ctx context.Context, o backend.ListOptions) (out 
 	return out, err
 }
 
-// Get retries.
+// Get retries opening the object, and its reader resumes a download cut
+// by a transient failure from where it stopped (checking the ETag, so it
+// never splices two versions).
 func (s *Store) Get(ctx context.Context, c, n string, o *backend.GetOptions) (rc io.ReadCloser, info backend.ObjectInfo, err error) {
 	err = s.do(ctx, func() (e error) { rc, info, e = s.Store.Get(ctx, c, n, o); return e })
-	return rc, info, err
+	if err != nil {
+		return nil, info, err
+	}
+	var opts backend.GetOptions
+	if o != nil {
+		opts = *o
+	}
+	return &resuming{s: s, ctx: ctx, c: c, n: n, opts: opts, etag: info.ETag, rc: rc}, info, nil
 }
+
+// resuming re-opens a cut download at the offset it reached.
+type resuming struct {
+	s    *Store
+	ctx  context.Context
+	c, n string
+	opts backend.GetOptions
+	etag string
+	read int64
+	rc   io.ReadCloser
+}
+
+func (r *resuming) Read(p []byte) (int, error) {
+	for attempt := 0; ; attempt++ {
+		n, err := r.rc.Read(p)
+		r.read += int64(n)
+		if err == nil || err == io.EOF || !errors.Is(err, backend.ErrTransient) || attempt >= r.s.policy.Attempts {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil // deliver what came; the next Read resumes
+		}
+		r.rc.Close()
+		resume := backend.GetOptions{Offset: r.opts.Offset + r.read}
+		if r.opts.Length > 0 {
+			if resume.Length = r.opts.Length - r.read; resume.Length <= 0 {
+				return 0, io.EOF
+			}
+		}
+		var info backend.ObjectInfo
+		rerr := r.s.do(r.ctx, func() (e error) { r.rc, info, e = r.s.Store.Get(r.ctx, r.c, r.n, &resume); return e })
+		if rerr == nil && r.etag != "" && info.ETag != r.etag {
+			r.rc.Close()
+			rerr = fmt.Errorf("resuming %s/%s: the object changed during the download", r.c, r.n)
+		}
+		if rerr != nil {
+			r.rc = errReader{rerr}
+			return 0, fmt.Errorf("%w (resuming after: %v)", rerr, err)
+		}
+	}
+}
+
+func (r *resuming) Close() error { return r.rc.Close() }
+
+// WriteTo keeps io.Copy from the underlying reader's own WriteTo, which
+// could not resume.
+func (r *resuming) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, 32<<10)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+func (e errReader) Close() error             { return nil }
 
 // Head retries.
 func (s *Store) Head(ctx context.Context, c, n string) (info backend.ObjectInfo, err error) {
@@ -170,9 +250,15 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 		var err error
 		info, err = s.Store.Put(ctx, c, n, r, &opts)
 		if errors.Is(err, backend.ErrExist) && ambiguous {
-			if h, herr := s.Store.Head(ctx, c, n); herr == nil && h.Metadata[WriterKey] == token {
+			h, herr := s.Store.Head(ctx, c, n)
+			switch {
+			case herr == nil && h.Metadata[WriterKey] == token:
 				info, err = h, nil
-			} else if herr != nil && !errors.Is(herr, backend.ErrNotFound) {
+			case errors.Is(herr, backend.ErrNotFound):
+				// There a moment ago, gone now (a consumed pipe segment):
+				// whose it was is unknown, so put it again.
+				return fmt.Errorf("create-only put found, then lost, the object: %w", backend.ErrTransient)
+			case herr != nil:
 				return herr // transient: try the whole thing again
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -74,5 +75,67 @@ func TestGivesUpAndHonoursContext(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("retry ignored a cancelled context")
+	}
+}
+
+// cutting cuts the body of the next Get after 1000 bytes, like a reset
+// in the middle of a download.
+type cutting struct {
+	backend.Store
+	cuts atomic.Int32
+}
+
+type cutReader struct {
+	io.ReadCloser
+	left int
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("connection reset: %w", backend.ErrTransient)
+	}
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.ReadCloser.Read(p)
+	c.left -= n
+	return n, err
+}
+
+func (c *cutting) Get(ctx context.Context, ct, n string, o *backend.GetOptions) (io.ReadCloser, backend.ObjectInfo, error) {
+	rc, info, err := c.Store.Get(ctx, ct, n, o)
+	if err == nil && c.cuts.Add(-1) >= 0 {
+		rc = &cutReader{ReadCloser: rc, left: 1000}
+	}
+	return rc, info, err
+}
+
+func TestGetResumesACutDownload(t *testing.T) {
+	ctx := context.Background()
+	inner := &cutting{Store: mem.New()}
+	s := retry.Wrap(inner, fast)
+	_ = s.CreateContainer(ctx, "c")
+	data := bytes.Repeat([]byte("0123456789"), 10000)
+	if _, err := s.Put(ctx, "c", "o", bytes.NewReader(data), nil); err != nil {
+		t.Fatal(err)
+	}
+	inner.cuts.Store(1)
+	rc, _, err := s.Get(ctx, "c", "o", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (want %d), err %v", len(got), len(data), err)
+	}
+	// A range resumes within its range.
+	inner.cuts.Store(1)
+	rc, _, err = s.Get(ctx, "c", "o", &backend.GetOptions{Offset: 10, Length: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(rc)
+	if err != nil || !bytes.Equal(got, data[10:5010]) {
+		t.Fatalf("range: read %d bytes, err %v", len(got), err)
 	}
 }
