@@ -102,6 +102,10 @@ type Spec struct {
 	Options map[string]string
 }
 
+// exeOption names another program for an OS-process compute to start
+// (osproc.ExeOption): that program brings its own code.
+const exeOption = "exe"
+
 // Limits on what a Spec may carry.
 const (
 	maxArgsBytes   = 128 << 10
@@ -403,7 +407,8 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	// Roots run here, whatever the compute: their Program is a Go value.
 	// A child started as a new program must be able to find its code
 	// there: by registered name, or as the program Main runs.
-	pr.portable = spec.Program != "" || (parent == nil && ctx.Value(mainProgramKey{}) != nil) || (parent != nil && parent.portable)
+	pr.portable = spec.Program != "" || rec.Options[exeOption] != "" ||
+		(parent == nil && ctx.Value(mainProgramKey{}) != nil) || (parent != nil && parent.portable)
 	pr.remote = k.remote && parent != nil
 	if pr.remote && !pr.portable {
 		return nil, fmt.Errorf("rack: fork %s: %w: the forker runs a Program given to Kernel.Start, which a new OS process or VM cannot find: register it (rack.Register) and name it in Spec.Program", rec.Name, ErrInvalid)
