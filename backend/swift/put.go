@@ -20,6 +20,7 @@ import (
 	sw "github.com/ncw/swift/v2"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/retry"
 )
 
 // Put stores the object read from r (see the package documentation).
@@ -122,17 +123,13 @@ func (s *Store) putPlain(ctx context.Context, c, name string, body io.Reader, si
 // PUT that finds the object on a later try checks the writer token: its
 // own earlier, ambiguous try is success, anyone else's is ErrExist.
 func (s *Store) putPlainRetrying(ctx context.Context, c, name string, body io.Reader, size int64, h sw.Headers, token string) (backend.ObjectInfo, error) {
-	seeker, ok := body.(io.Seeker)
+	fresh, ok := retry.Rereadable(body)
 	if !ok || s.cfg.Retries < 0 {
-		return s.putPlain(ctx, c, name, body, size, h)
-	}
-	start, err := seeker.Seek(0, io.SeekCurrent)
-	if err != nil {
 		return s.putPlain(ctx, c, name, body, size, h)
 	}
 	wait := s.cfg.RetryWaitMin
 	for attempt := 0; ; attempt++ {
-		info, err := s.putPlain(ctx, c, name, body, size, h)
+		info, err := s.putPlain(ctx, c, name, fresh(), size, h)
 		switch {
 		case err == nil:
 			return info, nil
@@ -150,9 +147,6 @@ func (s *Store) putPlainRetrying(ctx context.Context, c, name string, body io.Re
 		}
 		if wait *= 2; wait > s.cfg.RetryWaitMax {
 			wait = s.cfg.RetryWaitMax
-		}
-		if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
-			return backend.ObjectInfo{}, err
 		}
 	}
 }

@@ -218,12 +218,12 @@ func (s *Store) Delete(ctx context.Context, c, n string) error {
 	})
 }
 
-// Put retries when r can be rewound (an io.Seeker); otherwise it tries
-// once. A create-only Put carries a unique writer token, so a retry that
+// Put retries when r can be read again (see Rereadable); otherwise it
+// tries once. A create-only Put carries a unique writer token, so a retry that
 // finds the object can tell its own earlier, ambiguous write (success) from
 // someone else's (backend.ErrExist).
 func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.PutOptions) (backend.ObjectInfo, error) {
-	seeker, ok := r.(io.Seeker)
+	body, ok := Rereadable(r)
 	if !ok {
 		return s.Store.Put(ctx, c, n, r, o)
 	}
@@ -244,11 +244,8 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 	ambiguous := false
 	var info backend.ObjectInfo
 	err := s.do(ctx, func() error {
-		if _, err := seeker.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
 		var err error
-		info, err = s.Store.Put(ctx, c, n, r, &opts)
+		info, err = s.Store.Put(ctx, c, n, body(), &opts)
 		if errors.Is(err, backend.ErrExist) && ambiguous {
 			h, herr := s.Store.Head(ctx, c, n)
 			switch {
@@ -284,3 +281,28 @@ var (
 		return hex.EncodeToString(b[:]) + "-"
 	}()
 )
+
+// Rereadable returns a function giving, for each try, a fresh reader of
+// what is left in r, if r is an io.ReaderAt and io.Seeker (a bytes.Reader,
+// a file). Each try gets its own reader because an HTTP transport may still
+// be reading the previous try's body after RoundTrip has returned; rewinding
+// a shared reader would race with it.
+func Rereadable(r io.Reader) (func() io.Reader, bool) {
+	ra, ok := r.(io.ReaderAt)
+	seeker, ok2 := r.(io.Seeker)
+	if !ok || !ok2 {
+		return nil, false
+	}
+	start, err := seeker.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, false
+	}
+	end, err := seeker.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, false
+	}
+	if _, err := seeker.Seek(start, io.SeekStart); err != nil {
+		return nil, false
+	}
+	return func() io.Reader { return io.NewSectionReader(ra, start, end-start) }, true
+}
