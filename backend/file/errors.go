@@ -3,8 +3,6 @@ package file
 import (
 	"errors"
 	"io/fs"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/rackfork/rack/backend"
@@ -13,60 +11,19 @@ import (
 // ErrClosed is wrapped by the errors of calls made on a Store after Close.
 var ErrClosed = errors.New("file: store is closed")
 
-// opError is the error every Store method returns. It names the operation,
-// the container and the object, and wraps one of the backend sentinel
-// errors (or ErrClosed, or a context or reader error).
-type opError struct {
-	op        string
-	container string
-	name      string
-	scope     scope
-	detail    string
-	err       error
-}
-
-// scope says what an opError is about.
-type scope uint8
-
-const (
-	scopeStore     scope = iota // the store as a whole (ListContainers)
-	scopeContainer              // one container
-	scopeObject                 // one object
-)
-
-func (e *opError) Error() string {
-	var b strings.Builder
-	b.WriteString("file: ")
-	b.WriteString(e.op)
-	if e.scope >= scopeContainer {
-		b.WriteString(" container ")
-		b.WriteString(strconv.Quote(e.container))
-	}
-	if e.scope == scopeObject {
-		b.WriteString(" object ")
-		b.WriteString(strconv.Quote(e.name))
-	}
-	b.WriteString(": ")
-	if e.detail != "" {
-		b.WriteString(e.detail)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.err.Error())
-	return b.String()
-}
-
-func (e *opError) Unwrap() error { return e.err }
-
+// storeError returns an error about the store as a whole.
 func storeError(op, detail string, err error) error {
-	return &opError{op: op, scope: scopeStore, detail: detail, err: err}
+	return &backend.OpError{Driver: "file", Op: op, Detail: detail, Err: err}
 }
 
+// containerError returns an error about a container as a whole.
 func containerError(op, container, detail string, err error) error {
-	return &opError{op: op, container: container, scope: scopeContainer, detail: detail, err: err}
+	return &backend.OpError{Driver: "file", Op: op, Container: container, Detail: detail, Err: err}
 }
 
+// objectError returns an error about one object.
 func objectError(op, container, name, detail string, err error) error {
-	return &opError{op: op, container: container, name: name, scope: scopeObject, detail: detail, err: err}
+	return &backend.OpError{Driver: "file", Op: op, Container: container, Name: name, Detail: detail, Err: err}
 }
 
 // ioError wraps an unexpected file system error: it keeps the *PathError
