@@ -621,7 +621,11 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 	pr.once.Do(func() {
 		pr.killed.Store(true)
 		pr.cancel(ErrKilled)
-		k.closeEnds(pr, ex.Signal != int(SIGKILL) && !ex.Lost)
+		if err := k.closeEnds(pr, ex.Signal != int(SIGKILL) && !ex.Lost); err != nil && ex.By == "" && ex.Code == 0 && ex.Signal == 0 {
+			// Its output was acknowledged to it but could not be
+			// delivered: a success would hide the loss.
+			ex.Code, ex.Reason = 1, "output lost at exit: "+err.Error()
+		}
 		pr.mu.Lock()
 		if pr.grace != nil {
 			pr.grace.Stop()
@@ -692,7 +696,10 @@ func isDone(pr *proc) bool {
 // closeEnds closes every pipe end and file the process still holds. Files
 // it left open are discarded (their writes were never acknowledged), but
 // a file given as its stdout is committed unless the process was killed.
-func (k *Kernel) closeEnds(pr *proc, commit bool) {
+// It returns what failed: output the process wrote but that could not be
+// delivered.
+func (k *Kernel) closeEnds(pr *proc, commit bool) error {
+	var failed []error
 	pr.mu.Lock()
 	ws := make([]*PipeWriter, 0, len(pr.writers))
 	for w := range pr.writers {
@@ -710,6 +717,7 @@ func (k *Kernel) closeEnds(pr *proc, commit bool) {
 	for _, w := range ws {
 		if err := w.close(); err != nil {
 			k.cfg.logger.Error("rack: closing pipe end on exit", "pid", pr.pid, "pipe", w.pipe, "err", err)
+			failed = append(failed, err)
 		}
 	}
 	for _, r := range rs {
@@ -719,11 +727,13 @@ func (k *Kernel) closeEnds(pr *proc, commit bool) {
 		if commit && f.commitOnExit {
 			if err := f.Close(); err != nil {
 				k.cfg.logger.Error("rack: committing output file on exit", "pid", pr.pid, "err", err)
+				failed = append(failed, err)
 			}
 			continue
 		}
 		f.abort(fmt.Errorf("rack: process %d ended before closing %s: %w", pr.pid, f.path, ErrKilled))
 	}
+	return errors.Join(failed...)
 }
 
 // Wait waits for the process to end and returns nil for exit code 0, an

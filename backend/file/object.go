@@ -337,8 +337,9 @@ func (s *Store) commit(cpath, name, tmp string, createOnly bool) error {
 		switch {
 		case notExist(err):
 			// A parent directory is missing (or was just removed by a
-			// Delete that emptied it).
-			if err := mkdirs(cpath, name); err != nil {
+			// Delete that emptied it). Another Delete may remove a parent
+			// again while mkdirs makes its child: then go round again.
+			if err := mkdirs(cpath, name); err != nil && !(notExist(err) && !errors.Is(err, errNoContainer)) {
 				return err
 			}
 		case createOnly && errors.Is(err, fs.ErrExist):

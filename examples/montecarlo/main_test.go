@@ -15,6 +15,15 @@ import (
 	"github.com/rackfork/rack"
 )
 
+// TestMain lets this test binary serve as the program that file://
+// namespaces start for each worker.
+func TestMain(m *testing.M) {
+	if os.Getenv(rack.PIDEnv) != "" {
+		rack.Main(parent) // a forked worker (or parent): runs it and exits
+	}
+	os.Exit(m.Run())
+}
+
 // run starts the montecarlo parent on a fresh mem:// namespace.
 func runMontecarlo(t testing.TB, args ...string) (stdout, stderr string, k *rack.Kernel, err error) {
 	t.Helper()
@@ -94,6 +103,21 @@ func TestOnSwift(t *testing.T) {
 	}
 	if want := fmt.Sprintf("| points   | %d ", expected(2000000, 10, 7)); !strings.Contains(out, want) {
 		t.Fatalf("report lacks %q:\n%s", want, out)
+	}
+}
+
+// TestOnOSProcesses runs the workers as OS processes sharing a file://
+// namespace, several times: every worker's count must arrive.
+func TestOnOSProcesses(t *testing.T) {
+	for i := 0; i < 5; i++ {
+		url := "file://" + t.TempDir()
+		out, stderr, _, err := runMontecarloAt(t, url, "--trials", "100000", "--workers", "10", "--seed", "3")
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", i, err, stderr)
+		}
+		if want := fmt.Sprintf("| points   | %d ", expected(100000, 10, 3)); !strings.Contains(out, want) {
+			t.Fatalf("run %d: report lacks %q:\n%s", i, want, out)
+		}
 	}
 }
 
