@@ -1,10 +1,14 @@
 module github.com/rackfork/rack
 
-go 1.24
+go 1.24.0
 
 require (
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/ncw/swift/v2 v2.0.5
+	golang.org/x/term v0.36.0
 )
 
-require github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+require (
+	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+	golang.org/x/sys v0.37.0 // indirect
+)

@@ -1,0 +1,184 @@
+// Command rack is the shell of a rack namespace: ps, kill, cat, ls and
+// friends on the namespace's processes and files, and apps (programs built
+// with rack.Main) run as processes of the namespace, with pipes (|) and
+// redirections (>, <) through rack pipes and files, and background jobs
+// (&).
+//
+//	rack                      an interactive shell, prompt "(rack)$ "
+//	rack -c 'LINE'            run LINE and exit with its status
+//	rack COMMAND ARGS...      run one command and exit with its status
+//	rack < script             run the lines of script
+//
+// The namespace is --url, or $RACK_URL, or by default the file namespace
+// $XDG_STATE_HOME/rack (~/.local/state/rack), which every terminal of the
+// machine shares. Apps are found in $RACK_APPS, then on $PATH.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/rackfork/rack"
+	"golang.org/x/term"
+)
+
+func main() {
+	// A rack app is started again as a child with RACK_PID set; the shell
+	// itself is never forked that way, so this is only a guard.
+	if os.Getenv(rack.PIDEnv) != "" {
+		fmt.Fprintln(os.Stderr, "rack: the shell cannot run as a forked process")
+		os.Exit(1)
+	}
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+// config is what run needs from the outside world.
+type config struct {
+	url     string
+	appsDir string
+	command string // -c
+	args    []string
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// run is the whole program: it parses args, opens the namespace, runs the
+// shell as a root process and returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	fl := flag.NewFlagSet("rack", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	url := fl.String("url", "", "namespace URL (default $RACK_URL, else file://$XDG_STATE_HOME/rack)")
+	command := fl.String("c", "", "run `LINE` and exit with its status")
+	fl.Usage = func() {
+		fmt.Fprintf(stderr, "usage: rack [--url URL] [-c LINE | COMMAND ARGS...]\n")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg := config{url: *url, appsDir: getenv("RACK_APPS"), command: *command, args: fl.Args(),
+		stdin: stdin, stdout: stdout, stderr: stderr}
+	isSet := false
+	fl.Visit(func(f *flag.Flag) { isSet = isSet || f.Name == "c" })
+	if isSet && len(cfg.args) > 0 {
+		fmt.Fprintln(stderr, "rack: -c and a COMMAND cannot be given together")
+		return 2
+	}
+	if cfg.url == "" {
+		cfg.url = getenv(rack.URLEnv)
+	}
+	if cfg.url == "" {
+		dir, err := stateDir(getenv)
+		if err != nil {
+			fmt.Fprintln(stderr, "rack:", err)
+			return 1
+		}
+		cfg.url = "file://" + dir
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	k, err := rack.Open(ctx, cfg.url, rack.WithConsole(stdin, stdout, stderr))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer k.Close()
+
+	interactive := !isSet && len(cfg.args) == 0 && isTerminal(stdin) && isTerminal(stdout)
+	sh := newShell(k, cfg)
+	sh.interactive = interactive
+	status := 0
+	self, err := k.Start(ctx, rack.Spec{Name: "rack", Args: args}, func(ctx context.Context, self *rack.Process) error {
+		sh.self = self
+		switch {
+		case isSet:
+			status = sh.runSource(ctx, cfg.command)
+		case len(cfg.args) > 0:
+			words := make([]Word, len(cfg.args))
+			for i, a := range cfg.args {
+				words[i] = Lit(a)
+			}
+			status = sh.runLine(ctx, &Line{Pipelines: []*Pipeline{{Cmds: []*Command{{Args: words, Col: 1}}}}})
+		case interactive:
+			status = sh.interact(ctx, stdin.(*os.File), stdout.(*os.File))
+		default:
+			status = sh.runScript(ctx, stdin)
+		}
+		sh.stopJobs(ctx)
+		if status != 0 {
+			return rack.Exit(status)
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// SIGTERM and SIGHUP end the shell (and so, as the kernel closes, its
+	// jobs); SIGINT goes to the foreground job (see shell.interrupts).
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(term)
+	done := make(chan error, 1)
+	go func() { done <- self.Wait(context.WithoutCancel(ctx)) }()
+	select {
+	case <-done:
+	case s := <-term:
+		sh.restoreTerminal()
+		fmt.Fprintf(stderr, "rack: %v: ending the shell and its jobs\n", s)
+		return 128 + int(s.(syscall.Signal))
+	}
+	return status
+}
+
+// stateDir returns (and creates) the default namespace directory:
+// $XDG_STATE_HOME/rack, or ~/.local/state/rack.
+func stateDir(getenv func(string) string) (string, error) {
+	base := getenv("XDG_STATE_HOME")
+	if base == "" || !filepath.IsAbs(base) {
+		home := getenv("HOME")
+		if home == "" {
+			h, err := os.UserHomeDir()
+			if err != nil {
+				return "", fmt.Errorf("no namespace: set --url or RACK_URL (%v)", err)
+			}
+			home = h
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	dir := filepath.Join(base, "rack")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// isTerminal reports whether v is a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// quoteArg quotes s for display in a command line, when it needs it.
+func quoteArg(s string) string {
+	if s == "" {
+		return "''"
+	}
+	if !strings.ContainsAny(s, " \t\r\n'\"\\|&;<>#$*?()[]{}~`!") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

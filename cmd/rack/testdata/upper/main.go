@@ -1,0 +1,37 @@
+// Command upper is a tiny rack app for the shell's tests: it copies its
+// input to its output in upper case; with arguments it prints them
+// instead, and "sleep" blocks until it is signalled.
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/rackfork/rack"
+)
+
+func main() { rack.Main(run) }
+
+func run(ctx context.Context, self *rack.Process) error {
+	args := self.Args()
+	switch {
+	case len(args) == 1 && args[0] == "sleep":
+		fmt.Fprintln(self.Stdout(), "sleeping")
+		<-ctx.Done()
+		return context.Cause(ctx)
+	case len(args) == 1 && args[0] == "fail":
+		return fmt.Errorf("failing as asked")
+	case len(args) > 0:
+		_, err := fmt.Fprintln(self.Stdout(), strings.Join(args, " "))
+		return err
+	}
+	sc := bufio.NewScanner(self.Stdin())
+	for sc.Scan() {
+		if _, err := fmt.Fprintln(self.Stdout(), strings.ToUpper(sc.Text())); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
