@@ -172,3 +172,53 @@ func BenchmarkBareReexec(b *testing.B) {
 		}
 	}
 }
+
+// TestPSShowsProcessesOfADeadKernelAsLost: a kernel that stops renewing
+// its lease (here: abandoned without Close, with a short lease) leaves its
+// running processes shown as lost, not running, by another kernel's ps.
+func TestPSShowsProcessesOfADeadKernelAsLost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := "mem://lost-lease-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	a, err := rack.Open(ctx, url, rack.WithLease(300*time.Millisecond), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.Start(ctx, rack.Spec{Name: "orphan"}, func(ctx context.Context, self *rack.Process) error {
+		<-ctx.Done()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rack.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	state := func() rack.State {
+		ps, err := b.Processes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, info := range ps {
+			if info.PID == p.PID() {
+				return info.State
+			}
+		}
+		t.Fatalf("ps from b lacks pid %d", p.PID())
+		return ""
+	}
+	if s := state(); s != rack.Running {
+		t.Fatalf("state while a renews its lease: %s", s)
+	}
+	a.StopLeaseForTest()
+	deadline := time.Now().Add(10 * time.Second)
+	for state() != rack.Lost {
+		if time.Now().After(deadline) {
+			t.Fatal("a's process still shown running 10 s after its lease stopped")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.Close()
+}

@@ -180,6 +180,7 @@ func WithNamespace(name string) Option {
 type Kernel struct {
 	cfg      config
 	remote   bool          // the compute starts new programs, which host their process
+	leaseOff atomic.Bool   // tests: stop renewing the lease, as a dead kernel would
 	store    backend.Store // with retries, counted
 	counter  *count.Store
 	notifier backend.Notifier
@@ -611,6 +612,9 @@ func (k *Kernel) leaseLoop() {
 		case <-k.ctx.Done():
 			return
 		case <-t.C:
+			if k.leaseOff.Load() {
+				continue
+			}
 			if err := k.renewLease(k.ctx); err != nil && k.ctx.Err() == nil {
 				k.cfg.logger.Warn("rack: lease renewal failed", "kernel", k.id, "err", err)
 			}
@@ -726,7 +730,9 @@ type State string
 const (
 	Running State = "running"
 	Exited  State = "exited"
-	Lost    State = "lost"
+	// Lost: the infrastructure failed it (recorded), or its kernel has
+	// stopped renewing its lease and nobody has recorded its end yet.
+	Lost State = "lost"
 )
 
 // Processes lists the processes of the namespace (ps), sorted by pid. It
@@ -770,6 +776,7 @@ func (k *Kernel) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
 // infos builds ps rows for pids, reading records not cached yet.
 func (k *Kernel) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
 	out := make([]ProcessInfo, 0, len(pids))
+	leases := map[string]bool{} // kernel -> lease alive, read once per ps
 	for _, pid := range pids {
 		rec, err := k.procRecord(ctx, pid)
 		if errors.Is(err, backend.ErrNotFound) {
@@ -795,6 +802,19 @@ func (k *Kernel) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
 		} else if info.State == Running {
 			if data, err := k.get(ctx, record.StatusKey(int64(pid))); err == nil {
 				info.Status = string(data)
+			}
+			// No exit yet, but its kernel may be gone (a kill -9, a lost
+			// machine) before anyone has recorded it lost.
+			if host, _, err := k.hostOf(ctx, pid, rec); err == nil {
+				alive, seen := leases[host]
+				if !seen {
+					if alive, err = k.leaseAlive(ctx, host); err == nil {
+						leases[host] = alive
+					}
+				}
+				if err == nil && !alive {
+					info.State = Lost
+				}
 			}
 		}
 		out = append(out, info)

@@ -5,7 +5,10 @@ import (
 	"syscall"
 )
 
-// setDeathSignal makes Linux kill the child when its parent thread dies.
+// setDeathSignal makes Linux kill the child when its parent thread dies,
+// and puts the child in a process group of its own, so that a terminal's
+// Ctrl-C reaches only the program the user started: rack passes signals
+// on to its children itself.
 func setDeathSignal(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }
