@@ -95,6 +95,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/internal/watch"
 )
 
 // Interface checks.
@@ -150,7 +151,7 @@ type Store struct {
 
 	closed atomic.Bool
 
-	watch   watchers
+	watch   watch.Registry
 	journal journal
 	x       xwatch
 }
@@ -269,7 +270,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.x.close()
-	s.watch.close()
+	s.watch.Close()
 	s.journal.forget()
 	return nil
 }

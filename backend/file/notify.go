@@ -7,32 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
-
-// watchKey identifies the watchers of one key in one container.
-type watchKey struct {
-	container string
-	key       string
-}
-
-// watchers holds one channel per watched (container, key): every Changed
-// call for the key before the next change shares it.
-type watchers struct {
-	n      atomic.Int64 // len(m), read without the lock on the write path
-	mu     sync.Mutex
-	m      map[watchKey]chan struct{}
-	perC   map[string]int // number of keys watched per container
-	closed bool
-}
-
-// closedChan is returned by Changed on a closed store.
-var closedChan = func() chan struct{} {
-	ch := make(chan struct{})
-	close(ch)
-	return ch
-}()
 
 // Changed returns a channel closed at the next Put or Delete of an object in
 // container named key or, when key ends in '/', whose name starts with key,
@@ -42,25 +18,7 @@ var closedChan = func() chan struct{} {
 // store, then wait on the channel, so as not to miss a change. The empty key
 // matches nothing. On a closed store the channel is already closed.
 func (s *Store) Changed(container, key string) <-chan struct{} {
-	w := &s.watch
-	k := watchKey{container, key}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return closedChan
-	}
-	ch := w.m[k]
-	if ch == nil {
-		if w.m == nil {
-			w.m = make(map[watchKey]chan struct{})
-			w.perC = make(map[string]int)
-		}
-		ch = make(chan struct{})
-		w.m[k] = ch
-		w.perC[container]++
-		w.n.Store(int64(len(w.m)))
-	}
-	w.mu.Unlock()
+	ch := s.watch.Changed(container, key)
 	// Follow the other processes' journals from now on (a no-op if this
 	// Store already does).
 	s.x.watch(container)
@@ -71,84 +29,7 @@ func (s *Store) Changed(container, key string) <-chan struct{} {
 // the name to the Store's journal and wakes the local watchers.
 func (s *Store) changed(container, cpath, name string) {
 	s.journal.append(s, cpath, name)
-	s.watch.notify(container, name)
-}
-
-// notify wakes the watchers of a change to container/name.
-func (w *watchers) notify(container, name string) {
-	if w.n.Load() == 0 {
-		return
-	}
-	w.mu.Lock()
-	if len(w.m) > 0 {
-		w.fire(container, name)
-		for i := 0; ; {
-			j := strings.IndexByte(name[i:], '/')
-			if j < 0 {
-				break
-			}
-			i += j + 1
-			if i == len(name) {
-				break // name itself ends in '/': fired above
-			}
-			w.fire(container, name[:i])
-		}
-		w.n.Store(int64(len(w.m)))
-	}
-	w.mu.Unlock()
-}
-
-// fire closes and forgets the channel of (container, key), if any.
-// w.mu must be held.
-func (w *watchers) fire(container, key string) {
-	k := watchKey{container, key}
-	if ch, ok := w.m[k]; ok {
-		close(ch)
-		delete(w.m, k)
-		if w.perC[container]--; w.perC[container] <= 0 {
-			delete(w.perC, container)
-		}
-	}
-}
-
-// fireContainer wakes every watcher of container: used when a change may
-// have been missed.
-func (w *watchers) fireContainer(container string) {
-	if w.n.Load() == 0 {
-		return
-	}
-	w.mu.Lock()
-	if w.perC[container] > 0 {
-		for k, ch := range w.m {
-			if k.container == container {
-				close(ch)
-				delete(w.m, k)
-			}
-		}
-		delete(w.perC, container)
-		w.n.Store(int64(len(w.m)))
-	}
-	w.mu.Unlock()
-}
-
-// watched reports whether container has watchers.
-func (w *watchers) watched(container string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.perC[container] > 0
-}
-
-// close closes every channel; later Changed calls return closed channels.
-func (w *watchers) close() {
-	w.mu.Lock()
-	w.closed = true
-	for _, ch := range w.m {
-		close(ch)
-	}
-	w.m = nil
-	w.perC = nil
-	w.n.Store(0)
-	w.mu.Unlock()
+	s.watch.Notify(container, name)
 }
 
 // Journals.
@@ -333,7 +214,7 @@ func (x *xwatch) readEvents() {
 		for _, ev := range evs {
 			if ev.overflow {
 				for _, cs := range x.cs {
-					x.s.watch.fireContainer(cs.container)
+					x.s.watch.NotifyContainer(cs.container)
 					x.scanAll(cs, false)
 				}
 				continue
@@ -382,7 +263,7 @@ func (x *xwatch) ticker() {
 		now := time.Now()
 		x.mu.Lock()
 		for c, cs := range x.cs {
-			if now.Sub(cs.lastUsed) > 30*time.Second && !x.s.watch.watched(c) {
+			if now.Sub(cs.lastUsed) > 30*time.Second && !x.s.watch.Watched(c) {
 				if cs.watched {
 					x.ino.remove(cs.wd)
 					delete(x.wds, cs.wd)
@@ -450,7 +331,7 @@ func (x *xwatch) scanFile(cs *cstate, fname string, initial bool) {
 	size := fi.Size()
 	if size < jf.off {
 		// Cannot happen with this package's writers: be safe.
-		x.s.watch.fireContainer(cs.container)
+		x.s.watch.NotifyContainer(cs.container)
 		jf.off = 0
 	}
 	if size > jf.off {
@@ -464,7 +345,7 @@ func (x *xwatch) scanFile(cs *cstate, fname string, initial bool) {
 			}
 			for rec := range bytes.SplitSeq(buf[:end], []byte{0}) {
 				if len(rec) > 0 {
-					x.s.watch.notify(cs.container, string(rec))
+					x.s.watch.Notify(cs.container, string(rec))
 				}
 			}
 			jf.off += int64(end + 1)
@@ -492,7 +373,7 @@ func (x *xwatch) removed(cs *cstate, fname string) {
 	if jf.off == jf.size && jf.seen.Sub(jf.mtime) >= cleanAfter {
 		return // read to the end long after its last write
 	}
-	x.s.watch.fireContainer(cs.container)
+	x.s.watch.NotifyContainer(cs.container)
 }
 
 // collect removes this Store's own journal fname of cs if it is idle.

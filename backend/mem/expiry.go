@@ -101,6 +101,6 @@ func (s *Store) expire() {
 	}
 	s.mu.Unlock()
 	for _, e := range fired {
-		s.watch.notify(e.container, e.name)
+		s.watch.Notify(e.container, e.name)
 	}
 }

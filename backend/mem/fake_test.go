@@ -730,10 +730,10 @@ func TestNotifierScalesWithDepthNotWatchers(t *testing.T) {
 		default:
 		}
 	}
-	if n := s.watch.n.Load(); n != 10001 {
+	if n := s.watch.Len(); n != 10001 {
 		t.Errorf("%d registered keys, want 10001", n)
 	}
-	allocs := testing.AllocsPerRun(100, func() { s.watch.notify("c", "a/b/c/d/e") })
+	allocs := testing.AllocsPerRun(100, func() { s.watch.Notify("c", "a/b/c/d/e") })
 	if allocs != 0 {
 		t.Errorf("notify allocates %v times", allocs)
 	}

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/internal/watch"
 )
 
 // Interface checks.
@@ -113,7 +114,7 @@ type Store struct {
 	timer      *time.Timer // fires at timerAt (mono), to purge expired objects
 	timerAt    int64
 
-	watch watchers
+	watch watch.Registry
 }
 
 // bucket is one container: the strongly consistent object map, and the
@@ -193,7 +194,7 @@ func (s *Store) Close() error {
 		s.timer.Stop()
 	}
 	s.mu.Unlock()
-	s.watch.close()
+	s.watch.Close()
 	return nil
 }
 

@@ -163,7 +163,7 @@ func (s *Store) put(ctx context.Context, container, name string, r io.Reader, op
 		s.scheduleExpiry(container, name, o.expires, now)
 	}
 	s.mu.Unlock()
-	s.watch.notify(container, name)
+	s.watch.Notify(container, name)
 	return backend.ObjectInfo{Name: name, Size: o.size, ETag: o.etag, LastModified: o.modified}, nil
 }
 
@@ -285,7 +285,7 @@ func (s *Store) delete(container, name string) error {
 	}
 	s.unlink(c, name, now)
 	s.mu.Unlock()
-	s.watch.notify(container, name)
+	s.watch.Notify(container, name)
 	return nil
 }
 
