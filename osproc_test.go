@@ -47,8 +47,7 @@ func osChild(ctx context.Context, self *rack.Process) error {
 		<-ctx.Done()
 		return ctx.Err()
 	case "vanish":
-		time.Sleep(10 * time.Millisecond) // let the line reach the pipe
-		os.Exit(7)                        // dies without a word to rack: lost
+		os.Exit(7) // dies without a word to rack: lost (its line was stored before Fprintln returned)
 	}
 	return nil
 }

@@ -112,7 +112,7 @@ func defaultConfig() config {
 		logger:      slog.New(slog.DiscardHandler),
 		retry:       retry.DefaultPolicy,
 		segmentSize: 1 << 20,
-		flushDelay:  2 * time.Millisecond,
+		flushDelay:  -1, // chosen by New, from the store
 		pollMin:     20 * time.Millisecond,
 		pollMax:     time.Second,
 		container:   namespaceLabel,
@@ -153,7 +153,11 @@ func WithRetry(attempts int, base, max time.Duration) Option {
 }
 
 // WithPipeBuffer sets the largest pipe segment and how long small writes
-// may wait to be batched into one (defaults 1 MiB and 2 ms).
+// may wait to be batched into one. The defaults are 1 MiB and, on an
+// in-memory store, 2 ms; on any other store a Write returns only once its
+// bytes are stored (delay 0), since the OS process holding a batch could
+// die with it while its reader lives on elsewhere. A positive delay trades
+// that guarantee for fewer requests.
 func WithPipeBuffer(size int, delay time.Duration) Option {
 	return func(c *config) { c.segmentSize, c.flushDelay = size, delay }
 }
@@ -362,6 +366,13 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	k.groups.members = make(map[PID]map[PID]struct{})
 	k.groups.names = make(map[PID]string)
 	k.notifier, _ = store.(backend.Notifier)
+	if k.cfg.flushDelay < 0 {
+		if _, inMemory := store.(*mem.Store); inMemory {
+			k.cfg.flushDelay = 2 * time.Millisecond // the store dies with the batch
+		} else {
+			k.cfg.flushDelay = 0
+		}
+	}
 	if ip, ok := compute.(backend.InProcess); !ok || !ip.InProcess() {
 		k.remote = true
 		if cfg.url == "" {
