@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -526,8 +525,3 @@ func (l *lazyFile) Write(p []byte) (int, error) {
 	}
 	return l.f.Write(p)
 }
-
-var (
-	errExist    = fs.ErrExist
-	errNotExist = fs.ErrNotExist
-)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strconv"
 	"sync"
 	"time"
@@ -465,7 +466,7 @@ func (k *Kernel) Mkfifo(ctx context.Context, name string) error {
 	id := k.id + "-" + strconv.FormatInt(k.seq.Add(1), 36)
 	err := k.put(ctx, record.FifoKey(name), record.Encode(record.Fifo{Name: name, Pipe: id}), true)
 	if errors.Is(err, backend.ErrExist) {
-		return fmt.Errorf("rack: mkfifo %q: %w", name, errExist)
+		return fmt.Errorf("rack: mkfifo %q: %w", name, fs.ErrExist)
 	}
 	if err != nil {
 		return fmt.Errorf("rack: mkfifo %q: %w", name, err)
@@ -480,7 +481,7 @@ func (k *Kernel) fifo(ctx context.Context, name string) (string, error) {
 	var f record.Fifo
 	err := k.getRecord(ctx, record.FifoKey(name), &f)
 	if errors.Is(err, backend.ErrNotFound) {
-		return "", fmt.Errorf("fifo %q: %w", name, errNotExist)
+		return "", fmt.Errorf("fifo %q: %w", name, fs.ErrNotExist)
 	}
 	return f.Pipe, err
 }

@@ -115,3 +115,19 @@ func DelimiterProblem(d string) string {
 	}
 	return ""
 }
+
+// ListOptionsProblem validates opts and returns the effective page size,
+// or a description of what is wrong.
+func ListOptionsProblem(opts *ListOptions) (limit int, problem string) {
+	if opts.Limit < 0 {
+		return 0, "negative listing limit"
+	}
+	if d := DelimiterProblem(opts.Delimiter); d != "" {
+		return 0, d
+	}
+	limit = opts.Limit
+	if limit == 0 || limit > MaxListLimit {
+		limit = MaxListLimit
+	}
+	return limit, ""
+}

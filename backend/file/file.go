@@ -350,7 +350,7 @@ func (s *Store) CreateContainer(ctx context.Context, container string) error {
 	if err := s.enter(ctx); err != nil {
 		return containerError(op, container, "", err)
 	}
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return containerError(op, container, d, backend.ErrInvalid)
 	}
 	cpath := s.containerPath(container)
@@ -389,7 +389,7 @@ func (s *Store) DeleteContainer(ctx context.Context, container string) error {
 	if err := s.enter(ctx); err != nil {
 		return containerError(op, container, "", err)
 	}
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return containerError(op, container, d, backend.ErrInvalid)
 	}
 	cpath := s.containerPath(container)
@@ -429,7 +429,7 @@ func (s *Store) ListContainers(ctx context.Context, opts backend.ListOptions) ([
 	if err := s.enter(ctx); err != nil {
 		return nil, storeError(op, "", err)
 	}
-	limit, d := checkListOptions(&opts)
+	limit, d := backend.ListOptionsProblem(&opts)
 	if d != "" {
 		return nil, storeError(op, d, backend.ErrInvalid)
 	}
@@ -480,20 +480,4 @@ func (s *Store) ListContainers(ctx context.Context, opts backend.ListOptions) ([
 		out = append(out, backend.ObjectInfo{Name: n})
 	}
 	return out, nil
-}
-
-// checkListOptions validates opts and returns the effective page size, or a
-// description of what is wrong.
-func checkListOptions(opts *backend.ListOptions) (limit int, problem string) {
-	if opts.Limit < 0 {
-		return 0, "negative listing limit"
-	}
-	if d := checkDelimiter(opts.Delimiter); d != "" {
-		return 0, d
-	}
-	limit = opts.Limit
-	if limit == 0 || limit > MaxListLimit {
-		limit = MaxListLimit
-	}
-	return limit, ""
 }

@@ -224,7 +224,7 @@ func TestListModel(t *testing.T) {
 func refList(names []string, opts backend.ListOptions) []backend.ObjectInfo {
 	limit := opts.Limit
 	if limit == 0 {
-		limit = file.MaxListLimit
+		limit = backend.MaxListLimit
 	}
 	var out []backend.ObjectInfo
 	last := ""

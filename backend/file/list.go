@@ -13,7 +13,7 @@ import (
 
 // List returns one page of the container's objects (see backend.ListOptions
 // and Swift's container GET): Name, Size, ETag and LastModified are set,
-// Metadata is not. Limit 0 means MaxListLimit, and larger limits are
+// Metadata is not. Limit 0 means backend.MaxListLimit, and larger limits are
 // clamped to it; the delimiter must be a single character.
 //
 // List walks the container's directory tree depth first in byte order of
@@ -27,10 +27,10 @@ func (s *Store) List(ctx context.Context, container string, opts backend.ListOpt
 	if err := s.enter(ctx); err != nil {
 		return nil, containerError(op, container, "", err)
 	}
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return nil, containerError(op, container, d, backend.ErrInvalid)
 	}
-	limit, d := checkListOptions(&opts)
+	limit, d := backend.ListOptionsProblem(&opts)
 	if d != "" {
 		return nil, containerError(op, container, d, backend.ErrInvalid)
 	}

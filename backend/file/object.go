@@ -23,7 +23,7 @@ const (
 	magic       = "rackobj1"
 	fixedHeader = 8 + 4 + 8 + 8 + 8 + 16 + 2
 	// maxHeader bounds a header: the fixed part and the largest metadata.
-	maxHeader = fixedHeader + MaxMetaCount*4 + MaxMetaOverallSize
+	maxHeader = fixedHeader + backend.MaxMetaCount*4 + backend.MaxMetaOverallSize
 )
 
 // header is an object file's header.
@@ -179,13 +179,13 @@ func (s *Store) Put(ctx context.Context, container, name string, r io.Reader, op
 	if opts == nil {
 		opts = &backend.PutOptions{}
 	}
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return backend.ObjectInfo{}, objectError(op, container, name, d, backend.ErrInvalid)
 	}
-	if d := checkObjectName(name); d != "" {
+	if d := backend.ObjectNameProblem(name); d != "" {
 		return backend.ObjectInfo{}, objectError(op, container, name, d, backend.ErrInvalid)
 	}
-	if d := checkMetadata(opts.Metadata); d != "" {
+	if d := backend.MetadataProblem(opts.Metadata); d != "" {
 		return backend.ObjectInfo{}, objectError(op, container, name, d, backend.ErrInvalid)
 	}
 	if opts.DeleteAfter < 0 {
@@ -443,10 +443,10 @@ func (s *Store) reapLocked(cpath, container, name string) {
 // open opens object name and reads its header, hiding (and lazily
 // removing) it if it has expired.
 func (s *Store) open(op, container, name string, withMeta bool) (*os.File, header, string, error) {
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return nil, header{}, "", objectError(op, container, name, d, backend.ErrInvalid)
 	}
-	if d := checkObjectName(name); d != "" {
+	if d := backend.ObjectNameProblem(name); d != "" {
 		return nil, header{}, "", objectError(op, container, name, d, backend.ErrInvalid)
 	}
 	cpath := s.containerPath(container)
@@ -538,10 +538,10 @@ func (s *Store) Delete(ctx context.Context, container, name string) error {
 	if err := s.enter(ctx); err != nil {
 		return objectError(op, container, name, "", err)
 	}
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return objectError(op, container, name, d, backend.ErrInvalid)
 	}
-	if d := checkObjectName(name); d != "" {
+	if d := backend.ObjectNameProblem(name); d != "" {
 		return objectError(op, container, name, d, backend.ErrInvalid)
 	}
 	cpath := s.containerPath(container)

@@ -584,12 +584,12 @@ func TestListLimits(t *testing.T) {
 	s := New()
 	defer s.Close()
 	mustCreate(t, s, "c")
-	for i := range MaxListLimit + 5 {
+	for i := range backend.MaxListLimit + 5 {
 		mustPut(t, s, "c", fmt.Sprintf("o%06d", i), nil, nil)
 	}
-	for _, limit := range []int{0, MaxListLimit, MaxListLimit + 1, 1 << 30} {
-		if n := len(listNames(t, s, "c", backend.ListOptions{Limit: limit})); n != MaxListLimit {
-			t.Errorf("List with Limit %d: %d entries, want %d", limit, n, MaxListLimit)
+	for _, limit := range []int{0, backend.MaxListLimit, backend.MaxListLimit + 1, 1 << 30} {
+		if n := len(listNames(t, s, "c", backend.ListOptions{Limit: limit})); n != backend.MaxListLimit {
+			t.Errorf("List with Limit %d: %d entries, want %d", limit, n, backend.MaxListLimit)
 		}
 	}
 	if _, err := s.List(ctx, "c", backend.ListOptions{Limit: -1}); !errors.Is(err, backend.ErrInvalid) {
@@ -600,7 +600,7 @@ func TestListLimits(t *testing.T) {
 			t.Errorf("delimiter %q: %v", d, err)
 		}
 	}
-	if got := listNames(t, s, "c", backend.ListOptions{Delimiter: "\u00e9"}); len(got) != MaxListLimit {
+	if got := listNames(t, s, "c", backend.ListOptions{Delimiter: "\u00e9"}); len(got) != backend.MaxListLimit {
 		t.Errorf("delimiter é: %d entries", len(got))
 	}
 }

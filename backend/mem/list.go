@@ -50,22 +50,6 @@ func (q *queue) apply(x *index, now int64) {
 	}
 }
 
-// checkListOptions validates opts and returns the effective page size, or a
-// description of what is wrong.
-func checkListOptions(opts *backend.ListOptions) (limit int, problem string) {
-	if opts.Limit < 0 {
-		return 0, "negative listing limit"
-	}
-	if d := checkDelimiter(opts.Delimiter); d != "" {
-		return 0, d
-	}
-	limit = opts.Limit
-	if limit == 0 || limit > MaxListLimit {
-		limit = MaxListLimit
-	}
-	return limit, ""
-}
-
 // list returns one page of x as Swift's container server would: names
 // greater than opts.Marker that start with opts.Prefix, in byte order, with
 // names that contain opts.Delimiter after the prefix folded into one Subdir
@@ -115,7 +99,7 @@ func (s *Store) list(x *index, opts *backend.ListOptions, limit int, now int64) 
 
 // List returns one page of the container's objects (see backend.ListOptions
 // and Swift's container GET): Name, Size, ETag and LastModified are set,
-// Metadata is not. Limit 0 means MaxListLimit, and larger limits are
+// Metadata is not. Limit 0 means backend.MaxListLimit, and larger limits are
 // clamped to it; the delimiter must be a single character. With
 // WithListLag, changes show late.
 func (s *Store) List(ctx context.Context, container string, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
@@ -123,10 +107,10 @@ func (s *Store) List(ctx context.Context, container string, opts backend.ListOpt
 	if _, err := s.enter(ctx, false); err != nil {
 		return nil, containerError(op, container, "", err)
 	}
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return nil, containerError(op, container, d, backend.ErrInvalid)
 	}
-	limit, d := checkListOptions(&opts)
+	limit, d := backend.ListOptionsProblem(&opts)
 	if d != "" {
 		return nil, containerError(op, container, d, backend.ErrInvalid)
 	}

@@ -246,7 +246,7 @@ func (s *Store) CreateContainer(ctx context.Context, container string) error {
 // createContainer is CreateContainer after the latency and fault injection.
 func (s *Store) createContainer(container string) error {
 	const op = "create"
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return containerError(op, container, d, backend.ErrInvalid)
 	}
 	t := time.Now()
@@ -290,7 +290,7 @@ func (s *Store) DeleteContainer(ctx context.Context, container string) error {
 // deleteContainer is DeleteContainer after the latency and fault injection.
 func (s *Store) deleteContainer(container string) error {
 	const op = "delete"
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return containerError(op, container, d, backend.ErrInvalid)
 	}
 	now := mono()
@@ -350,7 +350,7 @@ func (s *Store) ListContainers(ctx context.Context, opts backend.ListOptions) ([
 	if _, err := s.enter(ctx, false); err != nil {
 		return nil, storeError(op, "", err)
 	}
-	limit, d := checkListOptions(&opts)
+	limit, d := backend.ListOptionsProblem(&opts)
 	if d != "" {
 		return nil, storeError(op, d, backend.ErrInvalid)
 	}

@@ -79,10 +79,10 @@ func (s *Store) Put(ctx context.Context, container, name string, r io.Reader, op
 // put is Put after the latency and fault injection.
 func (s *Store) put(ctx context.Context, container, name string, r io.Reader, opts *backend.PutOptions) (backend.ObjectInfo, error) {
 	const op = "put"
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return backend.ObjectInfo{}, objectError(op, container, name, d, backend.ErrInvalid)
 	}
-	if d := checkObjectName(name); d != "" {
+	if d := backend.ObjectNameProblem(name); d != "" {
 		return backend.ObjectInfo{}, objectError(op, container, name, d, backend.ErrInvalid)
 	}
 	var (
@@ -94,7 +94,7 @@ func (s *Store) put(ctx context.Context, container, name string, r io.Reader, op
 		createOnly = opts.CreateOnly
 		deleteAfter = opts.DeleteAfter
 		if len(opts.Metadata) > 0 {
-			if d := checkMetadata(opts.Metadata); d != "" {
+			if d := backend.MetadataProblem(opts.Metadata); d != "" {
 				return backend.ObjectInfo{}, objectError(op, container, name, d, backend.ErrInvalid)
 			}
 			meta = maps.Clone(opts.Metadata)
@@ -169,10 +169,10 @@ func (s *Store) put(ctx context.Context, container, name string, r io.Reader, op
 
 // lookup returns the live object container/name, or an error.
 func (s *Store) lookup(op, container, name string) (*object, error) {
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return nil, objectError(op, container, name, d, backend.ErrInvalid)
 	}
-	if d := checkObjectName(name); d != "" {
+	if d := backend.ObjectNameProblem(name); d != "" {
 		return nil, objectError(op, container, name, d, backend.ErrInvalid)
 	}
 	s.mu.RLock()
@@ -260,10 +260,10 @@ func (s *Store) Delete(ctx context.Context, container, name string) error {
 // delete is Delete after the latency and fault injection.
 func (s *Store) delete(container, name string) error {
 	const op = "delete"
-	if d := checkContainerName(container); d != "" {
+	if d := backend.ContainerNameProblem(container); d != "" {
 		return objectError(op, container, name, d, backend.ErrInvalid)
 	}
-	if d := checkObjectName(name); d != "" {
+	if d := backend.ObjectNameProblem(name); d != "" {
 		return objectError(op, container, name, d, backend.ErrInvalid)
 	}
 	now := mono()
