@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rackfork/rack"
 	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/backend/inproc"
@@ -138,4 +140,114 @@ func TestRequestBudget(t *testing.T) {
 		return nil
 	})
 	t.Logf("request budget on a store that cannot notify:\n%s", strings.Join(figures, "\n"))
+}
+
+// TestPSBudget holds ps of a namespace to a few listing pages, read by a
+// kernel that knows none of the processes (nothing cached), and checks
+// that what the listings' summaries say is what the records say.
+func TestPSBudget(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	store := pollOnly{mem.New()}
+	open := func() *rack.Kernel {
+		k, err := rack.New(ctx, store, inproc.New(), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { k.Close() })
+		return k
+	}
+	forker, reader := open(), open()
+	const exited, running = 900, 100
+	ready := make(chan []*rack.Process, 1)
+	root, err := forker.Start(ctx, rack.Spec{Name: "ps-root"}, func(ctx context.Context, self *rack.Process) error {
+		if a := self.Args(); len(a) > 0 {
+			i, _ := strconv.Atoi(a[0])
+			if i < exited {
+				return rack.Exit(i % 7)
+			}
+			if err := self.SetStatus(ctx, "busy "+a[0]); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return nil
+		}
+		var kids []*rack.Process
+		for i := 0; i < exited+running; i++ {
+			c, err := self.Fork(ctx, rack.Spec{Name: "kid", Args: []string{strconv.Itoa(i), "with space&=;", ""}})
+			if err != nil {
+				return err
+			}
+			kids = append(kids, c)
+		}
+		for _, c := range kids[:exited] {
+			c.Wait(ctx)
+		}
+		ready <- kids
+		<-ctx.Done()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []*rack.Process
+	select {
+	case kids = <-ready:
+	case <-ctx.Done():
+		t.Fatal("forking timed out")
+	}
+	// Statuses are set by the running children themselves.
+	for {
+		infos, err := forker.Processes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		busy := 0
+		for _, in := range infos {
+			if strings.HasPrefix(in.Status, "busy") {
+				busy++
+			}
+		}
+		if busy == running {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	before := reader.Stats()["total"]
+	infos, err := reader.Processes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost := reader.Stats()["total"] - before
+	t.Logf("ps of %d processes from a kernel that forked none: %d requests", len(infos), cost)
+	// procs, exits, hosts, status, kernels: one page each here, and an
+	// empty page that ends each listing.
+	if cost > 10 {
+		t.Errorf("ps of %d processes cost %d requests, want at most 10", len(infos), cost)
+	}
+	if len(infos) != exited+running+1 {
+		t.Fatalf("ps shows %d processes, want %d", len(infos), exited+running+1)
+	}
+	for _, in := range infos {
+		if in.PID == root.PID() {
+			continue
+		}
+		i, _ := strconv.Atoi(in.Args[0])
+		want := rack.ProcessInfo{PID: kids[i].PID(), PPID: root.PID(), Name: "kid",
+			Args: []string{strconv.Itoa(i), "with space&=;", ""}, State: rack.Exited, ExitCode: i % 7}
+		if i >= exited {
+			want.State, want.ExitCode, want.Status = rack.Running, 0, "busy "+in.Args[0]
+		}
+		got := in
+		got.Started, got.Ended = time.Time{}, time.Time{}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("ps row of child %d (-want +got):\n%s", i, diff)
+		}
+		if in.Started.IsZero() || (in.State == rack.Exited) == in.Ended.IsZero() {
+			t.Errorf("ps row of child %d: started %v, ended %v", i, in.Started, in.Ended)
+		}
+	}
+	root.Kill(ctx)
+	root.Wait(ctx)
 }

@@ -186,7 +186,8 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	if prog == nil {
 		return nil, fmt.Errorf("rack: process %d: %w: no program to run", pid, ErrInvalid)
 	}
-	err = k.put(ctx, record.HostKey(int64(pid)), record.Encode(record.Host{PID: int64(pid), Kernel: k.id}), true)
+	host := &record.Host{PID: int64(pid), Kernel: k.id}
+	err = k.putSummarized(ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
 	if errors.Is(err, backend.ErrExist) {
 		return nil, fmt.Errorf("rack: process %d already runs elsewhere: %w", pid, ErrInvalid)
 	}

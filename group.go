@@ -120,13 +120,23 @@ func (g *Group) members(ctx context.Context) ([]PID, error) {
 	return out, nil
 }
 
+// groupListingThreshold is the group size from which ps of a group reads
+// the namespace's listings rather than a few records per member.
+const groupListingThreshold = 16
+
 // Processes lists the group's members (ps for the group).
 func (g *Group) Processes(ctx context.Context) ([]ProcessInfo, error) {
 	pids, err := g.members(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("rack: group %d: %w", g.gid, err)
 	}
-	return g.k.infos(ctx, pids)
+	v := &psView{k: g.k}
+	if len(pids) > groupListingThreshold {
+		if err := v.listAll(ctx); err != nil {
+			return nil, fmt.Errorf("rack: group %d: %w", g.gid, err)
+		}
+	}
+	return v.infos(ctx, pids)
 }
 
 // Wait waits until every member has exited, including members forked while

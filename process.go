@@ -250,7 +250,7 @@ func (p *Process) SetStatus(ctx context.Context, text string) error {
 	if len(text) > maxStatusBytes || !utf8.ValidString(text) {
 		return fmt.Errorf("rack: set status: %w: status must be valid UTF-8 of at most %d bytes", ErrInvalid, maxStatusBytes)
 	}
-	if err := p.k.put(ctx, record.StatusKey(int64(p.pid)), []byte(text), false); err != nil {
+	if err := p.k.putSummarized(ctx, record.StatusKey(int64(p.pid)), []byte(text), false, record.StatusSummary(text)); err != nil {
 		return fmt.Errorf("rack: set status of %v: %w", p, err)
 	}
 	pr.mu.Lock()
@@ -417,7 +417,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
 	}
 	rec.Started = time.Now().UnixNano()
-	if err := k.put(ctx, record.ProcKey(int64(pid)), record.Encode(rec), true); err != nil {
+	if err := k.putSummarized(ctx, record.ProcKey(int64(pid)), record.Encode(rec), true, record.ProcSummary(rec)); err != nil {
 		k.closeEnds(pr, false)
 		return nil, fmt.Errorf("rack: fork %s: record pid %d: %w", rec.Name, pid, err)
 	}
@@ -636,7 +636,7 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		if ex.By == "" {                    // not read from the store: ours to record
 			ex.PID, ex.By, ex.Ended = int64(pr.pid), k.id, time.Now().UnixNano()
 			ex.Stderr = pr.tail.String()
-			err := k.put(ctx, record.ExitKey(int64(pr.pid)), record.Encode(ex), true)
+			err := k.putSummarized(ctx, record.ExitKey(int64(pr.pid)), record.Encode(ex), true, record.ExitSummary(ex))
 			if errors.Is(err, backend.ErrExist) {
 				var first record.Exit
 				if err = k.getRecord(ctx, record.ExitKey(int64(pr.pid)), &first); err == nil {
@@ -803,7 +803,7 @@ func (k *Kernel) awaitExit(ctx context.Context, pid PID, rec *record.Proc) (*rec
 // recordLost records that pid was lost, unless its exit is already known.
 func (k *Kernel) recordLost(ctx context.Context, pid PID, why string) {
 	ex := &record.Exit{PID: int64(pid), Code: -1, Lost: true, Reason: why, Ended: time.Now().UnixNano(), By: k.id}
-	if err := k.put(ctx, record.ExitKey(int64(pid)), record.Encode(ex), true); err != nil && !errors.Is(err, backend.ErrExist) {
+	if err := k.putSummarized(ctx, record.ExitKey(int64(pid)), record.Encode(ex), true, record.ExitSummary(ex)); err != nil && !errors.Is(err, backend.ErrExist) {
 		k.cfg.logger.Warn("rack: recording lost process", "pid", pid, "err", err)
 	}
 }

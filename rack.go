@@ -460,8 +460,14 @@ func (k *Kernel) isClosed() bool {
 
 // put writes a record with the namespace's expiry.
 func (k *Kernel) put(ctx context.Context, key string, data []byte, createOnly bool) error {
+	return k.putSummarized(ctx, key, data, createOnly, "")
+}
+
+// putSummarized writes a record with its ps summary as content type (see
+// record.ProcSummary), so that ps reads it from listings.
+func (k *Kernel) putSummarized(ctx context.Context, key string, data []byte, createOnly bool, summary string) error {
 	_, err := k.store.Put(ctx, k.cfg.container, key, bytesReader(data), &backend.PutOptions{
-		CreateOnly: createOnly, DeleteAfter: k.cfg.recordTTL,
+		CreateOnly: createOnly, DeleteAfter: k.cfg.recordTTL, ContentType: summary,
 	})
 	return err
 }
@@ -610,7 +616,7 @@ func (k *Kernel) claimBlock(ctx context.Context, hint int64) (int64, error) {
 func (k *Kernel) renewLease(ctx context.Context) error {
 	_, err := k.store.Put(ctx, k.cfg.container, record.KernelKey(k.id),
 		bytesReader(record.Encode(record.Lease{Kernel: k.id, Renewed: time.Now()})),
-		&backend.PutOptions{DeleteAfter: k.cfg.lease})
+		&backend.PutOptions{DeleteAfter: k.cfg.lease, ContentType: record.LeaseSummary(int64(k.cfg.lease))})
 	return err
 }
 
@@ -747,22 +753,40 @@ const (
 )
 
 // Processes lists the processes of the namespace (ps), sorted by pid. It
-// reads the store's listing, so a process forked by another kernel a
-// moment ago may be missing for a while.
+// reads the store's listings, so a process forked, or ended, by another
+// kernel a moment ago may be missing or shown running for a while. It
+// costs a few listing pages per 10,000 processes (the records' summaries
+// are in the listings), plus a read for each record without one.
 func (k *Kernel) Processes(ctx context.Context) ([]ProcessInfo, error) {
 	if k.isClosed() {
 		return nil, ErrClosed
 	}
-	pids, err := k.listPIDs(ctx, record.Procs)
+	v := &psView{k: k}
+	entries, err := k.listAll(ctx, record.Procs)
 	if err != nil {
 		return nil, fmt.Errorf("rack: ps: %w", err)
 	}
-	return k.infos(ctx, pids)
+	pids := make([]PID, 0, len(entries))
+	v.procs = make(map[PID]*record.Proc, len(entries))
+	for _, o := range entries {
+		n, err := record.ParseNumber(o.Name)
+		if err != nil {
+			continue
+		}
+		pids = append(pids, PID(n))
+		if rec, ok := record.ParseProcSummary(n, o.ContentType); ok {
+			v.procs[PID(n)] = rec
+		}
+	}
+	if err := v.listAll(ctx); err != nil {
+		return nil, fmt.Errorf("rack: ps: %w", err)
+	}
+	return v.infos(ctx, pids)
 }
 
-// listPIDs lists the pids named under prefix, page by page.
-func (k *Kernel) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
-	var pids []PID
+// listAll lists every object under prefix, page by page (no subdirs).
+func (k *Kernel) listAll(ctx context.Context, prefix string) ([]backend.ObjectInfo, error) {
+	var out []backend.ObjectInfo
 	marker := ""
 	for {
 		page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: marker, Delimiter: "/"})
@@ -770,26 +794,107 @@ func (k *Kernel) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
 			return nil, err
 		}
 		for _, o := range page {
-			if o.Subdir {
-				continue
-			}
-			if n, err := record.ParseNumber(o.Name); err == nil {
-				pids = append(pids, PID(n))
+			if !o.Subdir {
+				out = append(out, o)
 			}
 		}
 		if len(page) == 0 {
-			return pids, nil
+			return out, nil
 		}
 		marker = page[len(page)-1].Name
 	}
 }
 
-// infos builds ps rows for pids, reading records not cached yet.
-func (k *Kernel) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
+// listPIDs lists the pids named under prefix.
+func (k *Kernel) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
+	entries, err := k.listAll(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]PID, 0, len(entries))
+	for _, o := range entries {
+		if n, err := record.ParseNumber(o.Name); err == nil {
+			pids = append(pids, PID(n))
+		}
+	}
+	return pids, nil
+}
+
+// psView gathers what ps shows: from records this kernel knows, from the
+// summaries in listings when it has listed (listed), else by reading
+// records one by one (fine for a few processes, as for a small group).
+type psView struct {
+	k      *Kernel
+	listed bool
+	procs  map[PID]*record.Proc // from summaries
+	exits  map[PID]*record.Exit // from summaries
+	hosts  map[PID]string       // from summaries
+	status map[PID]string       // from summaries
+	leases map[string]bool      // kernel -> alive, once known
+	// leaseSeen is when each kernel's lease was last written and how long
+	// it lasts, from the listing.
+	leaseSeen map[string]leaseEntry
+}
+
+type leaseEntry struct {
+	modified time.Time
+	ttl      time.Duration
+}
+
+// listAll reads the summaries of exits, hosts, statuses and leases, a few
+// listing pages for the whole namespace.
+func (v *psView) listAll(ctx context.Context) error {
+	v.listed = true
+	v.exits, v.hosts, v.status = map[PID]*record.Exit{}, map[PID]string{}, map[PID]string{}
+	v.leaseSeen = map[string]leaseEntry{}
+	for _, l := range []struct {
+		prefix string
+		add    func(n int64, o backend.ObjectInfo)
+	}{
+		{record.Exits, func(n int64, o backend.ObjectInfo) {
+			if ex, ok := record.ParseExitSummary(n, o.ContentType); ok {
+				v.exits[PID(n)] = ex
+			}
+		}},
+		{record.Hosts, func(n int64, o backend.ObjectInfo) {
+			if host, ok := record.ParseHostSummary(o.ContentType); ok {
+				v.hosts[PID(n)] = host
+			}
+		}},
+		{record.Status, func(n int64, o backend.ObjectInfo) {
+			if text, ok := record.ParseStatusSummary(o.ContentType); ok {
+				v.status[PID(n)] = text
+			}
+		}},
+	} {
+		entries, err := v.k.listAll(ctx, l.prefix)
+		if err != nil {
+			return err
+		}
+		for _, o := range entries {
+			if n, err := record.ParseNumber(o.Name); err == nil {
+				l.add(n, o)
+			}
+		}
+	}
+	leases, err := v.k.listAll(ctx, record.Kernels)
+	if err != nil {
+		return err
+	}
+	for _, o := range leases {
+		if ttl, ok := record.ParseLeaseSummary(o.ContentType); ok {
+			v.leaseSeen[strings.TrimPrefix(o.Name, record.Kernels)] = leaseEntry{o.LastModified, time.Duration(ttl)}
+		}
+	}
+	return nil
+}
+
+// infos builds ps rows for pids.
+func (v *psView) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
+	k := v.k
 	out := make([]ProcessInfo, 0, len(pids))
-	leases := map[string]bool{} // kernel -> lease alive, read once per ps
 	for _, pid := range pids {
-		rec, err := k.procRecord(ctx, pid)
+		rec, err := v.proc(ctx, pid)
 		if errors.Is(err, backend.ErrNotFound) {
 			continue // expired between listing and read
 		}
@@ -798,7 +903,7 @@ func (k *Kernel) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
 		}
 		info := ProcessInfo{PID: pid, PPID: PID(rec.PPID), Group: PID(rec.Group), Name: rec.Name,
 			Args: rec.Args, State: Running, Started: time.Unix(0, rec.Started)}
-		ex, err := k.exitRecord(ctx, pid)
+		ex, err := v.exit(ctx, pid)
 		switch {
 		case err == nil:
 			info.State, info.ExitCode, info.Signal, info.Ended = Exited, ex.Code, Signal(ex.Signal), time.Unix(0, ex.Ended)
@@ -811,27 +916,95 @@ func (k *Kernel) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
 		if p := k.hosted(pid); p != nil && !p.remote {
 			info.Status = p.statusText()
 		} else if info.State == Running {
-			if data, err := k.get(ctx, record.StatusKey(int64(pid))); err == nil {
-				info.Status = string(data)
-			}
+			info.Status = v.statusText(ctx, pid)
 			// No exit yet, but its kernel may be gone (a kill -9, a lost
 			// machine) before anyone has recorded it lost.
-			if host, _, err := k.hostOf(ctx, pid, rec); err == nil {
-				alive, seen := leases[host]
-				if !seen {
-					if alive, err = k.leaseAlive(ctx, host); err == nil {
-						leases[host] = alive
-					}
-				}
-				if err == nil && !alive {
-					info.State = Lost
-				}
+			if alive, err := v.alive(ctx, pid, rec); err == nil && !alive {
+				info.State = Lost
 			}
 		}
 		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
 	return out, nil
+}
+
+// proc returns pid's process record, or its summary.
+func (v *psView) proc(ctx context.Context, pid PID) (*record.Proc, error) {
+	if rec, ok := v.k.cache.Load(pid); ok {
+		return rec.(*record.Proc), nil
+	}
+	if rec := v.procs[pid]; rec != nil {
+		return rec, nil
+	}
+	return v.k.procRecord(ctx, pid)
+}
+
+// exit returns pid's exit record or summary, or an error wrapping
+// backend.ErrNotFound while it has none.
+func (v *psView) exit(ctx context.Context, pid PID) (*record.Exit, error) {
+	if ex, ok := v.k.exits.Load(pid); ok {
+		return ex.(*record.Exit), nil
+	}
+	if v.listed {
+		if ex := v.exits[pid]; ex != nil {
+			return ex, nil
+		}
+		// Not listed: running, or ended a moment ago (the listing lags).
+		return nil, backend.ErrNotFound
+	}
+	return v.k.exitRecord(ctx, pid)
+}
+
+// statusText returns the status text of a process hosted elsewhere.
+func (v *psView) statusText(ctx context.Context, pid PID) string {
+	if text, ok := v.status[pid]; ok {
+		return text
+	}
+	if data, err := v.k.get(ctx, record.StatusKey(int64(pid))); err == nil {
+		return string(data)
+	}
+	return ""
+}
+
+// alive reports whether the kernel running pid still renews its lease.
+func (v *psView) alive(ctx context.Context, pid PID, rec *record.Proc) (bool, error) {
+	k := v.k
+	host := v.hosts[pid]
+	switch {
+	case host != "":
+	case v.listed:
+		// No host record listed: it runs in its forker's kernel, or its
+		// kernel has only just adopted it.
+		host = rec.Kernel
+	default:
+		var err error
+		if host, _, err = k.hostOf(ctx, pid, rec); err != nil {
+			return false, err
+		}
+	}
+	if alive, ok := v.leases[host]; ok {
+		return alive, nil
+	}
+	if v.leases == nil {
+		v.leases = map[string]bool{}
+	}
+	if host == k.id {
+		v.leases[host] = true
+		return true, nil
+	}
+	// A fresh lease in the listing is alive. One missing (the listing
+	// lags) or looking stale (clocks differ; the expirer lags) is checked
+	// by reading it.
+	if l, ok := v.leaseSeen[host]; ok && time.Since(l.modified) < l.ttl {
+		v.leases[host] = true
+		return true, nil
+	}
+	alive, err := k.leaseAlive(ctx, host)
+	if err == nil {
+		v.leases[host] = alive
+	}
+	return alive, err
 }
 
 // procRecord reads (or recalls) a process record; records never change.

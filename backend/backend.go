@@ -36,6 +36,11 @@ type ObjectInfo struct {
 	// tag. rack only compares ETags.
 	ETag         string
 	LastModified time.Time
+	// ContentType is the media type the object was stored with
+	// (DefaultContentType if none was given). Unlike Metadata, List fills
+	// it: Swift keeps it in its container listings, so a short summary put
+	// there is readable for a whole page of objects without a GET each.
+	ContentType string
 	// Metadata holds user metadata. Head and Get fill it; List does not
 	// (Swift listings carry no metadata).
 	Metadata map[string]string
@@ -54,6 +59,9 @@ type PutOptions struct {
 	// DeleteAfter, if positive, makes the object expire (X-Delete-After):
 	// after it, the object is gone from Get, Head and List.
 	DeleteAfter time.Duration
+	// ContentType is the object's media type (default DefaultContentType):
+	// printable ASCII, at most MaxContentTypeLength bytes.
+	ContentType string
 	// Metadata is the object's user metadata. Keys are lower case ASCII
 	// letters, digits and '-'; at most 90 keys, 256-byte values, 4 KiB in all.
 	Metadata map[string]string

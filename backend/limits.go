@@ -25,6 +25,10 @@ const (
 	// MaxMetaOverallSize is the largest total size of the metadata keys and
 	// values, in bytes.
 	MaxMetaOverallSize = 4096
+	// MaxContentTypeLength bounds PutOptions.ContentType. Swift sets no
+	// limit of its own below its 8 KiB header limit; this keeps listings
+	// small.
+	MaxContentTypeLength = 1024
 	// MaxListLimit is the largest page a listing returns, and the page size
 	// when ListOptions.Limit is 0. Larger limits are clamped to it.
 	MaxListLimit = 10000
@@ -98,6 +102,24 @@ func MetadataProblem(meta map[string]string) string {
 	}
 	if total > MaxMetaOverallSize {
 		return "metadata larger than " + strconv.Itoa(MaxMetaOverallSize) + " bytes in all"
+	}
+	return ""
+}
+
+// DefaultContentType is the media type of an object stored without one.
+const DefaultContentType = "application/octet-stream"
+
+// ContentTypeProblem returns a description of what is wrong with a content
+// type, or "" if it is valid: printable ASCII (what an HTTP header and a
+// JSON listing carry unchanged), at most MaxContentTypeLength bytes.
+func ContentTypeProblem(ct string) string {
+	if len(ct) > MaxContentTypeLength {
+		return "content type longer than " + strconv.Itoa(MaxContentTypeLength) + " bytes"
+	}
+	for i := 0; i < len(ct); i++ {
+		if ct[i] < 0x20 || ct[i] > 0x7e {
+			return "content type has a byte outside printable ASCII at offset " + strconv.Itoa(i)
+		}
 	}
 	return ""
 }

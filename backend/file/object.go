@@ -23,7 +23,7 @@ const (
 	magic       = "rackobj1"
 	fixedHeader = 8 + 4 + 8 + 8 + 8 + 16 + 2
 	// maxHeader bounds a header: the fixed part and the largest metadata.
-	maxHeader = fixedHeader + backend.MaxMetaCount*4 + backend.MaxMetaOverallSize
+	maxHeader = fixedHeader + backend.MaxMetaCount*4 + backend.MaxMetaOverallSize + 2 + backend.MaxContentTypeLength
 )
 
 // header is an object file's header.
@@ -34,6 +34,7 @@ type header struct {
 	expires  int64 // Unix nanoseconds, 0 for never
 	md5      [16]byte
 	meta     map[string]string
+	ctype    string // "" for backend.DefaultContentType
 }
 
 // expired reports whether h has expired at now (Unix nanoseconds).
@@ -45,7 +46,11 @@ func (h *header) info(name string, withMeta bool) backend.ObjectInfo {
 		Name:         name,
 		Size:         h.size,
 		ETag:         hex.EncodeToString(h.md5[:]),
+		ContentType:  h.ctype,
 		LastModified: time.Unix(0, h.modified).UTC(),
+	}
+	if info.ContentType == "" {
+		info.ContentType = backend.DefaultContentType
 	}
 	if withMeta && len(h.meta) > 0 {
 		info.Metadata = h.meta
@@ -69,6 +74,12 @@ func appendHeader(dst []byte, h *header) []byte {
 		dst = append(dst, k...)
 		dst = binary.LittleEndian.AppendUint16(dst, uint16(len(v)))
 		dst = append(dst, v...)
+	}
+	// The content type follows the metadata, when there is one (headers
+	// written without it stay valid).
+	if h.ctype != "" {
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(len(h.ctype)))
+		dst = append(dst, h.ctype...)
 	}
 	binary.LittleEndian.PutUint32(dst[start+8:], uint32(len(dst)-start))
 	return dst
@@ -103,7 +114,7 @@ func readHeader(f *os.File, buf []byte, withMeta bool) (header, error) {
 	if h.hlen < fixedHeader || h.hlen > maxHeader || h.size < 0 {
 		return header{}, errCorrupt
 	}
-	if !withMeta || nmeta == 0 {
+	if h.hlen == fixedHeader {
 		return h, nil
 	}
 	if int64(n) < h.hlen {
@@ -116,7 +127,9 @@ func readHeader(f *os.File, buf []byte, withMeta bool) (header, error) {
 		}
 	}
 	p := buf[fixedHeader:h.hlen]
-	h.meta = make(map[string]string, nmeta)
+	if withMeta && nmeta > 0 {
+		h.meta = make(map[string]string, nmeta)
+	}
 	for range nmeta {
 		if len(p) < 2 {
 			return header{}, errCorrupt
@@ -131,15 +144,23 @@ func readHeader(f *os.File, buf []byte, withMeta bool) (header, error) {
 		if len(p) < 2+vl {
 			return header{}, errCorrupt
 		}
-		h.meta[k] = string(p[2 : 2+vl])
+		if h.meta != nil {
+			h.meta[k] = string(p[2 : 2+vl])
+		}
 		p = p[2+vl:]
+	}
+	if len(p) > 0 {
+		if len(p) < 2 || len(p) != 2+int(le.Uint16(p)) {
+			return header{}, errCorrupt
+		}
+		h.ctype = string(p[2:])
 	}
 	return h, nil
 }
 
 // Buffers for headers and bodies.
 var (
-	headerBufs = sync.Pool{New: func() any { b := make([]byte, 512); return &b }}
+	headerBufs = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
 	bodyBufs   = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 )
 
@@ -188,6 +209,9 @@ func (s *Store) Put(ctx context.Context, container, name string, r io.Reader, op
 	if d := backend.MetadataProblem(opts.Metadata); d != "" {
 		return backend.ObjectInfo{}, objectError(op, container, name, d, backend.ErrInvalid)
 	}
+	if d := backend.ContentTypeProblem(opts.ContentType); d != "" {
+		return backend.ObjectInfo{}, objectError(op, container, name, d, backend.ErrInvalid)
+	}
 	if opts.DeleteAfter < 0 {
 		return backend.ObjectInfo{}, objectError(op, container, name, "negative DeleteAfter", backend.ErrInvalid)
 	}
@@ -229,6 +253,9 @@ func (s *Store) writeTemp(ctx context.Context, path string, r io.Reader, opts *b
 	}
 	defer f.Close()
 	h := header{meta: opts.Metadata}
+	if opts.ContentType != backend.DefaultContentType {
+		h.ctype = opts.ContentType
+	}
 	bp := bodyBufs.Get().(*[]byte)
 	defer bodyBufs.Put(bp)
 	buf := *bp

@@ -90,6 +90,7 @@ func (s *Store) list(x *index, opts *backend.ListOptions, limit int, now int64) 
 			Name:         o.name,
 			Size:         o.size,
 			ETag:         o.etag,
+			ContentType:  o.contentType(),
 			LastModified: o.modified,
 		})
 		p = x.next(p)

@@ -28,6 +28,7 @@ type object struct {
 	name     string
 	size     int64
 	etag     string
+	ctype    string // "" for backend.DefaultContentType
 	modified time.Time
 	expires  int64 // mono time of expiry, 0 for never
 	meta     map[string]string
@@ -40,12 +41,21 @@ func (o *object) expired(now int64) bool {
 	return o.expires != 0 && now >= o.expires
 }
 
+// contentType returns o's content type.
+func (o *object) contentType() string {
+	if o.ctype == "" {
+		return backend.DefaultContentType
+	}
+	return o.ctype
+}
+
 // info returns o's ObjectInfo with a copy of its metadata.
 func (o *object) info() backend.ObjectInfo {
 	info := backend.ObjectInfo{
 		Name:         o.name,
 		Size:         o.size,
 		ETag:         o.etag,
+		ContentType:  o.contentType(),
 		LastModified: o.modified,
 	}
 	if len(o.meta) > 0 {
@@ -89,10 +99,17 @@ func (s *Store) put(ctx context.Context, container, name string, r io.Reader, op
 		createOnly  bool
 		deleteAfter time.Duration
 		meta        map[string]string
+		ctype       string
 	)
 	if opts != nil {
 		createOnly = opts.CreateOnly
 		deleteAfter = opts.DeleteAfter
+		if d := backend.ContentTypeProblem(opts.ContentType); d != "" {
+			return backend.ObjectInfo{}, objectError(op, container, name, d, backend.ErrInvalid)
+		}
+		if opts.ContentType != backend.DefaultContentType {
+			ctype = opts.ContentType
+		}
 		if len(opts.Metadata) > 0 {
 			if d := backend.MetadataProblem(opts.Metadata); d != "" {
 				return backend.ObjectInfo{}, objectError(op, container, name, d, backend.ErrInvalid)
@@ -122,7 +139,7 @@ func (s *Store) put(ctx context.Context, container, name string, r io.Reader, op
 		return backend.ObjectInfo{}, objectError(op, container, name, "create-only", backend.ErrExist)
 	}
 
-	o := &object{name: name, meta: meta}
+	o := &object{name: name, meta: meta, ctype: ctype}
 	if err := readBody(ctx, r, o, !s.versions); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return backend.ObjectInfo{}, objectError(op, container, name, "", ctxErr)
@@ -164,7 +181,7 @@ func (s *Store) put(ctx context.Context, container, name string, r io.Reader, op
 	}
 	s.mu.Unlock()
 	s.watch.Notify(container, name)
-	return backend.ObjectInfo{Name: name, Size: o.size, ETag: o.etag, LastModified: o.modified}, nil
+	return backend.ObjectInfo{Name: name, Size: o.size, ETag: o.etag, ContentType: o.contentType(), LastModified: o.modified}, nil
 }
 
 // lookup returns the live object container/name, or an error.

@@ -481,3 +481,51 @@ func (r *cancellingReader) Read(p []byte) (int, error) {
 	}
 	return m, nil
 }
+
+// testContentType checks that the content type given to Put comes back
+// from Head, Get and, without a GET, from List.
+func testContentType(t *testing.T, f *fixture) {
+	c := f.container(t)
+	types := map[string]string{
+		"plain":   "",
+		"summary": "application/x-test; pid=42&name=a%20b&args=-n%3D1",
+		"long":    "text/plain; x=" + strings.Repeat("y", backend.MaxContentTypeLength-len("text/plain; x=")),
+	}
+	for name, ct := range types {
+		f.put(t, c, name, []byte(name), &backend.PutOptions{ContentType: ct})
+	}
+	want := func(name string) string {
+		if types[name] == "" {
+			return backend.DefaultContentType
+		}
+		return types[name]
+	}
+	for name := range types {
+		if got := f.head(t, c, name).ContentType; got != want(name) {
+			t.Errorf("Head(%q).ContentType = %q, want %q", name, got, want(name))
+		}
+		if _, info := f.get(t, c, name, nil); info.ContentType != want(name) {
+			t.Errorf("Get(%q).ContentType = %q, want %q", name, info.ContentType, want(name))
+		}
+	}
+	listEventually(t, f, c, backend.ListOptions{}, objs("long", "plain", "summary"))
+	page, err := f.store.List(f.ctx, c, backend.ListOptions{})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	for _, o := range page {
+		if o.ContentType != want(o.Name) {
+			t.Errorf("List entry %q: ContentType = %q, want %q", o.Name, o.ContentType, want(o.Name))
+		}
+	}
+
+	for what, ct := range map[string]string{
+		"a newline":           "text/plain\r\nX-Evil: 1",
+		"a non-ASCII byte":    "text/plain; name=é",
+		"more than the limit": strings.Repeat("a", backend.MaxContentTypeLength+1),
+	} {
+		_, err := f.store.Put(f.ctx, c, "bad", strings.NewReader("x"), &backend.PutOptions{ContentType: ct})
+		wantErr(t, err, backend.ErrInvalid, "Put with a content type with "+what)
+	}
+	f.wantGone(t, c, "bad")
+}

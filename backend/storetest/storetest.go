@@ -99,6 +99,7 @@ func Run(t *testing.T, newHarness HarnessMaker) {
 		{"InvalidNames", testInvalidNames},
 		{"InvalidMetadata", testInvalidMetadata},
 		{"Metadata", testMetadata},
+		{"ContentType", testContentType},
 		{"Cancel", testCancel},
 		{"CancelDuringPut", testCancelDuringPut},
 		{"Notifier", testNotifier},

@@ -1,0 +1,63 @@
+package record
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSummariesRoundTrip(t *testing.T) {
+	p := &Proc{PID: 123, PPID: 1, Group: 7, Name: "worker", Args: []string{"-n", "a b&c=d;e%", "", "é"},
+		Kernel: "k1", Started: 1700000000123456789}
+	got, ok := ParseProcSummary(123, ProcSummary(p))
+	if !ok {
+		t.Fatalf("ParseProcSummary(%q) failed", ProcSummary(p))
+	}
+	if diff := cmp.Diff(p, got); diff != "" {
+		t.Errorf("proc summary round trip (-want +got):\n%s", diff)
+	}
+	for _, s := range []string{ProcSummary(p), ExitSummary(&Exit{Code: 1}), StatusSummary("ünïcode\n"), HostSummary(&Host{Kernel: "k"})} {
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x20 || s[i] > 0x7e {
+				t.Fatalf("summary %q has a byte outside printable ASCII", s)
+			}
+		}
+	}
+
+	ex := &Exit{PID: 5, Code: -1, Signal: 9, Lost: true, Ended: 42}
+	if got, ok := ParseExitSummary(5, ExitSummary(ex)); !ok || *got != *ex {
+		t.Errorf("exit summary round trip: got %+v, %v, want %+v", got, ok, ex)
+	}
+	if k, ok := ParseHostSummary(HostSummary(&Host{Kernel: "abc"})); !ok || k != "abc" {
+		t.Errorf("host summary round trip: %q, %v", k, ok)
+	}
+	if d, ok := ParseLeaseSummary(LeaseSummary(30e9)); !ok || d != 30e9 {
+		t.Errorf("lease summary round trip: %d, %v", d, ok)
+	}
+	if s, ok := ParseStatusSummary(StatusSummary("50% done")); !ok || s != "50% done" {
+		t.Errorf("status summary round trip: %q, %v", s, ok)
+	}
+}
+
+func TestSummariesCutShort(t *testing.T) {
+	long := &Proc{PID: 1, Name: "x", Kernel: "k", Args: []string{strings.Repeat("a", 2000)}}
+	s := ProcSummary(long)
+	if len(s) > MaxSummary {
+		t.Errorf("summary of %d bytes, limit %d", len(s), MaxSummary)
+	}
+	if _, ok := ParseProcSummary(1, s); ok {
+		t.Errorf("a summary without the args reads as complete")
+	}
+	if _, ok := ParseStatusSummary(StatusSummary(strings.Repeat("s", 4096))); ok {
+		t.Errorf("a status summary without the text reads as complete")
+	}
+	for _, bad := range []string{"", "application/octet-stream", "application/x-rack-proc; pp=x&k=k&t=1", "application/x-rack-exit; c=1"} {
+		if _, ok := ParseProcSummary(1, bad); ok {
+			t.Errorf("ParseProcSummary(%q) succeeded", bad)
+		}
+		if _, ok := ParseExitSummary(1, bad); ok {
+			t.Errorf("ParseExitSummary(%q) succeeded", bad)
+		}
+	}
+}
