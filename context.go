@@ -194,7 +194,7 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	if err != nil {
 		return nil, fmt.Errorf("rack: process %d: host record: %w", pid, err)
 	}
-	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{}), started: true, portable: true}
+	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{}), started: true, portable: true, adopted: true}
 	pr.ctx, pr.cancel = context.WithCancelCause(context.WithValue(context.Background(), processKey{}, pr))
 	if err := k.openStreams(pr); err != nil {
 		return nil, fmt.Errorf("rack: process %d: %w", pid, err)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/backend/file"
+	"github.com/rackfork/rack/backend/osproc"
 )
 
 // TestMain lets this test binary serve as the program that file://
@@ -220,4 +222,103 @@ func TestPSShowsProcessesOfADeadKernelAsLost(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	a.Close()
+}
+
+// TestRemoteIdleBudget holds a parent idle-waiting on OS-process children
+// to the request budget, on a store that cannot notify (as on Swift): two
+// parents, one with 2 children and one with 20, idle side by side, must
+// each cost at most one request per second.
+func TestRemoteIdleBudget(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	fs, err := file.New(dir, file.WithoutSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	const window = 10 * time.Second
+	counts := []int{2, 20}
+	rates := make([]float64, len(counts))
+	errs := make(chan error, len(counts))
+	for i, n := range counts {
+		compute, err := osproc.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := rack.New(ctx, pollOnly{fs}, compute, rack.WithURL("file://"+dir),
+			rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer k.Close()
+		go func() {
+			errs <- func() error {
+				root, err := k.Start(ctx, rack.Spec{Name: "idle-root"}, func(ctx context.Context, self *rack.Process) error {
+					return idleParent(ctx, self, n, window, func(cost float64) { rates[i] = cost / window.Seconds() })
+				})
+				if err != nil {
+					return err
+				}
+				return root.Wait(ctx)
+			}()
+		}()
+	}
+	for range counts {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("requests per second of a parent idle-waiting on %v OS-process children: %.2f", counts, rates)
+	for i, r := range rates {
+		if r > 1.0 {
+			t.Errorf("parent idle-waiting on %d children: %.2f requests per second, budget 1.0", counts[i], r)
+		}
+	}
+}
+
+// idleParent forks n blocking OS-process children, waits until all have
+// joined, reports the requests its kernel makes while it waits idle for
+// window, then kills them.
+func idleParent(ctx context.Context, self *rack.Process, n int, window time.Duration, report func(float64)) error {
+	k := self.Kernel()
+	r, w, err := self.Pipe(ctx)
+	if err != nil {
+		return err
+	}
+	var kids []*rack.Process
+	for i := 0; i < n; i++ {
+		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"block"}, Stdout: w})
+		if err != nil {
+			return err
+		}
+		kids = append(kids, c)
+	}
+	w.Close()
+	sc := bufio.NewScanner(r)
+	for i := 0; i < n; i++ { // every child has joined and printed
+		if !sc.Scan() {
+			return fmt.Errorf("pipe ended after %d lines: %v", i, sc.Err())
+		}
+	}
+	time.Sleep(3 * time.Second) // polling backs off to its idle pace
+	base := k.Stats()["total"]
+	wctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
+	if err := kids[0].Wait(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("idle wait: %v", err)
+	}
+	report(float64(k.Stats()["total"] - base))
+	for _, c := range kids {
+		if err := c.Kill(ctx); err != nil {
+			return err
+		}
+	}
+	for _, c := range kids {
+		var ee *rack.ExitError
+		if err := c.Wait(ctx); !errors.As(err, &ee) || ee.Signal() != rack.SIGKILL {
+			return fmt.Errorf("killed child: Wait = %v", err)
+		}
+	}
+	return nil
 }

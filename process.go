@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,6 +141,9 @@ type proc struct {
 	tail    tailBuffer
 	started bool
 	remote  bool // runs as a new program with a kernel of its own
+	adopted bool // this kernel runs it for a forker in another kernel
+	// launched: the compute has started the remote child's instance.
+	launched atomic.Bool
 	// portable: its program can be found by a new copy of the binary
 	// (registered, or the one Main runs).
 	portable bool
@@ -527,7 +531,8 @@ func (k *Kernel) start(pr *proc) {
 		_, err = k.compute.Start(k.ctx, req)
 		if err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist)) {
 			if pr.remote {
-				go k.watchRemote(pr)
+				pr.launched.Store(true)
+				k.wakeRemotes()
 			}
 			return
 		}
@@ -649,6 +654,14 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 			if pr.remote {
 				// Its own kernel did not get to close its pipe ends.
 				k.closeRecordedEnds(ctx, pr.rec)
+			}
+			if pr.adopted && err == nil {
+				// Tell the forker at once (its inbox), as Linux sends
+				// SIGCHLD: its stand-in need not poll for the exit.
+				msg := record.Signal{PID: pr.rec.PPID, Signal: sigchld, From: k.id, Child: int64(pr.pid)}
+				if err := k.sendMessage(ctx, pr.rec.Kernel, msg); err != nil {
+					k.cfg.logger.Warn("rack: telling the forker of an exit", "pid", pr.pid, "err", err)
+				}
 			}
 		}
 		pr.exit = ex
@@ -1074,9 +1087,18 @@ func (k *Kernel) hostOf(ctx context.Context, pid PID, rec *record.Proc) (string,
 
 // sendSignal puts sig for pid into kernel host's inbox.
 func (k *Kernel) sendSignal(ctx context.Context, host string, pid PID, sig Signal) error {
-	key := fmt.Sprintf("%s%010d.%s.%012d", record.SignalInbox(host), pid, k.id, k.seq.Add(1))
-	return k.put(ctx, key, record.Encode(record.Signal{PID: int64(pid), Signal: int(sig), From: k.id}), true)
+	return k.sendMessage(ctx, host, record.Signal{PID: int64(pid), Signal: int(sig), From: k.id})
 }
+
+// sendMessage puts msg into kernel host's inbox.
+func (k *Kernel) sendMessage(ctx context.Context, host string, msg record.Signal) error {
+	key := fmt.Sprintf("%s%010d.%s.%012d", record.SignalInbox(host), msg.PID, k.id, k.seq.Add(1))
+	return k.put(ctx, key, record.Encode(msg), true)
+}
+
+// sigchld is the signal number of the note a kernel leaves in a forker's
+// inbox when a child it ran has exited. Programs do not see it.
+const sigchld = 17
 
 // signalRemote passes sig on to the kernel that runs pr; a signal for a
 // child that has not joined yet waits for it (watchRemote delivers it).
@@ -1123,81 +1145,185 @@ func (k *Kernel) killRemote(ctx context.Context, pr *proc) {
 	k.finish(pr, &record.Exit{Code: 128 + int(SIGKILL), Signal: int(SIGKILL), Reason: "killed by " + SIGKILL.String()})
 }
 
-// watchRemote waits for a child running under its own kernel to end.
-func (k *Kernel) watchRemote(pr *proc) {
-	ctx := k.ctx
-	pid := int64(pr.pid)
-	var delay time.Duration
-	for !isDone(pr) {
-		ch := k.changed(record.ExitKey(pid))
-		ex, err := k.exitRecord(ctx, pr.pid)
-		if err == nil {
-			k.finish(pr, ex)
-			return
-		}
-		if why := k.remoteLost(ctx, pr); why != "" {
-			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: why})
-			return
-		}
-		// Even a notifying store says nothing about a program that died
-		// silently: look at the compute now and then as well.
-		if delay = min(max(2*delay, k.cfg.pollMin), k.cfg.pollMax); ch == nil {
-			ch = make(chan struct{}) // never ready: the timer paces the polls
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ch:
-			delay = 0
-		case <-t.C:
-		case <-pr.done:
-		case <-ctx.Done():
-			t.Stop()
-			return // the kernel is closing: Close kills it
-		}
-		t.Stop()
+// childExited ends the stand-in of remote child pid, whose kernel has
+// recorded its exit and left a note in this kernel's inbox.
+func (k *Kernel) childExited(pid PID) {
+	pr := k.hosted(pid)
+	if pr == nil || !pr.remote {
+		return
+	}
+	if ex, err := k.exitRecord(k.ctx, pid); err == nil {
+		k.finish(pr, ex)
 	}
 }
 
-// remoteLost delivers signals queued for pr once it has joined, and says
-// why pr is lost, if it is.
-func (k *Kernel) remoteLost(ctx context.Context, pr *proc) string {
-	host, started, err := k.hostOf(ctx, pr.pid, pr.rec)
-	if err != nil {
-		return ""
+// watchRemotes watches, for the whole kernel, the children started as new
+// programs. Their exits arrive as notes in the inbox (childExited); this
+// loop catches the children that end otherwise. A round costs one compute
+// listing and no store request; every half lease, a listing of their host
+// records and one of leases find children whose kernel died. The cost does
+// not grow with the number of children.
+func (k *Kernel) watchRemotes() {
+	defer k.wg.Done()
+	delay := k.cfg.pollMin
+	var leasesChecked time.Time
+	for {
+		var tick <-chan time.Time
+		var t *time.Timer
+		if k.remoteCount() > 0 {
+			t = time.NewTimer(delay)
+			tick = t.C
+		}
+		select {
+		case <-k.remoteWake:
+			delay = k.cfg.pollMin
+		case <-tick:
+			delay = min(2*delay, k.cfg.pollMax)
+		case <-k.ctx.Done():
+			if t != nil {
+				t.Stop()
+			}
+			return
+		}
+		if t != nil {
+			t.Stop()
+		}
+		pending := k.remoteChildren()
+		if len(pending) == 0 {
+			continue
+		}
+		checkLeases := time.Since(leasesChecked) >= k.cfg.lease/2
+		if checkLeases {
+			leasesChecked = time.Now()
+		}
+		k.checkRemotes(k.ctx, pending, checkLeases)
 	}
-	if started {
+}
+
+// wakeRemotes makes watchRemotes look soon (a child has just started).
+func (k *Kernel) wakeRemotes() {
+	select {
+	case k.remoteWake <- struct{}{}:
+	default:
+	}
+}
+
+// remoteChildren returns the stand-ins of running remote children whose
+// instance has been started.
+func (k *Kernel) remoteChildren() []*proc {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []*proc
+	for _, pr := range k.procs {
+		if pr.remote && pr.launched.Load() {
+			out = append(out, pr)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].pid < out[j].pid })
+	return out
+}
+
+func (k *Kernel) remoteCount() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := 0
+	for _, pr := range k.procs {
+		if pr.remote && pr.launched.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// checkRemotes delivers signals queued for children that have joined, and
+// ends the stand-ins of children that are gone without a note.
+func (k *Kernel) checkRemotes(ctx context.Context, pending []*proc, checkLeases bool) {
+	for _, pr := range pending {
 		pr.mu.Lock()
-		sigs := pr.pendingSigs
-		pr.pendingSigs = nil
+		queued := len(pr.pendingSigs) > 0
 		pr.mu.Unlock()
-		for _, s := range sigs {
-			_ = k.sendSignal(ctx, host, pr.pid, s)
+		if !queued {
+			continue
+		}
+		if host, started, err := k.hostOf(ctx, pr.pid, pr.rec); err == nil && started {
+			pr.mu.Lock()
+			sigs := pr.pendingSigs
+			pr.pendingSigs = nil
+			pr.mu.Unlock()
+			for _, s := range sigs {
+				_ = k.sendSignal(ctx, host, pr.pid, s)
+			}
 		}
 	}
 	live, err := k.compute.List(ctx, k.cfg.namespace)
 	if err != nil {
-		return ""
+		if ctx.Err() == nil {
+			k.cfg.logger.Warn("rack: listing instances", "err", err)
+		}
+		return
 	}
-	name := k.instanceName(pr.pid)
+	names := make(map[string]bool, len(live))
 	for _, in := range live {
-		if in.Name == name {
-			if started {
-				if alive, err := k.leaseAlive(ctx, host); err == nil && !alive {
-					return "its kernel " + host + " stopped renewing its lease"
-				}
+		names[in.Name] = true
+	}
+	for _, pr := range pending {
+		if isDone(pr) || names[k.instanceName(pr.pid)] {
+			continue
+		}
+		// Its program has ended: the exit it recorded, if any, is in the
+		// store (its note may still be on the way).
+		ex, err := k.exitRecord(ctx, pr.pid)
+		if err == nil {
+			k.finish(pr, ex)
+			continue
+		}
+		if !errors.Is(err, backend.ErrNotFound) {
+			continue
+		}
+		_, started, err := k.hostOf(ctx, pr.pid, pr.rec)
+		if err != nil {
+			continue
+		}
+		why := "its program ended before joining the namespace"
+		if started {
+			why = "its program ended without recording an exit"
+		}
+		k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: why})
+	}
+	if checkLeases {
+		k.checkRemoteLeases(ctx, pending)
+	}
+}
+
+// checkRemoteLeases ends the stand-ins of children whose kernel has
+// stopped renewing its lease (a hung program on a live machine): two
+// listings, whatever the number of children.
+func (k *Kernel) checkRemoteLeases(ctx context.Context, pending []*proc) {
+	v := &psView{k: k, hosts: map[PID]string{}, leaseSeen: map[string]leaseEntry{}}
+	lo, hi := pending[0].pid, pending[len(pending)-1].pid
+	hosts, err := k.listRange(ctx, record.Hosts, record.HostKey(int64(lo)-1), record.HostKey(int64(hi)))
+	if err != nil {
+		return
+	}
+	for _, o := range hosts {
+		if n, err := record.ParseNumber(o.Name); err == nil {
+			if host, ok := record.ParseHostSummary(o.ContentType); ok {
+				v.hosts[PID(n)] = host
 			}
-			return ""
 		}
 	}
-	// Its program has ended: an exit it recorded first is found on the
-	// next look, so check once more before calling it lost.
-	if _, err := k.exitRecord(ctx, pr.pid); err == nil {
-		return ""
+	if err := v.listLeases(ctx); err != nil {
+		return
 	}
-	if started {
-		return "its program ended without recording an exit"
+	for _, pr := range pending {
+		host := v.hosts[pr.pid]
+		if host == "" || isDone(pr) {
+			continue // not joined yet (or not listed yet): the compute tells
+		}
+		if alive, err := v.alive(ctx, pr.pid, pr.rec); err == nil && !alive {
+			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "its kernel " + host + " stopped renewing its lease"})
+		}
 	}
-	return "its program ended before joining the namespace"
 }
 
 // closeRecordedEnds closes, on behalf of a lost process, the pipe writer

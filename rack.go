@@ -114,7 +114,7 @@ func defaultConfig() config {
 		segmentSize: 1 << 20,
 		flushDelay:  -1, // chosen by New, from the store
 		pollMin:     20 * time.Millisecond,
-		pollMax:     time.Second,
+		pollMax:     1500 * time.Millisecond,
 		container:   namespaceLabel,
 		namespace:   "default",
 	}
@@ -163,7 +163,8 @@ func WithPipeBuffer(size int, delay time.Duration) Option {
 }
 
 // WithPolling sets the backoff bounds used when the store cannot notify
-// (defaults 20 ms to 1 s).
+// (defaults 20 ms to 1.5 s: an idle kernel then costs under one request
+// per second).
 func WithPolling(min, max time.Duration) Option {
 	return func(c *config) { c.pollMin, c.pollMax = min, max }
 }
@@ -205,6 +206,8 @@ type Kernel struct {
 	files    map[*File]struct{} // open files not owned by a process
 	running  int
 	seq      atomic.Int64
+	// remoteWake wakes watchRemotes when a remote child has started.
+	remoteWake chan struct{}
 
 	groups groupState
 
@@ -362,6 +365,8 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		compute: compute,
 		id:      newID(),
 		procs:   make(map[PID]*proc),
+
+		remoteWake: make(chan struct{}, 1),
 	}
 	k.groups.members = make(map[PID]map[PID]struct{})
 	k.groups.names = make(map[PID]string)
@@ -388,7 +393,8 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		k.cancel()
 		return nil, fmt.Errorf("rack: new: lease: %w", err)
 	}
-	k.wg.Add(2)
+	k.wg.Add(3)
+	go k.watchRemotes()
 	go k.leaseLoop()
 	go k.inboxLoop()
 	return k, nil
@@ -703,6 +709,10 @@ func (k *Kernel) drainInbox(prefix string) int {
 			continue
 		}
 		_ = k.store.Delete(ctx, k.cfg.container, o.Name)
+		if s.Signal == sigchld {
+			k.childExited(PID(s.Child))
+			continue
+		}
 		p := k.hosted(PID(s.PID))
 		switch {
 		case p == nil:
@@ -805,6 +815,31 @@ func (k *Kernel) listAll(ctx context.Context, prefix string) ([]backend.ObjectIn
 	}
 }
 
+// listRange lists the objects under prefix named after from, up to and
+// including to.
+func (k *Kernel) listRange(ctx context.Context, prefix, from, to string) ([]backend.ObjectInfo, error) {
+	var out []backend.ObjectInfo
+	marker := from
+	for {
+		page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: marker, Delimiter: "/"})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page {
+			if o.Name > to {
+				return out, nil
+			}
+			if !o.Subdir {
+				out = append(out, o)
+			}
+		}
+		if len(page) == 0 {
+			return out, nil
+		}
+		marker = page[len(page)-1].Name
+	}
+}
+
 // listPIDs lists the pids named under prefix.
 func (k *Kernel) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
 	entries, err := k.listAll(ctx, prefix)
@@ -877,6 +912,11 @@ func (v *psView) listAll(ctx context.Context) error {
 			}
 		}
 	}
+	return v.listLeases(ctx)
+}
+
+// listLeases reads when each kernel's lease was last renewed.
+func (v *psView) listLeases(ctx context.Context) error {
 	leases, err := v.k.listAll(ctx, record.Kernels)
 	if err != nil {
 		return err

@@ -130,6 +130,9 @@ type Signal struct {
 	PID    int64  `json:"pid"`
 	Signal int    `json:"signal"`
 	From   string `json:"from"`
+	// Child, with signal SIGCHLD, is the child of PID whose exit record
+	// has just been written by the kernel that ran it.
+	Child int64 `json:"child,omitempty"`
 }
 
 // Group is a group record.
