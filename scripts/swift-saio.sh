@@ -18,6 +18,17 @@
 #   env      print the shell variables (auth URL, user, key, storage URL)
 #   reset    stop and delete DATA_DIR (only if it was created by this script)
 #
+# Keystone: with SWIFT_KEYSTONE_URL set (e.g. http://127.0.0.1:5000, the
+# Keystone of scripts/keystone-dev.sh), 'start' also runs a second proxy on
+# SWIFT_KS_PROXY_PORT (8081) on the same backends, memcached and rings, whose
+# pipeline has keystonemiddleware's authtoken + Swift's keystoneauth where
+# the first proxy has tempauth (tempurl, formpost, slo, dlo, ... as there).
+# Accounts are AUTH_<project_id>; roles admin and member own their project's
+# account (and so may set X-Account-Meta-Temp-URL-Key).  Its pid is recorded
+# like the others; stop/reset stop it; the tempauth proxy is unchanged.
+# Typical use (after 'keystone-dev.sh start'):
+#   SWIFT_KEYSTONE_URL=http://127.0.0.1:5000 swift-saio.sh start DATA_DIR
+#
 # Settings (environment):
 #   SWIFT_DATA_DIR         data dir if no argument is given   (/tmp/swift-saio)
 #   SWIFT_BIND_IP          listen address                     (127.0.0.1)
@@ -53,6 +64,15 @@
 #                          the largest page a listing returns.  rack keeps it
 #                          low so that ordinary tests exercise pagination;
 #                          Swift's default is 10000.                (100)
+#   SWIFT_KEYSTONE_URL     Keystone for the second proxy; unset = no second
+#                          proxy                              (unset)
+#   SWIFT_KS_PROXY_PORT    the Keystone proxy's port          (8081)
+#   SWIFT_KS_SERVICE_USER / SWIFT_KS_SERVICE_PASSWORD / SWIFT_KS_SERVICE_PROJECT
+#                          keystonemiddleware's service user (swift / swiftpw /
+#                          service, as keystone-dev.sh creates them)
+#   SWIFT_KS_TOKEN_CACHE_TIME  seconds keystonemiddleware caches a validated
+#                          token in memcached: a revoked token stays valid
+#                          that long (an expired one never does)  (300)
 #
 # Needs: bash, curl, the Debian packages listed in PACKAGES, /etc/swift/swift.conf
 # (shipped by the 'swift' package; written here if missing).  No internet, no
@@ -77,9 +97,17 @@ LOG_LEVEL=${SWIFT_LOG_LEVEL:-INFO}
 START_TIMEOUT=${SWIFT_START_TIMEOUT:-60}
 AUTO_INSTALL=${SWIFT_AUTO_INSTALL:-1}
 LISTING_LIMIT=${SWIFT_LISTING_LIMIT:-100}
+KS_URL=${SWIFT_KEYSTONE_URL:-}
+KS_URL=${KS_URL%/}
+KS_PORT=${SWIFT_KS_PROXY_PORT:-8081}
+KS_SVC_USER=${SWIFT_KS_SERVICE_USER:-swift}
+KS_SVC_PW=${SWIFT_KS_SERVICE_PASSWORD:-swiftpw}
+KS_SVC_PROJECT=${SWIFT_KS_SERVICE_PROJECT:-service}
+KS_CACHE_TIME=${SWIFT_KS_TOKEN_CACHE_TIME:-300}
 SHM=${SWIFT_SHM:-/dev/shm}
 PY=/usr/bin/python3            # the system python that has the swift modules
 PACKAGES="swift swift-proxy swift-account swift-container swift-object swift-object-expirer memcached python3-swiftclient curl"
+[ -z "$KS_URL" ] || PACKAGES+=" python3-keystonemiddleware"
 
 case "$DATA" in /*) ;; *) DATA="$(pwd)/$DATA" ;; esac
 DATA=${DATA%/}
@@ -101,6 +129,7 @@ need_install() {
     command -v "$b" >/dev/null 2>&1 || return 0
   done
   [ -r /usr/lib/python3/dist-packages/swift/__init__.py ] || return 0
+  [ -z "$KS_URL" ] || [ -r /usr/lib/python3/dist-packages/keystonemiddleware/__init__.py ] || return 0
   return 1
 }
 
@@ -163,11 +192,13 @@ http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
 
 fingerprint() {
   echo "$BIND $PROXY_PORT $OBJ_PORT $CONT_PORT $ACC_PORT $MC_PORT $AUTH_USER $AUTH_KEY" \
-       "$RUN_AS $WORKERS $BACKGROUND $BG_INTERVAL $LOG_LEVEL $LISTING_LIMIT ${SWIFT_DEVICES:-} $(md5sum < "$0")" | md5sum | cut -c1-32
+       "$RUN_AS $WORKERS $BACKGROUND $BG_INTERVAL $LOG_LEVEL $LISTING_LIMIT ${SWIFT_DEVICES:-}" \
+       "$KS_URL $KS_PORT $KS_SVC_USER $KS_SVC_PW $KS_SVC_PROJECT $KS_CACHE_TIME $(md5sum < "$0")" | md5sum | cut -c1-32
 }
 
 services() {
   echo "memcached account container object proxy"
+  [ -n "$KS_URL" ] && echo "proxy-ks"
   [ "$BACKGROUND" = 1 ] && echo "background"
   return 0
 }
@@ -200,7 +231,7 @@ do_stop() {
   [ -d "$RUN" ] || { log "nothing to stop in $DATA"; return 0; }
   local n f
   # proxy first, memcached last
-  for n in background proxy object container account memcached; do
+  for n in background proxy-ks proxy object container account memcached; do
     stop_one "$n"
   done
   for f in "$RUN"/*.pid; do      # anything else recorded (older layouts)
@@ -214,9 +245,9 @@ set_constraint() {   # key value: set key in swift.conf's [swift-constraints]
   local f=/etc/swift/swift.conf key=$1 val=$2
   [[ "$val" =~ ^[0-9]+$ && "$val" -gt 0 ]] || die "$key must be a positive integer (got '$val')"
   grep -qE '^\[swift-constraints\]' "$f" || printf '\n[swift-constraints]\n' >> "$f"
-  if grep -qE "^[[:space:]]*$key[[:space:]]*=" "$f"; then
-    grep -qE "^[[:space:]]*$key[[:space:]]*=[[:space:]]*$val[[:space:]]*\$" "$f" && return 0
-    sed -i -E "s/^[[:space:]]*$key[[:space:]]*=.*/$key = $val/" "$f"
+  if grep -qE "^[[:space:]]*${key}[[:space:]]*=" "$f"; then
+    grep -qE "^[[:space:]]*${key}[[:space:]]*=[[:space:]]*${val}[[:space:]]*\$" "$f" && return 0
+    sed -i -E "s/^[[:space:]]*${key}[[:space:]]*=.*/$key = $val/" "$f"
   else
     sed -i -E "/^\[swift-constraints\]/a $key = $val" "$f"
   fi
@@ -428,6 +459,44 @@ allow_object_versioning = true
 use = egg:swift#symlink
 EOF
 
+  # the Keystone proxy: the same file with authtoken + keystoneauth for
+  # tempauth (tempurl and formpost stay in front of them, where Swift's
+  # docs put them)
+  rm -f "$ETC/proxy-server-ks.conf"
+  if [ -n "$KS_URL" ]; then
+    sed -e "s/^bind_port = .*/bind_port = $KS_PORT/" \
+        -e "s/^log_name = proxy-server\$/log_name = proxy-server-ks/" \
+        -e "s/^\(pipeline = .*\) tempauth /\1 authtoken keystoneauth /" \
+        -e '/^\[filter:tempauth\]/,/^\[/{/^\[filter:catch_errors\]/!d}' \
+        "$ETC/proxy-server.conf" > "$ETC/proxy-server-ks.conf"
+    cat >> "$ETC/proxy-server-ks.conf" <<EOF
+
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+www_authenticate_uri = $KS_URL
+auth_url = $KS_URL
+auth_type = password
+project_domain_id = default
+user_domain_id = default
+project_name = $KS_SVC_PROJECT
+username = $KS_SVC_USER
+password = $KS_SVC_PW
+delay_auth_decision = True
+# keep validated tokens in swift's memcached (the cache filter's client)
+cache = swift.cache
+token_cache_time = $KS_CACHE_TIME
+include_service_catalog = False
+
+[filter:keystoneauth]
+use = egg:swift#keystoneauth
+operator_roles = admin, member
+reseller_admin_role = ResellerAdmin
+EOF
+    chmod 600 "$ETC/proxy-server-ks.conf"
+    grep -q '^pipeline = .* tempurl formpost authtoken keystoneauth ' "$ETC/proxy-server-ks.conf" \
+      || die "could not derive the Keystone proxy's pipeline from $ETC/proxy-server.conf"
+  fi
+
   # legacy object-expirer.conf (the name must contain "expirer"): it embeds
   # the internal client's proxy pipeline.
   cat > "$ETC/object-expirer.conf" <<EOF
@@ -555,6 +624,7 @@ ST_AUTH=$AUTH_URL
 ST_USER=$AUTH_USER
 ST_KEY=$AUTH_KEY
 EOF
+  [ -z "$KS_URL" ] || echo "SWIFT_KS_PROXY_URL=http://$BIND:$KS_PORT"
 }
 
 do_start() {
@@ -583,9 +653,14 @@ do_start() {
 
   local t0; t0=$(date +%s%N)
   local p
-  for p in "$PROXY_PORT" "$OBJ_PORT" "$CONT_PORT" "$ACC_PORT" "$MC_PORT"; do
+  for p in "$PROXY_PORT" "$OBJ_PORT" "$CONT_PORT" "$ACC_PORT" "$MC_PORT" ${KS_URL:+"$KS_PORT"}; do
     port_busy "$p" && die "port $BIND:$p is already in use (set SWIFT_*PORT)"
   done
+  if [ -n "$KS_URL" ]; then
+    [[ "$KS_URL" =~ ^https?://[^/]+ ]] || die "SWIFT_KEYSTONE_URL '$KS_URL' is not an http(s) URL"
+    [ "$KS_PORT" != "$PROXY_PORT" ] || die "SWIFT_KS_PROXY_PORT must differ from SWIFT_PORT"
+    http_ok "$KS_URL/v3" || log "no Keystone answers at $KS_URL/v3 (yet): the Keystone proxy refuses tokens until one does"
+  fi
   write_configs
   build_rings
 
@@ -596,11 +671,17 @@ do_start() {
   launch container "$ETC/container-server.conf" swift-container-server "$ETC/container-server.conf" -v
   launch object    "$ETC/object-server.conf"    swift-object-server    "$ETC/object-server.conf" -v
   launch proxy     "$ETC/proxy-server.conf"     swift-proxy-server     "$ETC/proxy-server.conf" -v
+  local health=("http://$BIND:$ACC_PORT/healthcheck" "http://$BIND:$CONT_PORT/healthcheck"
+                "http://$BIND:$OBJ_PORT/healthcheck" "http://$BIND:$PROXY_PORT/healthcheck")
+  if [ -n "$KS_URL" ]; then
+    launch proxy-ks "$ETC/proxy-server-ks.conf" swift-proxy-server "$ETC/proxy-server-ks.conf" -v
+    health+=("http://$BIND:$KS_PORT/healthcheck")
+  fi
   local deadline=$(( $(date +%s) + START_TIMEOUT )) s url
-  for url in "http://$BIND:$ACC_PORT/healthcheck" "http://$BIND:$CONT_PORT/healthcheck" \
-             "http://$BIND:$OBJ_PORT/healthcheck" "http://$BIND:$PROXY_PORT/healthcheck" auth; do
+  for url in "${health[@]}" auth; do
     until if [ "$url" = auth ]; then auth_ok; else http_ok "$url"; fi; do
-      for s in memcached account container object proxy; do
+      for s in $(services); do
+        [ "$s" = background ] && continue
         pid_alive "$RUN/$s.pid" || { tail -n 30 "$LOG/$s.log" >&2 || true; do_stop; die "$s exited during start-up (log: $LOG/$s.log)"; }
       done
       [ "$(date +%s)" -lt "$deadline" ] || { do_stop; die "not healthy after ${START_TIMEOUT}s (logs: $LOG)"; }
@@ -618,13 +699,17 @@ do_start() {
 
 do_status() {
   local s rc=0
-  for s in memcached account container object proxy background; do
+  for s in memcached account container object proxy proxy-ks background; do
     [ -e "$RUN/$s.pid" ] || continue
     if pid_alive "$RUN/$s.pid"; then echo "$s: running (pid $(sed -n 1p "$RUN/$s.pid"))"
     else echo "$s: DEAD (stale pid $(sed -n 1p "$RUN/$s.pid"))"; rc=1; fi
   done
   if http_ok "http://$BIND:$PROXY_PORT/healthcheck"; then echo "proxy http://$BIND:$PROXY_PORT/healthcheck: OK"
   else echo "proxy http://$BIND:$PROXY_PORT/healthcheck: not answering"; rc=1; fi
+  if [ -e "$RUN/proxy-ks.pid" ]; then
+    if http_ok "http://$BIND:$KS_PORT/healthcheck"; then echo "Keystone proxy http://$BIND:$KS_PORT/healthcheck: OK"
+    else echo "Keystone proxy http://$BIND:$KS_PORT/healthcheck: not answering"; rc=1; fi
+  fi
   return $rc
 }
 

@@ -38,7 +38,7 @@ func (s *Store) mapErr(ctx context.Context, err error, op, c, name string) error
 			return fmt.Errorf("swift: %s %s: %w", op, target, err)
 		}
 	}
-	msg := redact(err.Error(), s.cfg.Key)
+	msg := s.redact(err.Error())
 	if errors.Is(err, sw.TimeoutError) {
 		// ncw/swift reports its own client-side timeouts as status 408:
 		// a slow server, which a retry may get past.
@@ -63,7 +63,7 @@ func (s *Store) mapErr(ctx context.Context, err error, op, c, name string) error
 			msg = "object exists (HTTP 412)"
 		case code == 401 || code == 403:
 			kind = errAuth
-			msg = fmt.Sprintf("access refused (HTTP %d) for user %q", code, s.cfg.User)
+			msg = fmt.Sprintf("access refused (HTTP %d) for %s", code, s.cfg.who())
 		case code == 400 || code == 411 || code == 413 || code == 416 || code == 422:
 			kind = backend.ErrInvalid
 		case code == 429 || code == 498 || code >= 500:
@@ -93,10 +93,23 @@ func isStatus(err error, code int) bool {
 	return errors.As(err, &se) && se.StatusCode == code
 }
 
-// redact removes secret from msg.
-func redact(msg, secret string) string {
-	if secret == "" {
-		return msg
+// redact removes the Store's secrets from msg: the key or password, the
+// application credential secret, the current Keystone token and the
+// Temp-URL key.
+func (s *Store) redact(msg string) string {
+	secrets := []string{s.cfg.Key, s.cfg.ApplicationCredentialSecret, s.tempURL.current()}
+	if s.ks != nil {
+		secrets = append(secrets, s.ks.currentToken())
 	}
-	return strings.ReplaceAll(msg, secret, "[redacted]")
+	return redact(msg, secrets...)
+}
+
+// redact removes each secret from msg.
+func redact(msg string, secrets ...string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "[redacted]")
+		}
+	}
+	return msg
 }

@@ -24,6 +24,7 @@ type limits struct {
 	objectName, containerName        int
 	metaName, metaValue, metaCount   int
 	metaOverall                      int
+	tempURL                          tempURLInfo
 }
 
 var defaultLimits = limits{
@@ -56,6 +57,21 @@ func (s *Store) loadLimits(ctx context.Context) error {
 	get("max_meta_value_length", &l.metaValue)
 	get("max_meta_count", &l.metaCount)
 	get("max_meta_overall_size", &l.metaOverall)
+	l.tempURL.known = true
+	if tu, ok := info["tempurl"].(map[string]any); ok {
+		l.tempURL.enabled = true
+		strs := func(key string) (out []string) {
+			vals, _ := tu[key].([]any)
+			for _, v := range vals {
+				if s, ok := v.(string); ok {
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+		l.tempURL.methods = strs("methods")
+		l.tempURL.digests = strs("allowed_digests")
+	}
 	l.containerListing = min(l.containerListing, maxListLimit)
 	l.accountListing = min(l.accountListing, maxListLimit)
 	s.limits = l

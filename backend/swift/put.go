@@ -55,7 +55,14 @@ func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *back
 	if err := ctx.Err(); err != nil {
 		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: %w", c, name, context.Cause(ctx))
 	}
-	h["Content-Type"] = "application/octet-stream"
+	ct := o.ContentType
+	if ct == "" {
+		ct = backend.DefaultContentType
+	}
+	if p := backend.ContentTypeProblem(ct); p != "" {
+		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: content type: %s: %w", c, name, p, backend.ErrInvalid)
+	}
+	h["Content-Type"] = storedContentType(ct) // see contenttype.go
 	if o.DeleteAfter > 0 {
 		h["X-Delete-After"] = strconv.FormatInt(int64((o.DeleteAfter+time.Second-1)/time.Second), 10)
 	}
@@ -86,6 +93,7 @@ func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *back
 	if size >= 0 && size <= s.cfg.SegmentSize {
 		info, err = s.putPlainRetrying(ctx, c, name, body, size, h, token)
 		if err == nil && o.CreateOnly && info.Metadata[WriterKey] == token {
+			info.ContentType = ct
 			return info, nil // verified while retrying
 		}
 	} else {
@@ -97,6 +105,7 @@ func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *back
 	if o.CreateOnly {
 		return s.verifyWriter(ctx, c, name, token)
 	}
+	info.ContentType = ct
 	return info, nil
 }
 

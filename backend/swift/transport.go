@@ -62,6 +62,7 @@ func newTransport(cfg Config, log *slog.Logger) *transport {
 			ExpectContinueTimeout: time.Second,
 			// Swift sends plain bodies; let Go not ask for gzip.
 			DisableCompression: true,
+			TLSClientConfig:    cfg.TLSConfig,
 		}
 	}
 	rc := &retryablehttp.Client{

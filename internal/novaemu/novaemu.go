@@ -1,0 +1,380 @@
+// Package novaemu is an in-process emulator of the OpenStack Compute (Nova)
+// API v2.1, for testing a Nova compute driver without a cloud.
+//
+// It serves the subset of the API that a driver built on gophercloud uses:
+// version documents and microversion negotiation, server create (with
+// user_data, metadata, tags and multi-create), show, list (index and
+// detail, with Nova's name, status, reservation_id and tag filters and
+// limit/marker pagination), delete, server metadata, and the
+// os-getConsoleOutput, os-stop and os-start actions. Bodies, status codes
+// and error messages follow Nova's own (nova/api/openstack/compute), so a
+// driver that works here meets the same shapes on a real cloud.
+//
+// A server's "VM" is a local OS process: once the server goes ACTIVE, its
+// decoded user_data, if it starts with "#!", is run with that interpreter in
+// a process group of its own, in a per-server home directory, with an
+// environment of only PATH, HOME and RACK_METADATA_URL; its stdout and
+// stderr are the console log. When the process exits the server goes
+// SHUTOFF, like a VM whose OS powered off. Other user_data (cloud-config,
+// none) boots a VM that runs nothing and stays ACTIVE.
+//
+// Real VMs find their metadata service at http://169.254.169.254; an
+// emulated one finds it at RACK_METADATA_URL, which code run in a VM should
+// prefer when it is set. Under it: /openstack/latest/meta_data.json,
+// /openstack/latest/user_data and the EC2-style /latest/meta-data/instance-id
+// and /latest/user-data.
+//
+// Faults can be injected (see Faults): failed boots, slow boots, 500, 503
+// and 429 answers, an instance quota, killed VMs, and a create whose
+// response is delayed past the client's timeout although the server was
+// made. Random choices come from a math/rand/v2 PCG seeded by Config.Seed,
+// so a single client issuing requests one at a time sees the same faults on
+// every run.
+package novaemu
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Microversions served: the 2.1 API up to MaxMicroversion.
+const (
+	MinMicroversion = "2.1"
+	MaxMicroversion = "2.96"
+	maxMinor        = 96
+)
+
+// Config configures an Emulator. The zero value is usable.
+type Config struct {
+	// Addr is the listen address; default "127.0.0.1:0" (a free port).
+	Addr string
+	// WorkDir holds one directory per server (home directory, user-data,
+	// console log). Default: a temporary directory removed by Close.
+	WorkDir string
+	// ProjectID and UserID are reported as the owner of every server
+	// (tenant_id, user_id). Defaults are fixed 32-hex strings.
+	ProjectID, UserID string
+	// AvailabilityZone is the zone of servers created without one; default
+	// "nova".
+	AvailabilityZone string
+	// MetadataItems is the metadata_items quota: the most metadata keys a
+	// server may have. Default 128, Nova's default.
+	MetadataItems int
+	// ValidateToken checks the X-Auth-Token of API requests; nil accepts any
+	// non-empty token. See KeystoneValidator.
+	ValidateToken TokenValidator
+	// EnableInstancePassword makes create return a generated adminPass when
+	// the request gave none, as Nova does with [api]enable_instance_password
+	// (its default). Off by default here: a password the driver does not
+	// need is a secret it might log.
+	EnableInstancePassword bool
+	// Seed seeds the random choices of fault injection and boot jitter.
+	Seed uint64
+	// Faults are the initial fault-injection settings; see SetFaults.
+	Faults Faults
+}
+
+// Faults are the fault-injection and timing knobs. They can be changed at
+// any time with (*Emulator).SetFaults; a change applies to requests and
+// boots that start after it.
+type Faults struct {
+	// BootDelay is how long a server stays BUILD before it goes ACTIVE (or
+	// ERROR); BootJitter adds a uniformly random extra in [0, BootJitter).
+	BootDelay, BootJitter time.Duration
+	// BootFailureRate is the fraction of boots that end in ERROR with the
+	// fault "No valid host was found. ...".
+	BootFailureRate float64
+	// ServerErrorRate and UnavailableRate are the fractions of API requests
+	// (under /v2.1/, after authentication) answered 500 and 503 without
+	// being acted on. RateLimitRate is the fraction answered 429 with
+	// Retry-After: RetryAfter (default 1s), as a rate-limiting proxy in
+	// front of Nova does.
+	ServerErrorRate, UnavailableRate, RateLimitRate float64
+	RetryAfter                                      time.Duration
+	// CreateResponseDelay delays the response of every POST /servers by
+	// this much after the servers were created: a client with a shorter
+	// timeout sees a failure although the create took effect.
+	CreateResponseDelay time.Duration
+	// DeleteDelay keeps a deleted server visible for this long: first with
+	// task_state "deleting", for the second half with status DELETED; then
+	// it is gone (404). Its process is killed at once. It counts against
+	// the quota until gone. Default 0: gone at once.
+	DeleteDelay time.Duration
+	// InstanceQuota is the most servers that may exist at once (in any
+	// state, until deleted); 0 means no limit.
+	InstanceQuota int
+}
+
+// TokenValidator checks an auth token. It returns nil if the token is valid,
+// an error wrapping ErrInvalidToken if it is not (the request gets 401), or
+// another error if it cannot tell (the request gets 503, as
+// keystonemiddleware answers when Keystone is unreachable).
+type TokenValidator func(ctx context.Context, token string) error
+
+// ErrInvalidToken is wrapped by TokenValidator errors for a token that is
+// not valid.
+var ErrInvalidToken = errors.New("novaemu: invalid token")
+
+// Emulator is a running Nova API emulator. Its methods are safe for
+// concurrent use.
+type Emulator struct {
+	cfg     Config
+	ln      net.Listener
+	srv     *http.Server
+	base    string // http://127.0.0.1:PORT
+	root    string // work root
+	ownRoot bool
+	closing chan struct{}
+
+	mu      sync.Mutex
+	faults  Faults
+	rng     *mrand.Rand
+	servers map[string]*server
+	seq     int64
+	calls   map[string]int
+	closed  bool
+}
+
+// ServerInfo is a snapshot of one server, for tests.
+type ServerInfo struct {
+	ID, Name      string
+	Status        string // BUILD, ACTIVE, SHUTOFF, ERROR or DELETED
+	TaskState     string // "" or "deleting"
+	Metadata      map[string]string
+	Tags          []string
+	UserData      []byte // decoded
+	Console       string // everything the process wrote so far
+	Created       time.Time
+	ReservationID string
+	LaunchIndex   int
+	// PID is the process group leader of the server's process while it
+	// runs, else 0. ExitCode is its exit status once it exited (-1 if it
+	// was killed by a signal), or -1 before.
+	PID, ExitCode int
+	Dir           string // the server's home directory
+}
+
+// Start starts an emulator listening on cfg.Addr.
+func Start(cfg Config) (*Emulator, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.ProjectID == "" {
+		cfg.ProjectID = "6f70656e737461636b20342065766572"
+	}
+	if cfg.UserID == "" {
+		cfg.UserID = "a6f7f2b0c4e84b0c9b1b6e1c1d2e3f40"
+	}
+	if cfg.AvailabilityZone == "" {
+		cfg.AvailabilityZone = "nova"
+	}
+	if cfg.MetadataItems == 0 {
+		cfg.MetadataItems = 128
+	}
+	e := &Emulator{
+		cfg:     cfg,
+		root:    cfg.WorkDir,
+		closing: make(chan struct{}),
+		faults:  cfg.Faults,
+		rng:     mrand.New(mrand.NewPCG(cfg.Seed, 0x6e6f7661656d75)),
+		servers: map[string]*server{},
+		calls:   map[string]int{},
+	}
+	if e.root == "" {
+		d, err := os.MkdirTemp("", "novaemu-")
+		if err != nil {
+			return nil, err
+		}
+		e.root, e.ownRoot = d, true
+	} else if err := os.MkdirAll(e.root, 0o700); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		if e.ownRoot {
+			os.RemoveAll(e.root)
+		}
+		return nil, err
+	}
+	e.ln = ln
+	e.base = "http://" + ln.Addr().String()
+	e.srv = &http.Server{Handler: http.HandlerFunc(e.serveHTTP), ReadHeaderTimeout: 30 * time.Second}
+	go e.srv.Serve(ln)
+	return e, nil
+}
+
+// URL returns the compute endpoint to register in a service catalog (or to
+// use as a gophercloud ServiceClient endpoint, with a trailing slash):
+// http://127.0.0.1:PORT/v2.1.
+func (e *Emulator) URL() string { return e.base + "/v2.1" }
+
+// BaseURL returns the root of the emulator, http://127.0.0.1:PORT.
+func (e *Emulator) BaseURL() string { return e.base }
+
+// Faults returns the current fault settings.
+func (e *Emulator) Faults() Faults {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.faults
+}
+
+// SetFaults replaces the fault settings.
+func (e *Emulator) SetFaults(f Faults) {
+	e.mu.Lock()
+	e.faults = f
+	e.mu.Unlock()
+}
+
+// Servers returns a snapshot of every server not yet gone, oldest first.
+func (e *Emulator) Servers() []ServerInfo {
+	e.mu.Lock()
+	list := make([]*server, 0, len(e.servers))
+	for _, s := range e.servers {
+		list = append(list, s)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	out := make([]ServerInfo, len(list))
+	for i, s := range list {
+		out[i] = ServerInfo{
+			ID: s.id, Name: s.name, Status: s.status(), TaskState: s.taskState,
+			Metadata: copyMap(s.metadata), Tags: append([]string(nil), s.tags...),
+			UserData: append([]byte(nil), s.userData...), Created: s.created,
+			ReservationID: s.reservationID, LaunchIndex: s.launchIndex,
+			PID: s.pid, ExitCode: s.exitCode, Dir: s.home(),
+		}
+	}
+	e.mu.Unlock()
+	for i := range out { // read console files outside the lock
+		b, _ := os.ReadFile(filepath.Join(filepath.Dir(out[i].Dir), "console.log"))
+		out[i].Console = string(b)
+	}
+	return out
+}
+
+// Calls returns how many requests each route received, keyed by method and
+// route template with the /v2.1 prefix removed, e.g. "POST /servers",
+// "GET /servers/{id}", "GET /servers/detail", "POST /servers/{id}/action",
+// "DELETE /servers/{id}"; the version documents are "GET /" and
+// "GET /v2.1". Requests that failed (auth, injected faults) count too: they
+// are calls the client made. Metadata-service requests are not API calls and
+// are not counted.
+func (e *Emulator) Calls() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return copyMap(e.calls)
+}
+
+// ResetCalls zeroes the call counts.
+func (e *Emulator) ResetCalls() {
+	e.mu.Lock()
+	e.calls = map[string]int{}
+	e.mu.Unlock()
+}
+
+// Kill makes server id's VM die as if its host lost it: its process group
+// gets SIGKILL and the server goes SHUTOFF, or ERROR (with a fault) if
+// toError. It is an error if the server does not exist or is not ACTIVE.
+func (e *Emulator) Kill(id string, toError bool) error {
+	e.mu.Lock()
+	s := e.servers[id]
+	if s == nil || s.deleting || s.vmState != vmActive {
+		e.mu.Unlock()
+		return fmt.Errorf("novaemu: server %s is not active", id)
+	}
+	if toError {
+		s.setError(500, "Instance lost: the hypervisor reported the VM crashed (injected by novaemu).")
+	} else {
+		s.setStopped()
+	}
+	done, pid := s.done, s.pid
+	e.mu.Unlock()
+	killAndWait(pid, done)
+	return nil
+}
+
+// Close kills every server's process, stops the HTTP server and removes
+// the work directory if Start made it.
+func (e *Emulator) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	close(e.closing)
+	type victim struct {
+		pid  int
+		done chan struct{}
+	}
+	var vs []victim
+	for _, s := range e.servers {
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		vs = append(vs, victim{s.pid, s.done})
+	}
+	e.mu.Unlock()
+	for _, v := range vs {
+		killAndWait(v.pid, v.done)
+	}
+	err := e.srv.Close()
+	if e.ownRoot {
+		os.RemoveAll(e.root)
+	}
+	return err
+}
+
+// killAndWait SIGKILLs process group pid (if pid > 0) and waits until its
+// leader is reaped, so no zombie or orphan outlives the call. A process that
+// moved itself out of the group (setsid) escapes, as it would from nothing
+// short of a VM teardown.
+func killAndWait(pid int, done chan struct{}) {
+	if pid <= 0 || done == nil {
+		return
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+func copyMap[V any](m map[string]V) map[string]V {
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// newUUID returns a random version-4 UUID.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// randomString returns n random characters from alphabet.
+func randomString(n int, alphabet string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	var sb strings.Builder
+	for _, c := range b {
+		sb.WriteByte(alphabet[int(c)%len(alphabet)])
+	}
+	return sb.String()
+}
