@@ -733,7 +733,8 @@ func TestFileAsStdio(t *testing.T) {
 // its kernel closes, and its writer does not outlive the kernel.
 func TestKernelCloseDiscardsOpenFiles(t *testing.T) {
 	ctx := context.Background()
-	k, err := rack.Open(ctx, "mem://close-discards-"+t.Name())
+	url := testSharedURL(t)
+	k, err := rack.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -750,7 +751,7 @@ func TestKernelCloseDiscardsOpenFiles(t *testing.T) {
 	if err := f.Close(); err == nil {
 		t.Fatal("Close after Kernel.Close committed the file")
 	}
-	k2, err := rack.Open(ctx, "mem://close-discards-"+t.Name())
+	k2, err := rack.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -291,7 +291,7 @@ func TestGroupSignal(t *testing.T) {
 
 func TestGroupAcrossKernels(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	url := pgSharedURL(t)
+	url := testSharedURL(t)
 	ka := pgOpen(t, url)
 	kb := pgOpen(t, url)
 	probe := newGroupProbe()

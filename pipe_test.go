@@ -37,7 +37,7 @@ func ioCtx(t *testing.T, d time.Duration) context.Context {
 func ioKernel(t *testing.T, opts ...rack.Option) *rack.Kernel {
 	t.Helper()
 	opts = append([]rack.Option{rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard)}, opts...)
-	k, err := rack.Open(context.Background(), "mem://", opts...)
+	k, err := rack.Open(context.Background(), testURL(t), opts...)
 	if err != nil {
 		t.Fatalf("rack.Open: %v", err)
 	}

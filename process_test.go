@@ -25,7 +25,7 @@ import (
 // closed when the test ends.
 func pgKernel(t testing.TB, opts ...rack.Option) *rack.Kernel {
 	t.Helper()
-	return pgOpen(t, "mem://", opts...)
+	return pgOpen(t, testURL(t), opts...)
 }
 
 // pgOpen opens url with a silent console, closed when the test ends.
@@ -38,17 +38,6 @@ func pgOpen(t testing.TB, url string, opts ...rack.Option) *rack.Kernel {
 	}
 	t.Cleanup(func() { _ = k.Close() })
 	return k
-}
-
-// pgSharedURL names a shared in-memory namespace private to the test.
-func pgSharedURL(t testing.TB) string {
-	name := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '-'
-	}, strings.ToLower(t.Name()))
-	return "mem://pg-" + name + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 }
 
 // pgCtx bounds a test, so that a bug fails it instead of hanging it.
@@ -819,7 +808,7 @@ func TestKilledProcessWritesAreFenced(t *testing.T) {
 
 func TestCrossKernel(t *testing.T) {
 	ctx := pgCtx(t, 15*time.Second)
-	url := pgSharedURL(t)
+	url := testSharedURL(t)
 	ka := pgOpen(t, url)
 	kb := pgOpen(t, url)
 	if ka.ID() == kb.ID() {

@@ -222,11 +222,16 @@ type Kernel struct {
 //	mem://NAME    the in-memory namespace NAME, shared within this OS process
 //	file:///DIR   the directory DIR as the store, processes as OS processes
 //	              running this program again (see Main)
+//	swift://CLOUD/CONTAINER
+//	              the namespace CONTAINER on the Swift of CLOUD, an entry
+//	              of clouds.yaml (Keystone v3: password or application
+//	              credential); with no CLOUD, OS_CLOUD or the OS_*
+//	              variables. Query option: compute=inproc (the default and,
+//	              for now, only compute).
 //	swift+v1://USER:KEY@HOST:PORT/CONTAINER
-//	              the namespace CONTAINER on a Swift with v1 (tempauth) auth,
-//	              for development; USER, KEY and HOST:PORT default to
-//	              SWIFT_USER, SWIFT_KEY and SWIFT_AUTH_URL. Query option:
-//	              compute=inproc (the default and, for now, only compute).
+//	              the same on a Swift with v1 (tempauth) auth, for
+//	              development; USER, KEY and HOST:PORT default to
+//	              SWIFT_USER, SWIFT_KEY and SWIFT_AUTH_URL.
 //
 // Errors never repeat a key given in the URL.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
@@ -273,8 +278,8 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
 		}
 		return k, nil
-	case "swift+v1":
-		cfg, container, err := swiftV1Config(u)
+	case "swift", "swift+v1":
+		cfg, container, err := swiftConfig(u)
 		if err != nil {
 			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
 		}
@@ -291,7 +296,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 	case "":
 		return nil, fmt.Errorf("rack: open %q: %w: no scheme (try mem://)", shown, ErrInvalid)
 	default:
-		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (supported: mem, file, swift+v1)", shown, ErrInvalid, u.Scheme)
+		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (supported: mem, file, swift, swift+v1)", shown, ErrInvalid, u.Scheme)
 	}
 }
 
@@ -306,25 +311,26 @@ func redactUserinfo(raw string) string {
 	return raw[:i+3] + "xxxxx" + raw[j:]
 }
 
-// swiftV1Config reads a swift+v1 URL, filling gaps from SWIFT_AUTH_URL,
-// SWIFT_USER and SWIFT_KEY.
-func swiftV1Config(u *url.URL) (swift.Config, string, error) {
-	cfg, err := swift.FromEnv()
-	if err != nil && (u.Host == "" || u.User == nil) {
-		return cfg, "", fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if u.Host != "" {
-		cfg.AuthURL = "http://" + u.Host + "/auth/v1.0"
-	}
-	if u.User != nil {
-		cfg.User = u.User.Username()
-		if key, ok := u.User.Password(); ok {
-			cfg.Key = key
+// swiftConfig reads a swift or swift+v1 URL and returns the store's
+// configuration and the namespace container.
+func swiftConfig(u *url.URL) (swift.Config, string, error) {
+	var (
+		cfg swift.Config
+		err error
+	)
+	if u.Scheme == "swift" {
+		if u.User != nil || u.Port() != "" {
+			return cfg, "", fmt.Errorf("%w: a swift URL is swift://CLOUD/CONTAINER (credentials come from clouds.yaml or OS_*, never the URL)", ErrInvalid)
 		}
+		if cfg, err = swift.CloudConfig(u.Host); err != nil {
+			return cfg, "", fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	} else if cfg, err = swiftV1Config(u); err != nil {
+		return cfg, "", err
 	}
 	container := strings.Trim(u.Path, "/")
 	if container == "" {
-		return cfg, "", fmt.Errorf("%w: the URL names no container (swift+v1://USER:KEY@HOST:PORT/CONTAINER)", ErrInvalid)
+		return cfg, "", fmt.Errorf("%w: the URL names no container (%s://.../CONTAINER)", ErrInvalid, u.Scheme)
 	}
 	if err := validContainer(container); err != nil {
 		return cfg, "", err
@@ -339,6 +345,25 @@ func swiftV1Config(u *url.URL) (swift.Config, string, error) {
 		}
 	}
 	return cfg, container, nil
+}
+
+// swiftV1Config reads the credentials of a swift+v1 URL, filling gaps
+// from SWIFT_AUTH_URL, SWIFT_USER and SWIFT_KEY.
+func swiftV1Config(u *url.URL) (swift.Config, error) {
+	cfg, err := swift.FromEnv()
+	if err != nil && (u.Host == "" || u.User == nil) {
+		return cfg, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if u.Host != "" {
+		cfg.AuthURL = "http://" + u.Host + "/auth/v1.0"
+	}
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		if key, ok := u.User.Password(); ok {
+			cfg.Key = key
+		}
+	}
+	return cfg, nil
 }
 
 // New composes a kernel from drivers. The kernel owns them: Close closes

@@ -14,7 +14,7 @@ import (
 func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	k, err := rack.Open(ctx, "mem://")
+	k, err := rack.Open(ctx, testURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -188,3 +188,64 @@ func TestSwiftFilesInterop(t *testing.T) {
 		t.Fatalf("rack read %q", data)
 	}
 }
+
+// TestOpenSwiftCloud opens a namespace by clouds.yaml entry (Keystone v3)
+// and runs a fork, a pipe and a wait in it; ps then shows the processes
+// from the summaries in Swift's listings.
+func TestOpenSwiftCloud(t *testing.T) {
+	cloud := os.Getenv("RACK_KEYSTONE_CLOUD")
+	if os.Getenv("RACK_KEYSTONE") != "1" || cloud == "" {
+		if os.Getenv("RACK_REQUIRE_SWIFT") == "1" && os.Getenv("RACK_KEYSTONE") == "1" {
+			t.Fatal("RACK_KEYSTONE=1 but RACK_KEYSTONE_CLOUD is unset")
+		}
+		t.Skip("no Keystone: RACK_KEYSTONE=1 with RACK_KEYSTONE_CLOUD and OS_CLIENT_CONFIG_FILE selects it (.ci/run sets them)")
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	url := "swift://" + cloud + "/rack-cloud-" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	k := openSwift(t, ctx, url)
+	var out strings.Builder
+	root, err := k.Start(ctx, rack.Spec{Name: "cloud-root"}, func(ctx context.Context, self *rack.Process) error {
+		if len(self.Args()) > 0 {
+			fmt.Fprintf(self.Stdout(), "hello from %d\n", self.PID())
+			return rack.Exit(4)
+		}
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		c, err := self.Fork(ctx, rack.Spec{Name: "cloud-child", Args: []string{"x"}, Stdout: w})
+		if err != nil {
+			return err
+		}
+		w.Close()
+		if _, err := io.Copy(&out, r); err != nil {
+			return err
+		}
+		var ee *rack.ExitError
+		if err := c.Wait(ctx); !errors.As(err, &ee) || ee.Code() != 4 {
+			return fmt.Errorf("child: Wait = %v, want exit 4", err)
+		}
+		infos, err := k.Processes(ctx)
+		if err != nil {
+			return err
+		}
+		for _, in := range infos {
+			if in.PID == c.PID() && in.State == rack.Exited && in.ExitCode == 4 && in.Name == "cloud-child" {
+				return nil
+			}
+		}
+		return fmt.Errorf("ps does not show the child exited 4: %+v", infos)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "hello from ") {
+		t.Errorf("child's output %q", out.String())
+	}
+}
