@@ -1331,9 +1331,13 @@ func psCheck(t *testing.T, n, batch int, full bool) {
 	}
 }
 
-func TestPS10k(t *testing.T) { psCheck(t, 10_000, 500, true) }
+func TestPS10k(t *testing.T) {
+	memOnly(t, "10,000 forks take minutes against a Swift; TestPSBudget holds ps to listing pages")
+	psCheck(t, 10_000, 500, true)
+}
 
 func TestPS100k(t *testing.T) {
+	memOnly(t, "100,000 forks")
 	if testing.Short() {
 		t.Skip("forks 100,000 processes")
 	}

@@ -444,6 +444,10 @@ func (k *Kernel) Stats() Stats {
 	return out
 }
 
+// Namespace returns the namespace's name: the container that holds its
+// records, which files cannot be written into.
+func (k *Kernel) Namespace() string { return k.cfg.container }
+
 // ID is this kernel's unique id in the namespace.
 func (k *Kernel) ID() string { return k.id }
 

@@ -19,6 +19,15 @@ import (
 // timings) say so and skip on Swift.
 var testStore = os.Getenv("RACK_TEST_STORE")
 
+// fc prefixes the container names of file tests on Swift, where containers
+// belong to the account and outlive a run: each run writes its own.
+var fc = func() string {
+	if testStore != "swift" {
+		return ""
+	}
+	return "r" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
+}()
+
 // onSwift reports whether the tests run against Swift.
 func onSwift() bool { return testStore == "swift" }
 

@@ -40,6 +40,7 @@ var builtinHelp = []struct{ usage, text string }{
 	{"cat [PATH...]", "print rack files (/container/object), or the input"},
 	{"ls [-l] [PATH...]", "list a rack directory (default /: the containers)"},
 	{"rm PATH...", "remove rack files (or empty containers)"},
+	{"gc [-n] [--min-age DUR]", "remove what dead processes left behind (-n: only report; default age 1m)"},
 	{"echo [WORD...]", "print the words"},
 	{"true, false", "succeed, fail"},
 	{"help", "this text"},
@@ -50,6 +51,7 @@ func init() {
 	builtins = map[string]builtinFunc{
 		"ps": builtinPS, "kill": builtinKill, "wait": builtinWait, "cat": builtinCat,
 		"ls": builtinLS, "rm": builtinRM, "echo": builtinEcho, "help": builtinHelpFunc,
+		"gc":    builtinGC,
 		"exit":  builtinExit,
 		"true":  func(context.Context, *builtinEnv, []string) int { return 0 },
 		"false": func(context.Context, *builtinEnv, []string) int { return 1 },
@@ -461,4 +463,34 @@ func builtinRM(ctx context.Context, e *builtinEnv, args []string) int {
 		}
 	}
 	return status
+}
+
+func builtinGC(ctx context.Context, e *builtinEnv, args []string) int {
+	opts := &rack.GCOptions{}
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-n":
+			opts.DryRun = true
+		case a == "--min-age" && i+1 < len(args):
+			d, err := time.ParseDuration(args[i+1])
+			if err != nil || d <= 0 {
+				return e.errorf("gc: --min-age %q: want a positive duration such as 30s or 5m", args[i+1])
+			}
+			opts.MinAge = d
+			i++
+		default:
+			return e.errorf("gc: %q: usage: gc [-n] [--min-age DUR]", a)
+		}
+	}
+	rep, err := e.sh.k.GC(ctx, opts)
+	if err != nil {
+		return e.errorf("%v", err)
+	}
+	done := fmt.Sprintf("%d objects removed", rep.Objects)
+	if opts.DryRun {
+		done = "nothing removed: -n"
+	}
+	fmt.Fprintf(e.stdout, "lost: %d, reaped: %d, pipes: %d, dead kernels: %d, instances stopped: %d (%s)\n",
+		len(rep.Lost), len(rep.Reaped), rep.Pipes, rep.Kernels, len(rep.Instances), done)
+	return 0
 }

@@ -111,6 +111,9 @@ func TestBuiltins(t *testing.T) {
 		"echo syntax $?",
 		"ps",
 		"ps --json",
+		"gc -n",
+		"gc --min-age 1ns",
+		"gc --min-age soon",
 		"help",
 		"exit 3",
 		"echo not reached",
@@ -130,6 +133,8 @@ func TestBuiltins(t *testing.T) {
 		"PID  PPID  STATE    STATUS  CMD\n100  1     running          rack --url file://",
 		`"name": "rack"`,
 		"kill [-SIG] PID...",
+		"(nothing removed: -n)\n",
+		"objects removed)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -151,6 +156,7 @@ func TestBuiltins(t *testing.T) {
 		"rack: kill: 99999: rack: process 99999: rack: not found",
 		"rack: bogus-command: command not found",
 		"rack: syntax error at column 6: unterminated single quote",
+		`rack: gc: --min-age "soon": want a positive duration`,
 	} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)

@@ -1,0 +1,397 @@
+package rack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// GCOptions tune Kernel.GC. The zero value is ready to use.
+type GCOptions struct {
+	// MinAge spares processes that ended less than MinAge ago (default one
+	// minute), so that a waiter about to read an exit status still finds it.
+	MinAge time.Duration
+	// DryRun reports what GC would do without doing it.
+	DryRun bool
+}
+
+// GCReport says what GC found and removed.
+type GCReport struct {
+	// Lost are running processes whose kernel had stopped renewing its
+	// lease; GC recorded them lost and closed their pipe ends.
+	Lost []PID
+	// Reaped are ended processes whose records GC removed (ps no longer
+	// shows them, Wait on them fails with ErrNotFound).
+	Reaped []PID
+	// Pipes is how many pipes GC removed: every end closed, their
+	// creator ended, no running process or named pipe using them.
+	Pipes int
+	// Kernels is how many dead kernels' leases and signal inboxes GC removed.
+	Kernels int
+	// Instances are compute instances GC stopped because they ran no live
+	// process.
+	Instances []string
+	// Objects counts the store objects GC deleted.
+	Objects int
+}
+
+// GC removes what dead processes left behind in the namespace, as the
+// rack shell's "gc" does. It records lost the processes whose kernel is
+// gone, then reaps processes that ended at least MinAge ago and whose
+// parent has ended too (a running parent may still Wait), removes finished
+// pipes and dead kernels' inboxes, and stops instances that run nothing
+// live. Everything also expires on its own (WithRecordTTL); GC is sooner.
+// It reads the namespace's listings, a few pages per 10,000 processes, and
+// is safe to run from any kernel at any time.
+func (k *Kernel) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
+	if k.isClosed() {
+		return nil, ErrClosed
+	}
+	var o GCOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.MinAge <= 0 {
+		o.MinAge = time.Minute
+	}
+	g := &gc{k: k, opts: o, report: &GCReport{}, v: &psView{k: k}}
+	if err := g.run(ctx); err != nil {
+		return g.report, fmt.Errorf("rack: gc: %w", err)
+	}
+	return g.report, nil
+}
+
+type gc struct {
+	k      *Kernel
+	opts   GCOptions
+	report *GCReport
+	v      *psView
+	procs  map[PID]*record.Proc
+	ended  map[PID]*record.Exit
+	// lostNow are the processes this pass recorded lost.
+	lostNow map[PID]bool
+}
+
+func (g *gc) run(ctx context.Context) error {
+	k := g.k
+	entries, err := k.listAll(ctx, record.Procs)
+	if err != nil {
+		return err
+	}
+	g.v.procs = map[PID]*record.Proc{}
+	var pids []PID
+	for _, o := range entries {
+		n, err := record.ParseNumber(o.Name)
+		if err != nil {
+			continue
+		}
+		pids = append(pids, PID(n))
+		if rec, ok := record.ParseProcSummary(n, o.ContentType); ok {
+			g.v.procs[PID(n)] = rec
+		}
+	}
+	if err := g.v.listAll(ctx); err != nil {
+		return err
+	}
+	g.procs, g.ended, g.lostNow = map[PID]*record.Proc{}, map[PID]*record.Exit{}, map[PID]bool{}
+	var running []PID
+	for _, pid := range pids {
+		rec, err := g.v.proc(ctx, pid)
+		if errors.Is(err, backend.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		g.procs[pid] = rec
+		if ex, err := g.v.exit(ctx, pid); err == nil {
+			g.ended[pid] = ex
+			continue
+		}
+		if k.hosted(pid) != nil {
+			running = append(running, pid)
+			continue
+		}
+		if alive, err := g.v.alive(ctx, pid, rec); err != nil || alive {
+			running = append(running, pid)
+			continue
+		}
+		g.lost(ctx, pid)
+	}
+	if err := g.reap(ctx); err != nil {
+		return err
+	}
+	if err := g.pipes(ctx, running); err != nil {
+		return err
+	}
+	if err := g.kernels(ctx); err != nil {
+		return err
+	}
+	return g.instances(ctx)
+}
+
+// lost records pid lost (its kernel is gone) and closes its pipe ends.
+func (g *gc) lost(ctx context.Context, pid PID) {
+	g.report.Lost = append(g.report.Lost, pid)
+	if g.opts.DryRun {
+		return
+	}
+	k := g.k
+	k.recordLost(ctx, pid, "its kernel stopped renewing its lease (found by gc)")
+	if rec, err := k.procRecord(ctx, pid); err == nil {
+		k.closeRecordedEnds(ctx, rec)
+	}
+	// Not reaped in this pass: its waiters get MinAge to see it lost. It
+	// still counts as ended for its children.
+	g.lostNow[pid] = true
+}
+
+// reap removes the records of processes that ended long enough ago and
+// whose parent cannot wait for them any more.
+func (g *gc) reap(ctx context.Context) error {
+	cutoff := time.Now().Add(-g.opts.MinAge).UnixNano()
+	var reap []PID
+	for pid, ex := range g.ended {
+		if ex.Ended > cutoff {
+			continue
+		}
+		ppid := PID(g.procs[pid].PPID)
+		if ppid != InitPID {
+			if _, parentEnded := g.ended[ppid]; !parentEnded && !g.lostNow[ppid] && g.procs[ppid] != nil {
+				continue // its parent runs and may still wait
+			}
+		}
+		reap = append(reap, pid)
+	}
+	sort.Slice(reap, func(i, j int) bool { return reap[i] < reap[j] })
+	for _, pid := range reap {
+		g.report.Reaped = append(g.report.Reaped, pid)
+		if g.opts.DryRun {
+			continue
+		}
+		keys := []string{record.StatusKey(int64(pid)), record.HostKey(int64(pid))}
+		if gid := g.procs[pid].Group; gid != 0 {
+			keys = append(keys, record.GroupMemberKey(gid, int64(pid)))
+		}
+		// The exit record goes last: while it stands, the process is
+		// still seen to have ended.
+		keys = append(keys, record.ProcKey(int64(pid)), record.ExitKey(int64(pid)))
+		if err := g.delete(ctx, keys...); err != nil {
+			return err
+		}
+		g.k.cache.Delete(pid)
+		g.k.exits.Delete(pid)
+		g.k.hosts.Delete(pid)
+	}
+	return nil
+}
+
+// pipes removes pipes whose ends are all closed, whose creator has ended,
+// and that no running process or named pipe uses.
+func (g *gc) pipes(ctx context.Context, running []PID) error {
+	k := g.k
+	inUse := map[string]bool{}
+	for _, pid := range running {
+		rec, err := k.procRecord(ctx, pid)
+		if err != nil {
+			continue // a record we cannot read: spare everything it might use
+		}
+		for _, s := range append([]record.Stream{rec.Stdin, rec.Stdout, rec.Stderr}, rec.Files...) {
+			if s.Kind == "pipe" {
+				inUse[s.Pipe] = true
+			}
+		}
+	}
+	fifos, err := k.listAll(ctx, record.Fifos)
+	if err != nil {
+		return err
+	}
+	for _, o := range fifos {
+		var f record.Fifo
+		if err := k.getRecord(ctx, o.Name, &f); err == nil {
+			inUse[f.Pipe] = true
+		} else if !errors.Is(err, backend.ErrNotFound) {
+			return err
+		}
+	}
+	page, err := k.listDirs(ctx, record.Pipes)
+	if err != nil {
+		return err
+	}
+	for _, dir := range page {
+		id := strings.TrimSuffix(strings.TrimPrefix(dir, record.Pipes), "/")
+		if inUse[id] {
+			continue
+		}
+		objs, err := k.listAllDeep(ctx, dir)
+		if err != nil {
+			return err
+		}
+		ends, closes := 0, 0
+		for _, o := range objs {
+			switch {
+			case strings.HasPrefix(o.Name, dir+"ends/"):
+				ends++
+			case strings.HasPrefix(o.Name, dir+"close/"):
+				closes++
+			}
+		}
+		if ends == 0 || closes < ends {
+			continue
+		}
+		var creator record.PipeEnd
+		if err := k.getRecord(ctx, record.PipeEndKey(id, 0), &creator); err != nil {
+			continue
+		}
+		if _, ended := g.ended[PID(creator.PID)]; !ended && !g.lostNow[PID(creator.PID)] && g.procs[PID(creator.PID)] != nil {
+			continue // its creator runs and may still read
+		}
+		g.report.Pipes++
+		if g.opts.DryRun {
+			continue
+		}
+		names := make([]string, len(objs))
+		for i, o := range objs {
+			names[i] = o.Name
+		}
+		if err := g.delete(ctx, names...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kernels removes the leases and signal inboxes of kernels that are gone.
+func (g *gc) kernels(ctx context.Context) error {
+	k := g.k
+	inboxes, err := k.listDirs(ctx, record.Signals)
+	if err != nil {
+		return err
+	}
+	dead := map[string]bool{}
+	for _, dir := range inboxes {
+		dead[strings.TrimSuffix(strings.TrimPrefix(dir, record.Signals), "/")] = true
+	}
+	for id := range g.v.leaseSeen {
+		dead[id] = true
+	}
+	for id := range dead {
+		if id == k.id {
+			continue
+		}
+		if l, ok := g.v.leaseSeen[id]; ok && time.Since(l.modified) < l.ttl {
+			continue
+		}
+		if alive, err := k.leaseAlive(ctx, id); err != nil || alive {
+			continue
+		}
+		g.report.Kernels++
+		if g.opts.DryRun {
+			continue
+		}
+		objs, err := k.listAllDeep(ctx, record.SignalInbox(id))
+		if err != nil {
+			return err
+		}
+		names := []string{record.KernelKey(id)}
+		for _, o := range objs {
+			names = append(names, o.Name)
+		}
+		if err := g.delete(ctx, names...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// instances stops compute instances of the namespace that run no live
+// process: their process has ended, or was never recorded (a fork that
+// died half way) and the instance is older than MinAge.
+func (g *gc) instances(ctx context.Context) error {
+	k := g.k
+	live, err := k.compute.List(ctx, k.cfg.namespace)
+	if err != nil {
+		return err
+	}
+	prefix := k.cfg.namespace + "-"
+	for _, in := range live {
+		n, err := strconv.ParseInt(strings.TrimPrefix(in.Name, prefix), 10, 64)
+		if err != nil || !strings.HasPrefix(in.Name, prefix) {
+			continue
+		}
+		pid := PID(n)
+		_, ended := g.ended[pid]
+		orphan := g.procs[pid] == nil && time.Since(in.Created) > g.opts.MinAge
+		if !ended && !orphan || k.hosted(pid) != nil && !ended {
+			continue
+		}
+		g.report.Instances = append(g.report.Instances, in.Name)
+		if g.opts.DryRun {
+			continue
+		}
+		if err := k.compute.Stop(ctx, in.Name); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// delete removes names, counting them; gone already is fine.
+func (g *gc) delete(ctx context.Context, names ...string) error {
+	for _, name := range names {
+		err := g.k.store.Delete(ctx, g.k.cfg.container, name)
+		switch {
+		case err == nil:
+			g.report.Objects++
+		case errors.Is(err, backend.ErrNotFound):
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// listDirs lists the "directories" right under prefix.
+func (k *Kernel) listDirs(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	marker := ""
+	for {
+		page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: marker, Delimiter: "/"})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page {
+			if o.Subdir {
+				out = append(out, o.Name)
+			}
+		}
+		if len(page) == 0 {
+			return out, nil
+		}
+		marker = page[len(page)-1].Name
+	}
+}
+
+// listAllDeep lists every object under prefix, at any depth.
+func (k *Kernel) listAllDeep(ctx context.Context, prefix string) ([]backend.ObjectInfo, error) {
+	var out []backend.ObjectInfo
+	marker := ""
+	for {
+		page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: marker})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) == 0 {
+			return out, nil
+		}
+		marker = page[len(page)-1].Name
+	}
+}
