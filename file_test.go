@@ -244,7 +244,7 @@ func TestFileDirectories(t *testing.T) {
 		t.Errorf("ReadDir /empty = %v, want nothing", got)
 	}
 	root := list("/")
-	for _, c := range []string{"docs", "empty"} {
+	for _, c := range []string{fc + "docs", fc + "empty"} {
 		if !slices.Contains(root, ent{c, true}) {
 			t.Errorf("ReadDir / = %v, want it to list container %s as a directory", root, c)
 		}
@@ -768,7 +768,7 @@ func TestKernelCloseDiscardsOpenFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Name() == "rack" {
+		if e.Name() == k2.Namespace() {
 			t.Errorf("ReadDir(/) shows the namespace container %q", e.Name())
 		}
 	}

@@ -3,6 +3,7 @@ package swift
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestContentTypeEncoding(t *testing.T) {
@@ -42,6 +43,22 @@ func TestContentTypeEncoding(t *testing.T) {
 	} {
 		if got := swiftListed(in); got != want {
 			t.Errorf("swiftListed(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseTimestamp(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"1764477616.22150":      time.Unix(1764477616, 221500000).UTC(),
+		"1764477616":            time.Unix(1764477616, 0).UTC(),
+		"1764477616.123456789":  time.Unix(1764477616, 123456000).UTC(),
+		"1764477616.22150_0001": {},
+		"":                      {},
+		"-5.1":                  {},
+	} {
+		got, ok := parseTimestamp(in)
+		if ok != !want.IsZero() || !got.Equal(want) {
+			t.Errorf("parseTimestamp(%q) = %v, %v; want %v", in, got, ok, want)
 		}
 	}
 }

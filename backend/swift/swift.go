@@ -672,6 +672,23 @@ func all401(errs [][]string) bool {
 
 // infoFromHeaders builds an ObjectInfo from a HEAD or GET response. size
 // overrides Content-Length when not negative (for ranges).
+// parseTimestamp reads an X-Timestamp ("1764477616.22150") exactly, to the
+// microsecond, as Swift's listings show it: through a float it would come
+// out a few hundred nanoseconds off the listing's time.
+func parseTimestamp(s string) (time.Time, bool) {
+	secs, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil || sec <= 0 || len(frac) > 9 {
+		return time.Time{}, false
+	}
+	frac = (frac + "000000")[:6]
+	usec, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, usec*1000).UTC(), true
+}
+
 func infoFromHeaders(name string, h sw.Headers, size int64) backend.ObjectInfo {
 	info := backend.ObjectInfo{Name: name, ETag: strings.Trim(h["Etag"], `"`)}
 	if size >= 0 {
@@ -682,9 +699,8 @@ func infoFromHeaders(name string, h sw.Headers, size int64) backend.ObjectInfo {
 	if lm := h["Last-Modified"]; lm != "" {
 		info.LastModified, _ = http.ParseTime(lm)
 	}
-	if ts, err := strconv.ParseFloat(h["X-Timestamp"], 64); err == nil && ts > 0 {
-		sec := int64(ts)
-		info.LastModified = time.Unix(sec, int64((ts-float64(sec))*1e9)).UTC()
+	if t, ok := parseTimestamp(h["X-Timestamp"]); ok {
+		info.LastModified = t
 	}
 	info.Metadata = decodeMeta(h)
 	info.ContentType = loadedContentType(h["Content-Type"])
