@@ -471,6 +471,12 @@ type fencedWriter struct {
 	tail *tailBuffer
 }
 
+// ReadFrom lets io.Copy into a process's output make large writes (see
+// PipeWriter.ReadFrom).
+func (f *fencedWriter) ReadFrom(r io.Reader) (int64, error) {
+	return copyInChunks(writerOnly{f}, r)
+}
+
 func (f *fencedWriter) Write(p []byte) (int, error) {
 	if f.pr.killed.Load() {
 		return 0, ErrKilled

@@ -65,7 +65,7 @@ func TestFileRoundTrip(t *testing.T) {
 		{"big", big},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := "/"+fc+"data/" + tc.name + ".bin"
+			path := "/" + fc + "data/" + tc.name + ".bin"
 			ioWriteFile(ctx, t, k, path, tc.data)
 			if got := ioReadFile(ctx, t, k, path); !bytes.Equal(got, tc.data) {
 				t.Fatalf("read back %d bytes, want %d (equal prefix: %v)", len(got), len(tc.data), bytes.HasPrefix(tc.data, got))
@@ -177,7 +177,7 @@ func TestFileInvisibleBeforeClose(t *testing.T) {
 func TestFileDirectories(t *testing.T) {
 	ctx := ioCtx(t, 20*time.Second)
 	k := ioKernel(t)
-	for _, p := range []string{"/"+fc+"docs/z.txt", "/"+fc+"docs/a.txt", "/"+fc+"docs/b/d.txt", "/"+fc+"docs/b/c.txt", "/"+fc+"docs/b/e/f.txt", "/"+fc+"empty/x"} {
+	for _, p := range []string{"/" + fc + "docs/z.txt", "/" + fc + "docs/a.txt", "/" + fc + "docs/b/d.txt", "/" + fc + "docs/b/c.txt", "/" + fc + "docs/b/e/f.txt", "/" + fc + "empty/x"} {
 		ioWriteFile(ctx, t, k, p, []byte(p))
 	}
 	if err := k.Remove(ctx, "/"+fc+"empty/x"); err != nil {
@@ -190,12 +190,12 @@ func TestFileDirectories(t *testing.T) {
 		size int64
 	}{
 		{"/", true, 0},
-		{"/"+fc+"docs", true, 0},
-		{"/"+fc+"docs/b", true, 0},
-		{"/"+fc+"docs/b/e", true, 0},
-		{"/"+fc+"empty", true, 0},
-		{"/"+fc+"docs/a.txt", false, int64(len("/"+fc+"docs/a.txt"))},
-		{"/"+fc+"docs/b/e/f.txt", false, int64(len("/"+fc+"docs/b/e/f.txt"))},
+		{"/" + fc + "docs", true, 0},
+		{"/" + fc + "docs/b", true, 0},
+		{"/" + fc + "docs/b/e", true, 0},
+		{"/" + fc + "empty", true, 0},
+		{"/" + fc + "docs/a.txt", false, int64(len("/" + fc + "docs/a.txt"))},
+		{"/" + fc + "docs/b/e/f.txt", false, int64(len("/" + fc + "docs/b/e/f.txt"))},
 	} {
 		info, err := k.Stat(ctx, tc.path)
 		if err != nil {
@@ -206,7 +206,7 @@ func TestFileDirectories(t *testing.T) {
 			t.Errorf("Stat %s: dir %v mode %v size %d; want dir %v size %d", tc.path, info.IsDir(), info.Mode(), info.Size(), tc.dir, tc.size)
 		}
 	}
-	for _, p := range []string{"/"+fc+"docs/missing", "/"+fc+"docs/b/missing", "/"+fc+"nocontainer", "/"+fc+"nocontainer/x", "/"+fc+"docs/a.txt/x"} {
+	for _, p := range []string{"/" + fc + "docs/missing", "/" + fc + "docs/b/missing", "/" + fc + "nocontainer", "/" + fc + "nocontainer/x", "/" + fc + "docs/a.txt/x"} {
 		if _, err := k.Stat(ctx, p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("Stat %s: %v, want fs.ErrNotExist", p, err)
 		}
@@ -240,7 +240,7 @@ func TestFileDirectories(t *testing.T) {
 	if got, want := list("/"+fc+"docs/b"), []ent{{"c.txt", false}, {"d.txt", false}, {"e", true}}; !slices.Equal(got, want) {
 		t.Errorf("ReadDir /docs/b = %v, want %v", got, want)
 	}
-	if got := list("/"+fc+"empty"); len(got) != 0 {
+	if got := list("/" + fc + "empty"); len(got) != 0 {
 		t.Errorf("ReadDir /empty = %v, want nothing", got)
 	}
 	root := list("/")
@@ -419,16 +419,16 @@ func TestFileOpenFlags(t *testing.T) {
 		flag int
 		want error
 	}{
-		{"O_RDWR", "/"+fc+"flags/existing", rack.O_RDWR, fs.ErrInvalid},
-		{"O_RDWR|O_CREATE", "/"+fc+"flags/new", rack.O_RDWR | rack.O_CREATE, fs.ErrInvalid},
-		{"O_WRONLY on existing without O_TRUNC", "/"+fc+"flags/existing", rack.O_WRONLY, fs.ErrInvalid},
-		{"O_WRONLY|O_CREATE on existing without O_TRUNC", "/"+fc+"flags/existing", rack.O_WRONLY | rack.O_CREATE, fs.ErrInvalid},
-		{"O_WRONLY on missing", "/"+fc+"flags/missing", rack.O_WRONLY, fs.ErrNotExist},
-		{"O_WRONLY|O_TRUNC on missing", "/"+fc+"flags/missing", rack.O_WRONLY | rack.O_TRUNC, fs.ErrNotExist},
-		{"O_EXCL without O_CREATE", "/"+fc+"flags/new", rack.O_WRONLY | rack.O_EXCL, fs.ErrInvalid},
-		{"O_RDONLY on missing", "/"+fc+"flags/missing", rack.O_RDONLY, fs.ErrNotExist},
-		{"O_RDONLY in missing container", "/"+fc+"nosuch/missing", rack.O_RDONLY, fs.ErrNotExist},
-		{"write into the namespace container", "/"+k.Namespace()+"/"+fc+"x", rack.O_WRONLY | rack.O_CREATE | rack.O_TRUNC, fs.ErrPermission},
+		{"O_RDWR", "/" + fc + "flags/existing", rack.O_RDWR, fs.ErrInvalid},
+		{"O_RDWR|O_CREATE", "/" + fc + "flags/new", rack.O_RDWR | rack.O_CREATE, fs.ErrInvalid},
+		{"O_WRONLY on existing without O_TRUNC", "/" + fc + "flags/existing", rack.O_WRONLY, fs.ErrInvalid},
+		{"O_WRONLY|O_CREATE on existing without O_TRUNC", "/" + fc + "flags/existing", rack.O_WRONLY | rack.O_CREATE, fs.ErrInvalid},
+		{"O_WRONLY on missing", "/" + fc + "flags/missing", rack.O_WRONLY, fs.ErrNotExist},
+		{"O_WRONLY|O_TRUNC on missing", "/" + fc + "flags/missing", rack.O_WRONLY | rack.O_TRUNC, fs.ErrNotExist},
+		{"O_EXCL without O_CREATE", "/" + fc + "flags/new", rack.O_WRONLY | rack.O_EXCL, fs.ErrInvalid},
+		{"O_RDONLY on missing", "/" + fc + "flags/missing", rack.O_RDONLY, fs.ErrNotExist},
+		{"O_RDONLY in missing container", "/" + fc + "nosuch/missing", rack.O_RDONLY, fs.ErrNotExist},
+		{"write into the namespace container", "/" + k.Namespace() + "/" + fc + "x", rack.O_WRONLY | rack.O_CREATE | rack.O_TRUNC, fs.ErrPermission},
 	} {
 		f, err := k.OpenFile(ctx, tc.path, tc.flag)
 		if !errors.Is(err, tc.want) {
@@ -590,7 +590,7 @@ func TestFileOfKilledProcess(t *testing.T) {
 			t.Fatal("the killed process's goroutine did not report")
 		}
 	}
-	for _, p := range []string{"/"+fc+"out/partial", "/"+fc+"out/left-open"} {
+	for _, p := range []string{"/" + fc + "out/partial", "/" + fc + "out/left-open"} {
 		if _, err := k.Open(ctx, p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("open %s: %v; want fs.ErrNotExist (discarded)", p, err)
 		}

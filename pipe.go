@@ -1,6 +1,7 @@
 package rack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,10 +61,27 @@ type PipeReader struct {
 	rr     int
 	eof    bool
 	moved  bool
+	// fetches counts fetch calls; stuck says the last one made no
+	// progress. Both pace the look for new writer ends.
+	fetches int
+	stuck   bool
+	// ahead holds segments fetched before they are read, by key.
+	ahead map[string]chan prefetched
 
 	closeOnce sync.Once
 	closing   chan struct{}
 }
+
+// prefetched is a segment read ahead: its content and info, or the error.
+type prefetched struct {
+	data []byte
+	info backend.ObjectInfo
+	err  error
+}
+
+// readAhead is how many segments of a Write stored in several segments
+// the reader fetches ahead of the one it reads.
+const readAhead = 3
 
 type readEnd struct {
 	next   int // next segment to read
@@ -152,14 +170,8 @@ func (w *PipeWriter) Write(p []byte) (int, error) {
 	}
 	if len(p) >= size {
 		// Large writes go straight out, in consecutive segments that the
-		// reader takes together.
-		for off := 0; off < len(p); off += size {
-			end := min(off+size, len(p))
-			if err := w.putSegment(p[off:end], end < len(p)); err != nil {
-				return off, err
-			}
-		}
-		return len(p), nil
+		// reader takes together, several stored at once.
+		return w.putSegments(p, size)
 	}
 	w.buf = append(w.buf, p...)
 	if w.k.cfg.flushDelay <= 0 {
@@ -195,19 +207,114 @@ func (w *PipeWriter) flushLocked() error {
 }
 
 func (w *PipeWriter) putSegment(data []byte, more bool) error {
+	if err := w.storeSegment(w.seq, data, more); err != nil {
+		w.err = fmt.Errorf("rack: write to pipe %s: %w", w.pipe, err)
+		return w.err
+	}
+	w.seq++
+	return nil
+}
+
+// storeSegment stores segment seq of this end.
+func (w *PipeWriter) storeSegment(seq int, data []byte, more bool) error {
 	opts := &backend.PutOptions{CreateOnly: true, DeleteAfter: w.k.cfg.recordTTL}
 	if more {
 		opts.Metadata = map[string]string{moreKey: "1"}
 	}
 	// The kernel's context, not the process's: acknowledged bytes are
 	// delivered even when the process is being killed.
-	_, err := w.k.store.Put(w.k.ctx, w.k.cfg.container, record.PipeSegmentKey(w.pipe, w.end, w.seq), bytesReader(data), opts)
-	if err != nil {
-		w.err = fmt.Errorf("rack: write to pipe %s: %w", w.pipe, err)
-		return w.err
+	_, err := w.k.store.Put(w.k.ctx, w.k.cfg.container, record.PipeSegmentKey(w.pipe, w.end, seq), bytesReader(data), opts)
+	return err
+}
+
+// deleteSoon deletes key in the background: consumed segments are
+// garbage, and a reader should not wait a round trip for each. Past a few
+// deletes in flight it deletes at once, which bounds them.
+func (k *Kernel) deleteSoon(key string) {
+	select {
+	case k.deletes <- struct{}{}:
+		go func() {
+			defer func() { <-k.deletes }()
+			_ = k.store.Delete(k.ctx, k.cfg.container, key)
+		}()
+	default:
+		_ = k.store.Delete(k.ctx, k.cfg.container, key)
 	}
-	w.seq++
-	return nil
+}
+
+// segmentsInFlight bounds the segments of one large Write stored at once:
+// on Swift one 1 MiB PUT leaves the link idle for its latency.
+const segmentsInFlight = 4
+
+// putSegments stores p as consecutive segments of size bytes, all but the
+// last marked as continued, up to segmentsInFlight at once. On failure the
+// writer keeps the segments stored before the first failed one (the close
+// record counts only those) and reports how many bytes they hold.
+func (w *PipeWriter) putSegments(p []byte, size int) (int, error) {
+	n := (len(p) + size - 1) / size
+	errs := make([]error, n)
+	sem := make(chan struct{}, segmentsInFlight)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			off := i * size
+			end := min(off+size, len(p))
+			errs[i] = w.storeSegment(w.seq+i, p[off:end], end < len(p))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			w.seq += i
+			w.err = fmt.Errorf("rack: write to pipe %s: %w", w.pipe, err)
+			return i * size, w.err
+		}
+	}
+	w.seq += n
+	return len(p), nil
+}
+
+// ReadFrom copies r into the pipe in large writes, so that io.Copy stores
+// several segments at once instead of one small segment per 32 KiB. Each
+// chunk is acknowledged once stored, as a Write is.
+func (w *PipeWriter) ReadFrom(r io.Reader) (int64, error) {
+	return copyInChunks(writerOnly{w}, r)
+}
+
+// writerOnly hides a writer's ReadFrom, so copyInChunks cannot recurse.
+type writerOnly struct{ io.Writer }
+
+// copyChunk is the size of the writes copyInChunks makes: a few segments.
+const copyChunk = 4 << 20
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyChunk); return &b }}
+
+// copyInChunks copies r to w in writes of whatever r gives, up to
+// copyChunk bytes: a slow source's data still flows at once.
+func copyInChunks(w io.Writer, r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // Close flushes and closes this writer end. The reader sees EOF once every
@@ -280,7 +387,7 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 				r.cur.Close()
 				r.cur = nil
 				// Consumed: the segment is no longer needed (it expires anyway).
-				_ = r.k.store.Delete(r.k.ctx, r.k.cfg.container, r.curKey)
+				r.k.deleteSoon(r.curKey)
 				err = nil
 			}
 			if n > 0 || err != nil {
@@ -309,9 +416,20 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 // fetch makes progress if it can: it discovers ends, opens the next
 // segment, notes closes, or decides EOF.
 func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
-	if err := r.discover(ctx); err != nil {
-		return false, err
+	// New writer ends are looked for when the known ones have nothing to
+	// give, and now and then while they stream.
+	if r.fetches++; r.stuck || len(r.ends) == 0 || r.fetches%16 == 0 {
+		if err := r.discover(ctx); err != nil {
+			return false, err
+		}
 	}
+	progress, err := r.fetchKnown(ctx)
+	r.stuck = !progress && err == nil
+	return progress, err
+}
+
+// fetchKnown is fetch for the writer ends already discovered.
+func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 	if r.lock >= 0 && r.ends[r.lock].closed && r.ends[r.lock].next >= r.ends[r.lock].count {
 		// The end closed in the middle of a Write whose next segment could
 		// not be stored (the writer was told): do not wait for it.
@@ -392,7 +510,20 @@ func (r *PipeReader) discover(ctx context.Context) error {
 func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 	end := &r.ends[e]
 	key := record.PipeSegmentKey(r.pipe, e, end.next)
-	rc, info, err := r.k.store.Get(ctx, r.k.cfg.container, key, nil)
+	var (
+		rc   io.ReadCloser
+		info backend.ObjectInfo
+		err  error
+	)
+	if ch, ok := r.ahead[key]; ok {
+		delete(r.ahead, key)
+		if p := <-ch; p.err == nil {
+			rc, info = io.NopCloser(bytes.NewReader(p.data)), p.info
+		}
+	}
+	if rc == nil {
+		rc, info, err = r.k.store.Get(ctx, r.k.cfg.container, key, nil)
+	}
 	if errors.Is(err, backend.ErrNotFound) {
 		return false, nil
 	}
@@ -403,11 +534,38 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 	r.cur, r.curKey = rc, key
 	if info.Metadata[moreKey] != "" {
 		r.lock = e
+		r.readAhead(e)
 	} else {
 		r.lock = -1
 		r.rr = e + 1
 	}
 	return true, nil
+}
+
+// readAhead starts fetching the next segments of end e, which is in the
+// middle of a Write stored in several segments, so that the reader does
+// not wait a round trip for each.
+func (r *PipeReader) readAhead(e int) {
+	if r.ahead == nil {
+		r.ahead = make(map[string]chan prefetched)
+	}
+	for i := 0; i < readAhead; i++ {
+		key := record.PipeSegmentKey(r.pipe, e, r.ends[e].next+i)
+		if _, ok := r.ahead[key]; ok {
+			continue
+		}
+		ch := make(chan prefetched, 1)
+		r.ahead[key] = ch
+		go func() {
+			rc, info, err := r.k.store.Get(r.k.ctx, r.k.cfg.container, key, nil)
+			var data []byte
+			if err == nil {
+				data, err = io.ReadAll(rc)
+				rc.Close()
+			}
+			ch <- prefetched{data: data, info: info, err: err}
+		}()
+	}
 }
 
 // Close closes the read end; a Read blocked in another goroutine returns.

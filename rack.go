@@ -208,6 +208,8 @@ type Kernel struct {
 	seq      atomic.Int64
 	// remoteWake wakes watchRemotes when a remote child has started.
 	remoteWake chan struct{}
+	// deletes bounds the background deletes of consumed pipe segments.
+	deletes chan struct{}
 
 	groups groupState
 
@@ -392,6 +394,7 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		procs:   make(map[PID]*proc),
 
 		remoteWake: make(chan struct{}, 1),
+		deletes:    make(chan struct{}, 8),
 	}
 	k.groups.members = make(map[PID]map[PID]struct{})
 	k.groups.names = make(map[PID]string)
