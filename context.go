@@ -146,7 +146,12 @@ func runChild(main Program) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer k.Close()
+	closeKernel := true
+	defer func() {
+		if closeKernel {
+			k.Close()
+		}
+	}()
 	pr, err := k.adopt(ctx, PID(pid), main)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -160,6 +165,11 @@ func runChild(main Program) int {
 		case s := <-sigs:
 			k.deliver(ctx, pr, Signal(s.(syscall.Signal)))
 		case <-pr.done:
+			// Its exit is recorded and its ends closed. With nothing else
+			// here (no children, files or forks queued), the OS process
+			// can end without Close: the lease expires by itself, and
+			// tearing down the store's watches costs milliseconds.
+			closeKernel = !k.idle()
 			if pr.exit.Lost || pr.exit.Code < 0 {
 				return 1
 			}

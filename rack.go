@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -268,7 +269,9 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
 		}
-		c, err := osproc.New()
+		// The children's own output goes to DIR/logs (beside the store's
+		// containers, not in one), which "rack logs" reads.
+		c, err := osproc.New(osproc.WithLogDir(filepath.Join(u.Path, "logs")))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
@@ -445,6 +448,34 @@ func (k *Kernel) Stats() Stats {
 	}
 	out["total"] = total
 	return out
+}
+
+// Logs reads what process pid printed outside rack's streams (to its OS
+// stdout and stderr: a panic's stack, a library's prints), as its compute
+// keeps it: for OS-process children, DIR/logs of a file:// namespace. With
+// follow it also waits for more until the process has ended. Goroutine
+// processes have no log of their own (their output is their kernel's).
+func (k *Kernel) Logs(ctx context.Context, pid PID, follow bool) (io.ReadCloser, error) {
+	lr, ok := k.compute.(backend.LogReader)
+	if !ok {
+		return nil, fmt.Errorf("rack: logs of process %d: %w: this namespace's compute keeps no logs (goroutine processes print to their kernel's console)", pid, ErrInvalid)
+	}
+	rc, err := lr.Logs(ctx, k.instanceName(pid), follow)
+	if errors.Is(err, backend.ErrNotFound) {
+		return nil, fmt.Errorf("rack: logs of process %d: %w: no log (it runs in its parent's OS process, or has not started)", pid, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rack: logs of process %d: %w", pid, err)
+	}
+	return rc, nil
+}
+
+// idle reports whether the kernel hosts nothing: no process, queued fork
+// or open file.
+func (k *Kernel) idle() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.procs) == 0 && len(k.pending) == 0 && len(k.files) == 0
 }
 
 // Namespace returns the namespace's name: the container that holds its
@@ -695,8 +726,14 @@ func (k *Kernel) inboxLoop() {
 	defer k.wg.Done()
 	prefix := record.SignalInbox(k.id)
 	var delay time.Duration
-	for {
-		ch := k.changed(prefix)
+	for first := true; ; first = false {
+		// The first look goes without a watch: a short-lived child's
+		// kernel then never sets one up (a signal sent in its first
+		// pollMin waits that long).
+		var ch <-chan struct{}
+		if !first {
+			ch = k.changed(prefix)
+		}
 		n := k.drainInbox(prefix)
 		if n > 0 {
 			delay = 0

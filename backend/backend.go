@@ -158,6 +158,16 @@ type InProcess interface {
 	InProcess() bool
 }
 
+// LogReader is implemented by computes that keep an instance's own output
+// (its OS stdout and stderr, or a VM's console): what a program printed
+// outside rack's streams, a panic's stack included.
+type LogReader interface {
+	// Logs reads the log of instance name; with follow, it also waits for
+	// output written later, until the instance has ended. It fails with
+	// ErrNotFound if the instance has no log.
+	Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error)
+}
+
 // Instance describes a started instance.
 type Instance struct {
 	Name      string

@@ -21,6 +21,21 @@
 //	func BenchmarkConformance(b *testing.B) {
 //		computetest.RunBenchmarks(b, computetest.InProcess(...))
 //	}
+//
+// For a compute whose instances are new copies of the test binary (or of
+// another program that calls ServeChild), Separate is ready made, with
+// ServeChild as its child half:
+//
+//	func TestMain(m *testing.M) {
+//		computetest.ServeChild() // acts as a test instance and exits, if started as one
+//		os.Exit(m.Run())
+//	}
+//
+//	func TestConformance(t *testing.T) {
+//		computetest.Run(t, computetest.Separate(func(ctx context.Context) (backend.Compute, error) {
+//			return osproc.New()
+//		}))
+//	}
 package computetest
 
 import (
@@ -109,7 +124,9 @@ type Observation struct {
 // dials a Unix socket the harness listens on, and the harness counts
 // connections as starts and closed connections as ends. An exiting
 // ExitAtOnce program releases its lock or connection the same way, so no
-// separate exit marker is needed.
+// separate exit marker is needed. Separate and ServeChild implement the
+// flock scheme; a harness for another kind of compute can reuse their
+// parts: ChildEnv for the request's environment, Markers for Observe.
 //
 // A harness for a cloud compute backed by an emulator that runs nothing
 // can observe through the emulator instead: Started counts the servers of

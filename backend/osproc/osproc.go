@@ -3,6 +3,10 @@
 // identity in its environment (rack.Main picks it up). There is no inbound
 // channel to a child: it coordinates through the namespace's store like
 // any kernel.
+//
+// An instance's own OS stdout and stderr (what it writes outside rack's
+// streams: a panic of the runtime, a library's log) go to this process's,
+// or, with WithLogDir, to a log file per instance that Logs reads.
 package osproc
 
 import (
@@ -28,19 +32,25 @@ const ExeOption = "exe"
 
 // Compute starts instances as OS processes.
 type Compute struct {
+	exeOnce        sync.Once // finds the running program, unless exe is set
 	exe            string
+	exeErr         error
 	args           []string
 	stdout, stderr io.Writer
+	logDir         string
+	exitHook       func(backend.Instance, *os.ProcessState)
 
 	mu     sync.Mutex
 	closed bool
 	procs  map[string]*instance
 }
 
+// instance is one started (or starting) OS process.
 type instance struct {
-	info backend.Instance
-	cmd  *exec.Cmd
-	done chan struct{}
+	info  backend.Instance
+	ready chan struct{} // closed once cmd is started, or failed to (cmd nil)
+	cmd   *exec.Cmd     // set before ready is closed
+	done  chan struct{} // closed once reaped
 }
 
 // Option configures a Compute.
@@ -53,30 +63,49 @@ func WithExecutable(path string, args ...string) Option {
 }
 
 // WithOutput sets where the instances' own OS stdout and stderr go
-// (default: this process's).
+// (default: this process's). WithLogDir overrides it.
 func WithOutput(stdout, stderr io.Writer) Option {
 	return func(c *Compute) { c.stdout, c.stderr = stdout, stderr }
 }
 
-// New returns a Compute that starts copies of the running program.
+// WithExitHook sets a function that is called when an instance's OS
+// process has ended and been reaped, with its final state (exit status,
+// signal, resource usage). It is called once per started instance, after
+// the instance has left List, from a goroutine of the Compute; Close
+// waits for the calls under way. It must not call Close.
+func WithExitHook(f func(inst backend.Instance, state *os.ProcessState)) Option {
+	return func(c *Compute) { c.exitHook = f }
+}
+
+// New returns a Compute that starts copies of the running program. The
+// program is found at the first Start that needs it (most kernels of a
+// local namespace never fork), and a failure to find it fails that Start
+// with an error wrapping backend.ErrInvalid.
 func New(opts ...Option) (*Compute, error) {
 	c := &Compute{stdout: os.Stdout, stderr: os.Stderr, procs: make(map[string]*instance)}
 	for _, o := range opts {
 		o(c)
 	}
-	if c.exe == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("osproc: finding the running program: %w", err)
-		}
-		c.exe = exe
-	}
 	return c, nil
+}
+
+// executable returns the program to start by default.
+func (c *Compute) executable() (string, error) {
+	c.exeOnce.Do(func() {
+		if c.exe == "" {
+			if c.exe, c.exeErr = os.Executable(); c.exeErr != nil {
+				c.exeErr = fmt.Errorf("finding the running program: %v: %w", c.exeErr, backend.ErrInvalid)
+			}
+		}
+	})
+	return c.exe, c.exeErr
 }
 
 // Start starts the program with req.Env added to this process's
 // environment. The child ends when this process dies (Pdeathsig on Linux),
-// in addition to rack's lease watchdog.
+// in addition to rack's lease watchdog. The name is reserved at once, so
+// concurrent Starts of one name start one process; starts of different
+// names run in parallel.
 func (c *Compute) Start(ctx context.Context, req *backend.StartRequest) (backend.Instance, error) {
 	if req == nil || req.Name == "" {
 		return backend.Instance{}, fmt.Errorf("osproc: start: %w: an instance needs a name", backend.ErrInvalid)
@@ -84,24 +113,73 @@ func (c *Compute) Start(ctx context.Context, req *backend.StartRequest) (backend
 	if err := ctx.Err(); err != nil {
 		return backend.Instance{}, fmt.Errorf("osproc: start %s: %w", req.Name, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return backend.Instance{}, fmt.Errorf("osproc: start %s: %w", req.Name, ErrClosed)
+	if c.logDir != "" {
+		if err := checkLogName(req.Name); err != nil {
+			return backend.Instance{}, fmt.Errorf("osproc: start: %w", err)
+		}
 	}
-	if _, dup := c.procs[req.Name]; dup {
+	in := &instance{
+		info:  backend.Instance{Name: req.Name, Namespace: req.Namespace, PID: req.PID, Created: time.Now()},
+		ready: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return backend.Instance{}, fmt.Errorf("osproc: start %s: %w", req.Name, ErrClosed)
+	case c.procs[req.Name] != nil:
+		c.mu.Unlock()
 		return backend.Instance{}, fmt.Errorf("osproc: start %s: %w", req.Name, backend.ErrExist)
 	}
-	exe, args := c.exe, c.args
+	c.procs[req.Name] = in
+	c.mu.Unlock()
+
+	cmd, err := c.startProcess(req)
+	if err != nil {
+		c.mu.Lock()
+		delete(c.procs, req.Name)
+		c.mu.Unlock()
+		close(in.ready)
+		close(in.done)
+		return backend.Instance{}, fmt.Errorf("osproc: start %s: %w", req.Name, err)
+	}
+	in.cmd = cmd
+	close(in.ready)
+	go c.reap(in)
+	return in.info, nil
+}
+
+// startProcess starts the OS process for req.
+func (c *Compute) startProcess(req *backend.StartRequest) (*exec.Cmd, error) {
+	var exe string
+	args := c.args
 	if e := req.Options[ExeOption]; e != "" {
 		exe, args = e, nil
+	} else {
+		var err error
+		if exe, err = c.executable(); err != nil {
+			return nil, err
+		}
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = os.Environ()
+	env := os.Environ()
+	cmd.Env = make([]string, 0, len(env)+len(req.Env))
+	cmd.Env = append(cmd.Env, env...)
 	for k, v := range req.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		cmd.Env = append(cmd.Env, k+"="+v) // os/exec keeps the last of duplicate keys
 	}
 	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
+	if c.logDir != "" {
+		log, err := openLog(c.logDir, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		// The child shares log's open file description, and with it the
+		// lock that tells followers it is alive (see Logs); ours goes.
+		defer log.Close()
+		cmd.Stdout, cmd.Stderr = log, log
+	}
 	setDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
 		// Resource exhaustion (EAGAIN, ENOMEM) passes; a missing program does not.
@@ -109,23 +187,24 @@ func (c *Compute) Start(ctx context.Context, req *backend.StartRequest) (backend
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
 			kind = backend.ErrInvalid
 		}
-		return backend.Instance{}, fmt.Errorf("osproc: start %s: %v: %w", req.Name, err, kind)
+		return nil, fmt.Errorf("%v: %w", err, kind)
 	}
-	in := &instance{
-		info: backend.Instance{Name: req.Name, Namespace: req.Namespace, PID: req.PID, Created: time.Now()},
-		cmd:  cmd, done: make(chan struct{}),
+	return cmd, nil
+}
+
+// reap waits for in's process to end, removes it from List, and calls the
+// exit hook.
+func (c *Compute) reap(in *instance) {
+	_ = in.cmd.Wait()
+	c.mu.Lock()
+	if c.procs[in.info.Name] == in {
+		delete(c.procs, in.info.Name)
 	}
-	c.procs[req.Name] = in
-	go func() {
-		_ = cmd.Wait()
-		c.mu.Lock()
-		if c.procs[req.Name] == in {
-			delete(c.procs, req.Name)
-		}
-		c.mu.Unlock()
-		close(in.done)
-	}()
-	return in.info, nil
+	c.mu.Unlock()
+	if c.exitHook != nil {
+		c.exitHook(in.info, in.cmd.ProcessState)
+	}
+	close(in.done)
 }
 
 // Stop kills the instance's process (SIGKILL: rack delivers the gentler
@@ -141,13 +220,23 @@ func (c *Compute) Stop(ctx context.Context, name string) error {
 	case in == nil:
 		return fmt.Errorf("osproc: stop %s: %w", name, backend.ErrNotFound)
 	}
+	select {
+	case <-in.ready:
+	case <-ctx.Done():
+		return fmt.Errorf("osproc: stop %s: %w", name, context.Cause(ctx))
+	}
+	if in.cmd == nil {
+		return fmt.Errorf("osproc: stop %s: %w", name, backend.ErrNotFound) // its start failed
+	}
 	if err := in.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("osproc: stop %s: %w", name, err)
 	}
 	return nil
 }
 
-// List returns the live instances of namespace ("" for all), by PID.
+// List returns the live instances of namespace ("" for all), by PID. An
+// instance is listed from the moment its Start reserves its name until
+// its process has been reaped.
 func (c *Compute) List(ctx context.Context, namespace string) ([]backend.Instance, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -178,7 +267,12 @@ func (c *Compute) Close() error {
 	}
 	c.mu.Unlock()
 	for _, in := range ins {
-		_ = in.cmd.Process.Kill()
+		<-in.ready
+		if in.cmd != nil {
+			_ = in.cmd.Process.Kill()
+		}
+	}
+	for _, in := range ins {
 		<-in.done
 	}
 	return nil

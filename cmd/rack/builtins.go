@@ -40,6 +40,7 @@ var builtinHelp = []struct{ usage, text string }{
 	{"cat [PATH...]", "print rack files (/container/object), or the input"},
 	{"ls [-l] [PATH...]", "list a rack directory (default /: the containers)"},
 	{"rm PATH...", "remove rack files (or empty containers)"},
+	{"logs [-f] PID", "print what a process printed outside rack (-f: follow until it ends)"},
 	{"gc [-n] [--min-age DUR]", "remove what dead processes left behind (-n: only report; default age 1m)"},
 	{"echo [WORD...]", "print the words"},
 	{"true, false", "succeed, fail"},
@@ -51,7 +52,7 @@ func init() {
 	builtins = map[string]builtinFunc{
 		"ps": builtinPS, "kill": builtinKill, "wait": builtinWait, "cat": builtinCat,
 		"ls": builtinLS, "rm": builtinRM, "echo": builtinEcho, "help": builtinHelpFunc,
-		"gc":    builtinGC,
+		"gc": builtinGC, "logs": builtinLogs,
 		"exit":  builtinExit,
 		"true":  func(context.Context, *builtinEnv, []string) int { return 0 },
 		"false": func(context.Context, *builtinEnv, []string) int { return 1 },
@@ -492,5 +493,28 @@ func builtinGC(ctx context.Context, e *builtinEnv, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "lost: %d, reaped: %d, pipes: %d, dead kernels: %d, instances stopped: %d (%s)\n",
 		len(rep.Lost), len(rep.Reaped), rep.Pipes, rep.Kernels, len(rep.Instances), done)
+	return 0
+}
+
+func builtinLogs(ctx context.Context, e *builtinEnv, args []string) int {
+	follow := false
+	if len(args) > 0 && args[0] == "-f" {
+		follow, args = true, args[1:]
+	}
+	if len(args) != 1 {
+		return e.errorf("logs: usage: logs [-f] PID")
+	}
+	pid, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || pid <= 0 {
+		return e.errorf("logs: %q is not a pid", args[0])
+	}
+	rc, err := e.sh.k.Logs(ctx, rack.PID(pid), follow)
+	if err != nil {
+		return e.errorf("%s", strings.TrimPrefix(err.Error(), "rack: "))
+	}
+	defer rc.Close()
+	if _, err := io.Copy(e.stdout, rc); err != nil {
+		return e.errorf("logs: %v", err)
+	}
 	return 0
 }

@@ -331,3 +331,28 @@ func TestPSDuringRun(t *testing.T) {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
 	}
 }
+
+// TestLogs shows an app's OS output (outside rack's streams) with logs.
+func TestLogs(t *testing.T) {
+	buildApps(t)
+	dir := t.TempDir()
+	out, errOut, _ := runShell(t, dir, "upper oslog\nps -a --json\nlogs 1\nlogs x\n")
+	for _, want := range []string{
+		"rack: logs of process 1: rack: not found: no log",
+		`rack: logs: "x" is not a pid`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	m := regexp.MustCompile(`"pid": (\d+),\s+"ppid": \d+,[^}]*"name": "upper"`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("ps shows no upper process:\n%s", out)
+	}
+	for _, follow := range []string{"", "-f "} {
+		out, errOut, code := runShell(t, dir, "logs "+follow+m[1]+"\n")
+		if code != 0 || out != "printed to the OS stdout\nprinted to the OS stderr\n" {
+			t.Errorf("logs %s%s: status %d, output %q, stderr %q", follow, m[1], code, out, errOut)
+		}
+	}
+}

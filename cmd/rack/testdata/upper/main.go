@@ -1,12 +1,14 @@
 // Command upper is a tiny rack app for the shell's tests: it copies its
 // input to its output in upper case; with arguments it prints them
-// instead, and "sleep" blocks until it is signalled.
+// instead, "sleep" blocks until it is signalled, and "oslog" prints to its
+// OS stdout and stderr instead of rack's.
 package main
 
 import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/rackfork/rack"
@@ -21,6 +23,12 @@ func run(ctx context.Context, self *rack.Process) error {
 		fmt.Fprintln(self.Stdout(), "sleeping")
 		<-ctx.Done()
 		return context.Cause(ctx)
+	case len(args) == 1 && args[0] == "oslog":
+		// Outside rack's streams: to the OS process's own output, which
+		// the shell's logs command shows.
+		fmt.Fprintln(os.Stdout, "printed to the OS stdout")
+		fmt.Fprintln(os.Stderr, "printed to the OS stderr")
+		return nil
 	case len(args) == 1 && args[0] == "fail":
 		return fmt.Errorf("failing as asked")
 	case len(args) > 0:
