@@ -1288,6 +1288,11 @@ func (k *Kernel) checkRemotes(ctx context.Context, pending []*proc, checkLeases 
 		if started {
 			why = "its program ended without recording an exit"
 		}
+		if fr, ok := k.compute.(backend.FailureReporter); ok {
+			if reason, failed := fr.Failure(k.instanceName(pr.pid)); failed {
+				why = "its instance failed: " + reason
+			}
+		}
 		k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: why})
 	}
 	if checkLeases {

@@ -168,6 +168,15 @@ type LogReader interface {
 	Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error)
 }
 
+// FailureReporter is implemented by computes that can tell why an instance
+// ended before its program could report anything (a boot that failed for
+// good, a digest mismatch): the kernel then records the process lost with
+// that reason instead of a generic one.
+type FailureReporter interface {
+	// Failure returns why instance name failed, if it did.
+	Failure(name string) (reason string, ok bool)
+}
+
 // Instance describes a started instance.
 type Instance struct {
 	Name      string

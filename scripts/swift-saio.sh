@@ -485,7 +485,10 @@ delay_auth_decision = True
 # keep validated tokens in swift's memcached (the cache filter's client)
 cache = swift.cache
 token_cache_time = $KS_CACHE_TIME
-include_service_catalog = False
+# access rules of application credentials are enforced only with the
+# service type set, and keystonemiddleware needs the catalog to check them
+include_service_catalog = True
+service_type = object-store
 
 [filter:keystoneauth]
 use = egg:swift#keystoneauth
