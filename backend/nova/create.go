@@ -1,0 +1,322 @@
+package nova
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/rackfork/rack/backend"
+)
+
+// Retry policy of idempotent calls (look-ups, deletes) and of creates
+// whose outcome was unknown and that a look-up showed had no effect.
+const (
+	maxTries     = 6
+	firstBackoff = 100 * time.Millisecond
+	maxBackoff   = 5 * time.Second
+	// maxQuotaWait caps the wait between two creates refused for quota.
+	maxQuotaWait = 30 * time.Second
+)
+
+// exactName is the name filter that matches name only: Nova matches the
+// filter as a regular expression anywhere in the name.
+func exactName(name string) string { return "^" + regexp.QuoteMeta(name) + "$" }
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// jitter spreads d over [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+// retry calls call, each time with RequestTimeout, until it succeeds or
+// fails for good: a failure without a response, a 5xx or a 429 is tried
+// again with backoff (or after Retry-After), up to maxTries calls. Only
+// idempotent calls go through retry. It returns call's last error.
+func (c *Compute) retry(ctx context.Context, call func(ctx context.Context) error) error {
+	backoff := firstBackoff
+	for attempt := 1; ; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		err := call(rctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		f := examine(err)
+		if !f.ambiguous() && !f.rateLimited() || attempt >= maxTries {
+			return err
+		}
+		wait := jitter(backoff)
+		if f.retryAfter > wait {
+			wait = f.retryAfter
+		}
+		if sleepCtx(ctx, wait) != nil {
+			return err
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// nameTaken reports whether a server named name exists, other than one
+// this Compute deleted: one GET /servers (no details).
+func (c *Compute) nameTaken(ctx context.Context, name string) (bool, error) {
+	var list []servers.Server
+	err := c.retry(ctx, func(ctx context.Context) error {
+		pages, err := servers.ListSimple(c.client, servers.ListOpts{Name: exactName(name)}).AllPages(ctx)
+		if err == nil {
+			list, err = servers.ExtractServers(pages)
+		}
+		return err
+	})
+	if err != nil {
+		return false, c.apiError(ctx, "look up "+name, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range list {
+		if _, ours := c.deleted[s.ID]; s.Name == name && !ours {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// lookup returns the details of the servers named exactly name that are
+// not being deleted.
+func (c *Compute) lookup(ctx context.Context, op, name string) ([]servers.Server, error) {
+	var list []servers.Server
+	err := c.retry(ctx, func(ctx context.Context) error {
+		pages, err := servers.List(c.client, servers.ListOpts{Name: exactName(name)}).AllPages(ctx)
+		if err == nil {
+			list, err = servers.ExtractServers(pages)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, c.apiError(ctx, op+": look up "+name, err)
+	}
+	out := list[:0]
+	for _, s := range list {
+		if s.Name == name && !gone(&s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// gone reports whether s is being deleted or is deleted.
+func gone(s *servers.Server) bool {
+	return s.Status == "DELETED" || s.Status == "SOFT_DELETED" || s.TaskState == "deleting"
+}
+
+// mine returns the servers of found that belong to in (its namespace and
+// PID) and that this Compute has not deleted, oldest first.
+func (c *Compute) mine(in *instance, found []servers.Server) []servers.Server {
+	pid := strconv.FormatInt(in.info.PID, 10)
+	c.mu.Lock()
+	var out []servers.Server
+	for _, s := range found {
+		if _, del := c.deleted[s.ID]; !del && s.Metadata[MetaNamespace] == in.info.Namespace && s.Metadata[MetaPID] == pid {
+			out = append(out, s)
+		}
+	}
+	c.mu.Unlock()
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out
+}
+
+// createServer creates a server for in and returns its ID. A create
+// refused for quota or rate waits and tries again; one whose outcome is
+// unknown (no response, 5xx) is followed by a look-up of the name, which
+// adopts the server the create made, if any, before a new create is tried.
+// If ctx ends while a create is under way, in.maybe is left set: a server
+// may exist.
+func (c *Compute) createServer(ctx context.Context, in *instance) (string, error) {
+	name := in.info.Name
+	op := "start " + name + ": create"
+	backoff := max(firstBackoff, c.cfg.PollInterval)
+	quotaWait := backoff
+	ambiguous := 0
+	haveTurn := false
+	defer func() {
+		if haveTurn {
+			<-c.quotaTurn
+		}
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", context.Cause(ctx)
+		}
+		opts, err := c.serverOpts(ctx, in)
+		if err != nil {
+			return "", err
+		}
+		c.mu.Lock()
+		freed := c.freed
+		c.mu.Unlock()
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.CreateTimeout)
+		s, cerr := servers.Create(cctx, c.client, opts, nil).Extract()
+		cancel()
+		if cerr == nil {
+			return s.ID, nil
+		}
+		if ctx.Err() != nil {
+			c.setMaybe(in, true)
+			return "", context.Cause(ctx)
+		}
+		f := examine(cerr)
+		switch {
+		case f.quota():
+			// One Start at a time probes the quota; the others queue.
+			if !haveTurn {
+				select {
+				case c.quotaTurn <- struct{}{}:
+					haveTurn = true
+				case <-ctx.Done():
+					return "", context.Cause(ctx)
+				}
+			}
+			c.log.Info("nova: quota exceeded; waiting", "name", name, "wait", quotaWait, "message", c.redact(f.message))
+			t := time.NewTimer(jitter(quotaWait))
+			select {
+			case <-t.C:
+			case <-freed: // a server of ours was deleted
+			case <-ctx.Done():
+				t.Stop()
+				return "", fmt.Errorf("waiting for quota (%s): %w", c.redact(f.message), context.Cause(ctx))
+			}
+			t.Stop()
+			quotaWait = min(2*quotaWait, max(maxQuotaWait, backoff))
+		case f.rateLimited():
+			wait := max(f.retryAfter, jitter(backoff))
+			c.log.Info("nova: rate limited; waiting", "name", name, "wait", wait)
+			if err := sleepCtx(ctx, wait); err != nil {
+				return "", err
+			}
+		case f.ambiguous():
+			c.setMaybe(in, true)
+			c.log.Info("nova: create failed, looking the name up", "name", name, "error", c.redact(f.describe()))
+			found, err := c.lookup(ctx, op, name)
+			if err != nil {
+				return "", err
+			}
+			if ours := c.mine(in, found); len(ours) > 0 {
+				for _, extra := range ours[1:] {
+					c.log.Warn("nova: deleting a duplicate server", "name", name, "server", extra.ID)
+					if err := c.deleteServer(ctx, name, extra.ID); err != nil && !errors.Is(err, backend.ErrNotFound) {
+						return "", err
+					}
+				}
+				c.setMaybe(in, false)
+				return ours[0].ID, nil
+			}
+			c.setMaybe(in, false)
+			if ambiguous++; ambiguous >= maxTries {
+				return "", c.apiError(ctx, op, cerr)
+			}
+			if err := sleepCtx(ctx, jitter(backoff)); err != nil {
+				return "", err
+			}
+			backoff = min(2*backoff, maxBackoff)
+		default:
+			return "", c.apiError(ctx, op, cerr)
+		}
+	}
+}
+
+func (c *Compute) setMaybe(in *instance, v bool) {
+	c.mu.Lock()
+	in.maybe = v
+	c.mu.Unlock()
+}
+
+// serverOpts returns the create options of in's next server: a freshly
+// staged program URL in the user-data, the metadata, and the tags.
+func (c *Compute) serverOpts(ctx context.Context, in *instance) (servers.CreateOptsBuilder, error) {
+	name := in.info.Name
+	url, sum, err := c.cfg.Stager.Stage(ctx)
+	if err != nil {
+		if !errors.Is(err, backend.ErrInvalid) && !errors.Is(err, backend.ErrTransient) && ctx.Err() == nil {
+			err = fmt.Errorf("%w (%w)", err, backend.ErrTransient)
+		}
+		return nil, fmt.Errorf("staging the program: %w", err)
+	}
+	ud, err := (&script{name: name, url: url, sha256: strings.ToLower(sum), env: in.env, poweroff: !c.cfg.noPowerOff}).render()
+	if err != nil {
+		return nil, err
+	}
+	if tok := c.client.ProviderClient.Token(); len(tok) >= 8 && strings.Contains(ud, tok) {
+		return nil, fmt.Errorf("the user-data would hold the API token; refusing: %w", backend.ErrInvalid)
+	}
+	opts := in.create
+	opts.UserData = []byte(base64.StdEncoding.EncodeToString([]byte(ud)))
+	opts.Metadata = map[string]string{
+		MetaNamespace: in.info.Namespace,
+		MetaPID:       strconv.FormatInt(in.info.PID, 10),
+		MetaDeleteAt:  strconv.FormatInt(time.Now().Add(c.cfg.DeleteAfter).Unix(), 10),
+	}
+	if c.tags() {
+		opts.Tags = []string{TagRack, namespaceTag(in.info.Namespace), c.ownerTag}
+	}
+	if in.keyName != "" {
+		return keypairs.CreateOptsExt{CreateOptsBuilder: opts, KeyName: in.keyName}, nil
+	}
+	return opts, nil
+}
+
+// deleteServer deletes server id (of instance name), retrying transient
+// failures. A server already gone is backend.ErrNotFound.
+func (c *Compute) deleteServer(ctx context.Context, name, id string) error {
+	err := c.retry(ctx, func(ctx context.Context) error {
+		return servers.Delete(ctx, c.client, id).ExtractErr()
+	})
+	f := apiFailure{}
+	if err != nil {
+		f = examine(err)
+	}
+	if err == nil || f.status == 404 {
+		c.mu.Lock()
+		c.deleted[id] = time.Now()
+		close(c.freed)
+		c.freed = make(chan struct{})
+		c.mu.Unlock()
+	}
+	if err != nil {
+		return c.apiError(ctx, fmt.Sprintf("delete server %s (%s)", id, name), err)
+	}
+	return nil
+}
+
+// consoleTail returns the last lines of server id's console.
+func (c *Compute) consoleTail(ctx context.Context, id string) (string, error) {
+	var out string
+	err := c.retry(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = servers.ShowConsoleOutput(ctx, c.client, id, servers.ShowConsoleOutputOpts{Length: 100}).Extract()
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,235 @@
+package nova_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/mem"
+	"github.com/rackfork/rack/backend/nova"
+	"github.com/rackfork/rack/internal/novaemu"
+)
+
+// countingStore counts successful Puts.
+type countingStore struct {
+	backend.Store
+	puts atomic.Int64
+}
+
+func (s *countingStore) Put(ctx context.Context, c, name string, r io.Reader, opts *backend.PutOptions) (backend.ObjectInfo, error) {
+	info, err := s.Store.Put(ctx, c, name, r, opts)
+	if err == nil {
+		s.puts.Add(1)
+	}
+	return info, err
+}
+
+// fakeTempURLs signs nothing: it records the request in the URL.
+type fakeTempURLs struct{}
+
+func (fakeTempURLs) TempURL(ctx context.Context, method, container, name string, ttl time.Duration) (string, error) {
+	return fmt.Sprintf("https://swift.example/v1/AUTH_p/%s/%s?method=%s&ttl=%d", container, name, method, int(ttl.Seconds())), nil
+}
+
+// TestSwiftStager: the executable is uploaded once, under its digest, and
+// a second stager (a later run) finds it there.
+func TestSwiftStager(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "prog")
+	content := []byte("#!/bin/sh\necho hello\n")
+	if err := os.WriteFile(exe, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(content)
+	want := hex.EncodeToString(h[:])
+	store := &countingStore{Store: mem.New()}
+	ctx := context.Background()
+	for run := range 2 {
+		s := &nova.SwiftStager{Store: store, TempURLs: fakeTempURLs{}, Container: "rack", Path: exe, TTL: 10 * time.Minute}
+		for range 3 {
+			url, sum, err := s.Stage(ctx)
+			if err != nil {
+				t.Fatalf("run %d: Stage: %v", run, err)
+			}
+			if sum != want || url != "https://swift.example/v1/AUTH_p/rack/bin/"+want+"?method=GET&ttl=600" {
+				t.Errorf("run %d: Stage = %q, %q", run, url, sum)
+			}
+		}
+	}
+	if n := store.puts.Load(); n != 1 {
+		t.Errorf("%d uploads, want 1", n)
+	}
+	rc, _, err := store.Get(ctx, "rack", "bin/"+want, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != string(content) {
+		t.Errorf("staged %q, want %q", got, content)
+	}
+	bad := &nova.SwiftStager{Store: store, TempURLs: fakeTempURLs{}, Container: "rack", Path: filepath.Join(t.TempDir(), "none")}
+	if _, _, err := bad.Stage(ctx); !errors.Is(err, backend.ErrInvalid) {
+		t.Errorf("Stage of a missing file: %v, want ErrInvalid", err)
+	}
+}
+
+// TestSweep deletes expired servers and those of dead namespaces, and
+// leaves the others.
+func TestSweep(t *testing.T) {
+	e := startEmu(t, novaemu.Config{})
+	c := client(e)
+	ctx := context.Background()
+	now := time.Now()
+	mk := func(name string, md map[string]string) {
+		t.Helper()
+		if _, err := servers.Create(ctx, c, servers.CreateOpts{Name: name, ImageRef: "img", FlavorRef: "1", Metadata: md}, nil).Extract(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
+	mk("expired", map[string]string{"rack-namespace": "live", "rack-pid": "100", "rack-delete-at": at(-time.Minute)})
+	mk("live", map[string]string{"rack-namespace": "live", "rack-pid": "101", "rack-delete-at": at(time.Hour)})
+	mk("dead", map[string]string{"rack-namespace": "dead", "rack-pid": "102", "rack-delete-at": at(time.Hour)})
+	mk("dead2", map[string]string{"rack-namespace": "dead", "rack-pid": "103", "rack-delete-at": at(time.Hour)})
+	mk("unsure", map[string]string{"rack-namespace": "unsure", "rack-pid": "104", "rack-delete-at": at(time.Hour)})
+	mk("not-rack", map[string]string{"owner": "someone"})
+	asked := map[string]int{}
+	swept, err := nova.Sweep(ctx, c, now, func(ctx context.Context, ns string) (bool, error) {
+		asked[ns]++
+		if ns == "unsure" {
+			return false, errors.New("cannot tell")
+		}
+		return ns == "dead", nil
+	})
+	if err == nil {
+		t.Error("Sweep hid the failure of dead")
+	}
+	var got []string
+	for _, s := range swept {
+		got = append(got, s.Name+":"+s.Reason)
+	}
+	slices.Sort(got)
+	if want := []string{"dead2:dead namespace", "dead:dead namespace", "expired:expired"}; !slices.Equal(got, want) {
+		t.Errorf("swept %q, want %q", got, want)
+	}
+	var left []string
+	for _, s := range e.Servers() {
+		left = append(left, s.Name)
+	}
+	slices.Sort(left)
+	if want := []string{"live", "not-rack", "unsure"}; !slices.Equal(left, want) {
+		t.Errorf("left %q, want %q", left, want)
+	}
+	if asked["dead"] != 1 || asked["live"] != 1 {
+		t.Errorf("dead asked %v, want once per namespace", asked)
+	}
+}
+
+// TestNewServiceClient reads clouds.yaml, authenticates with a fake
+// Keystone and picks the compute endpoint of the entry's region and
+// interface.
+func TestNewServiceClient(t *testing.T) {
+	e := startEmu(t, novaemu.Config{})
+	const password = "pa55-w0rd-SECRET"
+	ks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v3/auth/tokens" {
+			http.NotFound(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		var req struct {
+			Auth struct {
+				Identity struct {
+					Password struct {
+						User struct {
+							Password string `json:"password"`
+						} `json:"user"`
+					} `json:"password"`
+				} `json:"identity"`
+			} `json:"auth"`
+		}
+		json.Unmarshal(body, &req)
+		if req.Auth.Identity.Password.User.Password != password {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}`)
+			return
+		}
+		endpoint := func(region, iface, url string) map[string]string {
+			return map[string]string{"id": region + iface, "region": region, "region_id": region, "interface": iface, "url": url}
+		}
+		w.Header().Set("X-Subject-Token", "tok-123456789")
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(map[string]any{"token": map[string]any{
+			"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+			"methods":    []string{"password"},
+			"catalog": []any{map[string]any{"type": "compute", "name": "nova", "id": "c", "endpoints": []any{
+				endpoint("RegionOne", "public", "http://127.0.0.1:1/v2.1"),
+				endpoint("RegionTwo", "public", "http://127.0.0.1:2/v2.1"),
+				endpoint("RegionTwo", "internal", e.URL()),
+			}}},
+		}})
+	}))
+	defer ks.Close()
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`clouds:
+  test:
+    auth:
+      auth_url: %s/v3
+      username: alice
+      password: %s
+      project_name: demo
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionTwo
+    interface: internal
+  wrong:
+    auth:
+      auth_url: %s/v3
+      username: alice
+      password: not-%s
+      project_name: demo
+      user_domain_name: Default
+`, ks.URL, password, ks.URL, password)
+	if err := os.WriteFile(filepath.Join(dir, "clouds.yaml"), []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OS_CLIENT_CONFIG_FILE", filepath.Join(dir, "clouds.yaml"))
+	t.Setenv("OS_REGION_NAME", "")
+	t.Setenv("OS_INTERFACE", "")
+	t.Setenv("OS_CLOUD", "")
+	ctx := context.Background()
+	sc, err := nova.NewServiceClient(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Endpoint != e.URL()+"/" {
+		t.Errorf("endpoint %q, want the RegionTwo internal one %q", sc.Endpoint, e.URL()+"/")
+	}
+	if _, err := servers.ListSimple(sc, nil).AllPages(ctx); err != nil {
+		t.Errorf("listing servers with the client: %v", err)
+	}
+	_, err = nova.NewServiceClient(ctx, "wrong")
+	if err == nil || !strings.Contains(err.Error(), `"wrong"`) || strings.Contains(err.Error(), password) {
+		t.Errorf("NewServiceClient with a wrong password: %v", err)
+	}
+	if _, err := nova.NewServiceClient(ctx, "absent"); !errors.Is(err, backend.ErrInvalid) {
+		t.Errorf("NewServiceClient of an unknown cloud: %v, want ErrInvalid", err)
+	}
+}
