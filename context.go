@@ -484,7 +484,7 @@ type fencedWriter struct {
 // ReadFrom lets io.Copy into a process's output make large writes (see
 // PipeWriter.ReadFrom).
 func (f *fencedWriter) ReadFrom(r io.Reader) (int64, error) {
-	return copyInChunks(writerOnly{f}, r)
+	return copyInChunks(writerOnly{f}, r, segmentsInFlight*f.pr.k.cfg.segmentSize)
 }
 
 func (f *fencedWriter) Write(p []byte) (int, error) {

@@ -1,5 +1,24 @@
 package rack
 
+import "context"
+
 // StopLeaseForTest makes k stop renewing its lease, as a kernel that died
 // would, while it goes on running.
 func (k *Kernel) StopLeaseForTest() { k.leaseOff.Store(true) }
+
+// DumpForTest returns every object of the namespace's container.
+func (k *Kernel) DumpForTest(ctx context.Context) (map[string][]byte, error) {
+	objs, err := k.listAllDeep(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(objs))
+	for _, o := range objs {
+		data, err := k.get(ctx, o.Name)
+		if err != nil {
+			continue // gone since the listing
+		}
+		out[o.Name] = data
+	}
+	return out, nil
+}

@@ -281,26 +281,21 @@ func (w *PipeWriter) putSegments(p []byte, size int) (int, error) {
 // several segments at once instead of one small segment per 32 KiB. Each
 // chunk is acknowledged once stored, as a Write is.
 func (w *PipeWriter) ReadFrom(r io.Reader) (int64, error) {
-	return copyInChunks(writerOnly{w}, r)
+	return copyInChunks(writerOnly{w}, r, segmentsInFlight*w.k.cfg.segmentSize)
 }
 
 // writerOnly hides a writer's ReadFrom, so copyInChunks cannot recurse.
 type writerOnly struct{ io.Writer }
 
-// copyChunk is the size of the writes copyInChunks makes: a few segments.
-const copyChunk = 4 << 20
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyChunk); return &b }}
-
-// copyInChunks copies r to w in writes of whatever r gives, up to
-// copyChunk bytes: a slow source's data still flows at once.
-func copyInChunks(w io.Writer, r io.Reader) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
+// copyInChunks copies r to w in writes of whatever r gives, up to chunk
+// bytes: a slow source's data still flows at once. Its buffer starts small
+// and grows to chunk only while r fills it.
+func copyInChunks(w io.Writer, r io.Reader, chunk int) (int64, error) {
+	buf := make([]byte, min(64<<10, chunk))
 	var total int64
 	for {
 		n, err := r.Read(buf)
+		full := n == len(buf)
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
 			total += int64(m)
@@ -313,6 +308,9 @@ func copyInChunks(w io.Writer, r io.Reader) (int64, error) {
 		}
 		if err != nil {
 			return total, err
+		}
+		if full && len(buf) < chunk {
+			buf = make([]byte, min(4*len(buf), chunk))
 		}
 	}
 }
@@ -406,6 +404,11 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 		if progress {
 			delay = 0
 			continue
+		}
+		if r.lock >= 0 {
+			// In the middle of a Write stored in several segments: the
+			// next one is on its way, so look again soon.
+			delay = 0
 		}
 		if delay, err = r.k.waitChange(ctx, ch, r.closing, delay); err != nil {
 			return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
@@ -542,6 +545,21 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 	return true, nil
 }
 
+// readSized reads r to its end into one buffer of size+1 bytes (size is
+// what the store said), growing it only if r holds more than that.
+func readSized(r io.Reader, size int64) ([]byte, error) {
+	buf := make([]byte, max(size, 0)+1)
+	n, err := io.ReadFull(r, buf)
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF:
+		return buf[:n], nil
+	case nil: // more than announced
+		rest, err := io.ReadAll(r)
+		return append(buf, rest...), err
+	}
+	return nil, err
+}
+
 // readAhead starts fetching the next segments of end e, which is in the
 // middle of a Write stored in several segments, so that the reader does
 // not wait a round trip for each.
@@ -556,11 +574,26 @@ func (r *PipeReader) readAhead(e int) {
 		}
 		ch := make(chan prefetched, 1)
 		r.ahead[key] = ch
+		// The next segment is on its way (the one being read says so):
+		// if it is not stored yet, look a few more times, soon. Those
+		// after it may belong to no Write yet: one look.
+		promised := i == 0
 		go func() {
-			rc, info, err := r.k.store.Get(r.k.ctx, r.k.cfg.container, key, nil)
+			var (
+				rc   io.ReadCloser
+				info backend.ObjectInfo
+				err  error
+			)
+			for wait := time.Millisecond; ; wait *= 2 {
+				rc, info, err = r.k.store.Get(r.k.ctx, r.k.cfg.container, key, nil)
+				if !promised || !errors.Is(err, backend.ErrNotFound) || wait > 64*time.Millisecond {
+					break
+				}
+				time.Sleep(wait)
+			}
 			var data []byte
 			if err == nil {
-				data, err = io.ReadAll(rc)
+				data, err = readSized(rc, info.Size)
 				rc.Close()
 			}
 			ch <- prefetched{data: data, info: info, err: err}

@@ -112,9 +112,9 @@ func defaultConfig() config {
 		stdin:       os.Stdin,
 		logger:      slog.New(slog.DiscardHandler),
 		retry:       retry.DefaultPolicy,
-		segmentSize: 1 << 20,
+		segmentSize: -1, // chosen by New, from the store
 		flushDelay:  -1, // chosen by New, from the store
-		pollMin:     20 * time.Millisecond,
+		pollMin:     5 * time.Millisecond,
 		pollMax:     1500 * time.Millisecond,
 		container:   namespaceLabel,
 		namespace:   "default",
@@ -154,8 +154,9 @@ func WithRetry(attempts int, base, max time.Duration) Option {
 }
 
 // WithPipeBuffer sets the largest pipe segment and how long small writes
-// may wait to be batched into one. The defaults are 1 MiB and, on an
-// in-memory store, 2 ms; on any other store a Write returns only once its
+// may wait to be batched into one. The defaults are 1 MiB in memory and in
+// local files, 4 MiB on other stores (Swift), and, on an in-memory store,
+// 2 ms; on any other store a Write returns only once its
 // bytes are stored (delay 0), since the OS process holding a batch could
 // die with it while its reader lives on elsewhere. A positive delay trades
 // that guarantee for fewer requests.
@@ -164,8 +165,8 @@ func WithPipeBuffer(size int, delay time.Duration) Option {
 }
 
 // WithPolling sets the backoff bounds used when the store cannot notify
-// (defaults 20 ms to 1.5 s: an idle kernel then costs under one request
-// per second).
+// (defaults 5 ms to 1.5 s: a wait polls at 5, 10, 15 and 20 ms, then
+// doubles its delay; an idle kernel costs under one request per second).
 func WithPolling(min, max time.Duration) Option {
 	return func(c *config) { c.pollMin, c.pollMax = min, max }
 }
@@ -235,6 +236,15 @@ type Kernel struct {
 //	              the same on a Swift with v1 (tempauth) auth, for
 //	              development; USER, KEY and HOST:PORT default to
 //	              SWIFT_USER, SWIFT_KEY and SWIFT_AUTH_URL.
+//	openstack://CLOUD/CONTAINER?image=ID&flavor=ID&network=ID
+//	              the namespace CONTAINER on CLOUD's Swift, processes as
+//	              Nova servers that boot a stock cloud-init image and
+//	              fetch this program (staged once in BinariesContainer).
+//	              Options: image, flavor, network, key_name,
+//	              security_groups, availability_zone (server defaults
+//	              that Spec.Options override per fork), max_boots (boots
+//	              in flight). Children get a credential that reaches only
+//	              the namespace's container, never the user's.
 //
 // Errors never repeat a key given in the URL.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
@@ -298,10 +308,16 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
 		}
 		return k, nil
+	case "openstack":
+		k, err := openOpenStack(ctx, u, opts)
+		if err != nil {
+			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
+		}
+		return k, nil
 	case "":
 		return nil, fmt.Errorf("rack: open %q: %w: no scheme (try mem://)", shown, ErrInvalid)
 	default:
-		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (supported: mem, file, swift, swift+v1)", shown, ErrInvalid, u.Scheme)
+		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (supported: mem, file, swift, swift+v1, openstack)", shown, ErrInvalid, u.Scheme)
 	}
 }
 
@@ -381,7 +397,7 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.segmentSize < 1 || cfg.grace < 0 || cfg.lease <= 0 || cfg.pollMin <= 0 || cfg.pollMax < cfg.pollMin {
+	if cfg.segmentSize == 0 || cfg.grace < 0 || cfg.lease <= 0 || cfg.pollMin <= 0 || cfg.pollMax < cfg.pollMin {
 		return nil, fmt.Errorf("rack: new: %w: option out of range", ErrInvalid)
 	}
 	if err := validContainer(cfg.container); err != nil {
@@ -402,6 +418,16 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	k.groups.members = make(map[PID]map[PID]struct{})
 	k.groups.names = make(map[PID]string)
 	k.notifier, _ = store.(backend.Notifier)
+	if k.cfg.segmentSize < 0 {
+		// Every request costs a remote store's servers more than its
+		// bytes: larger segments there (a reader holds up to 4 in memory).
+		k.cfg.segmentSize = 4 << 20
+		if _, local := store.(*mem.Store); local {
+			k.cfg.segmentSize = 1 << 20
+		} else if _, local := store.(*file.Store); local {
+			k.cfg.segmentSize = 1 << 20
+		}
+	}
 	if k.cfg.flushDelay < 0 {
 		if _, inMemory := store.(*mem.Store); inMemory {
 			k.cfg.flushDelay = 2 * time.Millisecond // the store dies with the batch
@@ -417,8 +443,12 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	if err := k.store.CreateContainer(ctx, cfg.container); err != nil {
-		k.cancel()
-		return nil, fmt.Errorf("rack: new: namespace container %q: %w", cfg.container, err)
+		// A child's narrow credential may not create containers, but the
+		// namespace it joins exists: a listing says so.
+		if _, lerr := k.store.List(ctx, cfg.container, backend.ListOptions{Limit: 1}); lerr != nil {
+			k.cancel()
+			return nil, fmt.Errorf("rack: new: namespace container %q: %w", cfg.container, err)
+		}
 	}
 	if err := k.renewLease(ctx); err != nil {
 		k.cancel()
@@ -597,10 +627,16 @@ func (k *Kernel) waitChange(ctx context.Context, ch, stop <-chan struct{}, delay
 	case <-k.ctx.Done():
 		return delay, ErrClosed
 	}
-	if delay *= 2; delay > k.cfg.pollMax {
-		delay = k.cfg.pollMax
+	return k.nextDelay(delay), nil
+}
+
+// nextDelay is the poll backoff: a few polls at pollMin (what is awaited
+// often comes within a round trip or two), then doubling up to pollMax.
+func (k *Kernel) nextDelay(delay time.Duration) time.Duration {
+	if delay < 4*k.cfg.pollMin {
+		return delay + k.cfg.pollMin
 	}
-	return delay, nil
+	return min(2*delay, k.cfg.pollMax)
 }
 
 // allocPID hands out a pid from this kernel's block, claiming a new block

@@ -18,8 +18,10 @@ import (
 // BenchmarkSwiftPipe puts rack pipes on a real Swift side by side with raw
 // ncw/swift requests against the same Swift, in one run:
 //
-//	RawPut64MiB / Pipe64MiB: throughput of one 64 MiB object PUT vs a
-//	64 MiB stream through a pipe (child writes, parent reads).
+//	RawPut64MiB / RawPutThenGet64MiB / Pipe64MiB: throughput of one
+//	64 MiB object PUT, of that PUT followed by its GET (the bytes go
+//	through Swift twice, as through a pipe), and of a 64 MiB stream through
+//	a pipe (child writes, parent reads).
 //	RawPutGetSmall / PipeSmallMessage: a 100-byte PUT then GET vs one
 //	small message from a write in one process to the read in another
 //	(half a ping-pong round trip).
@@ -56,6 +58,23 @@ func BenchmarkSwiftPipe(b *testing.B) {
 			if _, err := conn.ObjectPut(ctx, c, "big", bytes.NewReader(data), false, "", "", nil); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	b.Run("RawPutThenGet64MiB", func(b *testing.B) {
+		b.SetBytes(big)
+		buf := make([]byte, 1<<20)
+		for i := 0; i < b.N; i++ {
+			if _, err := conn.ObjectPut(ctx, c, "big2", bytes.NewReader(data), false, "", "", nil); err != nil {
+				b.Fatal(err)
+			}
+			f, _, err := conn.ObjectOpen(ctx, c, "big2", false, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, buf); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
 		}
 	})
 	b.Run("RawPutGetSmall", func(b *testing.B) {

@@ -1,0 +1,237 @@
+package rack_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/internal/novaemu"
+)
+
+// openstackEnv returns the clouds.yaml cloud and the address the Nova
+// emulator must listen on (Keystone's catalog names it as the compute
+// endpoint), or skips; .ci/run provides both.
+func openstackEnv(t *testing.T) (cloud, addr string) {
+	t.Helper()
+	cloud, addr = os.Getenv("RACK_KEYSTONE_CLOUD"), os.Getenv("RACK_NOVA_ADDR")
+	if os.Getenv("RACK_KEYSTONE") != "1" || cloud == "" || addr == "" {
+		if os.Getenv("RACK_REQUIRE_SWIFT") == "1" && os.Getenv("RACK_KEYSTONE") == "1" {
+			t.Fatal("RACK_KEYSTONE=1 needs RACK_KEYSTONE_CLOUD and RACK_NOVA_ADDR (the compute endpoint in Keystone's catalog)")
+		}
+		t.Skip("no OpenStack: RACK_KEYSTONE=1, RACK_KEYSTONE_CLOUD and RACK_NOVA_ADDR select Keystone, Swift and the Nova emulator (.ci/run sets them)")
+	}
+	return cloud, addr
+}
+
+// TestOpenStackEndToEnd forks processes as (emulated) Nova servers that
+// boot the way a stock cloud-init image does: their user-data script
+// fetches this test binary from the real Swift through a TempURL, checks
+// its digest and runs it; the child then opens the namespace with a
+// one-time application credential from real Keystone. A quarter of the
+// boots fail (NoValidHost) and are retried. It checks exit statuses, the
+// children's output through a pipe, ps, that every server is deleted, and
+// that the user's password is nowhere in user-data, server metadata, the
+// namespace's objects or the kernel's debug log.
+func TestOpenStackEndToEnd(t *testing.T) {
+	cloud, addr := openstackEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	emu, err := novaemu.Start(novaemu.Config{Addr: addr, WorkDir: t.TempDir(), Seed: 7,
+		Faults: novaemu.Faults{BootDelay: 200 * time.Millisecond, BootJitter: 200 * time.Millisecond, BootFailureRate: 0.25,
+			DeleteDelay: 10 * time.Minute}}) // deleted servers stay visible, DELETED
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	ns := "rack-os-" + hex.EncodeToString(b[:])
+	var logs syncLog
+	k, err := rack.Open(ctx, "openstack://"+cloud+"/"+ns+"?image=cirros&flavor=m1.tiny&network=none",
+		rack.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		rack.WithPolling(10*time.Millisecond, 500*time.Millisecond),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+
+	want := map[string]int{"ok": 0, "exit3": 3, "error": 1, "quiet": 0}
+	started := time.Now()
+	root, err := k.Start(ctx, rack.Spec{Name: "os-root"}, func(ctx context.Context, self *rack.Process) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		kids := map[string]*rack.Process{}
+		for arg := range want {
+			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{arg}, Stdout: w})
+			if err != nil {
+				return err
+			}
+			kids[arg] = c
+		}
+		w.Close()
+		sc := bufio.NewScanner(r)
+		lines := map[string]bool{}
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) != 2 {
+				return fmt.Errorf("bad line %q", sc.Text())
+			}
+			lines[f[0]] = true
+		}
+		if err := sc.Err(); err != nil {
+			return err
+		}
+		for arg, code := range want {
+			err := kids[arg].Wait(ctx)
+			var ee *rack.ExitError
+			if code == 0 && err != nil || code != 0 && (!errors.As(err, &ee) || ee.Code() != code) {
+				return fmt.Errorf("%s: Wait = %v, want code %d", arg, err, code)
+			}
+			if arg != "quiet" && !lines[arg] {
+				return fmt.Errorf("no line from %s (got %v)", arg, lines)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		for _, s := range emu.Servers() {
+			t.Logf("server %s %s exit %d: console:\n%s\nuser-data:\n%s", s.Name, s.Status, s.ExitCode, s.Console, s.UserData)
+		}
+		t.Fatal(err)
+	}
+	t.Logf("%d children on emulated servers, a quarter of boots failing: all ended in %v; Nova calls %v",
+		len(want), time.Since(started).Round(time.Millisecond), emu.Calls())
+
+	infos, err := k.Processes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := 0
+	for _, in := range infos {
+		if in.State == rack.Exited && in.Name == "os-child" {
+			exited++
+		}
+	}
+	if exited != len(want) {
+		t.Errorf("ps shows %d children exited, want %d: %+v", exited, len(want), infos)
+	}
+
+	// Boots that failed were retried under the same name: never two
+	// servers of one name alive at once, and one success per child.
+	byName := map[string]int{}
+	for _, s := range emu.Servers() {
+		if s.Status != "ERROR" && s.Status != "DELETED" {
+			byName[s.Name]++
+		}
+	}
+	for name, n := range byName {
+		if n > 1 {
+			t.Errorf("%d live servers named %s", n, name)
+		}
+	}
+
+	// Nothing the user holds leaks to the servers, the store or the log.
+	secret := keystonePassword(t)
+	var where []string
+	for _, s := range emu.Servers() {
+		if bytes.Contains(s.UserData, []byte(secret)) {
+			where = append(where, "user-data of "+s.Name)
+		}
+		for key, v := range s.Metadata {
+			if strings.Contains(v, secret) || strings.Contains(key, secret) {
+				where = append(where, "metadata of "+s.Name)
+			}
+		}
+		if strings.Contains(s.Console, secret) {
+			where = append(where, "console of "+s.Name)
+		}
+	}
+	if strings.Contains(logs.String(), secret) {
+		where = append(where, "the kernel's debug log")
+	}
+	if leak := scanNamespace(ctx, t, k, secret); leak != "" {
+		where = append(where, leak)
+	}
+	if len(where) > 0 {
+		t.Errorf("the user's password is in %v", where)
+	}
+
+	// Close deletes every server the kernel started.
+	if err := k.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	for _, s := range emu.Servers() {
+		if s.Status != "DELETED" && s.TaskState != "deleting" {
+			t.Errorf("after Close, server %s is %s, not being deleted", s.Name, s.Status)
+		}
+	}
+}
+
+// keystonePassword returns the test user's password (OS_PASSWORD of the
+// file RACK_KEYSTONE_ENV names, written by scripts/keystone-dev.sh).
+func keystonePassword(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(os.Getenv("RACK_KEYSTONE_ENV"))
+	if err != nil {
+		t.Fatalf("RACK_KEYSTONE_ENV: %v", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "OS_PASSWORD="); ok {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	t.Fatal("no OS_PASSWORD in RACK_KEYSTONE_ENV")
+	return ""
+}
+
+// scanNamespace reads every file of the namespace's container through the
+// kernel's FS and says where secret appears, if anywhere.
+func scanNamespace(ctx context.Context, t *testing.T, k *rack.Kernel, secret string) string {
+	t.Helper()
+	entries, err := k.DumpForTest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range entries {
+		if bytes.Contains(data, []byte(secret)) {
+			return "object " + name
+		}
+	}
+	return ""
+}
+
+// syncLog is a log buffer safe for concurrent writes.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
