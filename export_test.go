@@ -1,6 +1,11 @@
 package rack
 
-import "context"
+import (
+	"context"
+	"errors"
+
+	"github.com/rackfork/rack/backend"
+)
 
 // StopLeaseForTest makes k stop renewing its lease, as a kernel that died
 // would, while it goes on running.
@@ -19,6 +24,25 @@ func (k *Kernel) DumpForTest(ctx context.Context) (map[string][]byte, error) {
 			continue // gone since the listing
 		}
 		out[o.Name] = data
+	}
+	return out, nil
+}
+
+// ReadableForTest returns the names of the objects of container c that
+// can still be read.
+func (k *Kernel) ReadableForTest(ctx context.Context, c string) ([]string, error) {
+	objs, err := k.listIn(ctx, c)
+	if errors.Is(err, backend.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, o := range objs {
+		if _, err := k.store.Head(ctx, c, o.Name); err == nil {
+			out = append(out, o.Name)
+		}
 	}
 	return out, nil
 }

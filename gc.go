@@ -20,6 +20,11 @@ type GCOptions struct {
 	MinAge time.Duration
 	// DryRun reports what GC would do without doing it.
 	DryRun bool
+	// Namespaces also collects the other namespaces of the store whose
+	// kernels are all gone (a root killed with kill -9, a lost machine):
+	// their instances, through the compute, then every object and the
+	// container itself.
+	Namespaces bool
 }
 
 // GCReport says what GC found and removed.
@@ -40,6 +45,12 @@ type GCReport struct {
 	Instances []string
 	// Objects counts the store objects GC deleted.
 	Objects int
+	// DeadNamespaces are the namespaces GC removed whole
+	// (GCOptions.Namespaces).
+	DeadNamespaces []string
+	// Swept are the instances the compute's sweep deleted: of dead
+	// namespaces, or past the delete-at they were started with.
+	Swept []string
 }
 
 // GC removes what dead processes left behind in the namespace, as the
@@ -134,7 +145,153 @@ func (g *gc) run(ctx context.Context) error {
 	if err := g.kernels(ctx); err != nil {
 		return err
 	}
-	return g.instances(ctx)
+	if err := g.instances(ctx); err != nil {
+		return err
+	}
+	if g.opts.Namespaces {
+		return g.namespaces(ctx)
+	}
+	return nil
+}
+
+// namespaces removes the namespaces whose kernels are all gone: first
+// their instances (the compute's sweep), then their objects.
+func (g *gc) namespaces(ctx context.Context) error {
+	k := g.k
+	dead := map[string]bool{}
+	isDead := func(ctx context.Context, ns string) (bool, error) {
+		d, known := dead[ns]
+		if !known {
+			var err error
+			if d, err = k.namespaceDead(ctx, ns); err != nil {
+				return false, err
+			}
+			dead[ns] = d
+		}
+		return d, nil
+	}
+	if sw, ok := k.compute.(backend.Sweeper); ok && !g.opts.DryRun {
+		swept, err := sw.Sweep(ctx, isDead)
+		g.report.Swept = append(g.report.Swept, swept...)
+		if err != nil {
+			return err
+		}
+	}
+	var containers []string
+	marker := ""
+	for {
+		page, err := k.store.ListContainers(ctx, backend.ListOptions{Marker: marker})
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, c := range page {
+			containers = append(containers, c.Name)
+		}
+		marker = page[len(page)-1].Name
+	}
+	for _, c := range containers {
+		if c == k.cfg.container {
+			continue
+		}
+		if d, err := isDead(ctx, c); err != nil || !d {
+			continue
+		}
+		g.report.DeadNamespaces = append(g.report.DeadNamespaces, c)
+		if g.opts.DryRun {
+			continue
+		}
+		objs, err := k.listIn(ctx, c)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := k.store.Delete(ctx, c, o.Name); err == nil {
+				g.report.Objects++
+			} else if !errors.Is(err, backend.ErrNotFound) {
+				return err
+			}
+		}
+		// Objects written since the listing keep the container; the
+		// next pass takes them.
+		_ = k.store.DeleteContainer(ctx, c)
+	}
+	return nil
+}
+
+// namespaceQuiet is how long a namespace without a live lease must have
+// had no write before GC removes it: longer than a listing lags.
+const namespaceQuiet = 15 * time.Second
+
+// namespaceDead reports whether container ns holds a rack namespace none
+// of whose kernels renews its lease any more.
+func (k *Kernel) namespaceDead(ctx context.Context, ns string) (bool, error) {
+	claims, err := k.store.List(ctx, ns, backend.ListOptions{Prefix: record.PIDBlocks, Limit: 1})
+	if errors.Is(err, backend.ErrNotFound) {
+		return true, nil // no container: nothing alive there
+	}
+	if err != nil || len(claims) == 0 {
+		return false, err // not a rack namespace: never collected
+	}
+	leases, err := k.listAllIn(ctx, ns, record.Kernels)
+	if err != nil {
+		return false, err
+	}
+	for _, o := range leases {
+		ttl, ok := record.ParseLeaseSummary(o.ContentType)
+		if ok && time.Since(o.LastModified) < time.Duration(ttl) {
+			return false, nil
+		}
+		// Stale in the listing: the lease itself says (it expires).
+		if _, err := k.store.Head(ctx, ns, o.Name); err == nil {
+			return false, nil
+		} else if !errors.Is(err, backend.ErrNotFound) {
+			return false, err
+		}
+	}
+	// No live lease: but a kernel that joined a moment ago may not be
+	// listed yet, so the namespace must also have been quiet a while.
+	return time.Since(k.newestObject(ctx, ns)) > namespaceQuiet, nil
+}
+
+// newestObject returns the time of the latest write in container c that
+// its listing shows (the zero time if none).
+func (k *Kernel) newestObject(ctx context.Context, c string) time.Time {
+	objs, err := k.listIn(ctx, c)
+	if err != nil {
+		return time.Now()
+	}
+	var newest time.Time
+	for _, o := range objs {
+		if o.LastModified.After(newest) {
+			newest = o.LastModified
+		}
+	}
+	return newest
+}
+
+// listIn lists every object of container c.
+func (k *Kernel) listIn(ctx context.Context, c string) ([]backend.ObjectInfo, error) {
+	return k.listAllIn(ctx, c, "")
+}
+
+// listAllIn lists every object of container c under prefix, at any depth.
+func (k *Kernel) listAllIn(ctx context.Context, c, prefix string) ([]backend.ObjectInfo, error) {
+	var out []backend.ObjectInfo
+	marker := ""
+	for {
+		page, err := k.store.List(ctx, c, backend.ListOptions{Prefix: prefix, Marker: marker})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) == 0 {
+			return out, nil
+		}
+		marker = page[len(page)-1].Name
+	}
 }
 
 // lost records pid lost (its kernel is gone) and closes its pipe ends.
@@ -381,17 +538,5 @@ func (k *Kernel) listDirs(ctx context.Context, prefix string) ([]string, error) 
 
 // listAllDeep lists every object under prefix, at any depth.
 func (k *Kernel) listAllDeep(ctx context.Context, prefix string) ([]backend.ObjectInfo, error) {
-	var out []backend.ObjectInfo
-	marker := ""
-	for {
-		page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: marker})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-		if len(page) == 0 {
-			return out, nil
-		}
-		marker = page[len(page)-1].Name
-	}
+	return k.listAllIn(ctx, k.cfg.container, prefix)
 }

@@ -126,7 +126,7 @@ func openOpenStack(ctx context.Context, u *url.URL, opts []Option) (*Kernel, err
 		store.Close()
 		return nil, err
 	}
-	k, err := New(ctx, store, &credentialedCompute{Compute: compute, creds: creds},
+	k, err := New(ctx, store, &credentialedCompute{Compute: compute, creds: creds, client: client},
 		append([]Option{WithNamespace(container), WithURL(childURL)}, opts...)...)
 	if err != nil {
 		compute.Close()
@@ -218,7 +218,32 @@ func (n *namespaceCredential) revoke(ctx context.Context) error {
 // servers, then revokes the credential its children got.
 type credentialedCompute struct {
 	*nova.Compute
-	creds *namespaceCredential
+	creds  *namespaceCredential
+	client *gophercloud.ServiceClient
+}
+
+// Sweep deletes the servers of dead namespaces and those past their
+// delete-at (the project's, whoever started them), and revokes the
+// credentials of the dead namespaces.
+func (c *credentialedCompute) Sweep(ctx context.Context, dead func(ctx context.Context, namespace string) (bool, error)) ([]string, error) {
+	var deadSeen []string
+	swept, err := nova.Sweep(ctx, c.client, time.Now(), func(ctx context.Context, ns string) (bool, error) {
+		d, err := dead(ctx, ns)
+		if d {
+			deadSeen = append(deadSeen, ns)
+		}
+		return d, err
+	})
+	names := make([]string, len(swept))
+	for i, s := range swept {
+		names[i] = s.Name
+	}
+	for _, ns := range deadSeen {
+		if _, rerr := credential.RevokeNamespace(ctx, c.creds.identity, "", ns); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return names, err
 }
 
 func (c *credentialedCompute) Close() error {

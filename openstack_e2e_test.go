@@ -11,8 +11,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,4 +237,140 @@ func (l *syncLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// blockingParent is the parent that TestOpenStackKilledParent kills with
+// SIGKILL: it forks two blocking children on servers, prints "ready" once
+// both have joined, and waits for its end.
+func blockingParent(url string) int {
+	ctx := context.Background()
+	k, err := rack.Open(ctx, url, rack.WithLease(2*time.Second), rack.WithConsole(strings.NewReader(""), io.Discard, os.Stderr))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	root, err := k.Start(ctx, rack.Spec{Name: "doomed"}, func(ctx context.Context, self *rack.Process) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < 2; i++ {
+			if _, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"block"}, Stdout: w}); err != nil {
+				return err
+			}
+		}
+		w.Close()
+		sc := bufio.NewScanner(r)
+		for i := 0; i < 2; i++ {
+			if !sc.Scan() {
+				return fmt.Errorf("pipe ended: %v", sc.Err())
+			}
+		}
+		fmt.Println("ready")
+		<-ctx.Done()
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := root.Wait(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// TestOpenStackKilledParent kills a parent OS process with SIGKILL while
+// its two children run on servers: the children see its lease lapse and
+// end, and one gc pass from another namespace (GCOptions.Namespaces)
+// deletes the servers and every object of the dead namespace.
+func TestOpenStackKilledParent(t *testing.T) {
+	cloud, addr := openstackEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	emu, err := novaemu.Start(novaemu.Config{Addr: addr, WorkDir: t.TempDir(), Seed: 9,
+		Faults: novaemu.Faults{BootDelay: 100 * time.Millisecond, DeleteDelay: 10 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	ns := "rack-kill-" + hex.EncodeToString(b[:])
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RACK_TEST_PARENT_URL=openstack://"+cloud+"/"+ns+"?image=cirros&flavor=m1.tiny&network=none")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("parent said %q, %v", line, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	killed := time.Now()
+
+	// The children end by themselves once the parent's lease lapses.
+	for {
+		running := 0
+		for _, s := range emu.Servers() {
+			if s.Status == "ACTIVE" || s.Status == "BUILD" {
+				running++
+			}
+		}
+		if running == 0 {
+			break
+		}
+		if time.Since(killed) > time.Minute {
+			t.Fatalf("%d servers still run a minute after their parent was killed", running)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("children ended %v after their parent's SIGKILL", time.Since(killed).Round(time.Millisecond))
+
+	// One gc pass from elsewhere, once the namespace has been quiet.
+	k, err := rack.Open(ctx, "openstack://"+cloud+"/"+ns+"-gc?image=cirros&flavor=m1.tiny&network=none",
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	var rep *rack.GCReport
+	for {
+		if rep, err = k.GC(ctx, &rack.GCOptions{Namespaces: true}); err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(rep.DeadNamespaces, ns) || time.Since(killed) > 2*time.Minute {
+			break
+		}
+		time.Sleep(time.Second) // not quiet long enough yet
+	}
+	t.Logf("gc %v after the SIGKILL: %+v", time.Since(killed).Round(time.Millisecond), rep)
+	if !slices.Contains(rep.DeadNamespaces, ns) {
+		t.Fatalf("gc did not remove the dead namespace %s: %+v", ns, rep)
+	}
+	for _, s := range emu.Servers() {
+		if s.Status != "DELETED" && s.TaskState != "deleting" {
+			t.Errorf("after gc, server %s is %s, not being deleted", s.Name, s.Status)
+		}
+	}
+	// Swift lists an object past its X-Delete-At until its expirer runs
+	// (the killed kernel's lease, here), which keeps the container; but
+	// nothing of the namespace can be read any more.
+	left, err := k.ReadableForTest(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("after gc, the dead namespace still holds %v", left)
+	}
 }

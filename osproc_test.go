@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(rack.PIDEnv) != "" {
 		rack.Main(nil) // a forked child: runs its process and exits
 	}
+	if url := os.Getenv("RACK_TEST_PARENT_URL"); url != "" {
+		os.Exit(blockingParent(url)) // TestOpenStackKilledParent's parent
+	}
 	os.Exit(m.Run())
 }
 

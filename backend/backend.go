@@ -177,6 +177,14 @@ type FailureReporter interface {
 	Failure(name string) (reason string, ok bool)
 }
 
+// Sweeper is implemented by computes that can find and delete instances
+// no kernel watches any more: those of namespaces that dead reports as
+// dead, and those past the delete-at they were started with. It returns
+// the names of the instances it deleted.
+type Sweeper interface {
+	Sweep(ctx context.Context, dead func(ctx context.Context, namespace string) (bool, error)) ([]string, error)
+}
+
 // Instance describes a started instance.
 type Instance struct {
 	Name      string

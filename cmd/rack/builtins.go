@@ -41,7 +41,7 @@ var builtinHelp = []struct{ usage, text string }{
 	{"ls [-l] [PATH...]", "list a rack directory (default /: the containers)"},
 	{"rm PATH...", "remove rack files (or empty containers)"},
 	{"logs [-f] PID", "print what a process printed outside rack (-f: follow until it ends)"},
-	{"gc [-n] [--min-age DUR]", "remove what dead processes left behind (-n: only report; default age 1m)"},
+	{"gc [-a] [-n] [--min-age DUR]", "remove what dead processes left behind (-a: also dead namespaces and their servers; -n: only report; default age 1m)"},
 	{"echo [WORD...]", "print the words"},
 	{"true, false", "succeed, fail"},
 	{"help", "this text"},
@@ -472,6 +472,8 @@ func builtinGC(ctx context.Context, e *builtinEnv, args []string) int {
 		switch a := args[i]; {
 		case a == "-n":
 			opts.DryRun = true
+		case a == "-a":
+			opts.Namespaces = true
 		case a == "--min-age" && i+1 < len(args):
 			d, err := time.ParseDuration(args[i+1])
 			if err != nil || d <= 0 {
@@ -480,7 +482,7 @@ func builtinGC(ctx context.Context, e *builtinEnv, args []string) int {
 			opts.MinAge = d
 			i++
 		default:
-			return e.errorf("gc: %q: usage: gc [-n] [--min-age DUR]", a)
+			return e.errorf("gc: %q: usage: gc [-a] [-n] [--min-age DUR]", a)
 		}
 	}
 	rep, err := e.sh.k.GC(ctx, opts)
@@ -493,6 +495,9 @@ func builtinGC(ctx context.Context, e *builtinEnv, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "lost: %d, reaped: %d, pipes: %d, dead kernels: %d, instances stopped: %d (%s)\n",
 		len(rep.Lost), len(rep.Reaped), rep.Pipes, rep.Kernels, len(rep.Instances), done)
+	if opts.Namespaces {
+		fmt.Fprintf(e.stdout, "dead namespaces: %s; instances swept: %d\n", strings.Join(rep.DeadNamespaces, " "), len(rep.Swept))
+	}
 	return 0
 }
 

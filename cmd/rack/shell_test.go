@@ -113,6 +113,7 @@ func TestBuiltins(t *testing.T) {
 		"ps --json",
 		"gc -n",
 		"gc --min-age 1ns",
+		"gc -a -n",
 		"gc --min-age soon",
 		"help",
 		"exit 3",
@@ -135,6 +136,7 @@ func TestBuiltins(t *testing.T) {
 		"kill [-SIG] PID...",
 		"(nothing removed: -n)\n",
 		"objects removed)\n",
+		"dead namespaces: ; instances swept: 0\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
