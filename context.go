@@ -117,9 +117,10 @@ func run(p Program) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// No signal.Stop on the way out: it waits for the signal handler to
+	// go idle (a quarter of a millisecond), and the OS process ends next.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- self.Wait(ctx) }()
 	for {
@@ -157,9 +158,10 @@ func runChild(main Program) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// No signal.Stop on the way out: it waits for the signal handler to
+	// go idle (a quarter of a millisecond), and the OS process ends next.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	for {
 		select {
 		case s := <-sigs:
@@ -182,8 +184,10 @@ func runChild(main Program) int {
 // its program. The host record is created once, so a retried start never
 // runs a process twice.
 func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error) {
-	rec, err := k.procRecord(ctx, pid)
-	if err != nil {
+	rec, err := recordFromEnv(pid)
+	if rec != nil {
+		k.cache.Store(pid, rec)
+	} else if rec, err = k.procRecord(ctx, pid); err != nil {
 		return nil, fmt.Errorf("rack: join as process %d: %w", pid, err)
 	}
 	prog := main
@@ -217,6 +221,24 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	go k.watchParent(pr)
 	go k.run(k.ctx, pr)
 	return pr, nil
+}
+
+// recordEnv holds, for a child on the forker's machine, its process record.
+const recordEnv = "RACK_PROC"
+
+// recordFromEnv returns the process record the forker put in the
+// environment for pid, or nil (then the store has it).
+func recordFromEnv(pid PID) (*record.Proc, error) {
+	data := os.Getenv(recordEnv)
+	os.Unsetenv(recordEnv) // not for this process's own children
+	if data == "" {
+		return nil, nil
+	}
+	var rec record.Proc
+	if err := record.Decode(recordEnv, []byte(data), &rec); err != nil || rec.PID != int64(pid) {
+		return nil, err
+	}
+	return &rec, nil
 }
 
 // watchParent kills pr when the kernel that forked it stops renewing its

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/osproc"
 	"github.com/rackfork/rack/internal/record"
 )
 
@@ -525,6 +526,12 @@ func (k *Kernel) start(pr *proc) {
 		Env:       map[string]string{URLEnv: k.cfg.url, PIDEnv: strconv.FormatInt(int64(pr.pid), 10)},
 		Options:   pr.rec.Options,
 	}
+	if _, local := k.compute.(*osproc.Compute); local {
+		// A child on this machine gets its (immutable) record with its
+		// identity and need not read it back: one request less per fork.
+		// Not through user-data: whoever reads that is not this user.
+		req.Env[recordEnv] = string(record.Encode(pr.rec))
+	}
 	delay := k.cfg.retry.Base
 	var err error
 	for attempt := 0; attempt < k.cfg.retry.Attempts; attempt++ {
@@ -533,6 +540,9 @@ func (k *Kernel) start(pr *proc) {
 			if pr.remote {
 				pr.launched.Store(true)
 				k.wakeRemotes()
+				if k.notifier != nil {
+					go k.awaitNotifiedExit(pr)
+				}
 			}
 			return
 		}
@@ -655,9 +665,10 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 				// Its own kernel did not get to close its pipe ends.
 				k.closeRecordedEnds(ctx, pr.rec)
 			}
-			if pr.adopted && err == nil {
+			if pr.adopted && err == nil && k.notifier == nil {
 				// Tell the forker at once (its inbox), as Linux sends
-				// SIGCHLD: its stand-in need not poll for the exit.
+				// SIGCHLD: its stand-in need not poll for the exit. (A
+				// store that notifies tells it without a note.)
 				msg := record.Signal{PID: pr.rec.PPID, Signal: sigchld, From: k.id, Child: int64(pr.pid)}
 				if err := k.sendMessage(ctx, pr.rec.Kernel, msg); err != nil {
 					k.cfg.logger.Warn("rack: telling the forker of an exit", "pid", pr.pid, "err", err)
@@ -1154,6 +1165,25 @@ func (k *Kernel) childExited(pid PID) {
 	}
 	if ex, err := k.exitRecord(k.ctx, pid); err == nil {
 		k.finish(pr, ex)
+	}
+}
+
+// awaitNotifiedExit ends remote child pr's stand-in when its exit record
+// appears, on a store that notifies (where children leave no SIGCHLD
+// note): waiting costs no request.
+func (k *Kernel) awaitNotifiedExit(pr *proc) {
+	for !isDone(pr) {
+		ch := k.changed(record.ExitKey(int64(pr.pid)))
+		if ex, err := k.exitRecord(k.ctx, pr.pid); err == nil {
+			k.finish(pr, ex)
+			return
+		}
+		select {
+		case <-ch:
+		case <-pr.done:
+		case <-k.ctx.Done():
+			return
+		}
 	}
 }
 

@@ -307,6 +307,19 @@ func (x *xwatch) scanAll(cs *cstate, initial bool) {
 // scanFile reads what is new in journal fname of cs and wakes the
 // watchers of the names it finds. x.mu must be held.
 func (x *xwatch) scanFile(cs *cstate, fname string, initial bool) {
+	if initial && cs.files[fname] == nil {
+		// A first look reads nothing (it starts at the end): a stat
+		// does, unless the journal is idle and may be collected. Every
+		// new watcher looks at every journal, so this matters.
+		fi, err := os.Lstat(cs.dir + "/" + fname)
+		if err != nil {
+			return
+		}
+		if now := time.Now(); now.Sub(fi.ModTime()) <= journalIdle {
+			cs.files[fname] = &jfile{off: fi.Size(), size: fi.Size(), mtime: fi.ModTime(), seen: now}
+			return
+		}
+	}
 	f, err := os.Open(cs.dir + "/" + fname)
 	if err != nil {
 		if notExist(err) {
