@@ -35,6 +35,12 @@ func openstackEnv(t *testing.T) (cloud, addr string) {
 		}
 		t.Skip("no OpenStack: RACK_KEYSTONE=1, RACK_KEYSTONE_CLOUD and RACK_NOVA_ADDR select Keystone, Swift and the Nova emulator (.ci/run sets them)")
 	}
+	// Other packages' tests use the same address: take turns.
+	unlock, err := novaemu.LockAddr(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock)
 	return cloud, addr
 }
 
