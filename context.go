@@ -117,10 +117,9 @@ func run(p Program) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	// No signal.Stop on the way out: it waits for the signal handler to
-	// go idle (a quarter of a millisecond), and the OS process ends next.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- self.Wait(ctx) }()
 	for {
@@ -148,8 +147,12 @@ func runChild(main Program) int {
 		return 1
 	}
 	closeKernel := true
+	var sigs chan os.Signal
 	defer func() {
 		if closeKernel {
+			if sigs != nil {
+				signal.Stop(sigs) // a Ctrl-C during a long Close ends it
+			}
 			k.Close()
 		}
 	}()
@@ -158,9 +161,10 @@ func runChild(main Program) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	// No signal.Stop on the way out: it waits for the signal handler to
-	// go idle (a quarter of a millisecond), and the OS process ends next.
-	sigs := make(chan os.Signal, 4)
+	// No signal.Stop when the kernel is left without Close (below): it
+	// waits for the signal handler to go idle (a quarter of a
+	// millisecond), and the OS process ends next.
+	sigs = make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	for {
 		select {
@@ -223,8 +227,12 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	return pr, nil
 }
 
-// recordEnv holds, for a child on the forker's machine, its process record.
-const recordEnv = "RACK_PROC"
+// recordEnv holds, for a child on the forker's machine, its process record
+// when it is at most maxRecordEnv bytes.
+const (
+	recordEnv    = "RACK_PROC"
+	maxRecordEnv = 16 << 10
+)
 
 // recordFromEnv returns the process record the forker put in the
 // environment for pid, or nil (then the store has it).

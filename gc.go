@@ -25,6 +25,10 @@ type GCOptions struct {
 	// their instances, through the compute, then every object and the
 	// container itself.
 	Namespaces bool
+	// NamespaceQuiet is how long a namespace without a live lease must
+	// have had no write before it counts as dead (default 10 minutes:
+	// longer than a listing lags or a lease lasts).
+	NamespaceQuiet time.Duration
 }
 
 // GCReport says what GC found and removed.
@@ -71,6 +75,9 @@ func (k *Kernel) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	}
 	if o.MinAge <= 0 {
 		o.MinAge = time.Minute
+	}
+	if o.NamespaceQuiet <= 0 {
+		o.NamespaceQuiet = 10 * time.Minute
 	}
 	g := &gc{k: k, opts: o, report: &GCReport{}, v: &psView{k: k}}
 	if err := g.run(ctx); err != nil {
@@ -134,6 +141,27 @@ func (g *gc) run(ctx context.Context) error {
 			running = append(running, pid)
 			continue
 		}
+		// The listings say lost: confirm with the records themselves (an
+		// exit or a host record the listings do not show yet).
+		if ex, err := k.exitRecord(ctx, pid); err == nil {
+			g.ended[pid] = ex
+			continue
+		} else if !errors.Is(err, backend.ErrNotFound) {
+			running = append(running, pid)
+			continue
+		}
+		full, err := k.procRecord(ctx, pid)
+		if err != nil {
+			running = append(running, pid)
+			continue
+		}
+		if host, _, err := k.hostOf(ctx, pid, full); err != nil {
+			running = append(running, pid)
+			continue
+		} else if alive, err := k.leaseAlive(ctx, host); err != nil || alive {
+			running = append(running, pid)
+			continue
+		}
 		g.lost(ctx, pid)
 	}
 	if err := g.reap(ctx); err != nil {
@@ -163,7 +191,7 @@ func (g *gc) namespaces(ctx context.Context) error {
 		d, known := dead[ns]
 		if !known {
 			var err error
-			if d, err = k.namespaceDead(ctx, ns); err != nil {
+			if d, err = k.namespaceDead(ctx, ns, g.opts.NamespaceQuiet); err != nil {
 				return false, err
 			}
 			dead[ns] = d
@@ -204,6 +232,9 @@ func (g *gc) namespaces(ctx context.Context) error {
 			continue
 		}
 		objs, err := k.listIn(ctx, c)
+		if errors.Is(err, backend.ErrNotFound) {
+			continue // deleted meanwhile
+		}
 		if err != nil {
 			return err
 		}
@@ -221,21 +252,22 @@ func (g *gc) namespaces(ctx context.Context) error {
 	return nil
 }
 
-// namespaceQuiet is how long a namespace without a live lease must have
-// had no write before GC removes it: longer than a listing lags.
-const namespaceQuiet = 15 * time.Second
-
 // namespaceDead reports whether container ns holds a rack namespace none
-// of whose kernels renews its lease any more.
-func (k *Kernel) namespaceDead(ctx context.Context, ns string) (bool, error) {
+// of whose kernels renews its lease any more, and that has had no write
+// for quiet. A namespace without a container here is not known dead: its
+// servers may belong to another store.
+func (k *Kernel) namespaceDead(ctx context.Context, ns string, quiet time.Duration) (bool, error) {
 	claims, err := k.store.List(ctx, ns, backend.ListOptions{Prefix: record.PIDBlocks, Limit: 1})
 	if errors.Is(err, backend.ErrNotFound) {
-		return true, nil // no container: nothing alive there
+		return false, nil
 	}
 	if err != nil || len(claims) == 0 {
 		return false, err // not a rack namespace: never collected
 	}
 	leases, err := k.listAllIn(ctx, ns, record.Kernels)
+	if errors.Is(err, backend.ErrNotFound) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
@@ -253,7 +285,7 @@ func (k *Kernel) namespaceDead(ctx context.Context, ns string) (bool, error) {
 	}
 	// No live lease: but a kernel that joined a moment ago may not be
 	// listed yet, so the namespace must also have been quiet a while.
-	return time.Since(k.newestObject(ctx, ns)) > namespaceQuiet, nil
+	return time.Since(k.newestObject(ctx, ns)) > quiet, nil
 }
 
 // newestObject returns the time of the latest write in container c that
@@ -392,7 +424,11 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 			return err
 		}
 		ends, closes := 0, 0
+		recent := false
 		for _, o := range objs {
+			if time.Since(o.LastModified) < g.opts.MinAge {
+				recent = true // in use a moment ago: a listing may lag behind its users
+			}
 			switch {
 			case strings.HasPrefix(o.Name, dir+"ends/"):
 				ends++
@@ -400,15 +436,23 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 				closes++
 			}
 		}
-		if ends == 0 || closes < ends {
+		if ends == 0 || closes < ends || recent {
 			continue
 		}
 		var creator record.PipeEnd
 		if err := k.getRecord(ctx, record.PipeEndKey(id, 0), &creator); err != nil {
 			continue
 		}
-		if _, ended := g.ended[PID(creator.PID)]; !ended && !g.lostNow[PID(creator.PID)] && g.procs[PID(creator.PID)] != nil {
-			continue // its creator runs and may still read
+		if _, ended := g.ended[PID(creator.PID)]; !ended && !g.lostNow[PID(creator.PID)] {
+			if g.procs[PID(creator.PID)] != nil {
+				continue // its creator runs and may still read
+			}
+			// Not listed: ended and reaped, or listed late. Its exit says.
+			if _, err := k.exitRecord(ctx, PID(creator.PID)); err != nil {
+				if _, perr := k.procRecord(ctx, PID(creator.PID)); !errors.Is(perr, backend.ErrNotFound) {
+					continue
+				}
+			}
 		}
 		g.report.Pipes++
 		if g.opts.DryRun {

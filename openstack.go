@@ -180,6 +180,19 @@ type namespaceCredential struct {
 
 // env returns the environment that tells a child where its credential is.
 func (n *namespaceCredential) env(ctx context.Context, req *backend.StartRequest) (map[string]string, error) {
+	cred, err := n.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	get, del, err := credential.Deliver(ctx, n.store, n.store, n.container, "", cred, "", nova.DefaultStageTTL)
+	if err != nil {
+		return nil, fmt.Errorf("handing process %d its credential: %w", req.PID, err)
+	}
+	return map[string]string{credentialGetEnv: get, credentialDeleteEnv: del}, nil
+}
+
+// get issues the namespace's credential the first time.
+func (n *namespaceCredential) get(ctx context.Context) (*credential.Credential, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cred == nil {
@@ -195,11 +208,7 @@ func (n *namespaceCredential) env(ctx context.Context, req *backend.StartRequest
 		}
 		n.cred = cred
 	}
-	get, del, err := credential.Deliver(ctx, n.store, n.store, n.container, "", n.cred, "", nova.DefaultStageTTL)
-	if err != nil {
-		return nil, fmt.Errorf("handing process %d its credential: %w", req.PID, err)
-	}
-	return map[string]string{credentialGetEnv: get, credentialDeleteEnv: del}, nil
+	return n.cred, nil
 }
 
 // revoke deletes the credential, if one was issued.
@@ -257,7 +266,8 @@ func (c *credentialedCompute) Close() error {
 }
 
 // childCompute is the compute of a child on OpenStack: its credential
-// reaches only the namespace's container, so it cannot boot servers.
+// reaches only the namespace's container (and its large-object segments
+// container), so it cannot boot servers.
 type childCompute struct{}
 
 func (childCompute) Start(context.Context, *backend.StartRequest) (backend.Instance, error) {

@@ -352,7 +352,7 @@ func TestOpenStackKilledParent(t *testing.T) {
 	defer k.Close()
 	var rep *rack.GCReport
 	for {
-		if rep, err = k.GC(ctx, &rack.GCOptions{Namespaces: true}); err != nil {
+		if rep, err = k.GC(ctx, &rack.GCOptions{Namespaces: true, NamespaceQuiet: 15 * time.Second}); err != nil {
 			t.Fatal(err)
 		}
 		if slices.Contains(rep.DeadNamespaces, ns) || time.Since(killed) > 2*time.Minute {

@@ -65,6 +65,8 @@ type PipeReader struct {
 	// progress. Both pace the look for new writer ends.
 	fetches int
 	stuck   bool
+	// lockWaits counts the quick looks for the next segment of a Write.
+	lockWaits int
 	// ahead holds segments fetched before they are read, by key.
 	ahead map[string]chan prefetched
 
@@ -79,9 +81,9 @@ type prefetched struct {
 	err  error
 }
 
-// readAhead is how many segments of a Write stored in several segments
+// segmentsAhead is how many segments of a Write stored in several segments
 // the reader fetches ahead of the one it reads.
-const readAhead = 3
+const segmentsAhead = 3
 
 type readEnd struct {
 	next   int // next segment to read
@@ -402,12 +404,14 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
 		}
 		if progress {
-			delay = 0
+			delay, r.lockWaits = 0, 0
 			continue
 		}
-		if r.lock >= 0 {
+		if r.lock >= 0 && r.lockWaits < 8 {
 			// In the middle of a Write stored in several segments: the
-			// next one is on its way, so look again soon.
+			// next one is on its way, so look again soon (a few times:
+			// a writer that died mid-Write is closed for it later).
+			r.lockWaits++
 			delay = 0
 		}
 		if delay, err = r.k.waitChange(ctx, ch, r.closing, delay); err != nil {
@@ -520,8 +524,15 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 	)
 	if ch, ok := r.ahead[key]; ok {
 		delete(r.ahead, key)
-		if p := <-ch; p.err == nil {
-			rc, info = io.NopCloser(bytes.NewReader(p.data)), p.info
+		select {
+		case p := <-ch:
+			if p.err == nil {
+				rc, info = io.NopCloser(bytes.NewReader(p.data)), p.info
+			}
+		case <-r.closing:
+			return false, fmt.Errorf("%w", ErrClosedPipe)
+		case <-ctx.Done():
+			return false, context.Cause(ctx)
 		}
 	}
 	if rc == nil {
@@ -545,19 +556,27 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 	return true, nil
 }
 
-// readSized reads r to its end into one buffer of size+1 bytes (size is
-// what the store said), growing it only if r holds more than that.
+// maxPrefetch bounds a segment read ahead into memory; larger ones (a
+// writer with a larger WithPipeBuffer) are streamed when their turn comes.
+const maxPrefetch = 16 << 20
+
+var errTooLarge = errors.New("segment too large to read ahead")
+
+// readSized reads r, which the store says holds size bytes, into one
+// buffer; a body of another length is an error (a cut download).
 func readSized(r io.Reader, size int64) ([]byte, error) {
 	buf := make([]byte, max(size, 0)+1)
 	n, err := io.ReadFull(r, buf)
-	switch err {
-	case io.EOF, io.ErrUnexpectedEOF:
-		return buf[:n], nil
-	case nil: // more than announced
-		rest, err := io.ReadAll(r)
-		return append(buf, rest...), err
+	if err != io.ErrUnexpectedEOF && err != io.EOF {
+		if err == nil {
+			err = fmt.Errorf("segment longer than its %d bytes", size)
+		}
+		return nil, err
 	}
-	return nil, err
+	if int64(n) != size {
+		return nil, fmt.Errorf("segment of %d bytes ended after %d", size, n)
+	}
+	return buf[:n], nil
 }
 
 // readAhead starts fetching the next segments of end e, which is in the
@@ -567,7 +586,7 @@ func (r *PipeReader) readAhead(e int) {
 	if r.ahead == nil {
 		r.ahead = make(map[string]chan prefetched)
 	}
-	for i := 0; i < readAhead; i++ {
+	for i := 0; i < segmentsAhead; i++ {
 		key := record.PipeSegmentKey(r.pipe, e, r.ends[e].next+i)
 		if _, ok := r.ahead[key]; ok {
 			continue
@@ -592,7 +611,14 @@ func (r *PipeReader) readAhead(e int) {
 				time.Sleep(wait)
 			}
 			var data []byte
-			if err == nil {
+			switch {
+			case err != nil:
+			case info.Size > maxPrefetch:
+				// Larger than this kernel's segments could make it: read
+				// it as a stream, not into memory.
+				rc.Close()
+				err = errTooLarge
+			default:
 				data, err = readSized(rc, info.Size)
 				rc.Close()
 			}

@@ -529,8 +529,11 @@ func (k *Kernel) start(pr *proc) {
 	if _, local := k.compute.(*osproc.Compute); local {
 		// A child on this machine gets its (immutable) record with its
 		// identity and need not read it back: one request less per fork.
-		// Not through user-data: whoever reads that is not this user.
-		req.Env[recordEnv] = string(record.Encode(pr.rec))
+		// Not through user-data: whoever reads that is not this user. Not
+		// a large one either: Linux caps one environment string at 128 KiB.
+		if data := record.Encode(pr.rec); len(data) <= maxRecordEnv {
+			req.Env[recordEnv] = string(data)
+		}
 	}
 	delay := k.cfg.retry.Base
 	var err error

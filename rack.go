@@ -112,7 +112,7 @@ func defaultConfig() config {
 		stdin:       os.Stdin,
 		logger:      slog.New(slog.DiscardHandler),
 		retry:       retry.DefaultPolicy,
-		segmentSize: -1, // chosen by New, from the store
+		segmentSize: 0, // chosen by New, from the store
 		flushDelay:  -1, // chosen by New, from the store
 		pollMin:     5 * time.Millisecond,
 		pollMax:     1500 * time.Millisecond,
@@ -155,8 +155,8 @@ func WithRetry(attempts int, base, max time.Duration) Option {
 
 // WithPipeBuffer sets the largest pipe segment and how long small writes
 // may wait to be batched into one. The defaults are 1 MiB in memory and in
-// local files, 4 MiB on other stores (Swift), and, on an in-memory store,
-// 2 ms; on any other store a Write returns only once its
+// local files, 4 MiB on other stores (Swift) (size 0 keeps it), and, on an
+// in-memory store, 2 ms; on any other store a Write returns only once its
 // bytes are stored (delay 0), since the OS process holding a batch could
 // die with it while its reader lives on elsewhere. A positive delay trades
 // that guarantee for fewer requests.
@@ -397,7 +397,7 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.segmentSize == 0 || cfg.grace < 0 || cfg.lease <= 0 || cfg.pollMin <= 0 || cfg.pollMax < cfg.pollMin {
+	if cfg.segmentSize < 0 || cfg.grace < 0 || cfg.lease <= 0 || cfg.pollMin <= 0 || cfg.pollMax < cfg.pollMin {
 		return nil, fmt.Errorf("rack: new: %w: option out of range", ErrInvalid)
 	}
 	if err := validContainer(cfg.container); err != nil {
@@ -418,7 +418,7 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	k.groups.members = make(map[PID]map[PID]struct{})
 	k.groups.names = make(map[PID]string)
 	k.notifier, _ = store.(backend.Notifier)
-	if k.cfg.segmentSize < 0 {
+	if k.cfg.segmentSize == 0 {
 		// Every request costs a remote store's servers more than its
 		// bytes: larger segments there (a reader holds up to 4 in memory).
 		k.cfg.segmentSize = 4 << 20
@@ -970,6 +970,9 @@ type psView struct {
 	exits  map[PID]*record.Exit // from summaries
 	hosts  map[PID]string       // from summaries
 	status map[PID]string       // from summaries
+	// unsummed are pids with an exit or host record listed without a
+	// summary: their records are read.
+	unsummed map[PID]bool
 	leases map[string]bool      // kernel -> alive, once known
 	// leaseSeen is when each kernel's lease was last written and how long
 	// it lasts, from the listing.
@@ -986,6 +989,7 @@ type leaseEntry struct {
 func (v *psView) listAll(ctx context.Context) error {
 	v.listed = true
 	v.exits, v.hosts, v.status = map[PID]*record.Exit{}, map[PID]string{}, map[PID]string{}
+	v.unsummed = map[PID]bool{}
 	v.leaseSeen = map[string]leaseEntry{}
 	for _, l := range []struct {
 		prefix string
@@ -994,11 +998,15 @@ func (v *psView) listAll(ctx context.Context) error {
 		{record.Exits, func(n int64, o backend.ObjectInfo) {
 			if ex, ok := record.ParseExitSummary(n, o.ContentType); ok {
 				v.exits[PID(n)] = ex
+			} else {
+				v.unsummed[PID(n)] = true // written without one: read it
 			}
 		}},
 		{record.Hosts, func(n int64, o backend.ObjectInfo) {
 			if host, ok := record.ParseHostSummary(o.ContentType); ok {
 				v.hosts[PID(n)] = host
+			} else {
+				v.unsummed[PID(n)] = true
 			}
 		}},
 		{record.Status, func(n int64, o backend.ObjectInfo) {
@@ -1091,7 +1099,7 @@ func (v *psView) exit(ctx context.Context, pid PID) (*record.Exit, error) {
 	if ex, ok := v.k.exits.Load(pid); ok {
 		return ex.(*record.Exit), nil
 	}
-	if v.listed {
+	if v.listed && !v.unsummed[pid] {
 		if ex := v.exits[pid]; ex != nil {
 			return ex, nil
 		}
@@ -1118,7 +1126,7 @@ func (v *psView) alive(ctx context.Context, pid PID, rec *record.Proc) (bool, er
 	host := v.hosts[pid]
 	switch {
 	case host != "":
-	case v.listed:
+	case v.listed && !v.unsummed[pid]:
 		// No host record listed: it runs in its forker's kernel, or its
 		// kernel has only just adopted it.
 		host = rec.Kernel
