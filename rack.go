@@ -112,7 +112,7 @@ func defaultConfig() config {
 		stdin:       os.Stdin,
 		logger:      slog.New(slog.DiscardHandler),
 		retry:       retry.DefaultPolicy,
-		segmentSize: 0, // chosen by New, from the store
+		segmentSize: 0,  // chosen by New, from the store
 		flushDelay:  -1, // chosen by New, from the store
 		pollMin:     5 * time.Millisecond,
 		pollMax:     1500 * time.Millisecond,
@@ -973,7 +973,7 @@ type psView struct {
 	// unsummed are pids with an exit or host record listed without a
 	// summary: their records are read.
 	unsummed map[PID]bool
-	leases map[string]bool      // kernel -> alive, once known
+	leases   map[string]bool // kernel -> alive, once known
 	// leaseSeen is when each kernel's lease was last written and how long
 	// it lasts, from the listing.
 	leaseSeen map[string]leaseEntry
