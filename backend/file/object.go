@@ -229,8 +229,8 @@ func (s *Store) Put(ctx context.Context, container, name string, r io.Reader, op
 		os.Remove(tmp)
 		return backend.ObjectInfo{}, objectError(op, container, name, "", err)
 	}
-	err = s.commit(cpath, name, tmp, opts.CreateOnly)
-	if opts.CreateOnly || err != nil {
+	moved, err := s.commit(cpath, name, tmp, opts.CreateOnly)
+	if !moved {
 		os.Remove(tmp)
 	}
 	switch {
@@ -342,24 +342,25 @@ var errExist = errors.New("exists")
 // commit moves the finished temporary file tmp to object name in container
 // directory cpath: by link(2) for a create-only Put, by rename(2) otherwise,
 // holding the container lock shared.
-func (s *Store) commit(cpath, name, tmp string, createOnly bool) error {
+func (s *Store) commit(cpath, name, tmp string, createOnly bool) (moved bool, err error) {
 	final := objectPath(cpath, name)
 	lk, err := lockContainer(cpath, false, false)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() { unlock(lk) }()
 	for attempt := 0; ; attempt++ {
 		if createOnly {
-			err = os.Link(tmp, final)
+			moved, err = linkNoReplace(tmp, final)
 		} else {
 			err = os.Rename(tmp, final)
+			moved = err == nil
 		}
 		if err == nil {
-			return nil
+			return moved, nil
 		}
 		if attempt >= 20 {
-			return err
+			return false, err
 		}
 		switch {
 		case notExist(err):
@@ -367,26 +368,26 @@ func (s *Store) commit(cpath, name, tmp string, createOnly bool) error {
 			// Delete that emptied it). Another Delete may remove a parent
 			// again while mkdirs makes its child: then go round again.
 			if err := mkdirs(cpath, name); err != nil && !(notExist(err) && !errors.Is(err, errNoContainer)) {
-				return err
+				return false, err
 			}
 		case createOnly && errors.Is(err, fs.ErrExist):
 			h, herr := statObject(final, false)
 			switch {
 			case herr == nil && !h.expired(time.Now().UnixNano()):
-				return errExist
+				return false, errExist
 			case herr != nil && !notExist(herr):
-				return herr
+				return false, herr
 			case herr == nil:
 				// Expired: remove it, holding the lock exclusively.
 				unlock(lk)
 				lk = nil
 				s.reap(cpath, "", name, false)
 				if lk, err = lockContainer(cpath, false, false); err != nil {
-					return err
+					return false, err
 				}
 			}
 		default:
-			return err
+			return false, err
 		}
 	}
 }

@@ -121,19 +121,21 @@ func openLog(dir, name string) (*os.File, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, logError(err)
 		}
-		// A new one: made and locked under a temporary name, then linked.
+		// A new one: made and locked under a temporary name, then moved
+		// (or linked) into place.
 		tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
 		if err != nil {
 			return nil, logError(err)
 		}
-		err = tmp.Chmod(0o600)
+		// CreateTemp made it 0600 already.
+		err = lockShared(tmp)
+		moved := false
 		if err == nil {
-			err = lockShared(tmp)
+			moved, err = linkNoReplace(tmp.Name(), path)
 		}
-		if err == nil {
-			err = os.Link(tmp.Name(), path)
+		if !moved {
+			os.Remove(tmp.Name())
 		}
-		os.Remove(tmp.Name())
 		if err == nil {
 			// Linked, and locked through tmp. CreateTemp did not open it
 			// for appending: open it again so, and lock that before tmp
