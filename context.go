@@ -176,6 +176,15 @@ func runChild(main Program) int {
 			// can end without Close: the lease expires by itself, and
 			// tearing down the store's watches costs milliseconds.
 			closeKernel = !k.idle()
+			if k.orphaned.Load() {
+				// Nobody is left to delete this machine: do it ourselves
+				// (a server; other computes end with the OS process).
+				if sd, ok := k.compute.(selfDeleter); ok {
+					if err := sd.deleteSelf(ctx); err != nil {
+						fmt.Fprintln(os.Stderr, "rack: deleting this server after its parent died:", err)
+					}
+				}
+			}
 			if pr.exit.Lost || pr.exit.Code < 0 {
 				return 1
 			}
@@ -227,6 +236,12 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	return pr, nil
 }
 
+// selfDeleter is a compute that can end the machine its own kernel runs
+// on, for a process whose parent died.
+type selfDeleter interface {
+	deleteSelf(ctx context.Context) error
+}
+
 // recordEnv holds, for a child on the forker's machine, its process record
 // when it is at most maxRecordEnv bytes.
 const (
@@ -267,6 +282,7 @@ func (k *Kernel) watchParent(pr *proc) {
 			}
 			if alive, err := k.leaseAlive(k.ctx, pr.rec.Kernel); err == nil && !alive {
 				k.cfg.logger.Warn("rack: parent kernel gone, killing", "pid", pr.pid, "parent", pr.rec.Kernel)
+				k.orphaned.Store(true)
 				k.kill(k.ctx, pr, SIGKILL)
 				return
 			}

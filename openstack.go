@@ -2,7 +2,9 @@ package rack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/backend/nova"
@@ -158,7 +161,7 @@ func openOpenStackChild(ctx context.Context, container, childURL string, opts []
 	if err != nil {
 		return nil, err
 	}
-	k, err := New(ctx, store, childCompute{}, append([]Option{WithNamespace(container), WithURL(childURL)}, opts...)...)
+	k, err := New(ctx, store, childCompute{cred: cred}, append([]Option{WithNamespace(container), WithURL(childURL)}, opts...)...)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -202,6 +205,10 @@ func (n *namespaceCredential) get(ctx context.Context) (*credential.Credential, 
 			Expires:   time.Now().Add(credentialLifetime),
 			Region:    n.cfg.Region,
 			Interface: n.cfg.Interface,
+			// A child whose parent died deletes its own server. Access
+			// rules cannot name a server not made yet: any server of the
+			// project (see the threat model).
+			AllowServerDelete: true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("issuing the namespace's credential: %w", err)
@@ -267,8 +274,68 @@ func (c *credentialedCompute) Close() error {
 
 // childCompute is the compute of a child on OpenStack: its credential
 // reaches only the namespace's container (and its large-object segments
-// container), so it cannot boot servers.
-type childCompute struct{}
+// container) and server deletes, so it cannot boot servers; it can delete
+// its own.
+type childCompute struct{ cred *credential.Credential }
+
+// deleteSelf deletes the server this program runs on: its id comes from
+// the metadata service (RACK_METADATA_URL, or OpenStack's link-local
+// address), the right to delete from the child's credential.
+func (c childCompute) deleteSelf(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	id, err := ownServerID(ctx)
+	if err != nil {
+		return err
+	}
+	pc, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{
+		IdentityEndpoint:            c.cred.AuthURL,
+		ApplicationCredentialID:     c.cred.ID,
+		ApplicationCredentialSecret: c.cred.Secret,
+	})
+	if err != nil {
+		return fmt.Errorf("authenticating with the child's credential (id %s) at %s: %v", c.cred.ID, c.cred.AuthURL, strings.ReplaceAll(err.Error(), c.cred.Secret, "xxxxx"))
+	}
+	avail := gophercloud.AvailabilityPublic
+	if c.cred.Interface == "internal" {
+		avail = gophercloud.AvailabilityInternal
+	}
+	sc, err := openstack.NewComputeV2(pc, gophercloud.EndpointOpts{Region: c.cred.Region, Availability: avail})
+	if err != nil {
+		return fmt.Errorf("finding the compute endpoint: %v", err)
+	}
+	if err := servers.Delete(ctx, sc, id).ExtractErr(); err != nil {
+		return fmt.Errorf("deleting server %s: %v", id, err)
+	}
+	return nil
+}
+
+// ownServerID asks the metadata service for this server's id.
+func ownServerID(ctx context.Context) (string, error) {
+	base := os.Getenv("RACK_METADATA_URL")
+	if base == "" {
+		base = "http://169.254.169.254"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/openstack/latest/meta_data.json", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", fmt.Errorf("metadata service: %w", err)
+	}
+	defer resp.Body.Close()
+	var md struct {
+		UUID string `json:"uuid"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("metadata service: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md); err != nil || md.UUID == "" {
+		return "", fmt.Errorf("metadata service: no server id (%v)", err)
+	}
+	return md.UUID, nil
+}
 
 func (childCompute) Start(context.Context, *backend.StartRequest) (backend.Instance, error) {
 	return backend.Instance{}, fmt.Errorf("%w: a process running on a server cannot fork servers yet (its credential reaches only the namespace's container); fork from the root", backend.ErrInvalid)

@@ -288,9 +288,9 @@ func blockingParent(url string) int {
 }
 
 // TestOpenStackKilledParent kills a parent OS process with SIGKILL while
-// its two children run on servers: the children see its lease lapse and
-// end, and one gc pass from another namespace (GCOptions.Namespaces)
-// deletes the servers and every object of the dead namespace.
+// its two children run on servers: the children see its lease lapse, end
+// and delete their own servers, and one gc pass from another namespace
+// (GCOptions.Namespaces) deletes every object of the dead namespace.
 func TestOpenStackKilledParent(t *testing.T) {
 	cloud, addr := openstackEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -325,23 +325,27 @@ func TestOpenStackKilledParent(t *testing.T) {
 	cmd.Wait()
 	killed := time.Now()
 
-	// The children end by themselves once the parent's lease lapses.
+	// The children end by themselves once the parent's lease lapses, and
+	// delete their own servers.
 	for {
-		running := 0
+		left := 0
 		for _, s := range emu.Servers() {
-			if s.Status == "ACTIVE" || s.Status == "BUILD" {
-				running++
+			if s.Status != "DELETED" && s.TaskState != "deleting" {
+				left++
 			}
 		}
-		if running == 0 {
+		if left == 0 {
 			break
 		}
 		if time.Since(killed) > time.Minute {
-			t.Fatalf("%d servers still run a minute after their parent was killed", running)
+			for _, s := range emu.Servers() {
+				t.Logf("server %s %s: console:\n%s", s.Name, s.Status, s.Console)
+			}
+			t.Fatalf("%d servers not deleted a minute after their parent was killed", left)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("children ended %v after their parent's SIGKILL", time.Since(killed).Round(time.Millisecond))
+	t.Logf("children ended and deleted their servers %v after their parent's SIGKILL", time.Since(killed).Round(time.Millisecond))
 
 	// One gc pass from elsewhere, once the namespace has been quiet.
 	k, err := rack.Open(ctx, "openstack://"+cloud+"/"+ns+"-gc?image=cirros&flavor=m1.tiny&network=none",

@@ -188,6 +188,7 @@ type Kernel struct {
 	cfg      config
 	remote   bool          // the compute starts new programs, which host their process
 	leaseOff atomic.Bool   // tests: stop renewing the lease, as a dead kernel would
+	orphaned atomic.Bool   // a process it hosted was killed because its forker died
 	store    backend.Store // with retries, counted
 	counter  *count.Store
 	notifier backend.Notifier
