@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"regexp"
 	"sort"
@@ -264,7 +265,19 @@ func (c *Compute) serverOpts(ctx context.Context, in *instance) (servers.CreateO
 		}
 		return nil, fmt.Errorf("staging the program: %w", err)
 	}
-	ud, err := (&script{name: name, url: url, sha256: strings.ToLower(sum), env: in.env, poweroff: !c.cfg.noPowerOff}).render()
+	env := in.env
+	if c.cfg.ExtraEnv != nil {
+		extra, err := c.cfg.ExtraEnv(ctx, in.req)
+		if err != nil {
+			if !errors.Is(err, backend.ErrInvalid) && ctx.Err() == nil {
+				err = fmt.Errorf("%w (%w)", err, backend.ErrTransient)
+			}
+			return nil, fmt.Errorf("extra environment: %w", err)
+		}
+		env = maps.Clone(in.env)
+		maps.Copy(env, extra)
+	}
+	ud, err := (&script{name: name, url: url, sha256: strings.ToLower(sum), env: env, poweroff: !c.cfg.noPowerOff}).render()
 	if err != nil {
 		return nil, err
 	}

@@ -135,7 +135,8 @@ type Config struct {
 	Stager Stager
 	// ExtraEnv, if set, returns environment variables to add to a child's
 	// (they override StartRequest.Env): for example a one-time credential
-	// URL. It is called once per Start, before the name is checked, so a
+	// URL. It is called for every server create, after the create got its
+	// boot slot. It is called once per Start, before the name is checked, so a
 	// Start that fails may leave what it made unused; re-creates after a
 	// failed boot reuse it. Whatever it returns ends up in the server's
 	// user-data, which anyone who can read the server's details can read.
@@ -215,6 +216,7 @@ type instance struct {
 	create  servers.CreateOpts // without user-data, metadata and tags
 	keyName string
 	env     map[string]string
+	req     *backend.StartRequest // for Config.ExtraEnv
 
 	state    state
 	id       string    // the current server, "" if none known
@@ -394,20 +396,17 @@ func (c *Compute) prepare(ctx context.Context, req *backend.StartRequest) (*inst
 	if env == nil {
 		env = map[string]string{}
 	}
-	if c.cfg.ExtraEnv != nil {
-		extra, err := c.cfg.ExtraEnv(ctx, req)
-		if err != nil {
-			return nil, fmt.Errorf("extra environment: %w", err)
-		}
-		maps.Copy(env, extra)
-	}
-	// Check the environment now: a bad one is the caller's error.
+	// Check the environment now: a bad one is the caller's error. (What
+	// ExtraEnv adds comes per server, just before its create: a one-time
+	// credential must not wait in a queue for a boot slot, nor serve two
+	// servers.)
 	if _, err := (&script{name: req.Name, url: "x", sha256: strings.Repeat("0", 64), env: env}).render(); err != nil {
 		return nil, err
 	}
 	return &instance{
 		info:   backend.Instance{Name: req.Name, Namespace: req.Namespace, PID: req.PID, Created: time.Now()},
 		create: opts, keyName: opt(req, OptionKeyName, c.cfg.KeyName), env: env, state: stStarting,
+		req: req,
 	}, nil
 }
 
