@@ -235,13 +235,31 @@ func (w *PipeWriter) storeSegment(seq int, data []byte, more bool) error {
 func (k *Kernel) deleteSoon(key string) {
 	select {
 	case k.deletes <- struct{}{}:
-		go func() {
+		if !k.background(func() {
 			defer func() { <-k.deletes }()
 			_ = k.store.Delete(k.ctx, k.cfg.container, key)
-		}()
+		}) {
+			<-k.deletes // closing: the segment expires by itself
+		}
 	default:
 		_ = k.store.Delete(k.ctx, k.cfg.container, key)
 	}
+}
+
+// background runs f in a goroutine that Close waits for, unless the kernel
+// is closing (then it reports false and f does not run).
+func (k *Kernel) background(f func()) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return false
+	}
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // segmentsInFlight bounds the segments of one large Write stored at once:
@@ -592,12 +610,11 @@ func (r *PipeReader) readAhead(e int) {
 			continue
 		}
 		ch := make(chan prefetched, 1)
-		r.ahead[key] = ch
 		// The next segment is on its way (the one being read says so):
 		// if it is not stored yet, look a few more times, soon. Those
 		// after it may belong to no Write yet: one look.
 		promised := i == 0
-		go func() {
+		started := r.k.background(func() {
 			var (
 				rc   io.ReadCloser
 				info backend.ObjectInfo
@@ -623,7 +640,10 @@ func (r *PipeReader) readAhead(e int) {
 				rc.Close()
 			}
 			ch <- prefetched{data: data, info: info, err: err}
-		}()
+		})
+		if started {
+			r.ahead[key] = ch
+		}
 	}
 }
 
