@@ -508,6 +508,13 @@ func (k *Kernel) schedule(pr *proc) {
 	k.running++
 	pr.started = true
 	k.mu.Unlock()
+	if pr.remote {
+		// A server's create takes a round trip or more, and waits for a
+		// boot slot: Fork returns now (the process is recorded), so that
+		// ForkAll's children boot together.
+		go k.start(pr)
+		return
+	}
 	k.start(pr)
 }
 
@@ -540,6 +547,13 @@ func (k *Kernel) start(pr *proc) {
 	for attempt := 0; attempt < k.cfg.retry.Attempts; attempt++ {
 		_, err = k.compute.Start(k.ctx, req)
 		if err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist)) {
+			if isDone(pr) && pr.exit != nil && (pr.exit.Signal == int(SIGKILL) || pr.exit.Lost) {
+				// Killed (or given up) while its instance was being made.
+				if err := k.compute.Stop(k.ctx, req.Name); err != nil && !errors.Is(err, backend.ErrNotFound) {
+					k.cfg.logger.Warn("rack: stopping the instance of a killed process", "pid", pr.pid, "err", err)
+				}
+				return
+			}
 			if pr.remote {
 				pr.launched.Store(true)
 				k.wakeRemotes()
