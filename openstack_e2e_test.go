@@ -384,3 +384,44 @@ func TestOpenStackKilledParent(t *testing.T) {
 		t.Errorf("after gc, the dead namespace still holds %v", left)
 	}
 }
+
+// TestOpenStackBootFailure: a child whose server never boots (every boot
+// ends in ERROR, NoValidHost) is reported lost with the cloud's reason
+// after the bounded retries, not left hanging.
+func TestOpenStackBootFailure(t *testing.T) {
+	cloud, addr := openstackEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	emu, err := novaemu.Start(novaemu.Config{Addr: addr, WorkDir: t.TempDir(), Seed: 3,
+		Faults: novaemu.Faults{BootDelay: 50 * time.Millisecond, BootFailureRate: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	k, err := rack.Open(ctx, "openstack://"+cloud+"/rack-fail-"+hex.EncodeToString(b[:])+"?image=cirros&flavor=m1.tiny&network=none",
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	root, err := k.Start(ctx, rack.Spec{Name: "fail-root"}, func(ctx context.Context, self *rack.Process) error {
+		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"ok"}})
+		if err != nil {
+			return err
+		}
+		err = c.Wait(ctx)
+		if !errors.Is(err, rack.ErrLost) || !strings.Contains(err.Error(), "No valid host") {
+			return fmt.Errorf("Wait = %v, want ErrLost with the cloud's reason", err)
+		}
+		t.Logf("Wait: %v (%d creates)", err, emu.Calls()["POST /servers"])
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
