@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/osfile"
 )
 
 // Computes whose instances are separate programs.
@@ -130,7 +131,7 @@ func recordStart(dir, name, behaviour string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := lockExclusive(f); err != nil {
+	if err := osfile.Lock(f, true); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return "", fmt.Errorf("locking the start file: %w", err)
@@ -222,7 +223,7 @@ func lockFree(path string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	return tryLock(f)
+	return osfile.TryLock(f)
 }
 
 // SeparateOption configures the harness that Separate makes.
@@ -255,7 +256,7 @@ func WithPatience(wait, settle time.Duration) SeparateOption {
 // It needs flock(2); on systems without it the HarnessMaker fails.
 func Separate(makeCompute func(ctx context.Context) (backend.Compute, error), opts ...SeparateOption) HarnessMaker {
 	return func(ctx context.Context, t testing.TB) (Harness, error) {
-		if !haveLocks {
+		if !osfile.HaveLocks {
 			return nil, fmt.Errorf("computetest: Separate: %w: no flock(2) on this system", errors.ErrUnsupported)
 		}
 		dir, err := os.MkdirTemp("", "computetest-")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/osfile"
 )
 
 // Object file header (see the package documentation).
@@ -351,7 +352,7 @@ func (s *Store) commit(cpath, name, tmp string, createOnly bool) (moved bool, er
 	defer func() { unlock(lk) }()
 	for attempt := 0; ; attempt++ {
 		if createOnly {
-			moved, err = linkNoReplace(tmp, final)
+			moved, err = osfile.LinkNoReplace(tmp, final)
 		} else {
 			err = os.Rename(tmp, final)
 			moved = err == nil

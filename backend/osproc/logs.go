@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/osfile"
 )
 
 // Logs.
@@ -74,7 +75,7 @@ func (c *Compute) Logs(ctx context.Context, name string, follow bool) (io.ReadCl
 	if err := checkLogName(name); err != nil {
 		return nil, fmt.Errorf("osproc: logs: %w", err)
 	}
-	if follow && !haveLocks {
+	if follow && !osfile.HaveLocks {
 		return nil, fmt.Errorf("osproc: logs %s: %w: following needs flock(2)", name, errors.ErrUnsupported)
 	}
 	if err := ctx.Err(); err != nil {
@@ -112,7 +113,7 @@ func openLog(dir, name string) (*os.File, error) {
 		// An existing log: append to it.
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		if err == nil {
-			if err := lockShared(f); err != nil {
+			if err := osfile.Lock(f, false); err != nil {
 				f.Close()
 				return nil, logError(err)
 			}
@@ -128,10 +129,10 @@ func openLog(dir, name string) (*os.File, error) {
 			return nil, logError(err)
 		}
 		// CreateTemp made it 0600 already.
-		err = lockShared(tmp)
+		err = osfile.Lock(tmp, false)
 		moved := false
 		if err == nil {
-			moved, err = linkNoReplace(tmp.Name(), path)
+			moved, err = osfile.LinkNoReplace(tmp.Name(), path)
 		}
 		if !moved {
 			os.Remove(tmp.Name())
@@ -142,7 +143,7 @@ func openLog(dir, name string) (*os.File, error) {
 			// lets go.
 			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 			if err == nil {
-				err = lockShared(f)
+				err = osfile.Lock(f, false)
 				if err != nil {
 					f.Close()
 				}
@@ -213,7 +214,7 @@ func (r *follower) Read(p []byte) (int, error) {
 		}
 		// At the end: if no writer is left, one more read drains what
 		// they wrote before they went.
-		free, err := tryLock(r.f)
+		free, err := osfile.TryLock(r.f)
 		if err != nil {
 			return 0, err
 		}

@@ -5,7 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/rackfork/rack/internal/osfile"
 )
 
 // LockAddr takes an exclusive lock named after addr, waiting for it, so
@@ -18,7 +19,7 @@ func LockAddr(addr string) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("novaemu: lock for %s: %w", addr, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := osfile.Lock(f, true); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("novaemu: lock for %s: %w", addr, err)
 	}

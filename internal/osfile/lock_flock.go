@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package osproc
+package osfile
 
 import (
 	"errors"
@@ -8,22 +8,28 @@ import (
 	"syscall"
 )
 
-const haveLocks = true
+// HaveLocks reports whether this system has flock(2).
+const HaveLocks = true
 
-// lockShared takes a shared flock on f, waiting for it.
-func lockShared(f *os.File) error {
+// Lock takes a flock on f, exclusive or shared, waiting for it. The lock
+// lives as long as the open file description: a process that dies lets go.
+func Lock(f *os.File, exclusive bool) error {
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH)
+		err := syscall.Flock(int(f.Fd()), how)
 		if !errors.Is(err, syscall.EINTR) {
 			return err
 		}
 	}
 }
 
-// tryLock reports whether it could lock f exclusively, that is whether no
+// TryLock reports whether it could lock f exclusively, that is whether no
 // other open file description of the file holds a lock; it releases the
 // lock at once.
-func tryLock(f *os.File) (bool, error) {
+func TryLock(f *os.File) (bool, error) {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		switch {

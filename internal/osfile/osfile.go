@@ -1,0 +1,5 @@
+// Package osfile holds the file-system operations that the local drivers
+// (backend/file, backend/osproc) and the compute suite's child harness
+// share: flock(2) locks that tell a live holder from a dead one, and a
+// create-only rename.
+package osfile
