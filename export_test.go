@@ -13,7 +13,7 @@ func (k *Kernel) StopLeaseForTest() { k.leaseOff.Store(true) }
 
 // DumpForTest returns every object of the namespace's container.
 func (k *Kernel) DumpForTest(ctx context.Context) (map[string][]byte, error) {
-	objs, err := k.listAllDeep(ctx, "")
+	objs, err := k.listAllIn(ctx, k.cfg.container, "")
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +31,7 @@ func (k *Kernel) DumpForTest(ctx context.Context) (map[string][]byte, error) {
 // ReadableForTest returns the names of the objects of container c that
 // can still be read.
 func (k *Kernel) ReadableForTest(ctx context.Context, c string) ([]string, error) {
-	objs, err := k.listIn(ctx, c)
+	objs, err := k.listAllIn(ctx, c, "")
 	if errors.Is(err, backend.ErrNotFound) {
 		return nil, nil
 	}

@@ -231,7 +231,7 @@ func (g *gc) namespaces(ctx context.Context) error {
 		if g.opts.DryRun {
 			continue
 		}
-		objs, err := k.listIn(ctx, c)
+		objs, err := k.listAllIn(ctx, c, "")
 		if errors.Is(err, backend.ErrNotFound) {
 			continue // deleted meanwhile
 		}
@@ -291,7 +291,7 @@ func (k *Kernel) namespaceDead(ctx context.Context, ns string, quiet time.Durati
 // newestObject returns the time of the latest write in container c that
 // its listing shows (the zero time if none).
 func (k *Kernel) newestObject(ctx context.Context, c string) time.Time {
-	objs, err := k.listIn(ctx, c)
+	objs, err := k.listAllIn(ctx, c, "")
 	if err != nil {
 		return time.Now()
 	}
@@ -302,28 +302,6 @@ func (k *Kernel) newestObject(ctx context.Context, c string) time.Time {
 		}
 	}
 	return newest
-}
-
-// listIn lists every object of container c.
-func (k *Kernel) listIn(ctx context.Context, c string) ([]backend.ObjectInfo, error) {
-	return k.listAllIn(ctx, c, "")
-}
-
-// listAllIn lists every object of container c under prefix, at any depth.
-func (k *Kernel) listAllIn(ctx context.Context, c, prefix string) ([]backend.ObjectInfo, error) {
-	var out []backend.ObjectInfo
-	marker := ""
-	for {
-		page, err := k.store.List(ctx, c, backend.ListOptions{Prefix: prefix, Marker: marker})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-		if len(page) == 0 {
-			return out, nil
-		}
-		marker = page[len(page)-1].Name
-	}
 }
 
 // lost records pid lost (its kernel is gone) and closes its pipe ends.
@@ -419,7 +397,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 		if inUse[id] {
 			continue
 		}
-		objs, err := k.listAllDeep(ctx, dir)
+		objs, err := k.listAllIn(ctx, k.cfg.container, dir)
 		if err != nil {
 			return err
 		}
@@ -497,7 +475,7 @@ func (g *gc) kernels(ctx context.Context) error {
 		if g.opts.DryRun {
 			continue
 		}
-		objs, err := k.listAllDeep(ctx, record.SignalInbox(id))
+		objs, err := k.listAllIn(ctx, k.cfg.container, record.SignalInbox(id))
 		if err != nil {
 			return err
 		}
@@ -557,30 +535,4 @@ func (g *gc) delete(ctx context.Context, names ...string) error {
 		}
 	}
 	return nil
-}
-
-// listDirs lists the "directories" right under prefix.
-func (k *Kernel) listDirs(ctx context.Context, prefix string) ([]string, error) {
-	var out []string
-	marker := ""
-	for {
-		page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: marker, Delimiter: "/"})
-		if err != nil {
-			return nil, err
-		}
-		for _, o := range page {
-			if o.Subdir {
-				out = append(out, o.Name)
-			}
-		}
-		if len(page) == 0 {
-			return out, nil
-		}
-		marker = page[len(page)-1].Name
-	}
-}
-
-// listAllDeep lists every object under prefix, at any depth.
-func (k *Kernel) listAllDeep(ctx context.Context, prefix string) ([]backend.ObjectInfo, error) {
-	return k.listAllIn(ctx, k.cfg.container, prefix)
 }

@@ -65,6 +65,7 @@ type PipeReader struct {
 	// progress. Both pace the look for new writer ends.
 	fetches int
 	stuck   bool
+	stalls  int // fetches in a row without progress
 	// lockWaits counts the quick looks for the next segment of a Write.
 	lockWaits int
 	// ahead holds segments fetched before they are read, by key.
@@ -443,13 +444,22 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
 	// New writer ends are looked for when the known ones have nothing to
 	// give, and now and then while they stream.
-	if r.fetches++; r.stuck || len(r.ends) == 0 || r.fetches%16 == 0 {
+	// In the middle of a Write only its end matters: no look then. A new
+	// end is rare: waiting, look every fourth time (EOF looks once more).
+	// A store that notifies is looked at every time: a wait there ends
+	// only with a change, so nothing may be left unlooked at before it.
+	if r.fetches++; r.k.notifier != nil || r.lock < 0 && r.stuck && r.stalls%4 == 3 || len(r.ends) == 0 || r.fetches%16 == 0 {
 		if err := r.discover(ctx); err != nil {
 			return false, err
 		}
 	}
 	progress, err := r.fetchKnown(ctx)
 	r.stuck = !progress && err == nil
+	if r.stuck {
+		r.stalls++
+	} else {
+		r.stalls = 0
+	}
 	return progress, err
 }
 
@@ -474,7 +484,11 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 		if ok || err != nil {
 			return ok, err
 		}
-		if !end.closed {
+		if !end.closed && (r.k.notifier != nil || r.lock < 0 && r.stalls%2 == 1 || r.lock >= 0 && (r.lockWaits%4 == 3 || r.lockWaits >= 8)) {
+			// The next segment usually comes before a close: look for
+			// the close every other wait (mid-Write, whose next segment
+			// comes before any close, every fourth of the quick looks,
+			// then at every slow one).
 			var c record.PipeClose
 			err := r.k.getRecord(ctx, record.PipeCloseKey(r.pipe, e), &c)
 			if errors.Is(err, backend.ErrNotFound) {

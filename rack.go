@@ -900,50 +900,76 @@ func (k *Kernel) Processes(ctx context.Context) ([]ProcessInfo, error) {
 	return v.infos(ctx, pids)
 }
 
-// listAll lists every object under prefix, page by page (no subdirs).
-func (k *Kernel) listAll(ctx context.Context, prefix string) ([]backend.ObjectInfo, error) {
-	var out []backend.ObjectInfo
-	marker := ""
+// list visits the objects of container c that opts select, page after
+// page, until visit returns false or the listing ends (an empty page).
+// Every listing helper below is a use of it.
+func (k *Kernel) list(ctx context.Context, c string, opts backend.ListOptions, visit func(backend.ObjectInfo) bool) error {
 	for {
-		page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: marker, Delimiter: "/"})
+		page, err := k.store.List(ctx, c, opts)
 		if err != nil {
-			return nil, err
-		}
-		for _, o := range page {
-			if !o.Subdir {
-				out = append(out, o)
-			}
+			return err
 		}
 		if len(page) == 0 {
-			return out, nil
+			return nil
 		}
-		marker = page[len(page)-1].Name
+		for _, o := range page {
+			if !visit(o) {
+				return nil
+			}
+		}
+		opts.Marker = page[len(page)-1].Name
 	}
 }
 
-// listRange lists the objects under prefix named after from, up to and
-// including to.
+// listAll lists the objects right under prefix in the namespace (no
+// subdirectories).
+func (k *Kernel) listAll(ctx context.Context, prefix string) ([]backend.ObjectInfo, error) {
+	var out []backend.ObjectInfo
+	err := k.list(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Delimiter: "/"}, func(o backend.ObjectInfo) bool {
+		if !o.Subdir {
+			out = append(out, o)
+		}
+		return true
+	})
+	return out, err
+}
+
+// listRange lists the objects right under prefix named after from, up to
+// and including to.
 func (k *Kernel) listRange(ctx context.Context, prefix, from, to string) ([]backend.ObjectInfo, error) {
 	var out []backend.ObjectInfo
-	marker := from
-	for {
-		page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: marker, Delimiter: "/"})
-		if err != nil {
-			return nil, err
+	err := k.list(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: from, Delimiter: "/"}, func(o backend.ObjectInfo) bool {
+		if o.Name > to {
+			return false
 		}
-		for _, o := range page {
-			if o.Name > to {
-				return out, nil
-			}
-			if !o.Subdir {
-				out = append(out, o)
-			}
+		if !o.Subdir {
+			out = append(out, o)
 		}
-		if len(page) == 0 {
-			return out, nil
+		return true
+	})
+	return out, err
+}
+
+// listDirs lists the "directories" right under prefix in the namespace.
+func (k *Kernel) listDirs(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	err := k.list(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Delimiter: "/"}, func(o backend.ObjectInfo) bool {
+		if o.Subdir {
+			out = append(out, o.Name)
 		}
-		marker = page[len(page)-1].Name
-	}
+		return true
+	})
+	return out, err
+}
+
+// listAllIn lists every object of container c under prefix, at any depth.
+func (k *Kernel) listAllIn(ctx context.Context, c, prefix string) ([]backend.ObjectInfo, error) {
+	var out []backend.ObjectInfo
+	err := k.list(ctx, c, backend.ListOptions{Prefix: prefix}, func(o backend.ObjectInfo) bool {
+		out = append(out, o)
+		return true
+	})
+	return out, err
 }
 
 // listPIDs lists the pids named under prefix.
