@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -60,7 +59,6 @@ func TestGC(t *testing.T) {
 	// A running parent with an ended child (it may still Wait for it) and
 	// a running child reading a pipe still in use.
 	release := make(chan struct{})
-	var endedKid, readerKid rack.PID
 	started := make(chan error, 1)
 	live, err := k.Start(ctx, rack.Spec{Name: "live-root"}, func(ctx context.Context, self *rack.Process) error {
 		if len(self.Args()) > 0 {
@@ -79,7 +77,6 @@ func TestGC(t *testing.T) {
 			started <- err
 			return err
 		}
-		endedKid = c.PID()
 		r, w, err := self.Pipe(ctx)
 		if err != nil {
 			started <- err
@@ -90,7 +87,6 @@ func TestGC(t *testing.T) {
 			started <- err
 			return err
 		}
-		readerKid = reader.PID()
 		io.WriteString(w, "hello\n")
 		started <- nil
 		<-release
@@ -149,8 +145,6 @@ func TestGC(t *testing.T) {
 	if err := live.Wait(ctx); err != nil {
 		t.Fatalf("live root after gc: %v", err)
 	}
-	_ = endedKid
-	_ = readerKid
 
 	// Once the live root has ended, a second pass reaps the rest, the
 	// process found lost included.
@@ -172,7 +166,7 @@ func psNames(ctx context.Context, t *testing.T, k *rack.Kernel) map[string]int {
 	}
 	out := map[string]int{}
 	for _, in := range infos {
-		out[strings.TrimSpace(in.Name)]++
+		out[in.Name]++
 	}
 	return out
 }
