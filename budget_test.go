@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -214,12 +215,18 @@ func TestPSBudget(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	before := reader.Stats()["total"]
-	infos, err := reader.Processes(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The reader's own background (its inbox poll, its lease) may land
+	// in one ps's window: the least of three is ps alone.
+	var infos []rack.ProcessInfo
+	cost := int64(math.MaxInt64)
+	for range 3 {
+		before := reader.Stats()["total"]
+		infos, err = reader.Processes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cost = min(cost, reader.Stats()["total"]-before)
 	}
-	cost := reader.Stats()["total"] - before
 	t.Logf("ps of %d processes from a kernel that forked none: %d requests", len(infos), cost)
 	// procs, exits, hosts, status, kernels: one page each here, and an
 	// empty page that ends each listing.
