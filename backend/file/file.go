@@ -6,6 +6,7 @@
 //
 //	DIR/rack-store            marker: "rack file store 1"
 //	DIR/tmp/                  bodies being written, containers being made or removed
+//	DIR/spare/                empty files made ahead, to be renamed into place (see spare.go)
 //	DIR/c/<container>,c/      one directory per container, its name escaped (or
 //	DIR/c/~<sha256>,h/        for names whose escape is over 240 bytes; .name holds it)
 //	    .name                 the container's name
@@ -154,6 +155,7 @@ type Store struct {
 	watch   watch.Registry
 	journal journal
 	x       xwatch
+	spare   spares
 }
 
 // New opens the store in dir, creating dir if needed. A dir that exists,
@@ -183,6 +185,7 @@ func New(dir string, opts ...Option) (*Store, error) {
 		noSync: cfg.noSync,
 	}
 	s.x.init(s, cfg.pollInterval, !cfg.noInotify)
+	s.spare.init(filepath.Join(abs, "spare"), sparesHelp(abs))
 	go s.cleanTmp()
 	return s, nil
 }
@@ -270,6 +273,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.x.close()
+	s.spare.close()
 	s.watch.Close()
 	s.journal.forget()
 	return nil

@@ -59,6 +59,7 @@ type journal struct {
 type journalState struct {
 	gen  int
 	size int64
+	made bool // the journal of gen has been made (or a spare looked for)
 }
 
 // append appends name to this Store's journal in container directory
@@ -77,6 +78,12 @@ func (j *journal) append(s *Store, cpath, name string) {
 		j.m[cpath] = st
 	}
 	path := cpath + "/.notify/" + s.id + "-" + strconv.Itoa(st.gen)
+	if !st.made {
+		// The name is this Store's alone and new: a spare may become it
+		// (once: later a rename would replace the journal).
+		s.spare.take(path)
+		st.made = true
+	}
 	for range 3 {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
@@ -97,7 +104,7 @@ func (j *journal) append(s *Store, cpath, name string) {
 	}
 	if st.size >= journalMax {
 		st.gen++
-		st.size = 0
+		st.size, st.made = 0, false
 	}
 }
 

@@ -248,7 +248,7 @@ func (s *Store) Put(ctx context.Context, container, name string, r io.Reader, op
 
 // writeTemp writes the object file for r to path and returns its header.
 func (s *Store) writeTemp(ctx context.Context, path string, r io.Reader, opts *backend.PutOptions) (header, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := s.createFile(path)
 	if err != nil {
 		return header{}, fsErr(err)
 	}
