@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -141,41 +142,45 @@ func runChild(main Program) int {
 		return 1
 	}
 	ctx := context.Background()
-	k, err := Open(ctx, os.Getenv(URLEnv))
+	var opts []Option
+	if id := os.Getenv(kernelEnv); id != "" {
+		os.Unsetenv(kernelEnv) // not for this process's own children
+		if len(id) != len(newID()) || strings.Trim(id, "0123456789abcdef") != "" {
+			fmt.Fprintf(os.Stderr, "rack: %s=%q is not a kernel id\n", kernelEnv, id)
+			return 1
+		}
+		opts = append(opts, joinAs(id))
+	}
+	k, err := Open(ctx, os.Getenv(URLEnv), opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	closeKernel := true
-	var sigs chan os.Signal
-	defer func() {
-		if closeKernel {
-			if sigs != nil {
-				signal.Stop(sigs) // a Ctrl-C during a long Close ends it
-			}
-			k.Close()
-		}
-	}()
 	pr, err := k.adopt(ctx, PID(pid), main)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		k.Close()
 		return 1
 	}
-	// No signal.Stop when the kernel is left without Close (below): it
-	// waits for the signal handler to go idle (a quarter of a
-	// millisecond), and the OS process ends next.
-	sigs = make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	for {
-		select {
-		case s := <-sigs:
-			k.deliver(ctx, pr, Signal(s.(syscall.Signal)))
-		case <-pr.done:
-			// Its exit is recorded and its ends closed. With nothing else
-			// here (no children, files or forks queued), the OS process
-			// can end without Close: the lease expires by itself, and
-			// tearing down the store's watches costs milliseconds.
-			closeKernel = !k.idle()
+	sigs := make(chan os.Signal, 4)
+	var (
+		once sync.Once
+		code int
+	)
+	// end runs once the exit is recorded and the ends closed; the first
+	// caller computes the OS exit code, which every caller then exits
+	// with.
+	end := func() int {
+		once.Do(func() {
+			// With nothing else here (no children, files or forks
+			// queued), the OS process can end without Close: the lease
+			// expires by itself, and tearing down the store's watches
+			// costs milliseconds. Nor signal.Stop then: it waits for the
+			// signal handler to go idle (a quarter of a millisecond).
+			if !k.idle() {
+				signal.Stop(sigs) // a Ctrl-C during a long Close ends it
+				k.Close()
+			}
 			if k.orphaned.Load() {
 				// Nobody is left to delete this machine: do it ourselves
 				// (a server; other computes end with the OS process).
@@ -185,17 +190,39 @@ func runChild(main Program) int {
 					}
 				}
 			}
-			if pr.exit.Lost || pr.exit.Code < 0 {
-				return 1
+			code = pr.exit.Code
+			if pr.exit.Lost || code < 0 {
+				code = 1
 			}
-			return pr.exit.Code
-		}
+		})
+		return code
 	}
+	go func() {
+		// Here, not before the program starts: the first Notify waits
+		// for a new thread (a quarter of a millisecond). A signal in
+		// between ends the OS process, and its parent records it lost.
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		for {
+			select {
+			case s := <-sigs:
+				k.deliver(ctx, pr, Signal(s.(syscall.Signal)))
+			case <-pr.done:
+				// Killed while its program goes on (a program may
+				// ignore ctx): the OS process ends all the same.
+				os.Exit(end())
+			}
+		}
+	}()
+	// The program runs on this goroutine, not a new one: starting and
+	// ending it then needs no other thread woken (about 0.1 ms each here).
+	k.run(k.ctx, pr)
+	<-pr.done
+	return end()
 }
 
-// adopt makes this kernel the host of pid, forked elsewhere, and starts
-// its program. The host record is created once, so a retried start never
-// runs a process twice.
+// adopt makes this kernel the host of pid, forked elsewhere; the caller
+// runs its program (k.run). The host record is created once, so a retried
+// start never runs a process twice.
 func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error) {
 	rec, err := recordFromEnv(pid)
 	if rec != nil {
@@ -213,13 +240,15 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	if prog == nil {
 		return nil, fmt.Errorf("rack: process %d: %w: no program to run", pid, ErrInvalid)
 	}
-	host := &record.Host{PID: int64(pid), Kernel: k.id}
-	err = k.putSummarized(ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
-	if errors.Is(err, backend.ErrExist) {
-		return nil, fmt.Errorf("rack: process %d already runs elsewhere: %w", pid, ErrInvalid)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("rack: process %d: host record: %w", pid, err)
+	if k.cfg.kernelID == "" { // else the forker made it (registerChild)
+		host := &record.Host{PID: int64(pid), Kernel: k.id}
+		err = k.putSummarized(ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
+		if errors.Is(err, backend.ErrExist) {
+			return nil, fmt.Errorf("rack: process %d already runs elsewhere: %w", pid, ErrInvalid)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rack: process %d: host record: %w", pid, err)
+		}
 	}
 	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{}), started: true, portable: true, adopted: true}
 	pr.ctx, pr.cancel = context.WithCancelCause(context.WithValue(context.Background(), processKey{}, pr))
@@ -232,7 +261,6 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	k.mu.Unlock()
 	k.wg.Add(1)
 	go k.watchParent(pr)
-	go k.run(k.ctx, pr)
 	return pr, nil
 }
 
@@ -248,6 +276,14 @@ const (
 	recordEnv    = "RACK_PROC"
 	maxRecordEnv = 16 << 10
 )
+
+// kernelEnv holds, for a child on the forker's machine, the id of the
+// kernel it is to run under, whose lease and host record the forker made.
+const kernelEnv = "RACK_KERNEL"
+
+// joinAs makes the kernel kernel id, registered by its forker: New
+// neither makes its lease nor adopt its host record.
+func joinAs(id string) Option { return func(c *config) { c.kernelID = id } }
 
 // recordFromEnv returns the process record the forker put in the
 // environment for pid, or nil (then the store has it).

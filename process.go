@@ -533,6 +533,7 @@ func (k *Kernel) start(pr *proc) {
 		Env:       map[string]string{URLEnv: k.cfg.url, PIDEnv: strconv.FormatInt(int64(pr.pid), 10)},
 		Options:   pr.rec.Options,
 	}
+	var registered chan error
 	if _, local := k.compute.(*osproc.Compute); local {
 		// A child on this machine gets its (immutable) record with its
 		// identity and need not read it back: one request less per fork.
@@ -541,11 +542,28 @@ func (k *Kernel) start(pr *proc) {
 		if data := record.Encode(pr.rec); len(data) <= maxRecordEnv {
 			req.Env[recordEnv] = string(data)
 		}
+		// Its kernel's lease and host record are made here, while the
+		// program loads, not by the child once it runs: a millisecond
+		// of the OS's exec is idle time here.
+		kid := newID()
+		req.Env[kernelEnv] = kid
+		registered = make(chan error, 1)
+		go func() { registered <- k.registerChild(pr.pid, kid) }()
 	}
 	delay := k.cfg.retry.Base
 	var err error
 	for attempt := 0; attempt < k.cfg.retry.Attempts; attempt++ {
 		_, err = k.compute.Start(k.ctx, req)
+		if started := err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist)); started && registered != nil {
+			if rerr := <-registered; rerr != nil {
+				if serr := k.compute.Stop(k.ctx, req.Name); serr != nil && !errors.Is(serr, backend.ErrNotFound) {
+					k.cfg.logger.Warn("rack: stopping the instance of a process that could not be registered", "pid", pr.pid, "err", serr)
+				}
+				k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "could not register it: " + rerr.Error()})
+				return
+			}
+			registered = nil
+		}
 		if err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist)) {
 			if isDone(pr) && pr.exit != nil && (pr.exit.Signal == int(SIGKILL) || pr.exit.Lost) {
 				// Killed (or given up) while its instance was being made.
@@ -581,6 +599,18 @@ func (k *Kernel) start(pr *proc) {
 
 func (k *Kernel) instanceName(pid PID) string {
 	return k.cfg.namespace + "-" + strconv.FormatInt(int64(pid), 10)
+}
+
+// registerChild makes, for local child pid, the lease of the kernel kid
+// that it will run under (with the lease time a child opens its namespace
+// with) and then its host record: what the child's kernel would otherwise
+// write first.
+func (k *Kernel) registerChild(pid PID, kid string) error {
+	if err := k.putLease(k.ctx, kid, defaultConfig().lease); err != nil {
+		return err
+	}
+	host := &record.Host{PID: int64(pid), Kernel: kid}
+	return k.putSummarized(k.ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
 }
 
 // run is the body of a process on an in-process compute.

@@ -86,6 +86,7 @@ type Option func(*config)
 type config struct {
 	grace       time.Duration
 	lease       time.Duration
+	kernelID    string // set: the forker made this kernel's lease (registerChild)
 	recordTTL   time.Duration
 	maxRunning  int
 	stdout      io.Writer
@@ -410,11 +411,14 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		store:   retry.Wrap(counted, cfg.retry),
 		counter: counter,
 		compute: compute,
-		id:      newID(),
+		id:      cfg.kernelID,
 		procs:   make(map[PID]*proc),
 
 		remoteWake: make(chan struct{}, 1),
 		deletes:    make(chan struct{}, 8),
+	}
+	if k.id == "" {
+		k.id = newID()
 	}
 	k.groups.members = make(map[PID]map[PID]struct{})
 	k.groups.names = make(map[PID]string)
@@ -451,9 +455,11 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 			return nil, fmt.Errorf("rack: new: namespace container %q: %w", cfg.container, err)
 		}
 	}
-	if err := k.renewLease(ctx); err != nil {
-		k.cancel()
-		return nil, fmt.Errorf("rack: new: lease: %w", err)
+	if cfg.kernelID == "" {
+		if err := k.renewLease(ctx); err != nil {
+			k.cancel()
+			return nil, fmt.Errorf("rack: new: lease: %w", err)
+		}
 	}
 	k.wg.Add(3)
 	go k.watchRemotes()
@@ -720,9 +726,14 @@ func (k *Kernel) claimBlock(ctx context.Context, hint int64) (int64, error) {
 
 // renewLease refreshes this kernel's lease object.
 func (k *Kernel) renewLease(ctx context.Context) error {
-	_, err := k.store.Put(ctx, k.cfg.container, record.KernelKey(k.id),
-		bytesReader(record.Encode(record.Lease{Kernel: k.id, Renewed: time.Now()})),
-		&backend.PutOptions{DeleteAfter: k.cfg.lease, ContentType: record.LeaseSummary(int64(k.cfg.lease))})
+	return k.putLease(ctx, k.id, k.cfg.lease)
+}
+
+// putLease writes the lease of kernel id, good for lease.
+func (k *Kernel) putLease(ctx context.Context, id string, lease time.Duration) error {
+	_, err := k.store.Put(ctx, k.cfg.container, record.KernelKey(id),
+		bytesReader(record.Encode(record.Lease{Kernel: id, Renewed: time.Now()})),
+		&backend.PutOptions{DeleteAfter: lease, ContentType: record.LeaseSummary(int64(lease))})
 	return err
 }
 
