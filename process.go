@@ -424,6 +424,13 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	rec.Started = time.Now().UnixNano()
 	if err := k.putSummarized(ctx, record.ProcKey(int64(pid)), record.Encode(rec), true, record.ProcSummary(rec)); err != nil {
 		k.closeEnds(pr, false)
+		if errors.Is(err, backend.ErrExist) {
+			// Another kernel uses this pid: both took its block (two
+			// claims in flight at once on a store whose creates are
+			// loose). Leave the block, so the next fork claims another.
+			k.leaveBlock(pid)
+			return nil, fmt.Errorf("rack: fork %s: pid %d is another kernel's (its block was claimed twice); fork again: %w", rec.Name, pid, err)
+		}
 		return nil, fmt.Errorf("rack: fork %s: record pid %d: %w", rec.Name, pid, err)
 	}
 	k.cache.Store(pid, rec)

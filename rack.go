@@ -193,8 +193,10 @@ type Kernel struct {
 	store    backend.Store // with retries, counted
 	counter  *count.Store
 	notifier backend.Notifier
-	compute  backend.Compute
-	id       string
+	// looseCreate: the store's create-only puts can race (backend.LooseCreate).
+	looseCreate bool
+	compute     backend.Compute
+	id          string
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -423,6 +425,9 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	k.groups.members = make(map[PID]map[PID]struct{})
 	k.groups.names = make(map[PID]string)
 	k.notifier, _ = store.(backend.Notifier)
+	if lc, ok := store.(backend.LooseCreate); ok {
+		k.looseCreate = lc.LooseCreate()
+	}
 	if k.cfg.segmentSize == 0 {
 		// Every request costs a remote store's servers more than its
 		// bytes: larger segments there (a reader holds up to 4 in memory).
@@ -677,6 +682,16 @@ func (k *Kernel) allocPID(ctx context.Context) (PID, error) {
 	return PID(p), nil
 }
 
+// leaveBlock stops handing out pids of the block that holds pid, if it is
+// still this kernel's current one.
+func (k *Kernel) leaveBlock(pid PID) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if int64(pid) >= k.pidEnd-pidBlockSize && int64(pid) < k.pidEnd {
+		k.pidNext = k.pidEnd
+	}
+}
+
 // claimBlock claims the first free block at or after hint. Blocks are
 // claimed densely, so the first free one is found by probing (HEAD is
 // strongly consistent) rather than by listing.
@@ -714,14 +729,41 @@ func (k *Kernel) claimBlock(ctx context.Context, hint int64) (int64, error) {
 		}
 	}
 	for b := lo; ; b++ {
+		start := time.Now()
 		err := k.put(ctx, record.PIDKey(b), record.Encode(map[string]string{"kernel": k.id}), true)
 		if err == nil {
-			return b, nil
+			if mine, err := k.stillMine(ctx, record.PIDKey(b), time.Since(start)); err != nil || mine {
+				return b, err
+			}
+			continue // a rival's claim of the same block arrived last: it has it
 		}
 		if !errors.Is(err, backend.ErrExist) {
 			return 0, err
 		}
 	}
+}
+
+// stillMine reports whether the claim at key, which this kernel has just
+// created in took, still names this kernel. On a store whose creates are
+// loose (backend.LooseCreate) a rival create in flight at the same moment
+// also succeeds, and the later one stays: it started before ours ended, so
+// it ends about one request later. Read back after twice took, then.
+func (k *Kernel) stillMine(ctx context.Context, key string, took time.Duration) (bool, error) {
+	if !k.looseCreate {
+		return true, nil
+	}
+	t := time.NewTimer(max(2*took, 5*time.Millisecond))
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		return false, context.Cause(ctx)
+	}
+	var claim map[string]string
+	if err := k.getRecord(ctx, key, &claim); err != nil {
+		return false, err
+	}
+	return claim["kernel"] == k.id, nil
 }
 
 // renewLease refreshes this kernel's lease object.

@@ -122,6 +122,16 @@ type Store interface {
 	Close() error
 }
 
+// LooseCreate is implemented by a Store whose create-only Put is atomic
+// against objects that exist but not against another create of the same
+// name in flight at the same moment: both may succeed, and the one that
+// arrived last stays. Swift is one: it checks If-None-Match when a request
+// arrives. A caller that claims a name there reads it back once a rival
+// create would have ended.
+type LooseCreate interface {
+	LooseCreate() bool
+}
+
 // Notifier is an optional Store fast path: a store that can tell watchers
 // about changes, so that waiters need not poll.
 type Notifier interface {

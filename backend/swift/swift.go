@@ -355,6 +355,11 @@ var errAuth = errors.New("authentication failed")
 var ErrAuth = errAuth
 
 // Close releases idle connections.
+// LooseCreate reports true: Swift checks If-None-Match when a PUT arrives,
+// so two create-only PUTs of one name in flight together may both succeed
+// (the later one's content stays).
+func (s *Store) LooseCreate() bool { return true }
+
 func (s *Store) Close() error {
 	s.tr.closeIdle()
 	return nil
