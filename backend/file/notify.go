@@ -79,8 +79,8 @@ func (j *journal) append(s *Store, cpath, name string) {
 	}
 	path := cpath + "/.notify/" + s.id + "-" + strconv.Itoa(st.gen)
 	if !st.made {
-		// The name is this Store's alone and new: a spare may become it
-		// (once: later a rename would replace the journal).
+		// The name is this Store's alone: a spare may become it (once;
+		// and never over a journal that exists).
 		s.spare.take(path)
 		st.made = true
 	}

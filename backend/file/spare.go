@@ -26,6 +26,7 @@ import (
 // tmpfs making a file is as cheap as renaming one: no spares there.
 
 const (
+	spareTries  = 16                    // spares one take tries before it makes the file
 	spareTarget = 64                    // spares a refill leaves in DIR/spare
 	spareLook   = 256                   // names read from DIR/spare at a time
 	spareDelay  = 50 * time.Millisecond // a Store younger than this does not refill
@@ -48,8 +49,8 @@ func (p *spares) init(dir string, on bool) {
 	p.dir, p.born, p.stop, p.off = dir, time.Now(), make(chan struct{}), !on
 }
 
-// take renames a spare to path, which must be a fresh name of this Store's
-// own, and reports whether it did; if not, the caller makes the file.
+// take renames a spare to path, which must not exist, and reports whether
+// it did; if not, the caller makes the file.
 func (p *spares) take(path string) bool {
 	if p.off {
 		return false
@@ -57,7 +58,7 @@ func (p *spares) take(path string) bool {
 	p.wake()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for {
+	for range spareTries {
 		if len(p.names) == 0 {
 			if time.Since(p.empty) < spareDelay {
 				return false // looked a moment ago: do not read the directory at every call
@@ -68,17 +69,21 @@ func (p *spares) take(path string) bool {
 				return false
 			}
 		}
-		name := p.names[len(p.names)-1]
+		spare := filepath.Join(p.dir, p.names[len(p.names)-1])
 		p.names = p.names[:len(p.names)-1]
-		err := os.Rename(filepath.Join(p.dir, name), path)
+		err := renameNoReplace(spare, path)
 		if err == nil {
 			return true
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return false
 		}
+		if _, serr := os.Lstat(spare); serr == nil {
+			return false // the spare is there: path's directory is not
+		}
 		// Taken by another Store: try the next.
 	}
+	return false
 }
 
 // look reads up to spareLook names of DIR/spare, in random order so that
@@ -170,10 +175,12 @@ func (p *spares) close() {
 }
 
 // createFile makes the new file path (a fresh name of this Store's) for
-// writing, from a spare when there is one.
+// writing, from a spare when there is one. A spare is opened truncated,
+// which also makes its modification time now: cleanTmp takes an old one
+// for a crashed Put's leftover.
 func (s *Store) createFile(path string) (*os.File, error) {
 	if s.spare.take(path) {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
 		if err == nil {
 			return f, nil
 		}

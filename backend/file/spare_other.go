@@ -2,6 +2,11 @@
 
 package file
 
+import "errors"
+
 // sparesHelp reports whether spare files pay in dir: measured on Linux
 // only, so elsewhere files are made as they are needed.
 func sparesHelp(dir string) bool { return false }
+
+// renameNoReplace is never called here (no spares).
+func renameNoReplace(old, new string) error { return errors.ErrUnsupported }

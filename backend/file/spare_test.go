@@ -135,3 +135,69 @@ func TestSparesNeverShared(t *testing.T) {
 		}
 	}
 }
+
+// fillSpares waits until s's pool is full.
+func fillSpares(t *testing.T, s *Store) {
+	t.Helper()
+	s.spare.wake()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(spareInodes(t, s.spare.dir)) < spareTarget {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spares after 10 s, want %d", len(spareInodes(t, s.spare.dir)), spareTarget)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A take into a directory that is gone (a container deleted meanwhile)
+// gives up at once and leaves the spares, instead of taking every spare
+// for taken.
+func TestSpareTakeIntoMissingDirectory(t *testing.T) {
+	s := withSpares(t, t.TempDir())
+	fillSpares(t, s)
+	done := make(chan bool)
+	go func() { done <- s.spare.take(s.tmp + "/gone/journal") }()
+	select {
+	case took := <-done:
+		if took {
+			t.Fatal("take into a missing directory reported success")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("take into a missing directory did not return")
+	}
+	if n := len(spareInodes(t, s.spare.dir)); n != spareTarget {
+		t.Fatalf("%d spares left, want %d", n, spareTarget)
+	}
+}
+
+// A spare made long ago becomes a file that is new: cleanTmp, which takes
+// files in DIR/tmp unwritten for staleTmp for a crashed Put's, must not
+// take a Put's file for one before its first write.
+func TestOldSpareIsNew(t *testing.T) {
+	s := withSpares(t, t.TempDir())
+	fillSpares(t, s)
+	names, _ := readNames(s.spare.dir)
+	old := time.Now().Add(-2 * staleTmp)
+	for _, n := range names {
+		if err := os.Chtimes(s.spare.dir+"/"+n, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spares := spareInodes(t, s.spare.dir)
+	path := s.tempName("put")
+	f, err := s.createFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age := time.Since(fi.ModTime()); age > time.Minute {
+		t.Fatalf("a file made from a spare is %v old", age)
+	}
+	if !spares[fi.Sys().(*syscall.Stat_t).Ino] {
+		t.Fatal("the file was not made from a spare")
+	}
+}
