@@ -221,8 +221,10 @@ func runChild(main Program) int {
 }
 
 // adopt makes this kernel the host of pid, forked elsewhere; the caller
-// runs its program (k.run). The host record is created once, so a retried
-// start never runs a process twice.
+// runs its program (k.run). Where the child writes its host record, it is
+// created once, so a retried start never runs a process twice; where the
+// forker wrote it (a local child, registerChild), the compute's reserved
+// instance name does that.
 func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error) {
 	rec, err := recordFromEnv(pid)
 	if rec != nil {
@@ -259,6 +261,9 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	k.procs[pid] = pr
 	k.running++
 	k.mu.Unlock()
+	if k.cfg.kernelID != "" {
+		k.startInbox() // not before: see New
+	}
 	k.wg.Add(1)
 	go k.watchParent(pr)
 	return pr, nil

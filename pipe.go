@@ -267,8 +267,9 @@ func (k *Kernel) background(f func()) bool {
 // on Swift one PUT at a time leaves the link idle for its latency, but
 // segments stored together land together, and the reader waits for the
 // last of them. With writer and reader on links of their own
-// (bench/swift-netns.sh, 400 Mbit/s) 2 at once streamed at 0.88x a raw
-// PUT, 1 at 0.83x, 4 at 0.70x; on the unshaped loopback 2 and 4 tie.
+// (bench/swift-netns.sh, 400 Mbit/s, 3 runs of each build side by side)
+// 2 at once streamed at 0.88x a raw PUT, 1 at 0.83x, 4 at 0.70x; on the
+// unshaped loopback 2 and 4 tie.
 const segmentsInFlight = 2
 
 // putSegments stores p as consecutive segments of size bytes, all but the

@@ -541,6 +541,14 @@ func (k *Kernel) start(pr *proc) {
 		Options:   pr.rec.Options,
 	}
 	var registered chan error
+	// settle waits for the registration, if any, so that its records land
+	// before an exit recorded here.
+	settle := func() {
+		if registered != nil {
+			<-registered
+			registered = nil
+		}
+	}
 	if _, local := k.compute.(*osproc.Compute); local {
 		// A child on this machine gets its (immutable) record with its
 		// identity and need not read it back: one request less per fork.
@@ -551,11 +559,14 @@ func (k *Kernel) start(pr *proc) {
 		}
 		// Its kernel's lease and host record are made here, while the
 		// program loads, not by the child once it runs: a millisecond
-		// of the OS's exec is idle time here.
-		kid := newID()
-		req.Env[kernelEnv] = kid
-		registered = make(chan error, 1)
-		go func() { registered <- k.registerChild(pr.pid, kid) }()
+		// of the OS's exec is idle time here. Only for this binary: a
+		// program of another build may not know RACK_KERNEL.
+		if pr.rec.Options[exeOption] == "" {
+			kid := newID()
+			req.Env[kernelEnv] = kid
+			registered = make(chan error, 1)
+			go func() { registered <- k.registerChild(pr.pid, kid) }()
+		}
 	}
 	delay := k.cfg.retry.Base
 	var err error
@@ -594,6 +605,7 @@ func (k *Kernel) start(pr *proc) {
 		select {
 		case <-time.After(delay):
 		case <-pr.done:
+			settle()
 			return
 		case <-k.ctx.Done():
 		}
@@ -601,6 +613,7 @@ func (k *Kernel) start(pr *proc) {
 			delay = k.cfg.retry.Max
 		}
 	}
+	settle()
 	k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "could not start: " + err.Error()})
 }
 

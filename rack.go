@@ -466,11 +466,22 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 			return nil, fmt.Errorf("rack: new: lease: %w", err)
 		}
 	}
-	k.wg.Add(3)
+	k.wg.Add(2)
 	go k.watchRemotes()
 	go k.leaseLoop()
-	go k.inboxLoop()
+	if cfg.kernelID == "" {
+		// A kernel its forker registered reads its inbox once it hosts
+		// the process (adopt): its host record is visible from the
+		// start, so a signal can come first, and would find nobody.
+		k.startInbox()
+	}
 	return k, nil
+}
+
+// startInbox starts the delivery of signals sent to this kernel.
+func (k *Kernel) startInbox() {
+	k.wg.Add(1)
+	go k.inboxLoop()
 }
 
 // Stats counts the store requests this kernel made, by kind ("put",

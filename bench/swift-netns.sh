@@ -28,18 +28,24 @@ DATA=${TMPDIR:-/tmp}/rack-netns-swift
 BR=rackbr0
 BIN=$(mktemp -d)/swiftpipe
 
+MADE=() # the namespaces and the bridge this run made: only those go at the end
 cleanup() {
+  rm -rf "$(dirname "$BIN")"
   [ "${KEEP:-}" = 1 ] && return
   bash "$HERE/scripts/swift-saio.sh" reset "$DATA" >/dev/null 2>&1 || true
-  for n in w r; do ip netns del rack-$n 2>/dev/null || true; ip link del rack-$n-h 2>/dev/null || true; done
-  ip link del $BR 2>/dev/null || true
-  rm -rf "$(dirname "$BIN")"
+  for m in "${MADE[@]}"; do
+    case $m in
+      ns:*) ip netns del "${m#ns:}" 2>/dev/null || true; ip link del "${m#ns:}-h" 2>/dev/null || true ;;
+      br) ip link del $BR 2>/dev/null || true ;;
+    esac
+  done
 }
 trap cleanup EXIT
 
 # Two hosts on a bridge; Swift listens on the bridge's own address.
 if ! ip link show $BR >/dev/null 2>&1; then
   ip link add $BR type bridge
+  MADE+=(br)
   ip addr add 10.77.0.1/24 dev $BR
   ip link set $BR up
 fi
@@ -47,6 +53,7 @@ i=2
 for n in w r; do
   if ! ip netns list | grep -qw rack-$n; then
     ip netns add rack-$n
+    MADE+=("ns:rack-$n")
     ip link add rack-$n-h type veth peer name rack-$n-c
     ip link set rack-$n-c netns rack-$n
     ip link set rack-$n-h master $BR up

@@ -354,12 +354,12 @@ var errAuth = errors.New("authentication failed")
 // authorization (HTTP 401, 403) caused.
 var ErrAuth = errAuth
 
-// Close releases idle connections.
 // LooseCreate reports true: Swift checks If-None-Match when a PUT arrives,
 // so two create-only PUTs of one name in flight together may both succeed
 // (the later one's content stays).
 func (s *Store) LooseCreate() bool { return true }
 
+// Close releases idle connections.
 func (s *Store) Close() error {
 	s.tr.closeIdle()
 	return nil
