@@ -262,7 +262,9 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	k.running++
 	k.mu.Unlock()
 	if k.cfg.kernelID != "" {
-		k.startInbox() // not before: see New
+		// Not before: see New. A short program ends before its first
+		// look (a signal sent before it ran waits pollMin).
+		k.startInbox(k.cfg.pollMin)
 	}
 	k.wg.Add(1)
 	go k.watchParent(pr)

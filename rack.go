@@ -473,15 +473,16 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		// A kernel its forker registered reads its inbox once it hosts
 		// the process (adopt): its host record is visible from the
 		// start, so a signal can come first, and would find nobody.
-		k.startInbox()
+		k.startInbox(0)
 	}
 	return k, nil
 }
 
-// startInbox starts the delivery of signals sent to this kernel.
-func (k *Kernel) startInbox() {
+// startInbox starts the delivery of signals sent to this kernel, the
+// first look after wait.
+func (k *Kernel) startInbox(wait time.Duration) {
 	k.wg.Add(1)
-	go k.inboxLoop()
+	go k.inboxLoop(wait)
 }
 
 // Stats counts the store requests this kernel made, by kind ("put",
@@ -823,8 +824,17 @@ func (k *Kernel) leaseAlive(ctx context.Context, id string) (bool, error) {
 
 // inboxLoop delivers signals that other kernels sent to processes hosted
 // here. One listing serves every process of this kernel.
-func (k *Kernel) inboxLoop() {
+func (k *Kernel) inboxLoop(wait time.Duration) {
 	defer k.wg.Done()
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-k.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 	prefix := record.SignalInbox(k.id)
 	var delay time.Duration
 	for first := true; ; first = false {
