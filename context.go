@@ -288,8 +288,8 @@ const (
 // kernel it is to run under, whose lease and host record the forker made.
 const kernelEnv = "RACK_KERNEL"
 
-// joinAs makes the kernel kernel id, registered by its forker: New
-// neither makes its lease nor adopt its host record.
+// joinAs gives the kernel the id its forker registered it under: New
+// makes no lease for it, nor adopt a host record.
 func joinAs(id string) Option { return func(c *config) { c.kernelID = id } }
 
 // recordFromEnv returns the process record the forker put in the
