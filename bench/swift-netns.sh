@@ -26,11 +26,12 @@ MIB=${MIB:-64}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${TMPDIR:-/tmp}/rack-netns-swift
 BR=rackbr0
-BIN=$(mktemp -d)/swiftpipe
+WORK=$(mktemp -d) # this run's own scratch directory: the only one cleanup removes
+BIN=$WORK/swiftpipe
 
 MADE=() # the namespaces and the bridge this run made: only those go at the end
 cleanup() {
-  rm -rf "$(dirname "$BIN")"
+  rm -rf "$WORK"
   [ "${KEEP:-}" = 1 ] && return
   bash "$HERE/scripts/swift-saio.sh" reset "$DATA" >/dev/null 2>&1 || true
   for m in "${MADE[@]}"; do
@@ -86,7 +87,7 @@ put=(); get=(); pipe=()
 for run in $(seq "$RUNS"); do
   put+=("$(run_w put rack-netns-raw obj "$MIB")")
   get+=("$(run_r get rack-netns-raw obj)")
-  go=$(mktemp -u)
+  go=$WORK/go-$run
   ns=rack-netns-$$-$run
   run_r read "$ns" stream "$go" >"$go.r" &
   reader=$!
