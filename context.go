@@ -145,7 +145,7 @@ func runChild(main Program) int {
 	var opts []Option
 	if id := os.Getenv(kernelEnv); id != "" {
 		os.Unsetenv(kernelEnv) // not for this process's own children
-		if len(id) != len(newID()) || strings.Trim(id, "0123456789abcdef") != "" {
+		if len(id) != kernelIDLen || strings.Trim(id, "0123456789abcdef") != "" {
 			fmt.Fprintf(os.Stderr, "rack: %s=%q is not a kernel id\n", kernelEnv, id)
 			return 1
 		}

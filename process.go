@@ -572,7 +572,8 @@ func (k *Kernel) start(pr *proc) {
 	var err error
 	for attempt := 0; attempt < k.cfg.retry.Attempts; attempt++ {
 		_, err = k.compute.Start(k.ctx, req)
-		if started := err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist)); started && registered != nil {
+		started := err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist))
+		if started && registered != nil {
 			if rerr := <-registered; rerr != nil {
 				if serr := k.compute.Stop(k.ctx, req.Name); serr != nil && !errors.Is(serr, backend.ErrNotFound) {
 					k.cfg.logger.Warn("rack: stopping the instance of a process that could not be registered", "pid", pr.pid, "err", serr)
@@ -582,7 +583,7 @@ func (k *Kernel) start(pr *proc) {
 			}
 			registered = nil
 		}
-		if err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist)) {
+		if started {
 			if isDone(pr) && pr.exit != nil && (pr.exit.Signal == int(SIGKILL) || pr.exit.Lost) {
 				// Killed (or given up) while its instance was being made.
 				if err := k.compute.Stop(k.ctx, req.Name); err != nil && !errors.Is(err, backend.ErrNotFound) {

@@ -1302,8 +1302,12 @@ func (k *Kernel) Process(ctx context.Context, pid PID) (*Process, error) {
 	return &Process{k: k, pid: pid, rec: rec, local: k.hosted(pid)}, nil
 }
 
+// kernelIDLen is the length of newID's ids: 16 hex digits.
+const kernelIDLen = 16
+
+// newID returns a fresh random kernel id.
 func newID() string {
-	var b [8]byte
+	var b [kernelIDLen / 2]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
