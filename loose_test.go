@@ -128,3 +128,60 @@ func TestLooseCreatePIDClaims(t *testing.T) {
 	}
 	t.Logf("pids %v and %v, %d claims raced", pids[0], pids[1], store.races)
 }
+
+// racedClaims lets every create-only claim of a pid block succeed, and
+// shows no claim to a HEAD, as for two claims in flight together on Swift;
+// it does not say its creates are loose. Kernels then share a block, and
+// only their process records, which are create-only too, tell them apart.
+type racedClaims struct{ backend.Store }
+
+func (s racedClaims) Head(ctx context.Context, c, name string) (backend.ObjectInfo, error) {
+	if strings.HasPrefix(name, record.PIDBlocks) {
+		return backend.ObjectInfo{}, backend.ErrNotFound
+	}
+	return s.Store.Head(ctx, c, name)
+}
+
+func (s racedClaims) Put(ctx context.Context, c, name string, r io.Reader, opts *backend.PutOptions) (backend.ObjectInfo, error) {
+	if opts != nil && opts.CreateOnly && strings.HasPrefix(name, record.PIDBlocks) {
+		o := *opts
+		o.CreateOnly = false
+		opts = &o
+	}
+	return s.Store.Put(ctx, c, name, r, opts)
+}
+
+// A kernel whose pid turns out to be another kernel's (its block was
+// claimed twice) fails that one fork, saying why, and leaves the block:
+// the next fork gets a pid of a block of its own.
+func TestSharedPIDBlockIsLeft(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := racedClaims{mem.New()}
+	open := func() *rack.Kernel {
+		k, err := rack.New(ctx, store, inproc.New(), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { k.Close() })
+		return k
+	}
+	block := func(ctx context.Context, self *rack.Process) error { <-ctx.Done(); return nil }
+	a, b := open(), open()
+	for range 2 { // pids 100 and 101
+		if _, err := a.Start(ctx, rack.Spec{Name: "a"}, block); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := b.Start(ctx, rack.Spec{Name: "b"}, block)
+	if err == nil || !strings.Contains(err.Error(), "claimed twice") {
+		t.Fatalf("first start in the shared block: %v, want an error that says the block was claimed twice", err)
+	}
+	p, err := b.Start(ctx, rack.Spec{Name: "b"}, block)
+	if err != nil {
+		t.Fatalf("second start: %v (the kernel stayed in the shared block)", err)
+	}
+	if p.PID() < 200 {
+		t.Fatalf("second start got pid %d, want one of a block of its own (>= 200)", p.PID())
+	}
+}
