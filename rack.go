@@ -8,7 +8,7 @@
 //
 //	func main() { rack.Main(run) }
 //
-//	func run(ctx context.Context, self *rack.Process) error {
+//	func run(ctx context.Context, self *rack.Self) error {
 //		child, err := self.Fork(ctx, rack.Spec{Args: []string{"work"}})
 //		...
 //		return child.Wait(ctx)
@@ -58,9 +58,6 @@ var (
 	// ErrKilled: the calling process was killed; its further writes are
 	// refused (fencing).
 	ErrKilled = errors.New("rack: process killed")
-	// ErrNotSelf: the call needs the process's own handle (the one passed
-	// to its Program), not a handle to it from elsewhere.
-	ErrNotSelf = errors.New("rack: only the process itself may do this")
 	// ErrInvalid: an argument is malformed; the message names it.
 	ErrInvalid = errors.New("rack: invalid argument")
 	// ErrNotFound: no such process, group or pipe.
