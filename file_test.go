@@ -538,7 +538,7 @@ func TestFileOfKilledProcess(t *testing.T) {
 	k := ioKernel(t)
 	opened := make(chan error, 1)
 	afterKill := make(chan error, 2)
-	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		switch ioArg(self, 0) {
 		case "writer":
 			if p := rack.FromContext(ctx); p == nil || p.PID() != self.PID() {
@@ -603,7 +603,7 @@ func TestFileOfKilledProcess(t *testing.T) {
 	}
 	// Opening with a killed process's ctx is refused.
 	var dead context.Context
-	p, err := k.Start(ctx, rack.Spec{Name: "dead"}, func(ctx context.Context, self *rack.Process) error {
+	p, err := k.Start(ctx, rack.Spec{Name: "dead"}, func(ctx context.Context, self *rack.Self) error {
 		dead = ctx
 		return nil
 	})
@@ -683,7 +683,7 @@ func TestFileAsStdio(t *testing.T) {
 	}
 	out, killedOut := outFile("/"+fc+"stdio/out"), outFile("/"+fc+"stdio/killed")
 	started := make(chan struct{})
-	err = ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err = ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		switch ioArg(self, 0) {
 		case "upper":
 			data, err := io.ReadAll(self.Stdin())

@@ -25,7 +25,7 @@ func newGroupProbe() *groupProbe {
 
 func (g *groupProbe) roles() pgRoles {
 	return pgRoles{
-		"member": func(ctx context.Context, self *rack.Process) error {
+		"member": func(ctx context.Context, self *rack.Self) error {
 			n := 0
 			if len(self.Args()) > 1 {
 				n, _ = strconv.Atoi(self.Args()[1])
@@ -141,11 +141,11 @@ func TestGroupWait(t *testing.T) {
 	k := pgKernel(t)
 	gates := map[string]chan struct{}{"ok": make(chan struct{}), "slow": make(chan struct{})}
 	self := pgRoot(t, ctx, k, pgRoles{
-		"ok": func(context.Context, *rack.Process) error { <-gates["ok"]; return nil },
-		"fail": func(ctx context.Context, self *rack.Process) error {
+		"ok": func(context.Context, *rack.Self) error { <-gates["ok"]; return nil },
+		"fail": func(ctx context.Context, self *rack.Self) error {
 			return rack.Exit(4, "four")
 		},
-		"slow": func(ctx context.Context, self *rack.Process) error {
+		"slow": func(ctx context.Context, self *rack.Self) error {
 			select {
 			case <-gates["slow"]:
 			case <-ctx.Done():

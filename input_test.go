@@ -66,7 +66,7 @@ func runBadCases(t *testing.T, cases []badCase) {
 	}
 }
 
-func ioNop(context.Context, *rack.Process) error { return nil }
+func ioNop(context.Context, *rack.Self) error { return nil }
 
 func TestBadOpenURL(t *testing.T) {
 	var cases []badCase
@@ -207,7 +207,7 @@ func TestUseAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := k.Start(context.Background(), rack.Spec{Name: "sleeper"}, func(ctx context.Context, self *rack.Process) error {
+	p, err := k.Start(context.Background(), rack.Spec{Name: "sleeper"}, func(ctx context.Context, self *rack.Self) error {
 		<-ctx.Done()
 		return ctx.Err()
 	})

@@ -56,7 +56,7 @@ func ioRun(ctx context.Context, t *testing.T, k *rack.Kernel, prog rack.Program,
 }
 
 // ioArg returns the process's i-th argument, or "".
-func ioArg(self *rack.Process, i int) string {
+func ioArg(self *rack.Self, i int) string {
 	if a := self.Args(); i < len(a) {
 		return a[i]
 	}
@@ -99,7 +99,7 @@ func TestPipeParentToChild(t *testing.T) {
 	k := ioKernel(t)
 	const msg = "first line\nsecond line\n"
 	got := make(chan string, 1)
-	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "cat" {
 			data, err := io.ReadAll(self.Stdin())
 			got <- string(data)
@@ -139,7 +139,7 @@ func TestPipeChildToParent(t *testing.T) {
 	ctx := ioCtx(t, 20*time.Second)
 	k := ioKernel(t)
 	var got string
-	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "echo" {
 			for _, a := range self.Args()[1:] {
 				if _, err := fmt.Fprintln(self.Stdout(), a); err != nil {
@@ -183,7 +183,7 @@ func TestPipeCopy64MiB(t *testing.T) {
 	want := ioSum(t, ioData(7, size))
 	var got [32]byte
 	var n int64
-	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "gen" {
 			_, err := io.Copy(self.Stdout(), ioData(7, size))
 			return err
@@ -274,7 +274,7 @@ func TestPipeWritesStayContiguous(t *testing.T) {
 	ctx := ioCtx(t, 60*time.Second)
 	k := ioKernel(t, rack.WithPipeBuffer(64<<10, time.Millisecond))
 	var counts map[byte]uint32
-	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "writer" {
 			var c int
 			fmt.Sscan(ioArg(self, 1), &c)
@@ -358,7 +358,7 @@ func TestPipeEOFWithDyingWriters(t *testing.T) {
 		return 55
 	}
 	running.Add(n)
-	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "child" {
 			defer running.Done()
 			var i int
@@ -469,7 +469,7 @@ func TestPipeMovedReader(t *testing.T) {
 	ctx := ioCtx(t, 20*time.Second)
 	k := ioKernel(t, rack.WithPipeBuffer(1<<20, 0)) // no batching: one segment per Write
 	got := make(chan string, 1)
-	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "cat" {
 			data, err := io.ReadAll(self.Stdin())
 			got <- string(data)
@@ -517,7 +517,7 @@ func TestPipeBadEnds(t *testing.T) {
 	foreign := make(chan *rack.PipeWriter, 1)
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
-	if _, err := k2.Start(ctx, rack.Spec{Name: "other"}, func(ctx context.Context, self *rack.Process) error {
+	if _, err := k2.Start(ctx, rack.Spec{Name: "other"}, func(ctx context.Context, self *rack.Self) error {
 		_, w, err := self.Pipe(ctx)
 		foreign <- w
 		<-hold
@@ -532,7 +532,7 @@ func TestPipeBadEnds(t *testing.T) {
 
 	var rootW *rack.PipeWriter
 	ready := make(chan struct{})
-	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "child" {
 			// The parent's end is not the child's to give.
 			_, err := self.Fork(ctx, rack.Spec{Args: []string{"x"}, Stdout: rootW})
@@ -572,7 +572,7 @@ func TestPipeBadEnds(t *testing.T) {
 		check("Stdin = wrapped *PipeWriter", err, rack.ErrInvalid)
 		_, err = self.Fork(ctx, rack.Spec{Args: []string{"x"}, Stdout: otherW})
 		check("Stdout = another kernel's end", err, rack.ErrInvalid)
-		_, err = k.Start(ctx, rack.Spec{Stdout: w}, func(context.Context, *rack.Process) error { return nil })
+		_, err = k.Start(ctx, rack.Spec{Stdout: w}, func(context.Context, *rack.Self) error { return nil })
 		check("root Start with a process's end", err, rack.ErrInvalid)
 
 		if err := w.Close(); err != nil {
@@ -606,7 +606,7 @@ func TestPipeBadEnds(t *testing.T) {
 func TestPipeCloseUnblocksRead(t *testing.T) {
 	ctx := ioCtx(t, 20*time.Second)
 	k := ioKernel(t)
-	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)
 		if err != nil {
 			return err
@@ -656,7 +656,7 @@ func TestNamedPipe(t *testing.T) {
 	}
 	const writers = 3
 	var got string
-	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		switch ioArg(self, 0) {
 		case "writer":
 			w, err := self.OpenFifoWriter(ctx, "jobs")

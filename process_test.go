@@ -54,11 +54,11 @@ type pgRoles map[string]rack.Program
 
 // pgRoot starts a root process running roles and hands its self handle to
 // the test, which forks from it. The root lives until the test ends.
-func pgRoot(t testing.TB, ctx context.Context, k *rack.Kernel, roles pgRoles) *rack.Process {
+func pgRoot(t testing.TB, ctx context.Context, k *rack.Kernel, roles pgRoles) *rack.Self {
 	t.Helper()
-	selfc := make(chan *rack.Process, 1)
+	selfc := make(chan *rack.Self, 1)
 	release := make(chan struct{})
-	prog := func(pctx context.Context, self *rack.Process) error {
+	prog := func(pctx context.Context, self *rack.Self) error {
 		args := self.Args()
 		if len(args) == 0 {
 			return errors.New("no role")
@@ -132,7 +132,7 @@ func pgPS(t testing.TB, ctx context.Context, k *rack.Kernel) map[rack.PID]rack.P
 
 // blockOnCtx is a role that runs until signalled and exits as the signal
 // says.
-func blockOnCtx(ctx context.Context, self *rack.Process) error {
+func blockOnCtx(ctx context.Context, self *rack.Self) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
@@ -151,14 +151,14 @@ func TestExitCodes(t *testing.T) {
 		fmt.Fprintf(&written, "last %d\n", i)
 	}
 	self := pgRoot(t, ctx, k, pgRoles{
-		"nil":    func(context.Context, *rack.Process) error { return nil },
-		"error":  func(context.Context, *rack.Process) error { return errors.New("disk on fire") },
-		"panic":  func(context.Context, *rack.Process) error { panic("kaboom-7f3a") },
-		"exit3":  func(context.Context, *rack.Process) error { return rack.Exit(3) },
-		"exit0":  func(context.Context, *rack.Process) error { return rack.Exit(0) },
-		"exit5":  func(context.Context, *rack.Process) error { return fmt.Errorf("wrapped: %w", rack.Exit(5, "five")) },
-		"goexit": func(context.Context, *rack.Process) error { runtime.Goexit(); return nil },
-		"tail": func(ctx context.Context, self *rack.Process) error {
+		"nil":    func(context.Context, *rack.Self) error { return nil },
+		"error":  func(context.Context, *rack.Self) error { return errors.New("disk on fire") },
+		"panic":  func(context.Context, *rack.Self) error { panic("kaboom-7f3a") },
+		"exit3":  func(context.Context, *rack.Self) error { return rack.Exit(3) },
+		"exit0":  func(context.Context, *rack.Self) error { return rack.Exit(0) },
+		"exit5":  func(context.Context, *rack.Self) error { return fmt.Errorf("wrapped: %w", rack.Exit(5, "five")) },
+		"goexit": func(context.Context, *rack.Self) error { runtime.Goexit(); return nil },
+		"tail": func(ctx context.Context, self *rack.Self) error {
 			data := written.Bytes()
 			for off, n := 0, 1; off < len(data); n = n*3 + 1 {
 				if n > 5000 {
@@ -279,7 +279,7 @@ func TestWaitFromManyGoroutines(t *testing.T) {
 	k := pgKernel(t)
 	release := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
-		"seven": func(ctx context.Context, self *rack.Process) error {
+		"seven": func(ctx context.Context, self *rack.Self) error {
 			<-release
 			return rack.Exit(7, "seven")
 		},
@@ -365,7 +365,7 @@ func TestSIGTERMCancelsContext(t *testing.T) {
 	causes := make(chan error, 1)
 	ready := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
-		"term": func(ctx context.Context, self *rack.Process) error {
+		"term": func(ctx context.Context, self *rack.Self) error {
 			close(ready)
 			<-ctx.Done()
 			causes <- context.Cause(ctx)
@@ -410,7 +410,7 @@ func TestSIGTERMEscalatesAfterGrace(t *testing.T) {
 	causes := make(chan error, 1)
 	ready := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
-		"stubborn": func(ctx context.Context, self *rack.Process) error {
+		"stubborn": func(ctx context.Context, self *rack.Self) error {
 			close(ready)
 			go func() { <-ctx.Done(); causes <- context.Cause(ctx) }()
 			<-stuck // ignores its ctx
@@ -452,7 +452,7 @@ func TestNotify(t *testing.T) {
 	ready := make(chan struct{})
 	stopped := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
-		"catcher": func(pctx context.Context, self *rack.Process) error {
+		"catcher": func(pctx context.Context, self *rack.Self) error {
 			var r report
 			r.killErr = self.Notify(make(chan rack.Signal, 1), rack.SIGKILL)
 			ch := make(chan rack.Signal, 4)
@@ -512,10 +512,6 @@ func TestNotify(t *testing.T) {
 	if ee := pgExit(t, c.Wait(ctx)); ee.Signal() != rack.SIGTERM {
 		t.Fatalf("SIGTERM after StopNotify: %v, want exit by SIGTERM", ee)
 	}
-	// Notify is for the process itself.
-	if err := c.Notify(make(chan rack.Signal), rack.SIGUSR2); !errors.Is(err, rack.ErrNotSelf) {
-		t.Fatalf("Notify on a non-self handle = %v, want ErrNotSelf", err)
-	}
 }
 
 func TestKillSubtree(t *testing.T) {
@@ -527,11 +523,11 @@ func TestKillSubtree(t *testing.T) {
 		ppid rack.PID
 	}
 	startedc := make(chan started, 64)
-	announce := func(self *rack.Process) {
+	announce := func(self *rack.Self) {
 		startedc <- started{self.Args()[0], self.PID(), self.PPID()}
 	}
 	self := pgRoot(t, ctx, k, pgRoles{
-		"P": func(pctx context.Context, self *rack.Process) error {
+		"P": func(pctx context.Context, self *rack.Self) error {
 			for i := 0; i < 3; i++ {
 				if _, err := self.Fork(pctx, rack.Spec{Args: []string{"C", strconv.Itoa(i)}}); err != nil {
 					return err
@@ -543,7 +539,7 @@ func TestKillSubtree(t *testing.T) {
 			announce(self)
 			return blockOnCtx(pctx, self)
 		},
-		"C": func(pctx context.Context, self *rack.Process) error {
+		"C": func(pctx context.Context, self *rack.Self) error {
 			for i := 0; i < 2; i++ {
 				if _, err := self.Fork(pctx, rack.Spec{Args: []string{"G", strconv.Itoa(i)}}); err != nil {
 					return err
@@ -552,8 +548,8 @@ func TestKillSubtree(t *testing.T) {
 			announce(self)
 			return blockOnCtx(pctx, self)
 		},
-		"G": func(pctx context.Context, self *rack.Process) error { announce(self); return blockOnCtx(pctx, self) },
-		"D": func(pctx context.Context, self *rack.Process) error { announce(self); return blockOnCtx(pctx, self) },
+		"G": func(pctx context.Context, self *rack.Self) error { announce(self); return blockOnCtx(pctx, self) },
+		"D": func(pctx context.Context, self *rack.Self) error { announce(self); return blockOnCtx(pctx, self) },
 	})
 	p, err := self.Fork(ctx, rack.Spec{Args: []string{"P"}})
 	if err != nil {
@@ -623,12 +619,12 @@ func TestKillBeatsCleanReturn(t *testing.T) {
 	k := pgKernel(t)
 	ready := make(chan struct{}, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"quitter": func(ctx context.Context, self *rack.Process) error {
+		"quitter": func(ctx context.Context, self *rack.Self) error {
 			ready <- struct{}{}
 			<-ctx.Done()
 			return nil // or a panic: either way it was killed first
 		},
-		"panicker": func(ctx context.Context, self *rack.Process) error {
+		"panicker": func(ctx context.Context, self *rack.Self) error {
 			ready <- struct{}{}
 			<-ctx.Done()
 			panic("after the kill")
@@ -659,7 +655,7 @@ func TestKillWhileForking(t *testing.T) {
 	k := pgKernel(t)
 	forked := make(chan struct{}, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"spawner": func(pctx context.Context, self *rack.Process) error {
+		"spawner": func(pctx context.Context, self *rack.Self) error {
 			for i := 0; ; i++ {
 				if _, err := self.Fork(context.Background(), rack.Spec{Args: []string{"child"}}); err != nil {
 					return err // ignores pctx: only the fence stops it
@@ -724,7 +720,7 @@ func TestKilledProcessWritesAreFenced(t *testing.T) {
 	results := make(chan fenced, 1)
 	pattern := func(off int64) byte { return byte(off % 251) }
 	self := pgRoot(t, ctx, k, pgRoles{
-		"writer": func(pctx context.Context, self *rack.Process) error {
+		"writer": func(pctx context.Context, self *rack.Self) error {
 			_, own, err := self.Pipe(pctx)
 			if err != nil {
 				return err
@@ -817,7 +813,7 @@ func TestCrossKernel(t *testing.T) {
 	causes := make(chan error, 1)
 	self := pgRoot(t, ctx, ka, pgRoles{
 		"block": blockOnCtx,
-		"term": func(ctx context.Context, self *rack.Process) error {
+		"term": func(ctx context.Context, self *rack.Self) error {
 			if err := self.SetStatus(ctx, "waiting for TERM"); err != nil {
 				return err
 			}
@@ -825,7 +821,7 @@ func TestCrossKernel(t *testing.T) {
 			causes <- context.Cause(ctx)
 			return ctx.Err()
 		},
-		"exit5": func(context.Context, *rack.Process) error { return rack.Exit(5, "five") },
+		"exit5": func(context.Context, *rack.Self) error { return rack.Exit(5, "five") },
 	})
 	blocker, err := self.Fork(ctx, rack.Spec{Name: "blocker", Args: []string{"block", "x"}})
 	if err != nil {
@@ -959,9 +955,9 @@ func TestKernelClose(t *testing.T) {
 	var queuedRan atomic.Int32
 	ready := make(chan struct{}, 2)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"block":  func(ctx context.Context, self *rack.Process) error { ready <- struct{}{}; return blockOnCtx(ctx, self) },
-		"stuck":  func(context.Context, *rack.Process) error { ready <- struct{}{}; <-stuck; return nil },
-		"queued": func(context.Context, *rack.Process) error { queuedRan.Add(1); return nil },
+		"block":  func(ctx context.Context, self *rack.Self) error { ready <- struct{}{}; return blockOnCtx(ctx, self) },
+		"stuck":  func(context.Context, *rack.Self) error { ready <- struct{}{}; <-stuck; return nil },
+		"queued": func(context.Context, *rack.Self) error { queuedRan.Add(1); return nil },
 	})
 	var procs []*rack.Process
 	for _, role := range []string{"block", "stuck", "queued"} {
@@ -973,7 +969,7 @@ func TestKernelClose(t *testing.T) {
 	}
 	pgRecv(t, ctx, ready, "block to start")
 	pgRecv(t, ctx, ready, "stuck to start")
-	procs = append(procs, self)
+	procs = append(procs, self.Process)
 	errs := make(chan error, len(procs))
 	for _, p := range procs {
 		go func() { errs <- p.Wait(ctx) }()
@@ -1025,7 +1021,7 @@ func boundedRun(t *testing.T, ctx context.Context, n, slots int, start func(i in
 	var running, peak, ran atomic.Int32
 	started := make(chan struct{}, n)
 	release := make(chan struct{})
-	prog := func(pctx context.Context, self *rack.Process) error {
+	prog := func(pctx context.Context, self *rack.Self) error {
 		now := running.Add(1)
 		for {
 			p := peak.Load()
@@ -1094,9 +1090,9 @@ func TestMaxRunning(t *testing.T) {
 	var kidsRan atomic.Int32
 	hogging := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
-		"bounded": func(ctx context.Context, self *rack.Process) error { return (*childProg.Load())(ctx, self) },
-		"kid":     func(context.Context, *rack.Process) error { kidsRan.Add(1); return nil },
-		"hog": func(ctx context.Context, self *rack.Process) error {
+		"bounded": func(ctx context.Context, self *rack.Self) error { return (*childProg.Load())(ctx, self) },
+		"kid":     func(context.Context, *rack.Self) error { kidsRan.Add(1); return nil },
+		"hog": func(ctx context.Context, self *rack.Self) error {
 			kidsRan.Add(1)
 			close(hogging)
 			return blockOnCtx(ctx, self)
@@ -1147,7 +1143,7 @@ func TestForkAllIsAllOrNothing(t *testing.T) {
 	k := pgKernel(t)
 	var ran atomic.Int32
 	self := pgRoot(t, ctx, k, pgRoles{
-		"run": func(context.Context, *rack.Process) error { ran.Add(1); return nil },
+		"run": func(context.Context, *rack.Self) error { ran.Add(1); return nil },
 	})
 	other := pgKernel(t)
 	foreign, err := other.NewGroup(ctx, "foreign")
@@ -1214,7 +1210,7 @@ func TestSetStatusShowsInPS(t *testing.T) {
 	k := pgKernel(t)
 	set := make(chan error, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"busy": func(pctx context.Context, self *rack.Process) error {
+		"busy": func(pctx context.Context, self *rack.Self) error {
 			set <- self.SetStatus(pctx, "crunching 42% ✓")
 			return blockOnCtx(pctx, self)
 		},
@@ -1229,8 +1225,20 @@ func TestSetStatusShowsInPS(t *testing.T) {
 	if got := pgPS(t, ctx, k)[c.PID()].Status; got != "crunching 42% ✓" {
 		t.Fatalf("ps status %q", got)
 	}
-	if err := c.SetStatus(ctx, "not mine"); !errors.Is(err, rack.ErrNotSelf) {
-		t.Fatalf("SetStatus on a non-self handle = %v, want ErrNotSelf", err)
+	// A Self made by hand around another process's handle cannot act as
+	// that process.
+	forged := &rack.Self{Process: c}
+	if err := forged.SetStatus(ctx, "not mine"); !errors.Is(err, rack.ErrInvalid) {
+		t.Fatalf("SetStatus on a hand-made Self = %v, want ErrInvalid", err)
+	}
+	if _, err := forged.Fork(ctx, rack.Spec{Args: []string{"busy"}}); !errors.Is(err, rack.ErrInvalid) {
+		t.Fatalf("Fork on a hand-made Self = %v, want ErrInvalid", err)
+	}
+	if _, err := forged.Stdout().Write([]byte("x")); !errors.Is(err, rack.ErrInvalid) {
+		t.Fatalf("Stdout().Write on a hand-made Self = %v, want ErrInvalid", err)
+	}
+	if got := pgPS(t, ctx, k)[c.PID()].Status; got != "crunching 42% ✓" {
+		t.Fatalf("ps status %q after a hand-made Self's SetStatus", got)
 	}
 	if err := self.SetStatus(ctx, strings.Repeat("x", 5000)); !errors.Is(err, rack.ErrInvalid) {
 		t.Fatalf("5000-byte status = %v, want ErrInvalid", err)
@@ -1246,7 +1254,7 @@ func psCheck(t *testing.T, n, batch int, full bool) {
 	ctx := pgCtx(t, 10*time.Minute)
 	k := pgKernel(t)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"leaf": func(ctx context.Context, self *rack.Process) error {
+		"leaf": func(ctx context.Context, self *rack.Self) error {
 			i, err := strconv.Atoi(self.Args()[1])
 			if err != nil {
 				return err
@@ -1362,7 +1370,7 @@ func TestProcessLearnsItsIdentity(t *testing.T) {
 	}
 	ids := make(chan identity, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"who": func(pctx context.Context, self *rack.Process) error {
+		"who": func(pctx context.Context, self *rack.Self) error {
 			id := identity{pid: self.PID(), ppid: self.PPID(), args: self.Args(), env: self.Getenv("COLOR"),
 				environ: self.Environ(), name: self.Name(), kernel: self.Kernel(),
 				selfIO: self.Stdin() != nil && self.Stdout() != nil && self.Stderr() != nil}
@@ -1408,9 +1416,6 @@ func TestProcessLearnsItsIdentity(t *testing.T) {
 	}
 	if p := rack.FromContext(ctx); p != nil {
 		t.Errorf("FromContext of a plain ctx = %v, want nil", p)
-	}
-	if c.Stdout() != nil || c.Stdin() != nil || c.Stderr() != nil {
-		t.Errorf("a non-self handle exposes stdio")
 	}
 	if self.PPID() != rack.InitPID || self.Group() != nil {
 		t.Errorf("root: ppid %d group %v", self.PPID(), self.Group())

@@ -19,7 +19,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	root, err := k.Start(ctx, rack.Spec{Name: "root"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "root"}, func(ctx context.Context, self *rack.Self) error {
 		if a := self.Args(); len(a) == 1 {
 			if a[0] == "sleep" {
 				<-ctx.Done()

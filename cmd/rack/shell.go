@@ -25,7 +25,7 @@ const rackModule = "github.com/rackfork/rack"
 // shell runs lines on a namespace, as the root process self.
 type shell struct {
 	k           *rack.Kernel
-	self        *rack.Process
+	self        *rack.Self
 	url         string
 	appsDir     string
 	stdout      io.Writer // safe for concurrent use
