@@ -245,7 +245,7 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	}
 	if k.cfg.kernelID == "" { // else the forker made it (registerChild)
 		host := &record.Host{PID: int64(pid), Kernel: k.id}
-		err = k.putSummarized(ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
+		err = k.ns.putSummarized(ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
 		if errors.Is(err, backend.ErrExist) {
 			return nil, fmt.Errorf("rack: process %d already runs elsewhere: %w", pid, ErrInvalid)
 		}

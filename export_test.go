@@ -13,13 +13,13 @@ func (k *Kernel) StopLeaseForTest() { k.leaseOff.Store(true) }
 
 // DumpForTest returns every object of the namespace's container.
 func (k *Kernel) DumpForTest(ctx context.Context) (map[string][]byte, error) {
-	objs, err := k.listAllIn(ctx, k.cfg.container, "")
+	objs, err := k.ns.listAllIn(ctx, k.cfg.container, "")
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string][]byte, len(objs))
 	for _, o := range objs {
-		data, err := k.get(ctx, o.Name)
+		data, err := k.ns.get(ctx, o.Name)
 		if err != nil {
 			continue // gone since the listing
 		}
@@ -31,7 +31,7 @@ func (k *Kernel) DumpForTest(ctx context.Context) (map[string][]byte, error) {
 // ReadableForTest returns the names of the objects of container c that
 // can still be read.
 func (k *Kernel) ReadableForTest(ctx context.Context, c string) ([]string, error) {
-	objs, err := k.listAllIn(ctx, c, "")
+	objs, err := k.ns.listAllIn(ctx, c, "")
 	if errors.Is(err, backend.ErrNotFound) {
 		return nil, nil
 	}
@@ -40,7 +40,7 @@ func (k *Kernel) ReadableForTest(ctx context.Context, c string) ([]string, error
 	}
 	var out []string
 	for _, o := range objs {
-		if _, err := k.store.Head(ctx, c, o.Name); err == nil {
+		if _, err := k.ns.store.Head(ctx, c, o.Name); err == nil {
 			out = append(out, o.Name)
 		}
 	}

@@ -99,7 +99,7 @@ func (k *Kernel) OpenFile(ctx context.Context, path string, flag int) (*File, er
 		return nil, &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: O_RDWR: rack files are read or written, not both", fs.ErrInvalid)}
 	}
 	if flag&O_WRONLY == 0 {
-		f.info, err = k.store.Head(ctx, container, object)
+		f.info, err = k.ns.store.Head(ctx, container, object)
 		if err != nil {
 			return nil, &fs.PathError{Op: op, Path: path, Err: fsError(err)}
 		}
@@ -113,7 +113,7 @@ func (k *Kernel) OpenFile(ctx context.Context, path string, flag int) (*File, er
 		return nil, &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: O_EXCL needs O_CREATE", fs.ErrInvalid)}
 	}
 	if flag&O_TRUNC == 0 || flag&O_CREATE == 0 || flag&O_EXCL != 0 {
-		_, err := k.store.Head(ctx, container, object)
+		_, err := k.ns.store.Head(ctx, container, object)
 		exists := err == nil
 		if err != nil && !errors.Is(err, backend.ErrNotFound) {
 			return nil, &fs.PathError{Op: op, Path: path, Err: fsError(err)}
@@ -127,7 +127,7 @@ func (k *Kernel) OpenFile(ctx context.Context, path string, flag int) (*File, er
 			return nil, &fs.PathError{Op: op, Path: path, Err: fs.ErrNotExist}
 		}
 	}
-	if err := k.store.CreateContainer(ctx, container); err != nil {
+	if err := k.ns.store.CreateContainer(ctx, container); err != nil {
 		return nil, &fs.PathError{Op: op, Path: path, Err: fsError(err)}
 	}
 	pr, pw := io.Pipe()
@@ -135,7 +135,7 @@ func (k *Kernel) OpenFile(ctx context.Context, path string, flag int) (*File, er
 	opts := &backend.PutOptions{CreateOnly: flag&O_EXCL != 0}
 	go func() {
 		// The kernel's context: the write outlives the OpenFile call.
-		_, err := k.store.Put(k.ctx, container, object, pr, opts)
+		_, err := k.ns.store.Put(k.ctx, container, object, pr, opts)
 		pr.CloseWithError(err)
 		f.done <- err
 	}()
@@ -217,7 +217,7 @@ func (f *File) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if f.rc == nil {
-		rc, info, err := f.k.store.Get(f.k.ctx, f.container, f.object, &backend.GetOptions{Offset: f.off})
+		rc, info, err := f.k.ns.store.Get(f.k.ctx, f.container, f.object, &backend.GetOptions{Offset: f.off})
 		if err == nil {
 			err = f.sameVersion(rc, info)
 		}
@@ -260,7 +260,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	want := min(int64(len(p)), size-off)
-	rc, info, err := f.k.store.Get(f.k.ctx, f.container, f.object, &backend.GetOptions{Offset: off, Length: want})
+	rc, info, err := f.k.ns.store.Get(f.k.ctx, f.container, f.object, &backend.GetOptions{Offset: off, Length: want})
 	if err == nil {
 		err = f.sameVersion(rc, info)
 	}
@@ -369,7 +369,7 @@ func (k *Kernel) Stat(ctx context.Context, path string) (fs.FileInfo, error) {
 		return fileInfo{name: "/", dir: true}, nil
 	}
 	if object != "" {
-		info, err := k.store.Head(ctx, container, object)
+		info, err := k.ns.store.Head(ctx, container, object)
 		if err == nil {
 			return fileInfo{name: pathBase(object), size: info.Size, mod: info.LastModified}, nil
 		}
@@ -381,7 +381,7 @@ func (k *Kernel) Stat(ctx context.Context, path string) (fs.FileInfo, error) {
 	if object != "" {
 		prefix = object + "/"
 	}
-	page, err := k.store.List(ctx, container, backend.ListOptions{Prefix: prefix, Limit: 1})
+	page, err := k.ns.store.List(ctx, container, backend.ListOptions{Prefix: prefix, Limit: 1})
 	if err != nil || (object != "" && len(page) == 0) {
 		if err == nil {
 			err = backend.ErrNotFound
@@ -411,9 +411,9 @@ func (k *Kernel) Remove(ctx context.Context, path string) error {
 		return &fs.PathError{Op: "remove", Path: path, Err: err}
 	}
 	if object == "" {
-		err = k.store.DeleteContainer(ctx, container)
+		err = k.ns.store.DeleteContainer(ctx, container)
 	} else {
-		err = k.store.Delete(ctx, container, object)
+		err = k.ns.store.Delete(ctx, container, object)
 	}
 	if err != nil {
 		return &fs.PathError{Op: "remove", Path: path, Err: fsError(err)}
@@ -441,9 +441,9 @@ func (k *Kernel) ReadDir(ctx context.Context, path string) ([]fs.DirEntry, error
 	for {
 		var page []backend.ObjectInfo
 		if container == "" {
-			page, err = k.store.ListContainers(ctx, backend.ListOptions{Marker: marker})
+			page, err = k.ns.store.ListContainers(ctx, backend.ListOptions{Marker: marker})
 		} else {
-			page, err = k.store.List(ctx, container, backend.ListOptions{Prefix: prefix, Delimiter: "/", Marker: marker})
+			page, err = k.ns.store.List(ctx, container, backend.ListOptions{Prefix: prefix, Delimiter: "/", Marker: marker})
 		}
 		if err != nil {
 			return nil, &fs.PathError{Op: "readdir", Path: path, Err: fsError(err)}

@@ -99,7 +99,7 @@ type gc struct {
 
 func (g *gc) run(ctx context.Context) error {
 	k := g.k
-	entries, err := k.listAll(ctx, record.Procs)
+	entries, err := k.ns.listAll(ctx, record.Procs)
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func (g *gc) namespaces(ctx context.Context) error {
 	var containers []string
 	marker := ""
 	for {
-		page, err := k.store.ListContainers(ctx, backend.ListOptions{Marker: marker})
+		page, err := k.ns.store.ListContainers(ctx, backend.ListOptions{Marker: marker})
 		if err != nil {
 			return err
 		}
@@ -231,7 +231,7 @@ func (g *gc) namespaces(ctx context.Context) error {
 		if g.opts.DryRun {
 			continue
 		}
-		objs, err := k.listAllIn(ctx, c, "")
+		objs, err := k.ns.listAllIn(ctx, c, "")
 		if errors.Is(err, backend.ErrNotFound) {
 			continue // deleted meanwhile
 		}
@@ -239,7 +239,7 @@ func (g *gc) namespaces(ctx context.Context) error {
 			return err
 		}
 		for _, o := range objs {
-			if err := k.store.Delete(ctx, c, o.Name); err == nil {
+			if err := k.ns.store.Delete(ctx, c, o.Name); err == nil {
 				g.report.Objects++
 			} else if !errors.Is(err, backend.ErrNotFound) {
 				return err
@@ -247,7 +247,7 @@ func (g *gc) namespaces(ctx context.Context) error {
 		}
 		// Objects written since the listing keep the container; the
 		// next pass takes them.
-		_ = k.store.DeleteContainer(ctx, c)
+		_ = k.ns.store.DeleteContainer(ctx, c)
 	}
 	return nil
 }
@@ -257,14 +257,14 @@ func (g *gc) namespaces(ctx context.Context) error {
 // for quiet. A namespace without a container here is not known dead: its
 // servers may belong to another store.
 func (k *Kernel) namespaceDead(ctx context.Context, ns string, quiet time.Duration) (bool, error) {
-	claims, err := k.store.List(ctx, ns, backend.ListOptions{Prefix: record.PIDBlocks, Limit: 1})
+	claims, err := k.ns.store.List(ctx, ns, backend.ListOptions{Prefix: record.PIDBlocks, Limit: 1})
 	if errors.Is(err, backend.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil || len(claims) == 0 {
 		return false, err // not a rack namespace: never collected
 	}
-	leases, err := k.listAllIn(ctx, ns, record.Kernels)
+	leases, err := k.ns.listAllIn(ctx, ns, record.Kernels)
 	if errors.Is(err, backend.ErrNotFound) {
 		return false, nil
 	}
@@ -277,7 +277,7 @@ func (k *Kernel) namespaceDead(ctx context.Context, ns string, quiet time.Durati
 			return false, nil
 		}
 		// Stale in the listing: the lease itself says (it expires).
-		if _, err := k.store.Head(ctx, ns, o.Name); err == nil {
+		if _, err := k.ns.store.Head(ctx, ns, o.Name); err == nil {
 			return false, nil
 		} else if !errors.Is(err, backend.ErrNotFound) {
 			return false, err
@@ -291,7 +291,7 @@ func (k *Kernel) namespaceDead(ctx context.Context, ns string, quiet time.Durati
 // newestObject returns the time of the latest write in container c that
 // its listing shows (the zero time if none).
 func (k *Kernel) newestObject(ctx context.Context, c string) time.Time {
-	objs, err := k.listAllIn(ctx, c, "")
+	objs, err := k.ns.listAllIn(ctx, c, "")
 	if err != nil {
 		return time.Now()
 	}
@@ -376,19 +376,19 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 			}
 		}
 	}
-	fifos, err := k.listAll(ctx, record.Fifos)
+	fifos, err := k.ns.listAll(ctx, record.Fifos)
 	if err != nil {
 		return err
 	}
 	for _, o := range fifos {
 		var f record.Fifo
-		if err := k.getRecord(ctx, o.Name, &f); err == nil {
+		if err := k.ns.getRecord(ctx, o.Name, &f); err == nil {
 			inUse[f.Pipe] = true
 		} else if !errors.Is(err, backend.ErrNotFound) {
 			return err
 		}
 	}
-	page, err := k.listDirs(ctx, record.Pipes)
+	page, err := k.ns.listDirs(ctx, record.Pipes)
 	if err != nil {
 		return err
 	}
@@ -397,7 +397,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 		if inUse[id] {
 			continue
 		}
-		objs, err := k.listAllIn(ctx, k.cfg.container, dir)
+		objs, err := k.ns.listAllIn(ctx, k.cfg.container, dir)
 		if err != nil {
 			return err
 		}
@@ -418,7 +418,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 			continue
 		}
 		var creator record.PipeEnd
-		if err := k.getRecord(ctx, record.PipeEndKey(id, 0), &creator); err != nil {
+		if err := k.ns.getRecord(ctx, record.PipeEndKey(id, 0), &creator); err != nil {
 			continue
 		}
 		if _, ended := g.ended[PID(creator.PID)]; !ended && !g.lostNow[PID(creator.PID)] {
@@ -450,7 +450,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 // kernels removes the leases and signal inboxes of kernels that are gone.
 func (g *gc) kernels(ctx context.Context) error {
 	k := g.k
-	inboxes, err := k.listDirs(ctx, record.Signals)
+	inboxes, err := k.ns.listDirs(ctx, record.Signals)
 	if err != nil {
 		return err
 	}
@@ -475,7 +475,7 @@ func (g *gc) kernels(ctx context.Context) error {
 		if g.opts.DryRun {
 			continue
 		}
-		objs, err := k.listAllIn(ctx, k.cfg.container, record.SignalInbox(id))
+		objs, err := k.ns.listAllIn(ctx, k.cfg.container, record.SignalInbox(id))
 		if err != nil {
 			return err
 		}
@@ -525,7 +525,7 @@ func (g *gc) instances(ctx context.Context) error {
 // delete removes names, counting them; gone already is fine.
 func (g *gc) delete(ctx context.Context, names ...string) error {
 	for _, name := range names {
-		err := g.k.store.Delete(ctx, g.k.cfg.container, name)
+		err := g.k.ns.store.Delete(ctx, g.k.cfg.container, name)
 		switch {
 		case err == nil:
 			g.report.Objects++

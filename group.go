@@ -42,7 +42,7 @@ func (k *Kernel) NewGroup(ctx context.Context, name string) (*Group, error) {
 		return nil, fmt.Errorf("rack: new group: %w", err)
 	}
 	rec := record.Group{GID: int64(gid), Name: name, Created: time.Now().UTC()}
-	if err := k.put(ctx, record.GroupKey(int64(gid)), record.Encode(rec), true); err != nil {
+	if err := k.ns.put(ctx, record.GroupKey(int64(gid)), record.Encode(rec), true); err != nil {
 		return nil, fmt.Errorf("rack: new group %s: %w", name, err)
 	}
 	k.groups.mu.Lock()
@@ -57,7 +57,7 @@ func (k *Kernel) Group(ctx context.Context, gid PID) (*Group, error) {
 		return g, nil
 	}
 	var rec record.Group
-	err := k.getRecord(ctx, record.GroupKey(int64(gid)), &rec)
+	err := k.ns.getRecord(ctx, record.GroupKey(int64(gid)), &rec)
 	if errors.Is(err, backend.ErrNotFound) {
 		return nil, fmt.Errorf("rack: group %d: %w", gid, ErrNotFound)
 	}
@@ -99,7 +99,7 @@ func (g *Group) members(ctx context.Context) ([]PID, error) {
 	if g.k.isClosed() {
 		return nil, ErrClosed
 	}
-	listed, err := g.k.listPIDs(ctx, record.GroupMembers(int64(g.gid)))
+	listed, err := g.k.ns.listPIDs(ctx, record.GroupMembers(int64(g.gid)))
 	if err != nil {
 		return nil, err
 	}

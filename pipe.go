@@ -118,7 +118,7 @@ func (s *Self) Pipe(ctx context.Context) (*PipeReader, *PipeWriter, error) {
 func (k *Kernel) claimWriter(ctx context.Context, owner *proc, pipe string, from, hint int) (*PipeWriter, error) {
 	data := record.Encode(record.PipeEnd{PID: int64(owner.pid), Kernel: k.id, From: from})
 	for n := hint; ; n++ {
-		err := k.put(ctx, record.PipeEndKey(pipe, n), data, true)
+		err := k.ns.put(ctx, record.PipeEndKey(pipe, n), data, true)
 		if errors.Is(err, backend.ErrExist) {
 			continue
 		}
@@ -227,7 +227,7 @@ func (w *PipeWriter) storeSegment(seq int, data []byte, more bool) error {
 	}
 	// The kernel's context, not the process's: acknowledged bytes are
 	// delivered even when the process is being killed.
-	_, err := w.k.store.Put(w.k.ctx, w.k.cfg.container, record.PipeSegmentKey(w.pipe, w.end, seq), bytesReader(data), opts)
+	_, err := w.k.ns.store.Put(w.k.ctx, w.k.cfg.container, record.PipeSegmentKey(w.pipe, w.end, seq), bytesReader(data), opts)
 	return err
 }
 
@@ -239,12 +239,12 @@ func (k *Kernel) deleteSoon(key string) {
 	case k.deletes <- struct{}{}:
 		if !k.background(func() {
 			defer func() { <-k.deletes }()
-			_ = k.store.Delete(k.ctx, k.cfg.container, key)
+			_ = k.ns.store.Delete(k.ctx, k.cfg.container, key)
 		}) {
 			<-k.deletes // closing: the segment expires by itself
 		}
 	default:
-		_ = k.store.Delete(k.ctx, k.cfg.container, key)
+		_ = k.ns.store.Delete(k.ctx, k.cfg.container, key)
 	}
 }
 
@@ -362,7 +362,7 @@ func (w *PipeWriter) close() error {
 	// The close record counts only segments that were stored, so a failed
 	// flush still lets the reader finish (without the lost bytes, and the
 	// writer was told).
-	err := w.k.put(w.k.ctx, record.PipeCloseKey(w.pipe, w.end), record.Encode(record.PipeClose{Segments: w.seq}), true)
+	err := w.k.ns.put(w.k.ctx, record.PipeCloseKey(w.pipe, w.end), record.Encode(record.PipeClose{Segments: w.seq}), true)
 	if errors.Is(err, backend.ErrExist) {
 		err = nil // closed on our behalf already
 	}
@@ -423,7 +423,7 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 		if r.eof {
 			return 0, io.EOF
 		}
-		ch := r.k.changed(record.PipePrefix(r.pipe))
+		ch := r.k.ns.changed(record.PipePrefix(r.pipe))
 		progress, err := r.fetch(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
@@ -439,7 +439,7 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			r.lockWaits++
 			delay = 0
 		}
-		if delay, err = r.k.waitChange(ctx, ch, r.closing, delay); err != nil {
+		if delay, err = r.k.ns.waitChange(ctx, ch, r.closing, delay); err != nil {
 			return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
 		}
 	}
@@ -454,7 +454,7 @@ func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
 	// end is rare: waiting, look every fourth time (EOF looks once more).
 	// A store that notifies is looked at every time: a wait there ends
 	// only with a change, so nothing may be left unlooked at before it.
-	if r.fetches++; r.k.notifier != nil || r.lock < 0 && r.stuck && r.stalls%4 == 3 || len(r.ends) == 0 || r.fetches%16 == 0 {
+	if r.fetches++; r.k.ns.notifier != nil || r.lock < 0 && r.stuck && r.stalls%4 == 3 || len(r.ends) == 0 || r.fetches%16 == 0 {
 		if err := r.discover(ctx); err != nil {
 			return false, err
 		}
@@ -490,13 +490,13 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 		if ok || err != nil {
 			return ok, err
 		}
-		if !end.closed && (r.k.notifier != nil || r.lock < 0 && r.stalls%2 == 1 || r.lock >= 0 && (r.lockWaits%4 == 3 || r.lockWaits >= 8)) {
+		if !end.closed && (r.k.ns.notifier != nil || r.lock < 0 && r.stalls%2 == 1 || r.lock >= 0 && (r.lockWaits%4 == 3 || r.lockWaits >= 8)) {
 			// The next segment usually comes before a close: look for
 			// the close every other wait (mid-Write, whose next segment
 			// comes before any close, every fourth of the quick looks,
 			// then at every slow one).
 			var c record.PipeClose
-			err := r.k.getRecord(ctx, record.PipeCloseKey(r.pipe, e), &c)
+			err := r.k.ns.getRecord(ctx, record.PipeCloseKey(r.pipe, e), &c)
 			if errors.Is(err, backend.ErrNotFound) {
 				continue
 			}
@@ -540,7 +540,7 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 // discover finds writer ends registered since the last look.
 func (r *PipeReader) discover(ctx context.Context) error {
 	for {
-		_, err := r.k.store.Head(ctx, r.k.cfg.container, record.PipeEndKey(r.pipe, len(r.ends)))
+		_, err := r.k.ns.store.Head(ctx, r.k.cfg.container, record.PipeEndKey(r.pipe, len(r.ends)))
 		if errors.Is(err, backend.ErrNotFound) {
 			return nil
 		}
@@ -574,7 +574,7 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 		}
 	}
 	if rc == nil {
-		rc, info, err = r.k.store.Get(ctx, r.k.cfg.container, key, nil)
+		rc, info, err = r.k.ns.store.Get(ctx, r.k.cfg.container, key, nil)
 	}
 	if errors.Is(err, backend.ErrNotFound) {
 		return false, nil
@@ -641,7 +641,7 @@ func (r *PipeReader) readAhead(e int) {
 				err  error
 			)
 			for wait := time.Millisecond; ; wait *= 2 {
-				rc, info, err = r.k.store.Get(r.k.ctx, r.k.cfg.container, key, nil)
+				rc, info, err = r.k.ns.store.Get(r.k.ctx, r.k.cfg.container, key, nil)
 				if !promised || !errors.Is(err, backend.ErrNotFound) || wait > 64*time.Millisecond {
 					break
 				}
@@ -721,7 +721,7 @@ func (k *Kernel) Mkfifo(ctx context.Context, name string) error {
 		return fmt.Errorf("rack: mkfifo: %w", ErrClosed)
 	}
 	id := k.id + "-" + strconv.FormatInt(k.seq.Add(1), 36)
-	err := k.put(ctx, record.FifoKey(name), record.Encode(record.Fifo{Name: name, Pipe: id}), true)
+	err := k.ns.put(ctx, record.FifoKey(name), record.Encode(record.Fifo{Name: name, Pipe: id}), true)
 	if errors.Is(err, backend.ErrExist) {
 		return fmt.Errorf("rack: mkfifo %q: %w", name, fs.ErrExist)
 	}
@@ -736,7 +736,7 @@ func (k *Kernel) fifo(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	var f record.Fifo
-	err := k.getRecord(ctx, record.FifoKey(name), &f)
+	err := k.ns.getRecord(ctx, record.FifoKey(name), &f)
 	if errors.Is(err, backend.ErrNotFound) {
 		return "", fmt.Errorf("fifo %q: %w", name, fs.ErrNotExist)
 	}

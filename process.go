@@ -287,7 +287,7 @@ func (s *Self) SetStatus(ctx context.Context, text string) error {
 	if len(text) > maxStatusBytes || !utf8.ValidString(text) {
 		return fmt.Errorf("rack: set status: %w: status must be valid UTF-8 of at most %d bytes", ErrInvalid, maxStatusBytes)
 	}
-	if err := pr.k.putSummarized(ctx, record.StatusKey(int64(pr.pid)), []byte(text), false, record.StatusSummary(text)); err != nil {
+	if err := pr.k.ns.putSummarized(ctx, record.StatusKey(int64(pr.pid)), []byte(text), false, record.StatusSummary(text)); err != nil {
 		return fmt.Errorf("rack: set status of %v: %w", pr.handle(), err)
 	}
 	pr.mu.Lock()
@@ -454,7 +454,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
 	}
 	rec.Started = time.Now().UnixNano()
-	if err := k.putSummarized(ctx, record.ProcKey(int64(pid)), record.Encode(rec), true, record.ProcSummary(rec)); err != nil {
+	if err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), record.Encode(rec), true, record.ProcSummary(rec)); err != nil {
 		k.closeEnds(pr, false)
 		if errors.Is(err, backend.ErrExist) {
 			// Another kernel uses this pid: both took its block (two
@@ -468,7 +468,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	k.cache.Store(pid, rec)
 	if rec.Group != 0 {
 		k.addMember(PID(rec.Group), pid)
-		if err := k.put(ctx, record.GroupMemberKey(rec.Group, int64(pid)), nil, true); err != nil {
+		if err := k.ns.put(ctx, record.GroupMemberKey(rec.Group, int64(pid)), nil, true); err != nil {
 			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "could not join group: " + err.Error()})
 			return nil, fmt.Errorf("rack: fork %s: join group %d: %w", rec.Name, rec.Group, err)
 		}
@@ -626,7 +626,7 @@ func (k *Kernel) start(pr *proc) {
 			if pr.remote {
 				pr.launched.Store(true)
 				k.wakeRemotes()
-				if k.notifier != nil {
+				if k.ns.notifier != nil {
 					go k.awaitNotifiedExit(pr)
 				}
 			}
@@ -663,7 +663,7 @@ func (k *Kernel) registerChild(pid PID, kid string) error {
 		return err
 	}
 	host := &record.Host{PID: int64(pid), Kernel: kid}
-	return k.putSummarized(k.ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
+	return k.ns.putSummarized(k.ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
 }
 
 // run is the body of a process on an in-process compute.
@@ -751,10 +751,10 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		if ex.By == "" {                    // not read from the store: ours to record
 			ex.PID, ex.By, ex.Ended = int64(pr.pid), k.id, time.Now().UnixNano()
 			ex.Stderr = pr.tail.String()
-			err := k.putSummarized(ctx, record.ExitKey(int64(pr.pid)), record.Encode(ex), true, record.ExitSummary(ex))
+			err := k.ns.putSummarized(ctx, record.ExitKey(int64(pr.pid)), record.Encode(ex), true, record.ExitSummary(ex))
 			if errors.Is(err, backend.ErrExist) {
 				var first record.Exit
-				if err = k.getRecord(ctx, record.ExitKey(int64(pr.pid)), &first); err == nil {
+				if err = k.ns.getRecord(ctx, record.ExitKey(int64(pr.pid)), &first); err == nil {
 					ex = &first
 				}
 			}
@@ -765,7 +765,7 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 				// Its own kernel did not get to close its pipe ends.
 				k.closeRecordedEnds(ctx, pr.rec)
 			}
-			if pr.adopted && err == nil && k.notifier == nil {
+			if pr.adopted && err == nil && k.ns.notifier == nil {
 				// Tell the forker at once (its inbox), as Linux sends
 				// SIGCHLD: its stand-in need not poll for the exit. (A
 				// store that notifies tells it without a note.)
@@ -886,7 +886,7 @@ func (k *Kernel) awaitExit(ctx context.Context, pid PID, rec *record.Proc) (*rec
 	var delay time.Duration
 	leaseCheck := time.Now().Add(k.cfg.lease / 2)
 	for {
-		ch := k.changed(record.ExitKey(int64(pid)))
+		ch := k.ns.changed(record.ExitKey(int64(pid)))
 		ex, err := k.exitRecord(ctx, pid)
 		if err == nil {
 			return ex, nil
@@ -918,7 +918,7 @@ func (k *Kernel) awaitExit(ctx context.Context, pid PID, rec *record.Proc) (*rec
 			t.Stop()
 			continue
 		}
-		if delay, err = k.waitChange(ctx, nil, nil, delay); err != nil {
+		if delay, err = k.ns.waitChange(ctx, nil, nil, delay); err != nil {
 			return nil, err
 		}
 	}
@@ -927,7 +927,7 @@ func (k *Kernel) awaitExit(ctx context.Context, pid PID, rec *record.Proc) (*rec
 // recordLost records that pid was lost, unless its exit is already known.
 func (k *Kernel) recordLost(ctx context.Context, pid PID, why string) {
 	ex := &record.Exit{PID: int64(pid), Code: -1, Lost: true, Reason: why, Ended: time.Now().UnixNano(), By: k.id}
-	if err := k.putSummarized(ctx, record.ExitKey(int64(pid)), record.Encode(ex), true, record.ExitSummary(ex)); err != nil && !errors.Is(err, backend.ErrExist) {
+	if err := k.ns.putSummarized(ctx, record.ExitKey(int64(pid)), record.Encode(ex), true, record.ExitSummary(ex)); err != nil && !errors.Is(err, backend.ErrExist) {
 		k.cfg.logger.Warn("rack: recording lost process", "pid", pid, "err", err)
 	}
 }
@@ -1185,7 +1185,7 @@ func (k *Kernel) hostOf(ctx context.Context, pid PID, rec *record.Proc) (string,
 		return v.(string), true, nil
 	}
 	var h record.Host
-	err := k.getRecord(ctx, record.HostKey(int64(pid)), &h)
+	err := k.ns.getRecord(ctx, record.HostKey(int64(pid)), &h)
 	switch {
 	case err == nil:
 		k.hosts.Store(pid, h.Kernel)
@@ -1204,7 +1204,7 @@ func (k *Kernel) sendSignal(ctx context.Context, host string, pid PID, sig Signa
 // sendMessage puts msg into kernel host's inbox.
 func (k *Kernel) sendMessage(ctx context.Context, host string, msg record.Signal) error {
 	key := fmt.Sprintf("%s%010d.%s.%012d", record.SignalInbox(host), msg.PID, k.id, k.seq.Add(1))
-	return k.put(ctx, key, record.Encode(msg), true)
+	return k.ns.put(ctx, key, record.Encode(msg), true)
 }
 
 // sigchld is the signal number of the note a kernel leaves in a forker's
@@ -1273,7 +1273,7 @@ func (k *Kernel) childExited(pid PID) {
 // note): waiting costs no request.
 func (k *Kernel) awaitNotifiedExit(pr *proc) {
 	for !isDone(pr) {
-		ch := k.changed(record.ExitKey(int64(pr.pid)))
+		ch := k.ns.changed(record.ExitKey(int64(pr.pid)))
 		if ex, err := k.exitRecord(k.ctx, pr.pid); err == nil {
 			k.finish(pr, ex)
 			return
@@ -1436,7 +1436,7 @@ func (k *Kernel) checkRemotes(ctx context.Context, pending []*proc, checkLeases 
 func (k *Kernel) checkRemoteLeases(ctx context.Context, pending []*proc) {
 	v := &psView{k: k, hosts: map[PID]string{}, leaseSeen: map[string]leaseEntry{}}
 	lo, hi := pending[0].pid, pending[len(pending)-1].pid
-	hosts, err := k.listRange(ctx, record.Hosts, record.HostKey(int64(lo)-1), record.HostKey(int64(hi)))
+	hosts, err := k.ns.listRange(ctx, record.Hosts, record.HostKey(int64(lo)-1), record.HostKey(int64(hi)))
 	if err != nil {
 		return
 	}
@@ -1470,7 +1470,7 @@ func (k *Kernel) closeRecordedEnds(ctx context.Context, rec *record.Proc) {
 		}
 		n := 0
 		for {
-			_, err := k.store.Head(ctx, k.cfg.container, record.PipeSegmentKey(s.Pipe, s.End, n))
+			_, err := k.ns.store.Head(ctx, k.cfg.container, record.PipeSegmentKey(s.Pipe, s.End, n))
 			if err != nil {
 				if !errors.Is(err, backend.ErrNotFound) {
 					k.cfg.logger.Warn("rack: counting a lost writer's segments", "pipe", s.Pipe, "err", err)
@@ -1479,7 +1479,7 @@ func (k *Kernel) closeRecordedEnds(ctx context.Context, rec *record.Proc) {
 			}
 			n++
 		}
-		err := k.put(ctx, record.PipeCloseKey(s.Pipe, s.End), record.Encode(record.PipeClose{Segments: n}), true)
+		err := k.ns.put(ctx, record.PipeCloseKey(s.Pipe, s.End), record.Encode(record.PipeClose{Segments: n}), true)
 		if err != nil && !errors.Is(err, backend.ErrExist) {
 			k.cfg.logger.Warn("rack: closing a lost writer's pipe end", "pipe", s.Pipe, "err", err)
 		}

@@ -19,7 +19,6 @@
 package rack
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -184,16 +183,13 @@ func WithNamespace(name string) Option {
 // coordinate only through the store.
 type Kernel struct {
 	cfg      config
-	remote   bool          // the compute starts new programs, which host their process
-	leaseOff atomic.Bool   // tests: stop renewing the lease, as a dead kernel would
-	orphaned atomic.Bool   // a process it hosted was killed because its forker died
-	store    backend.Store // with retries, counted
+	remote   bool        // the compute starts new programs, which host their process
+	leaseOff atomic.Bool // tests: stop renewing the lease, as a dead kernel would
+	orphaned atomic.Bool // a process it hosted was killed because its forker died
+	ns       nsStore     // the namespace's records
 	counter  *count.Store
-	notifier backend.Notifier
-	// looseCreate: the store's create-only puts can race (backend.LooseCreate).
-	looseCreate bool
-	compute     backend.Compute
-	id          string
+	compute  backend.Compute
+	id       string
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -407,7 +403,7 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	counted, counter := count.Wrap(store, cfg.logger)
 	k := &Kernel{
 		cfg:     cfg,
-		store:   retry.Wrap(counted, cfg.retry),
+		ns:      nsStore{store: retry.Wrap(counted, cfg.retry)},
 		counter: counter,
 		compute: compute,
 		id:      cfg.kernelID,
@@ -421,9 +417,9 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	}
 	k.groups.members = make(map[PID]map[PID]struct{})
 	k.groups.names = make(map[PID]string)
-	k.notifier, _ = store.(backend.Notifier)
+	k.ns.notifier, _ = store.(backend.Notifier)
 	if lc, ok := store.(backend.LooseCreate); ok {
-		k.looseCreate = lc.LooseCreate()
+		k.ns.looseCreate = lc.LooseCreate()
 	}
 	if k.cfg.segmentSize == 0 {
 		// Every request costs a remote store's servers more than its
@@ -449,10 +445,11 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		}
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
-	if err := k.store.CreateContainer(ctx, cfg.container); err != nil {
+	k.compose()
+	if err := k.ns.store.CreateContainer(ctx, cfg.container); err != nil {
 		// A child's narrow credential may not create containers, but the
 		// namespace it joins exists: a listing says so.
-		if _, lerr := k.store.List(ctx, cfg.container, backend.ListOptions{Limit: 1}); lerr != nil {
+		if _, lerr := k.ns.store.List(ctx, cfg.container, backend.ListOptions{Limit: 1}); lerr != nil {
 			k.cancel()
 			return nil, fmt.Errorf("rack: new: namespace container %q: %w", cfg.container, err)
 		}
@@ -473,6 +470,14 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		k.startInbox(0)
 	}
 	return k, nil
+}
+
+// compose sets up the kernel's parts once New has its configuration, id
+// and lifetime.
+func (k *Kernel) compose() {
+	k.ns.container, k.ns.recordTTL = k.cfg.container, k.cfg.recordTTL
+	k.ns.pollMin, k.ns.pollMax = k.cfg.pollMin, k.cfg.pollMax
+	k.ns.closing = k.ctx.Done()
 }
 
 // startInbox starts the delivery of signals sent to this kernel, the
@@ -566,98 +571,16 @@ func (k *Kernel) Close() error {
 	for _, f := range files {
 		f.abort(fmt.Errorf("rack: kernel closed before %s was closed: %w", f.path, ErrClosed))
 	}
-	_ = k.store.Delete(ctx, k.cfg.container, record.KernelKey(k.id))
+	_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(k.id))
 	k.cancel()
 	k.wg.Wait()
-	return errors.Join(k.compute.Close(), k.store.Close())
+	return errors.Join(k.compute.Close(), k.ns.store.Close())
 }
 
 func (k *Kernel) isClosed() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.closed
-}
-
-// put writes a record with the namespace's expiry.
-func (k *Kernel) put(ctx context.Context, key string, data []byte, createOnly bool) error {
-	return k.putSummarized(ctx, key, data, createOnly, "")
-}
-
-// putSummarized writes a record with its ps summary as content type (see
-// record.ProcSummary), so that ps reads it from listings.
-func (k *Kernel) putSummarized(ctx context.Context, key string, data []byte, createOnly bool, summary string) error {
-	_, err := k.store.Put(ctx, k.cfg.container, key, bytesReader(data), &backend.PutOptions{
-		CreateOnly: createOnly, DeleteAfter: k.cfg.recordTTL, ContentType: summary,
-	})
-	return err
-}
-
-// get reads a whole record.
-func (k *Kernel) get(ctx context.Context, key string) ([]byte, error) {
-	rc, _, err := k.store.Get(ctx, k.cfg.container, key, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
-}
-
-func (k *Kernel) getRecord(ctx context.Context, key string, v any) error {
-	data, err := k.get(ctx, key)
-	if err != nil {
-		return err
-	}
-	return record.Decode(key, data, v)
-}
-
-// changed returns a channel closed at the next change under key, or nil
-// when the store cannot notify (then the caller polls).
-func (k *Kernel) changed(key string) <-chan struct{} {
-	if k.notifier == nil {
-		return nil
-	}
-	return k.notifier.Changed(k.cfg.container, key)
-}
-
-// waitChange waits for ch (a notification), stop, or, without one, for the poll
-// delay; it returns the next delay.
-func (k *Kernel) waitChange(ctx context.Context, ch, stop <-chan struct{}, delay time.Duration) (time.Duration, error) {
-	if ch != nil {
-		select {
-		case <-ch:
-			return delay, nil
-		case <-stop:
-			return delay, ErrClosed
-		case <-ctx.Done():
-			return delay, context.Cause(ctx)
-		case <-k.ctx.Done():
-			return delay, ErrClosed
-		}
-	}
-	if delay == 0 {
-		delay = k.cfg.pollMin
-	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-stop:
-		return delay, ErrClosed
-	case <-ctx.Done():
-		return delay, context.Cause(ctx)
-	case <-k.ctx.Done():
-		return delay, ErrClosed
-	}
-	return k.nextDelay(delay), nil
-}
-
-// nextDelay is the poll backoff: a few polls at pollMin (what is awaited
-// often comes within a round trip or two), then doubling up to pollMax.
-func (k *Kernel) nextDelay(delay time.Duration) time.Duration {
-	if delay < 4*k.cfg.pollMin {
-		return delay + k.cfg.pollMin
-	}
-	return min(2*delay, k.cfg.pollMax)
 }
 
 // allocPID hands out a pid from this kernel's block, claiming a new block
@@ -706,7 +629,7 @@ func (k *Kernel) leaveBlock(pid PID) {
 // strongly consistent) rather than by listing.
 func (k *Kernel) claimBlock(ctx context.Context, hint int64) (int64, error) {
 	exists := func(b int64) (bool, error) {
-		_, err := k.store.Head(ctx, k.cfg.container, record.PIDKey(b))
+		_, err := k.ns.store.Head(ctx, k.cfg.container, record.PIDKey(b))
 		if errors.Is(err, backend.ErrNotFound) {
 			return false, nil
 		}
@@ -739,7 +662,7 @@ func (k *Kernel) claimBlock(ctx context.Context, hint int64) (int64, error) {
 	}
 	for b := lo; ; b++ {
 		start := time.Now()
-		err := k.put(ctx, record.PIDKey(b), record.Encode(map[string]string{"kernel": k.id}), true)
+		err := k.ns.put(ctx, record.PIDKey(b), record.Encode(map[string]string{"kernel": k.id}), true)
 		if err == nil {
 			if mine, err := k.stillMine(ctx, record.PIDKey(b), time.Since(start)); err != nil || mine {
 				return b, err
@@ -758,7 +681,7 @@ func (k *Kernel) claimBlock(ctx context.Context, hint int64) (int64, error) {
 // also succeeds, and the later one stays: it started before ours ended, so
 // it ends about one request later. Read back after twice took, then.
 func (k *Kernel) stillMine(ctx context.Context, key string, took time.Duration) (bool, error) {
-	if !k.looseCreate {
+	if !k.ns.looseCreate {
 		return true, nil
 	}
 	t := time.NewTimer(max(2*took, 5*time.Millisecond))
@@ -769,7 +692,7 @@ func (k *Kernel) stillMine(ctx context.Context, key string, took time.Duration) 
 		return false, context.Cause(ctx)
 	}
 	var claim map[string]string
-	if err := k.getRecord(ctx, key, &claim); err != nil {
+	if err := k.ns.getRecord(ctx, key, &claim); err != nil {
 		return false, err
 	}
 	return claim["kernel"] == k.id, nil
@@ -782,7 +705,7 @@ func (k *Kernel) renewLease(ctx context.Context) error {
 
 // putLease writes the lease of kernel id, good for lease.
 func (k *Kernel) putLease(ctx context.Context, id string, lease time.Duration) error {
-	_, err := k.store.Put(ctx, k.cfg.container, record.KernelKey(id),
+	_, err := k.ns.store.Put(ctx, k.cfg.container, record.KernelKey(id),
 		bytesReader(record.Encode(record.Lease{Kernel: id, Renewed: time.Now()})),
 		&backend.PutOptions{DeleteAfter: lease, ContentType: record.LeaseSummary(int64(lease))})
 	return err
@@ -812,7 +735,7 @@ func (k *Kernel) leaseAlive(ctx context.Context, id string) (bool, error) {
 	if id == k.id {
 		return true, nil
 	}
-	_, err := k.store.Head(ctx, k.cfg.container, record.KernelKey(id))
+	_, err := k.ns.store.Head(ctx, k.cfg.container, record.KernelKey(id))
 	if errors.Is(err, backend.ErrNotFound) {
 		return false, nil
 	}
@@ -840,7 +763,7 @@ func (k *Kernel) inboxLoop(wait time.Duration) {
 		// pollMin waits that long).
 		var ch <-chan struct{}
 		if !first {
-			ch = k.changed(prefix)
+			ch = k.ns.changed(prefix)
 		}
 		n := k.drainInbox(prefix)
 		if n > 0 {
@@ -870,7 +793,7 @@ func (k *Kernel) inboxLoop(wait time.Duration) {
 
 func (k *Kernel) drainInbox(prefix string) int {
 	ctx := k.ctx
-	page, err := k.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix})
+	page, err := k.ns.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix})
 	if err != nil {
 		if ctx.Err() == nil {
 			k.cfg.logger.Warn("rack: reading signal inbox", "kernel", k.id, "err", err)
@@ -879,13 +802,13 @@ func (k *Kernel) drainInbox(prefix string) int {
 	}
 	for _, o := range page {
 		var s record.Signal
-		if err := k.getRecord(ctx, o.Name, &s); err != nil {
+		if err := k.ns.getRecord(ctx, o.Name, &s); err != nil {
 			if !errors.Is(err, backend.ErrNotFound) {
 				k.cfg.logger.Warn("rack: reading signal", "name", o.Name, "err", err)
 			}
 			continue
 		}
-		_ = k.store.Delete(ctx, k.cfg.container, o.Name)
+		_ = k.ns.store.Delete(ctx, k.cfg.container, o.Name)
 		if s.Signal == sigchld {
 			k.childExited(PID(s.Child))
 			continue
@@ -949,7 +872,7 @@ func (k *Kernel) Processes(ctx context.Context) ([]ProcessInfo, error) {
 		return nil, ErrClosed
 	}
 	v := &psView{k: k}
-	entries, err := k.listAll(ctx, record.Procs)
+	entries, err := k.ns.listAll(ctx, record.Procs)
 	if err != nil {
 		return nil, fmt.Errorf("rack: ps: %w", err)
 	}
@@ -969,93 +892,6 @@ func (k *Kernel) Processes(ctx context.Context) ([]ProcessInfo, error) {
 		return nil, fmt.Errorf("rack: ps: %w", err)
 	}
 	return v.infos(ctx, pids)
-}
-
-// list visits the objects of container c that opts select, page after
-// page, until visit returns false or the listing ends (an empty page).
-// Every listing helper below is a use of it.
-func (k *Kernel) list(ctx context.Context, c string, opts backend.ListOptions, visit func(backend.ObjectInfo) bool) error {
-	for {
-		page, err := k.store.List(ctx, c, opts)
-		if err != nil {
-			return err
-		}
-		if len(page) == 0 {
-			return nil
-		}
-		for _, o := range page {
-			if !visit(o) {
-				return nil
-			}
-		}
-		opts.Marker = page[len(page)-1].Name
-	}
-}
-
-// listAll lists the objects right under prefix in the namespace (no
-// subdirectories).
-func (k *Kernel) listAll(ctx context.Context, prefix string) ([]backend.ObjectInfo, error) {
-	var out []backend.ObjectInfo
-	err := k.list(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Delimiter: "/"}, func(o backend.ObjectInfo) bool {
-		if !o.Subdir {
-			out = append(out, o)
-		}
-		return true
-	})
-	return out, err
-}
-
-// listRange lists the objects right under prefix named after from, up to
-// and including to.
-func (k *Kernel) listRange(ctx context.Context, prefix, from, to string) ([]backend.ObjectInfo, error) {
-	var out []backend.ObjectInfo
-	err := k.list(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: from, Delimiter: "/"}, func(o backend.ObjectInfo) bool {
-		if o.Name > to {
-			return false
-		}
-		if !o.Subdir {
-			out = append(out, o)
-		}
-		return true
-	})
-	return out, err
-}
-
-// listDirs lists the "directories" right under prefix in the namespace.
-func (k *Kernel) listDirs(ctx context.Context, prefix string) ([]string, error) {
-	var out []string
-	err := k.list(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix, Delimiter: "/"}, func(o backend.ObjectInfo) bool {
-		if o.Subdir {
-			out = append(out, o.Name)
-		}
-		return true
-	})
-	return out, err
-}
-
-// listAllIn lists every object of container c under prefix, at any depth.
-func (k *Kernel) listAllIn(ctx context.Context, c, prefix string) ([]backend.ObjectInfo, error) {
-	var out []backend.ObjectInfo
-	err := k.list(ctx, c, backend.ListOptions{Prefix: prefix}, func(o backend.ObjectInfo) bool {
-		out = append(out, o)
-		return true
-	})
-	return out, err
-}
-
-// listPIDs lists the pids named under prefix.
-func (k *Kernel) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
-	entries, err := k.listAll(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	pids := make([]PID, 0, len(entries))
-	for _, o := range entries {
-		if n, err := record.ParseNumber(o.Name); err == nil {
-			pids = append(pids, PID(n))
-		}
-	}
-	return pids, nil
 }
 
 // psView gathers what ps shows: from records this kernel knows, from the
@@ -1113,7 +949,7 @@ func (v *psView) listAll(ctx context.Context) error {
 			}
 		}},
 	} {
-		entries, err := v.k.listAll(ctx, l.prefix)
+		entries, err := v.k.ns.listAll(ctx, l.prefix)
 		if err != nil {
 			return err
 		}
@@ -1128,7 +964,7 @@ func (v *psView) listAll(ctx context.Context) error {
 
 // listLeases reads when each kernel's lease was last renewed.
 func (v *psView) listLeases(ctx context.Context) error {
-	leases, err := v.k.listAll(ctx, record.Kernels)
+	leases, err := v.k.ns.listAll(ctx, record.Kernels)
 	if err != nil {
 		return err
 	}
@@ -1212,7 +1048,7 @@ func (v *psView) statusText(ctx context.Context, pid PID) string {
 	if text, ok := v.status[pid]; ok {
 		return text
 	}
-	if data, err := v.k.get(ctx, record.StatusKey(int64(pid))); err == nil {
+	if data, err := v.k.ns.get(ctx, record.StatusKey(int64(pid))); err == nil {
 		return string(data)
 	}
 	return ""
@@ -1264,7 +1100,7 @@ func (k *Kernel) procRecord(ctx context.Context, pid PID) (*record.Proc, error) 
 		return v.(*record.Proc), nil
 	}
 	var rec record.Proc
-	if err := k.getRecord(ctx, record.ProcKey(int64(pid)), &rec); err != nil {
+	if err := k.ns.getRecord(ctx, record.ProcKey(int64(pid)), &rec); err != nil {
 		return nil, err
 	}
 	k.cache.Store(pid, &rec)
@@ -1277,7 +1113,7 @@ func (k *Kernel) exitRecord(ctx context.Context, pid PID) (*record.Exit, error) 
 		return v.(*record.Exit), nil
 	}
 	var ex record.Exit
-	if err := k.getRecord(ctx, record.ExitKey(int64(pid)), &ex); err != nil {
+	if err := k.ns.getRecord(ctx, record.ExitKey(int64(pid)), &ex); err != nil {
 		return nil, err
 	}
 	k.exits.Store(pid, &ex)
@@ -1308,9 +1144,6 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-// bytesReader returns a rewindable reader, so that retries can resend it.
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // validName checks a user-given name (process, group, fifo, namespace).
 func validName(what, s string) error {

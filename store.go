@@ -1,0 +1,198 @@
+package rack
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// nsStore is the kernel's access to its namespace in the store: records
+// with the namespace's expiry, their listings, and waiting for a change
+// (by notification where the store can, else by polling with backoff).
+type nsStore struct {
+	store    backend.Store // with retries, counted
+	notifier backend.Notifier
+	// looseCreate: the store's create-only puts can race (backend.LooseCreate).
+	looseCreate bool
+	container   string        // the namespace's container
+	recordTTL   time.Duration // how long records live
+	pollMin     time.Duration
+	pollMax     time.Duration
+	closing     <-chan struct{} // closed when the kernel closes
+}
+
+// put writes a record with the namespace's expiry.
+func (n *nsStore) put(ctx context.Context, key string, data []byte, createOnly bool) error {
+	return n.putSummarized(ctx, key, data, createOnly, "")
+}
+
+// putSummarized writes a record with its ps summary as content type (see
+// record.ProcSummary), so that ps reads it from listings.
+func (n *nsStore) putSummarized(ctx context.Context, key string, data []byte, createOnly bool, summary string) error {
+	_, err := n.store.Put(ctx, n.container, key, bytesReader(data), &backend.PutOptions{
+		CreateOnly: createOnly, DeleteAfter: n.recordTTL, ContentType: summary,
+	})
+	return err
+}
+
+// get reads a whole record.
+func (n *nsStore) get(ctx context.Context, key string) ([]byte, error) {
+	rc, _, err := n.store.Get(ctx, n.container, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func (n *nsStore) getRecord(ctx context.Context, key string, v any) error {
+	data, err := n.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	return record.Decode(key, data, v)
+}
+
+// changed returns a channel closed at the next change under key, or nil
+// when the store cannot notify (then the caller polls).
+func (n *nsStore) changed(key string) <-chan struct{} {
+	if n.notifier == nil {
+		return nil
+	}
+	return n.notifier.Changed(n.container, key)
+}
+
+// waitChange waits for ch (a notification), stop, or, without one, for the poll
+// delay; it returns the next delay.
+func (n *nsStore) waitChange(ctx context.Context, ch, stop <-chan struct{}, delay time.Duration) (time.Duration, error) {
+	if ch != nil {
+		select {
+		case <-ch:
+			return delay, nil
+		case <-stop:
+			return delay, ErrClosed
+		case <-ctx.Done():
+			return delay, context.Cause(ctx)
+		case <-n.closing:
+			return delay, ErrClosed
+		}
+	}
+	if delay == 0 {
+		delay = n.pollMin
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-stop:
+		return delay, ErrClosed
+	case <-ctx.Done():
+		return delay, context.Cause(ctx)
+	case <-n.closing:
+		return delay, ErrClosed
+	}
+	return n.nextDelay(delay), nil
+}
+
+// nextDelay is the poll backoff: a few polls at pollMin (what is awaited
+// often comes within a round trip or two), then doubling up to pollMax.
+func (n *nsStore) nextDelay(delay time.Duration) time.Duration {
+	if delay < 4*n.pollMin {
+		return delay + n.pollMin
+	}
+	return min(2*delay, n.pollMax)
+}
+
+// list visits the objects of container c that opts select, page after
+// page, until visit returns false or the listing ends (an empty page).
+// Every listing helper below is a use of it.
+func (n *nsStore) list(ctx context.Context, c string, opts backend.ListOptions, visit func(backend.ObjectInfo) bool) error {
+	for {
+		page, err := n.store.List(ctx, c, opts)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		for _, o := range page {
+			if !visit(o) {
+				return nil
+			}
+		}
+		opts.Marker = page[len(page)-1].Name
+	}
+}
+
+// listAll lists the objects right under prefix in the namespace (no
+// subdirectories).
+func (n *nsStore) listAll(ctx context.Context, prefix string) ([]backend.ObjectInfo, error) {
+	var out []backend.ObjectInfo
+	err := n.list(ctx, n.container, backend.ListOptions{Prefix: prefix, Delimiter: "/"}, func(o backend.ObjectInfo) bool {
+		if !o.Subdir {
+			out = append(out, o)
+		}
+		return true
+	})
+	return out, err
+}
+
+// listRange lists the objects right under prefix named after from, up to
+// and including to.
+func (n *nsStore) listRange(ctx context.Context, prefix, from, to string) ([]backend.ObjectInfo, error) {
+	var out []backend.ObjectInfo
+	err := n.list(ctx, n.container, backend.ListOptions{Prefix: prefix, Marker: from, Delimiter: "/"}, func(o backend.ObjectInfo) bool {
+		if o.Name > to {
+			return false
+		}
+		if !o.Subdir {
+			out = append(out, o)
+		}
+		return true
+	})
+	return out, err
+}
+
+// listDirs lists the "directories" right under prefix in the namespace.
+func (n *nsStore) listDirs(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	err := n.list(ctx, n.container, backend.ListOptions{Prefix: prefix, Delimiter: "/"}, func(o backend.ObjectInfo) bool {
+		if o.Subdir {
+			out = append(out, o.Name)
+		}
+		return true
+	})
+	return out, err
+}
+
+// listAllIn lists every object of container c under prefix, at any depth.
+func (n *nsStore) listAllIn(ctx context.Context, c, prefix string) ([]backend.ObjectInfo, error) {
+	var out []backend.ObjectInfo
+	err := n.list(ctx, c, backend.ListOptions{Prefix: prefix}, func(o backend.ObjectInfo) bool {
+		out = append(out, o)
+		return true
+	})
+	return out, err
+}
+
+// listPIDs lists the pids named under prefix.
+func (n *nsStore) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
+	entries, err := n.listAll(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]PID, 0, len(entries))
+	for _, o := range entries {
+		if n, err := record.ParseNumber(o.Name); err == nil {
+			pids = append(pids, PID(n))
+		}
+	}
+	return pids, nil
+}
+
+// bytesReader returns a rewindable reader, so that retries can resend it.
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
