@@ -37,7 +37,7 @@ func (k *Kernel) NewGroup(ctx context.Context, name string) (*Group, error) {
 	if k.isClosed() {
 		return nil, fmt.Errorf("rack: new group: %w", ErrClosed)
 	}
-	gid, err := k.allocPID(ctx)
+	gid, err := k.pids.alloc(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("rack: new group: %w", err)
 	}

@@ -434,7 +434,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	if err := k.checkStreams(parent, &spec); err != nil {
 		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
 	}
-	pid, err := k.allocPID(ctx)
+	pid, err := k.pids.alloc(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -460,7 +460,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 			// Another kernel uses this pid: both took its block (two
 			// claims in flight at once on a store whose creates are
 			// loose). Leave the block, so the next fork claims another.
-			k.leaveBlock(pid)
+			k.pids.leave(pid)
 			return nil, fmt.Errorf("rack: fork %s: pid %d is another kernel's (its block was claimed twice); fork again: %w", rec.Name, pid, err)
 		}
 		return nil, fmt.Errorf("rack: fork %s: record pid %d: %w", rec.Name, pid, err)

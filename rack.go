@@ -195,16 +195,14 @@ type Kernel struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	closed   bool
-	procs    map[PID]*proc // processes this kernel hosts and that still run
-	pidNext  int64
-	pidEnd   int64
-	pidBlock int64
-	pending  []*proc            // forks queued for the scheduler
-	files    map[*File]struct{} // open files not owned by a process
-	running  int
-	seq      atomic.Int64
+	pids    pidAlloc
+	mu      sync.Mutex
+	closed  bool
+	procs   map[PID]*proc      // processes this kernel hosts and that still run
+	pending []*proc            // forks queued for the scheduler
+	files   map[*File]struct{} // open files not owned by a process
+	running int
+	seq     atomic.Int64
 	// remoteWake wakes watchRemotes when a remote child has started.
 	remoteWake chan struct{}
 	// deletes bounds the background deletes of consumed pipe segments.
@@ -478,6 +476,7 @@ func (k *Kernel) compose() {
 	k.ns.container, k.ns.recordTTL = k.cfg.container, k.cfg.recordTTL
 	k.ns.pollMin, k.ns.pollMax = k.cfg.pollMin, k.cfg.pollMax
 	k.ns.closing = k.ctx.Done()
+	k.pids.ns, k.pids.id = &k.ns, k.id
 }
 
 // startInbox starts the delivery of signals sent to this kernel, the
@@ -581,121 +580,6 @@ func (k *Kernel) isClosed() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.closed
-}
-
-// allocPID hands out a pid from this kernel's block, claiming a new block
-// (one create-only object) when it runs out.
-func (k *Kernel) allocPID(ctx context.Context) (PID, error) {
-	k.mu.Lock()
-	if k.pidNext < k.pidEnd {
-		p := k.pidNext
-		k.pidNext++
-		k.mu.Unlock()
-		return PID(p), nil
-	}
-	block := k.pidBlock
-	k.mu.Unlock()
-	block, err := k.claimBlock(ctx, block)
-	if err != nil {
-		return 0, fmt.Errorf("rack: allocate pid: %w", err)
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.pidNext >= k.pidEnd { // nobody refilled while we claimed
-		k.pidBlock = block + 1
-		k.pidNext = firstPID + block*pidBlockSize
-		k.pidEnd = k.pidNext + pidBlockSize
-	} else {
-		// Another goroutine refilled first; our block is wasted, which
-		// only leaves a gap in the pid space.
-	}
-	p := k.pidNext
-	k.pidNext++
-	return PID(p), nil
-}
-
-// leaveBlock stops handing out pids of the block that holds pid, if it is
-// still this kernel's current one.
-func (k *Kernel) leaveBlock(pid PID) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if int64(pid) >= k.pidEnd-pidBlockSize && int64(pid) < k.pidEnd {
-		k.pidNext = k.pidEnd
-	}
-}
-
-// claimBlock claims the first free block at or after hint. Blocks are
-// claimed densely, so the first free one is found by probing (HEAD is
-// strongly consistent) rather than by listing.
-func (k *Kernel) claimBlock(ctx context.Context, hint int64) (int64, error) {
-	exists := func(b int64) (bool, error) {
-		_, err := k.ns.store.Head(ctx, k.cfg.container, record.PIDKey(b))
-		if errors.Is(err, backend.ErrNotFound) {
-			return false, nil
-		}
-		return err == nil, err
-	}
-	// Exponential probe, then binary search for the first free block.
-	lo, step := hint, int64(1)
-	for {
-		ok, err := exists(lo)
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
-			break
-		}
-		hint, lo = lo, lo+step
-		step *= 2
-	}
-	for hint < lo {
-		mid := hint + (lo-hint)/2
-		ok, err := exists(mid)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			hint = mid + 1
-		} else {
-			lo = mid
-		}
-	}
-	for b := lo; ; b++ {
-		start := time.Now()
-		err := k.ns.put(ctx, record.PIDKey(b), record.Encode(map[string]string{"kernel": k.id}), true)
-		if err == nil {
-			if mine, err := k.stillMine(ctx, record.PIDKey(b), time.Since(start)); err != nil || mine {
-				return b, err
-			}
-			continue // a rival's claim of the same block arrived last: it has it
-		}
-		if !errors.Is(err, backend.ErrExist) {
-			return 0, err
-		}
-	}
-}
-
-// stillMine reports whether the claim at key, which this kernel has just
-// created in took, still names this kernel. On a store whose creates are
-// loose (backend.LooseCreate) a rival create in flight at the same moment
-// also succeeds, and the later one stays: it started before ours ended, so
-// it ends about one request later. Read back after twice took, then.
-func (k *Kernel) stillMine(ctx context.Context, key string, took time.Duration) (bool, error) {
-	if !k.ns.looseCreate {
-		return true, nil
-	}
-	t := time.NewTimer(max(2*took, 5*time.Millisecond))
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
-		return false, context.Cause(ctx)
-	}
-	var claim map[string]string
-	if err := k.ns.getRecord(ctx, key, &claim); err != nil {
-		return false, err
-	}
-	return claim["kernel"] == k.id, nil
 }
 
 // renewLease refreshes this kernel's lease object.
