@@ -324,7 +324,7 @@ func (k *Kernel) watchParent(pr *proc) {
 			if pr.rec.Detached {
 				continue
 			}
-			if alive, err := k.leaseAlive(k.ctx, pr.rec.Kernel); err == nil && !alive {
+			if alive, err := k.leases.alive(k.ctx, pr.rec.Kernel); err == nil && !alive {
 				k.cfg.logger.Warn("rack: parent kernel gone, killing", "pid", pr.pid, "parent", pr.rec.Kernel)
 				k.orphaned.Store(true)
 				k.kill(k.ctx, pr, SIGKILL)

@@ -9,7 +9,7 @@ import (
 
 // StopLeaseForTest makes k stop renewing its lease, as a kernel that died
 // would, while it goes on running.
-func (k *Kernel) StopLeaseForTest() { k.leaseOff.Store(true) }
+func (k *Kernel) StopLeaseForTest() { k.leases.off.Store(true) }
 
 // DumpForTest returns every object of the namespace's container.
 func (k *Kernel) DumpForTest(ctx context.Context) (map[string][]byte, error) {

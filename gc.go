@@ -158,7 +158,7 @@ func (g *gc) run(ctx context.Context) error {
 		if host, _, err := k.hostOf(ctx, pid, full); err != nil {
 			running = append(running, pid)
 			continue
-		} else if alive, err := k.leaseAlive(ctx, host); err != nil || alive {
+		} else if alive, err := k.leases.alive(ctx, host); err != nil || alive {
 			running = append(running, pid)
 			continue
 		}
@@ -468,7 +468,7 @@ func (g *gc) kernels(ctx context.Context) error {
 		if l, ok := g.v.leaseSeen[id]; ok && time.Since(l.modified) < l.ttl {
 			continue
 		}
-		if alive, err := k.leaseAlive(ctx, id); err != nil || alive {
+		if alive, err := k.leases.alive(ctx, id); err != nil || alive {
 			continue
 		}
 		g.report.Kernels++

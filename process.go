@@ -659,7 +659,7 @@ func (k *Kernel) instanceName(pid PID) string {
 // with) and then its host record: what the child's kernel would otherwise
 // write first.
 func (k *Kernel) registerChild(pid PID, kid string) error {
-	if err := k.putLease(k.ctx, kid, defaultConfig().lease); err != nil {
+	if err := k.leases.put(k.ctx, kid, defaultConfig().lease); err != nil {
 		return err
 	}
 	host := &record.Host{PID: int64(pid), Kernel: kid}
@@ -896,7 +896,7 @@ func (k *Kernel) awaitExit(ctx context.Context, pid PID, rec *record.Proc) (*rec
 		}
 		if time.Now().After(leaseCheck) {
 			leaseCheck = time.Now().Add(k.cfg.lease / 2)
-			alive, err := k.leaseAlive(ctx, rec.Kernel)
+			alive, err := k.leases.alive(ctx, rec.Kernel)
 			if err == nil && !alive {
 				k.recordLost(ctx, pid, "its kernel "+rec.Kernel+" stopped renewing its lease")
 				continue

@@ -184,7 +184,6 @@ func WithNamespace(name string) Option {
 type Kernel struct {
 	cfg      config
 	remote   bool        // the compute starts new programs, which host their process
-	leaseOff atomic.Bool // tests: stop renewing the lease, as a dead kernel would
 	orphaned atomic.Bool // a process it hosted was killed because its forker died
 	ns       nsStore     // the namespace's records
 	counter  *count.Store
@@ -196,6 +195,7 @@ type Kernel struct {
 	wg     sync.WaitGroup
 
 	pids    pidAlloc
+	leases  leaseKeeper
 	mu      sync.Mutex
 	closed  bool
 	procs   map[PID]*proc      // processes this kernel hosts and that still run
@@ -453,14 +453,14 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		}
 	}
 	if cfg.kernelID == "" {
-		if err := k.renewLease(ctx); err != nil {
+		if err := k.leases.renew(ctx); err != nil {
 			k.cancel()
 			return nil, fmt.Errorf("rack: new: lease: %w", err)
 		}
 	}
 	k.wg.Add(2)
 	go k.watchRemotes()
-	go k.leaseLoop()
+	go k.leases.loop(k.ctx, &k.wg)
 	if cfg.kernelID == "" {
 		// A kernel its forker registered reads its inbox once it hosts
 		// the process (adopt): its host record is visible from the
@@ -477,6 +477,7 @@ func (k *Kernel) compose() {
 	k.ns.pollMin, k.ns.pollMax = k.cfg.pollMin, k.cfg.pollMax
 	k.ns.closing = k.ctx.Done()
 	k.pids.ns, k.pids.id = &k.ns, k.id
+	k.leases.ns, k.leases.id, k.leases.ttl, k.leases.log = &k.ns, k.id, k.cfg.lease, k.cfg.logger
 }
 
 // startInbox starts the delivery of signals sent to this kernel, the
@@ -580,50 +581,6 @@ func (k *Kernel) isClosed() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.closed
-}
-
-// renewLease refreshes this kernel's lease object.
-func (k *Kernel) renewLease(ctx context.Context) error {
-	return k.putLease(ctx, k.id, k.cfg.lease)
-}
-
-// putLease writes the lease of kernel id, good for lease.
-func (k *Kernel) putLease(ctx context.Context, id string, lease time.Duration) error {
-	_, err := k.ns.store.Put(ctx, k.cfg.container, record.KernelKey(id),
-		bytesReader(record.Encode(record.Lease{Kernel: id, Renewed: time.Now()})),
-		&backend.PutOptions{DeleteAfter: lease, ContentType: record.LeaseSummary(int64(lease))})
-	return err
-}
-
-func (k *Kernel) leaseLoop() {
-	defer k.wg.Done()
-	t := time.NewTicker(k.cfg.lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-k.ctx.Done():
-			return
-		case <-t.C:
-			if k.leaseOff.Load() {
-				continue
-			}
-			if err := k.renewLease(k.ctx); err != nil && k.ctx.Err() == nil {
-				k.cfg.logger.Warn("rack: lease renewal failed", "kernel", k.id, "err", err)
-			}
-		}
-	}
-}
-
-// leaseAlive reports whether kernel id's lease is still there.
-func (k *Kernel) leaseAlive(ctx context.Context, id string) (bool, error) {
-	if id == k.id {
-		return true, nil
-	}
-	_, err := k.ns.store.Head(ctx, k.cfg.container, record.KernelKey(id))
-	if errors.Is(err, backend.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // inboxLoop delivers signals that other kernels sent to processes hosted
@@ -971,7 +928,7 @@ func (v *psView) alive(ctx context.Context, pid PID, rec *record.Proc) (bool, er
 		v.leases[host] = true
 		return true, nil
 	}
-	alive, err := k.leaseAlive(ctx, host)
+	alive, err := k.leases.alive(ctx, host)
 	if err == nil {
 		v.leases[host] = alive
 	}

@@ -1,0 +1,69 @@
+package rack
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// leaseKeeper keeps this kernel's lease: an object that expires unless
+// renewed, whose absence tells the other kernels that this one is gone
+// (and its processes lost). It also reads the leases of other kernels.
+type leaseKeeper struct {
+	ns  *nsStore
+	id  string        // this kernel's id
+	ttl time.Duration // how long a lease lasts unrenewed
+	log *slog.Logger
+	off atomic.Bool // tests: stop renewing the lease, as a dead kernel would
+}
+
+// renew refreshes this kernel's lease object.
+func (l *leaseKeeper) renew(ctx context.Context) error {
+	return l.put(ctx, l.id, l.ttl)
+}
+
+// put writes the lease of kernel id, good for lease.
+func (l *leaseKeeper) put(ctx context.Context, id string, lease time.Duration) error {
+	_, err := l.ns.store.Put(ctx, l.ns.container, record.KernelKey(id),
+		bytesReader(record.Encode(record.Lease{Kernel: id, Renewed: time.Now()})),
+		&backend.PutOptions{DeleteAfter: lease, ContentType: record.LeaseSummary(int64(lease))})
+	return err
+}
+
+// loop renews the lease every third of its time until ctx ends.
+func (l *leaseKeeper) loop(ctx context.Context, wg *sync.WaitGroup) {
+	defer wg.Done()
+	t := time.NewTicker(l.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if l.off.Load() {
+				continue
+			}
+			if err := l.renew(ctx); err != nil && ctx.Err() == nil {
+				l.log.Warn("rack: lease renewal failed", "kernel", l.id, "err", err)
+			}
+		}
+	}
+}
+
+// alive reports whether kernel id's lease is still there.
+func (l *leaseKeeper) alive(ctx context.Context, id string) (bool, error) {
+	if id == l.id {
+		return true, nil
+	}
+	_, err := l.ns.store.Head(ctx, l.ns.container, record.KernelKey(id))
+	if errors.Is(err, backend.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
