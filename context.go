@@ -265,7 +265,7 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	if k.cfg.kernelID != "" {
 		// Not before: see New. A short program ends before its first
 		// look (a signal sent before it ran waits pollMin).
-		k.startInbox(k.cfg.pollMin)
+		k.inbox.start(k.ctx, &k.wg, k.cfg.pollMin)
 	}
 	k.wg.Add(1)
 	go k.watchParent(pr)

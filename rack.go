@@ -196,6 +196,7 @@ type Kernel struct {
 
 	pids    pidAlloc
 	leases  leaseKeeper
+	inbox   inbox
 	mu      sync.Mutex
 	closed  bool
 	procs   map[PID]*proc      // processes this kernel hosts and that still run
@@ -465,7 +466,7 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		// A kernel its forker registered reads its inbox once it hosts
 		// the process (adopt): its host record is visible from the
 		// start, so a signal can come first, and would find nobody.
-		k.startInbox(0)
+		k.inbox.start(k.ctx, &k.wg, 0)
 	}
 	return k, nil
 }
@@ -478,13 +479,7 @@ func (k *Kernel) compose() {
 	k.ns.closing = k.ctx.Done()
 	k.pids.ns, k.pids.id = &k.ns, k.id
 	k.leases.ns, k.leases.id, k.leases.ttl, k.leases.log = &k.ns, k.id, k.cfg.lease, k.cfg.logger
-}
-
-// startInbox starts the delivery of signals sent to this kernel, the
-// first look after wait.
-func (k *Kernel) startInbox(wait time.Duration) {
-	k.wg.Add(1)
-	go k.inboxLoop(wait)
+	k.inbox.ns, k.inbox.id, k.inbox.log, k.inbox.receive = &k.ns, k.id, k.cfg.logger, k.receive
 }
 
 // Stats counts the store requests this kernel made, by kind ("put",
@@ -581,92 +576,6 @@ func (k *Kernel) isClosed() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.closed
-}
-
-// inboxLoop delivers signals that other kernels sent to processes hosted
-// here. One listing serves every process of this kernel.
-func (k *Kernel) inboxLoop(wait time.Duration) {
-	defer k.wg.Done()
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-k.ctx.Done():
-			t.Stop()
-			return
-		}
-	}
-	prefix := record.SignalInbox(k.id)
-	var delay time.Duration
-	for first := true; ; first = false {
-		// The first look goes without a watch: a short-lived child's
-		// kernel then never sets one up (a signal sent in its first
-		// pollMin waits that long).
-		var ch <-chan struct{}
-		if !first {
-			ch = k.ns.changed(prefix)
-		}
-		n := k.drainInbox(prefix)
-		if n > 0 {
-			delay = 0
-		}
-		// A notification can come before the listing shows the signal
-		// (listings are eventually consistent): poll as well, with backoff
-		// that each notification restarts.
-		if delay == 0 {
-			delay = k.cfg.pollMin
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ch: // nil without a notifier: never ready
-			delay = 0
-		case <-t.C:
-			if delay *= 2; delay > k.cfg.pollMax {
-				delay = k.cfg.pollMax
-			}
-		case <-k.ctx.Done():
-			t.Stop()
-			return
-		}
-		t.Stop()
-	}
-}
-
-func (k *Kernel) drainInbox(prefix string) int {
-	ctx := k.ctx
-	page, err := k.ns.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: prefix})
-	if err != nil {
-		if ctx.Err() == nil {
-			k.cfg.logger.Warn("rack: reading signal inbox", "kernel", k.id, "err", err)
-		}
-		return 0
-	}
-	for _, o := range page {
-		var s record.Signal
-		if err := k.ns.getRecord(ctx, o.Name, &s); err != nil {
-			if !errors.Is(err, backend.ErrNotFound) {
-				k.cfg.logger.Warn("rack: reading signal", "name", o.Name, "err", err)
-			}
-			continue
-		}
-		_ = k.ns.store.Delete(ctx, k.cfg.container, o.Name)
-		if s.Signal == sigchld {
-			k.childExited(PID(s.Child))
-			continue
-		}
-		p := k.hosted(PID(s.PID))
-		switch {
-		case p == nil:
-		case Signal(s.Signal) == SIGKILL:
-			// A kill waits for the subtree; the inbox must not.
-			go k.deliver(k.ctx, p, SIGKILL)
-		default:
-			// In listing order, so one sender's signals arrive in the
-			// order sent.
-			k.deliver(k.ctx, p, Signal(s.Signal))
-		}
-	}
-	return len(page)
 }
 
 // hosted returns the running process pid if this kernel hosts it.

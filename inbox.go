@@ -1,0 +1,123 @@
+package rack
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// inbox delivers the signals that other kernels send to the processes
+// hosted here, and the notes that children's kernels leave when they
+// exit: objects under this kernel's inbox prefix, read and deleted in
+// listing order. It hands each to receive.
+type inbox struct {
+	ns      *nsStore
+	id      string // this kernel's id: whose inbox
+	log     *slog.Logger
+	receive func(ctx context.Context, s record.Signal)
+}
+
+// start starts the delivery of signals sent to this kernel, the
+// first look after wait.
+func (in *inbox) start(ctx context.Context, wg *sync.WaitGroup, wait time.Duration) {
+	wg.Add(1)
+	go in.loop(ctx, wg, wait)
+}
+
+// loop delivers signals that other kernels sent to processes hosted
+// here. One listing serves every process of this kernel.
+func (in *inbox) loop(ctx context.Context, wg *sync.WaitGroup, wait time.Duration) {
+	defer wg.Done()
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+	prefix := record.SignalInbox(in.id)
+	var delay time.Duration
+	for first := true; ; first = false {
+		// The first look goes without a watch: a short-lived child's
+		// kernel then never sets one up (a signal sent in its first
+		// pollMin waits that long).
+		var ch <-chan struct{}
+		if !first {
+			ch = in.ns.changed(prefix)
+		}
+		n := in.drain(ctx, prefix)
+		if n > 0 {
+			delay = 0
+		}
+		// A notification can come before the listing shows the signal
+		// (listings are eventually consistent): poll as well, with backoff
+		// that each notification restarts.
+		if delay == 0 {
+			delay = in.ns.pollMin
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ch: // nil without a notifier: never ready
+			delay = 0
+		case <-t.C:
+			if delay *= 2; delay > in.ns.pollMax {
+				delay = in.ns.pollMax
+			}
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		t.Stop()
+	}
+}
+
+// drain reads, hands over and deletes what the inbox holds now; it
+// returns how many it found.
+func (in *inbox) drain(ctx context.Context, prefix string) int {
+	page, err := in.ns.store.List(ctx, in.ns.container, backend.ListOptions{Prefix: prefix})
+	if err != nil {
+		if ctx.Err() == nil {
+			in.log.Warn("rack: reading signal inbox", "kernel", in.id, "err", err)
+		}
+		return 0
+	}
+	for _, o := range page {
+		var s record.Signal
+		if err := in.ns.getRecord(ctx, o.Name, &s); err != nil {
+			if !errors.Is(err, backend.ErrNotFound) {
+				in.log.Warn("rack: reading signal", "name", o.Name, "err", err)
+			}
+			continue
+		}
+		_ = in.ns.store.Delete(ctx, in.ns.container, o.Name)
+		in.receive(ctx, s)
+	}
+	return len(page)
+}
+
+// receive acts on what the inbox brings: a child's exit note, or a signal
+// for a process hosted here.
+func (k *Kernel) receive(ctx context.Context, s record.Signal) {
+	if s.Signal == sigchld {
+		k.childExited(PID(s.Child))
+		return
+	}
+	p := k.hosted(PID(s.PID))
+	switch {
+	case p == nil:
+	case Signal(s.Signal) == SIGKILL:
+		// A kill waits for the subtree; the inbox must not.
+		go k.deliver(ctx, p, SIGKILL)
+	default:
+		// In listing order, so one sender's signals arrive in the
+		// order sent.
+		k.deliver(ctx, p, Signal(s.Signal))
+	}
+}
