@@ -229,8 +229,8 @@ func runChild(main Program) int {
 func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error) {
 	rec, err := recordFromEnv(pid)
 	if rec != nil {
-		k.cache.Store(pid, rec)
-	} else if rec, err = k.procRecord(ctx, pid); err != nil {
+		k.records.procs.Store(pid, rec)
+	} else if rec, err = k.records.proc(ctx, pid); err != nil {
 		return nil, fmt.Errorf("rack: join as process %d: %w", pid, err)
 	}
 	prog := main

@@ -143,19 +143,19 @@ func (g *gc) run(ctx context.Context) error {
 		}
 		// The listings say lost: confirm with the records themselves (an
 		// exit or a host record the listings do not show yet).
-		if ex, err := k.exitRecord(ctx, pid); err == nil {
+		if ex, err := k.records.exit(ctx, pid); err == nil {
 			g.ended[pid] = ex
 			continue
 		} else if !errors.Is(err, backend.ErrNotFound) {
 			running = append(running, pid)
 			continue
 		}
-		full, err := k.procRecord(ctx, pid)
+		full, err := k.records.proc(ctx, pid)
 		if err != nil {
 			running = append(running, pid)
 			continue
 		}
-		if host, _, err := k.hostOf(ctx, pid, full); err != nil {
+		if host, _, err := k.records.host(ctx, pid, full); err != nil {
 			running = append(running, pid)
 			continue
 		} else if alive, err := k.leases.alive(ctx, host); err != nil || alive {
@@ -312,7 +312,7 @@ func (g *gc) lost(ctx context.Context, pid PID) {
 	}
 	k := g.k
 	k.recordLost(ctx, pid, "its kernel stopped renewing its lease (found by gc)")
-	if rec, err := k.procRecord(ctx, pid); err == nil {
+	if rec, err := k.records.proc(ctx, pid); err == nil {
 		k.closeRecordedEnds(ctx, rec)
 	}
 	// Not reaped in this pass: its waiters get MinAge to see it lost. It
@@ -353,9 +353,9 @@ func (g *gc) reap(ctx context.Context) error {
 		if err := g.delete(ctx, keys...); err != nil {
 			return err
 		}
-		g.k.cache.Delete(pid)
-		g.k.exits.Delete(pid)
-		g.k.hosts.Delete(pid)
+		g.k.records.procs.Delete(pid)
+		g.k.records.exits.Delete(pid)
+		g.k.records.hosts.Delete(pid)
 	}
 	return nil
 }
@@ -366,7 +366,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 	k := g.k
 	inUse := map[string]bool{}
 	for _, pid := range running {
-		rec, err := k.procRecord(ctx, pid)
+		rec, err := k.records.proc(ctx, pid)
 		if err != nil {
 			continue // a record we cannot read: spare everything it might use
 		}
@@ -426,8 +426,8 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 				continue // its creator runs and may still read
 			}
 			// Not listed: ended and reaped, or listed late. Its exit says.
-			if _, err := k.exitRecord(ctx, PID(creator.PID)); err != nil {
-				if _, perr := k.procRecord(ctx, PID(creator.PID)); !errors.Is(perr, backend.ErrNotFound) {
+			if _, err := k.records.exit(ctx, PID(creator.PID)); err != nil {
+				if _, perr := k.records.proc(ctx, PID(creator.PID)); !errors.Is(perr, backend.ErrNotFound) {
 					continue
 				}
 			}

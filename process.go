@@ -465,7 +465,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 		}
 		return nil, fmt.Errorf("rack: fork %s: record pid %d: %w", rec.Name, pid, err)
 	}
-	k.cache.Store(pid, rec)
+	k.records.procs.Store(pid, rec)
 	if rec.Group != 0 {
 		k.addMember(PID(rec.Group), pid)
 		if err := k.ns.put(ctx, record.GroupMemberKey(rec.Group, int64(pid)), nil, true); err != nil {
@@ -776,7 +776,7 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 			}
 		}
 		pr.exit = ex
-		k.exits.Store(pr.pid, ex)
+		k.records.exits.Store(pr.pid, ex)
 		var next *proc
 		k.mu.Lock()
 		delete(k.procs, pr.pid)
@@ -887,7 +887,7 @@ func (k *Kernel) awaitExit(ctx context.Context, pid PID, rec *record.Proc) (*rec
 	leaseCheck := time.Now().Add(k.cfg.lease / 2)
 	for {
 		ch := k.ns.changed(record.ExitKey(int64(pid)))
-		ex, err := k.exitRecord(ctx, pid)
+		ex, err := k.records.exit(ctx, pid)
 		if err == nil {
 			return ex, nil
 		}
@@ -1013,10 +1013,10 @@ func (k *Kernel) signal(ctx context.Context, pid PID, rec *record.Proc, sig Sign
 		k.deliver(ctx, pr, sig)
 		return nil
 	}
-	if _, err := k.exitRecord(ctx, pid); err == nil {
+	if _, err := k.records.exit(ctx, pid); err == nil {
 		return fmt.Errorf("rack: signal %d: %w", pid, ErrFinished)
 	}
-	host, _, err := k.hostOf(ctx, pid, rec)
+	host, _, err := k.records.host(ctx, pid, rec)
 	if err != nil {
 		return fmt.Errorf("rack: signal %d: %w", pid, err)
 	}
@@ -1178,24 +1178,6 @@ func (t *tailBuffer) String() string {
 // out lost (its program ended without recording an exit, or its kernel's
 // lease lapsed).
 
-// hostOf returns the kernel that runs pid and whether it has started:
-// its host record, or else the forker's kernel.
-func (k *Kernel) hostOf(ctx context.Context, pid PID, rec *record.Proc) (string, bool, error) {
-	if v, ok := k.hosts.Load(pid); ok {
-		return v.(string), true, nil
-	}
-	var h record.Host
-	err := k.ns.getRecord(ctx, record.HostKey(int64(pid)), &h)
-	switch {
-	case err == nil:
-		k.hosts.Store(pid, h.Kernel)
-		return h.Kernel, true, nil
-	case errors.Is(err, backend.ErrNotFound):
-		return rec.Kernel, false, nil
-	}
-	return "", false, err
-}
-
 // sendSignal puts sig for pid into kernel host's inbox.
 func (k *Kernel) sendSignal(ctx context.Context, host string, pid PID, sig Signal) error {
 	return k.sendMessage(ctx, host, record.Signal{PID: int64(pid), Signal: int(sig), From: k.id})
@@ -1218,7 +1200,7 @@ func (k *Kernel) signalRemote(ctx context.Context, pr *proc, sig Signal) {
 		k.killRemote(ctx, pr)
 		return
 	}
-	host, started, err := k.hostOf(ctx, pr.pid, pr.rec)
+	host, started, err := k.records.host(ctx, pr.pid, pr.rec)
 	if err == nil && started {
 		err = k.sendSignal(ctx, host, pr.pid, sig)
 	}
@@ -1236,7 +1218,7 @@ func (k *Kernel) killRemote(ctx context.Context, pr *proc) {
 		return
 	}
 	pr.killed.Store(true)
-	if host, started, err := k.hostOf(ctx, pr.pid, pr.rec); err == nil && started {
+	if host, started, err := k.records.host(ctx, pr.pid, pr.rec); err == nil && started {
 		if k.sendSignal(ctx, host, pr.pid, SIGKILL) == nil {
 			t := time.NewTimer(k.cfg.grace)
 			select {
@@ -1263,7 +1245,7 @@ func (k *Kernel) childExited(pid PID) {
 	if pr == nil || !pr.remote {
 		return
 	}
-	if ex, err := k.exitRecord(k.ctx, pid); err == nil {
+	if ex, err := k.records.exit(k.ctx, pid); err == nil {
 		k.finish(pr, ex)
 	}
 }
@@ -1274,7 +1256,7 @@ func (k *Kernel) childExited(pid PID) {
 func (k *Kernel) awaitNotifiedExit(pr *proc) {
 	for !isDone(pr) {
 		ch := k.ns.changed(record.ExitKey(int64(pr.pid)))
-		if ex, err := k.exitRecord(k.ctx, pr.pid); err == nil {
+		if ex, err := k.records.exit(k.ctx, pr.pid); err == nil {
 			k.finish(pr, ex)
 			return
 		}
@@ -1375,7 +1357,7 @@ func (k *Kernel) checkRemotes(ctx context.Context, pending []*proc, checkLeases 
 		if !queued {
 			continue
 		}
-		if host, started, err := k.hostOf(ctx, pr.pid, pr.rec); err == nil && started {
+		if host, started, err := k.records.host(ctx, pr.pid, pr.rec); err == nil && started {
 			pr.mu.Lock()
 			sigs := pr.pendingSigs
 			pr.pendingSigs = nil
@@ -1402,7 +1384,7 @@ func (k *Kernel) checkRemotes(ctx context.Context, pending []*proc, checkLeases 
 		}
 		// Its program has ended: the exit it recorded, if any, is in the
 		// store (its note may still be on the way).
-		ex, err := k.exitRecord(ctx, pr.pid)
+		ex, err := k.records.exit(ctx, pr.pid)
 		if err == nil {
 			k.finish(pr, ex)
 			continue
@@ -1410,7 +1392,7 @@ func (k *Kernel) checkRemotes(ctx context.Context, pending []*proc, checkLeases 
 		if !errors.Is(err, backend.ErrNotFound) {
 			continue
 		}
-		_, started, err := k.hostOf(ctx, pr.pid, pr.rec)
+		_, started, err := k.records.host(ctx, pr.pid, pr.rec)
 		if err != nil {
 			continue
 		}

@@ -197,6 +197,7 @@ type Kernel struct {
 	pids    pidAlloc
 	leases  leaseKeeper
 	inbox   inbox
+	records recordCache
 	mu      sync.Mutex
 	closed  bool
 	procs   map[PID]*proc      // processes this kernel hosts and that still run
@@ -210,10 +211,6 @@ type Kernel struct {
 	deletes chan struct{}
 
 	groups groupState
-
-	cache sync.Map // PID -> *record.Proc and exit records; both immutable
-	exits sync.Map // PID -> *record.Exit
-	hosts sync.Map // PID -> kernel id, from host records
 }
 
 // Open opens a namespace by URL. Supported now:
@@ -480,6 +477,7 @@ func (k *Kernel) compose() {
 	k.pids.ns, k.pids.id = &k.ns, k.id
 	k.leases.ns, k.leases.id, k.leases.ttl, k.leases.log = &k.ns, k.id, k.cfg.lease, k.cfg.logger
 	k.inbox.ns, k.inbox.id, k.inbox.log, k.inbox.receive = &k.ns, k.id, k.cfg.logger, k.receive
+	k.records.ns = &k.ns
 }
 
 // Stats counts the store requests this kernel made, by kind ("put",
@@ -768,19 +766,19 @@ func (v *psView) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
 
 // proc returns pid's process record, or its summary.
 func (v *psView) proc(ctx context.Context, pid PID) (*record.Proc, error) {
-	if rec, ok := v.k.cache.Load(pid); ok {
+	if rec, ok := v.k.records.procs.Load(pid); ok {
 		return rec.(*record.Proc), nil
 	}
 	if rec := v.procs[pid]; rec != nil {
 		return rec, nil
 	}
-	return v.k.procRecord(ctx, pid)
+	return v.k.records.proc(ctx, pid)
 }
 
 // exit returns pid's exit record or summary, or an error wrapping
 // backend.ErrNotFound while it has none.
 func (v *psView) exit(ctx context.Context, pid PID) (*record.Exit, error) {
-	if ex, ok := v.k.exits.Load(pid); ok {
+	if ex, ok := v.k.records.exits.Load(pid); ok {
 		return ex.(*record.Exit), nil
 	}
 	if v.listed && !v.unsummed[pid] {
@@ -790,7 +788,7 @@ func (v *psView) exit(ctx context.Context, pid PID) (*record.Exit, error) {
 		// Not listed: running, or ended a moment ago (the listing lags).
 		return nil, backend.ErrNotFound
 	}
-	return v.k.exitRecord(ctx, pid)
+	return v.k.records.exit(ctx, pid)
 }
 
 // statusText returns the status text of a process hosted elsewhere.
@@ -816,7 +814,7 @@ func (v *psView) alive(ctx context.Context, pid PID, rec *record.Proc) (bool, er
 		host = rec.Kernel
 	default:
 		var err error
-		if host, _, err = k.hostOf(ctx, pid, rec); err != nil {
+		if host, _, err = k.records.host(ctx, pid, rec); err != nil {
 			return false, err
 		}
 	}
@@ -844,38 +842,12 @@ func (v *psView) alive(ctx context.Context, pid PID, rec *record.Proc) (bool, er
 	return alive, err
 }
 
-// procRecord reads (or recalls) a process record; records never change.
-func (k *Kernel) procRecord(ctx context.Context, pid PID) (*record.Proc, error) {
-	if v, ok := k.cache.Load(pid); ok {
-		return v.(*record.Proc), nil
-	}
-	var rec record.Proc
-	if err := k.ns.getRecord(ctx, record.ProcKey(int64(pid)), &rec); err != nil {
-		return nil, err
-	}
-	k.cache.Store(pid, &rec)
-	return &rec, nil
-}
-
-// exitRecord reads (or recalls) a process's exit record.
-func (k *Kernel) exitRecord(ctx context.Context, pid PID) (*record.Exit, error) {
-	if v, ok := k.exits.Load(pid); ok {
-		return v.(*record.Exit), nil
-	}
-	var ex record.Exit
-	if err := k.ns.getRecord(ctx, record.ExitKey(int64(pid)), &ex); err != nil {
-		return nil, err
-	}
-	k.exits.Store(pid, &ex)
-	return &ex, nil
-}
-
 // Process returns a handle to any process of the namespace.
 func (k *Kernel) Process(ctx context.Context, pid PID) (*Process, error) {
 	if k.isClosed() {
 		return nil, ErrClosed
 	}
-	rec, err := k.procRecord(ctx, pid)
+	rec, err := k.records.proc(ctx, pid)
 	if errors.Is(err, backend.ErrNotFound) {
 		return nil, fmt.Errorf("rack: process %d: %w", pid, ErrNotFound)
 	}
