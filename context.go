@@ -258,10 +258,7 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	if err := k.openStreams(pr); err != nil {
 		return nil, fmt.Errorf("rack: process %d: %w", pid, err)
 	}
-	k.mu.Lock()
-	k.procs[pid] = pr
-	k.running++
-	k.mu.Unlock()
+	k.sched.adopt(pr)
 	if k.cfg.kernelID != "" {
 		// Not before: see New. A short program ends before its first
 		// look (a signal sent before it ran waits pollMin).

@@ -251,17 +251,13 @@ func (k *Kernel) deleteSoon(key string) {
 // background runs f in a goroutine that Close waits for, unless the kernel
 // is closing (then it reports false and f does not run).
 func (k *Kernel) background(f func()) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.closed {
-		return false
-	}
-	k.wg.Add(1)
-	go func() {
-		defer k.wg.Done()
-		f()
-	}()
-	return true
+	return k.sched.whileOpen(func() {
+		k.wg.Add(1)
+		go func() {
+			defer k.wg.Done()
+			f()
+		}()
+	})
 }
 
 // segmentsInFlight bounds the segments of one large Write stored at once:

@@ -473,37 +473,6 @@ func validArgs(args []string, env map[string]string, envName string) error {
 	return nil
 }
 
-// schedule starts pr now, or queues it when the kernel runs its maximum.
-func (k *Kernel) schedule(pr *proc) {
-	k.mu.Lock()
-	if k.closed {
-		k.mu.Unlock()
-		k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "kernel closed before start"})
-		return
-	}
-	if pr.killed.Load() { // killed with its parent before it was scheduled
-		k.mu.Unlock()
-		return
-	}
-	k.procs[pr.pid] = pr
-	if k.cfg.maxRunning > 0 && k.running >= k.cfg.maxRunning {
-		k.pending = append(k.pending, pr)
-		k.mu.Unlock()
-		return
-	}
-	k.running++
-	pr.started = true
-	k.mu.Unlock()
-	if pr.remote {
-		// A server's create takes a round trip or more, and waits for a
-		// boot slot: Fork returns now (the process is recorded), so that
-		// ForkAll's children boot together.
-		go k.start(pr)
-		return
-	}
-	k.start(pr)
-}
-
 // start asks the compute for an instance, retrying infrastructure failures;
 // the instance name makes a retried start idempotent.
 func (k *Kernel) start(pr *proc) {
@@ -724,30 +693,7 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		}
 		pr.exit = ex
 		k.records.exits.Store(pr.pid, ex)
-		var next *proc
-		k.mu.Lock()
-		delete(k.procs, pr.pid)
-		if pr.started {
-			k.running--
-			for len(k.pending) > 0 && next == nil && !k.closed { // Close kills the queue: start none
-				next, k.pending = k.pending[0], k.pending[1:]
-				if next.killed.Load() { // ending (finish sets killed first); next.exit is not ours to read
-					next = nil
-				}
-			}
-			if next != nil {
-				k.running++
-				next.started = true
-			}
-		} else {
-			for i, q := range k.pending {
-				if q == pr {
-					k.pending = append(k.pending[:i], k.pending[i+1:]...)
-					break
-				}
-			}
-		}
-		k.mu.Unlock()
+		next := k.sched.exit(pr)
 		close(pr.done)
 		if next != nil {
 			go k.start(next)

@@ -197,12 +197,9 @@ type Kernel struct {
 	leases  leaseKeeper
 	inbox   inbox
 	records recordCache
-	mu      sync.Mutex
-	closed  bool
-	procs   map[PID]*proc      // processes this kernel hosts and that still run
-	pending []*proc            // forks queued for the scheduler
+	sched   scheduler
+	mu      sync.Mutex         // guards files
 	files   map[*File]struct{} // open files not owned by a process
-	running int
 	seq     atomic.Int64
 	// remoteWake wakes watchRemotes when a remote child has started.
 	remoteWake chan struct{}
@@ -402,7 +399,6 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		counter: counter,
 		compute: compute,
 		id:      cfg.kernelID,
-		procs:   make(map[PID]*proc),
 
 		remoteWake: make(chan struct{}, 1),
 		deletes:    make(chan struct{}, 8),
@@ -477,6 +473,7 @@ func (k *Kernel) compose() {
 	k.leases.ns, k.leases.id, k.leases.ttl, k.leases.log = &k.ns, k.id, k.cfg.lease, k.cfg.logger
 	k.inbox.ns, k.inbox.id, k.inbox.log, k.inbox.receive = &k.ns, k.id, k.cfg.logger, k.receive
 	k.records.ns = &k.ns
+	k.sched.max, k.sched.procs = k.cfg.maxRunning, make(map[PID]*proc)
 }
 
 // Stats counts the store requests this kernel made, by kind ("put",
@@ -521,9 +518,12 @@ func (k *Kernel) Logs(ctx context.Context, pid PID, follow bool) (io.ReadCloser,
 // idle reports whether the kernel hosts nothing: no process, queued fork
 // or open file.
 func (k *Kernel) idle() bool {
+	if !k.sched.empty() {
+		return false
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return len(k.procs) == 0 && len(k.pending) == 0 && len(k.files) == 0
+	return len(k.files) == 0
 }
 
 // Namespace returns the namespace's name: the container that holds its
@@ -537,19 +537,11 @@ func (k *Kernel) ID() string { return k.id }
 // first), stops its background work and closes its drivers. It is
 // idempotent.
 func (k *Kernel) Close() error {
-	k.mu.Lock()
-	if k.closed {
-		k.mu.Unlock()
+	roots, ok := k.sched.close()
+	if !ok {
 		return nil
 	}
-	k.closed = true
-	roots := make([]*proc, 0, len(k.procs))
-	for _, p := range k.procs {
-		roots = append(roots, p)
-	}
-	for _, p := range k.pending {
-		roots = append(roots, p)
-	}
+	k.mu.Lock()
 	files := make([]*File, 0, len(k.files))
 	for f := range k.files {
 		files = append(files, f)
@@ -567,19 +559,6 @@ func (k *Kernel) Close() error {
 	k.cancel()
 	k.wg.Wait()
 	return errors.Join(k.compute.Close(), k.ns.store.Close())
-}
-
-func (k *Kernel) isClosed() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.closed
-}
-
-// hosted returns the running process pid if this kernel hosts it.
-func (k *Kernel) hosted(pid PID) *proc {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.procs[pid]
 }
 
 // Process returns a handle to any process of the namespace.

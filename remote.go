@@ -147,29 +147,17 @@ func (k *Kernel) wakeRemotes() {
 // remoteChildren returns the stand-ins of running remote children whose
 // instance has been started.
 func (k *Kernel) remoteChildren() []*proc {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	var out []*proc
-	for _, pr := range k.procs {
-		if pr.remote && pr.launched.Load() {
-			out = append(out, pr)
-		}
-	}
+	out := k.sched.match(launchedRemote)
 	sort.Slice(out, func(i, j int) bool { return out[i].pid < out[j].pid })
 	return out
 }
 
-func (k *Kernel) remoteCount() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	n := 0
-	for _, pr := range k.procs {
-		if pr.remote && pr.launched.Load() {
-			n++
-		}
-	}
-	return n
-}
+// remoteCount returns how many remoteChildren there are.
+func (k *Kernel) remoteCount() int { return k.sched.count(launchedRemote) }
+
+// launchedRemote reports whether pr is the stand-in of a remote child
+// whose instance has been started.
+func launchedRemote(pr *proc) bool { return pr.remote && pr.launched.Load() }
 
 // checkRemotes delivers signals queued for children that have joined, and
 // ends the stand-ins of children that are gone without a note.
