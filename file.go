@@ -147,12 +147,7 @@ func (k *Kernel) OpenFile(ctx context.Context, path string, flag int) (*File, er
 // any process is the kernel's, discarded at Kernel.Close if still open.
 func (k *Kernel) track(f *File) {
 	if f.owner == nil {
-		k.mu.Lock()
-		if k.files == nil {
-			k.files = make(map[*File]struct{})
-		}
-		k.files[f] = struct{}{}
-		k.mu.Unlock()
+		k.files.add(f)
 		return
 	}
 	f.owner.mu.Lock()
@@ -163,11 +158,47 @@ func (k *Kernel) track(f *File) {
 	f.owner.mu.Unlock()
 }
 
+// fileSet is the kernel's own open files: those opened outside any
+// process, which Close discards if they are still open.
+type fileSet struct {
+	mu    sync.Mutex
+	files map[*File]struct{}
+}
+
+func (s *fileSet) add(f *File) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.files == nil {
+		s.files = make(map[*File]struct{})
+	}
+	s.files[f] = struct{}{}
+}
+
+func (s *fileSet) remove(f *File) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.files, f)
+}
+
+func (s *fileSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.files)
+}
+
+func (s *fileSet) all() []*File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*File, 0, len(s.files))
+	for f := range s.files {
+		out = append(out, f)
+	}
+	return out
+}
+
 func (f *File) untrack() {
 	if f.owner == nil {
-		f.k.mu.Lock()
-		delete(f.k.files, f)
-		f.k.mu.Unlock()
+		f.k.files.remove(f)
 		return
 	}
 	f.owner.mu.Lock()

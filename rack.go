@@ -181,32 +181,32 @@ func WithNamespace(name string) Option {
 // processes. There is one per OS process or VM; kernels of a namespace
 // coordinate only through the store.
 type Kernel struct {
-	cfg      config
-	remote   bool        // the compute starts new programs, which host their process
-	orphaned atomic.Bool // a process it hosted was killed because its forker died
-	ns       nsStore     // the namespace's records
-	counter  *count.Store
-	compute  backend.Compute
-	id       string
+	cfg    config
+	id     string
+	remote bool // the compute starts new programs, which host their process
+
+	// Its parts, each with its own state (compose wires them).
+	ns      nsStore     // the namespace's records (store.go)
+	pids    pidAlloc    // pid blocks (pids.go)
+	leases  leaseKeeper // this kernel's lease, and reading others' (lease.go)
+	inbox   inbox       // signals and exit notes from other kernels (inbox.go)
+	records recordCache // immutable records read or written (cache.go)
+	sched   scheduler   // the process table and run queue (sched.go)
+	groups  groupState  // group members known here (group.go)
+	files   fileSet     // open files not owned by a process (file.go)
+	compute backend.Compute
+	counter *count.Store // counts the store's requests (Stats)
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // background work, which Close waits for
 
-	pids    pidAlloc
-	leases  leaseKeeper
-	inbox   inbox
-	records recordCache
-	sched   scheduler
-	mu      sync.Mutex         // guards files
-	files   map[*File]struct{} // open files not owned by a process
-	seq     atomic.Int64
+	orphaned atomic.Bool  // a process it hosted was killed because its forker died
+	seq      atomic.Int64 // makes names unique: pipes, fifos, inbox messages
 	// remoteWake wakes watchRemotes when a remote child has started.
 	remoteWake chan struct{}
 	// deletes bounds the background deletes of consumed pipe segments.
 	deletes chan struct{}
-
-	groups groupState
 }
 
 // Open opens a namespace by URL. Supported now:
@@ -518,12 +518,7 @@ func (k *Kernel) Logs(ctx context.Context, pid PID, follow bool) (io.ReadCloser,
 // idle reports whether the kernel hosts nothing: no process, queued fork
 // or open file.
 func (k *Kernel) idle() bool {
-	if !k.sched.empty() {
-		return false
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.files) == 0
+	return k.sched.empty() && k.files.len() == 0
 }
 
 // Namespace returns the namespace's name: the container that holds its
@@ -541,12 +536,7 @@ func (k *Kernel) Close() error {
 	if !ok {
 		return nil
 	}
-	k.mu.Lock()
-	files := make([]*File, 0, len(k.files))
-	for f := range k.files {
-		files = append(files, f)
-	}
-	k.mu.Unlock()
+	files := k.files.all()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, p := range roots {
