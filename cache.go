@@ -62,3 +62,10 @@ func (c *recordCache) host(ctx context.Context, pid PID, rec *record.Proc) (stri
 	}
 	return "", false, err
 }
+
+// forget drops what is recalled of pid, whose records were removed.
+func (c *recordCache) forget(pid PID) {
+	c.procs.Delete(pid)
+	c.exits.Delete(pid)
+	c.hosts.Delete(pid)
+}

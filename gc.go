@@ -353,9 +353,7 @@ func (g *gc) reap(ctx context.Context) error {
 		if err := g.delete(ctx, keys...); err != nil {
 			return err
 		}
-		g.k.records.procs.Delete(pid)
-		g.k.records.exits.Delete(pid)
-		g.k.records.hosts.Delete(pid)
+		g.k.records.forget(pid)
 	}
 	return nil
 }
