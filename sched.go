@@ -15,8 +15,8 @@ type scheduler struct {
 
 	mu      sync.Mutex
 	closed  bool
-	procs   map[PID]*proc // processes this kernel hosts and that still run
-	pending []*proc       // forks queued for a free slot
+	procs   map[PID]*proc // processes this kernel hosts that have not ended, queued or not
+	pending []*proc       // forks queued for a free slot (in procs too)
 	running int
 }
 
@@ -88,11 +88,11 @@ func (s *scheduler) close() (all []*proc, ok bool) {
 		return nil, false
 	}
 	s.closed = true
-	all = make([]*proc, 0, len(s.procs)+len(s.pending))
-	for _, p := range s.procs {
+	all = make([]*proc, 0, len(s.procs))
+	for _, p := range s.procs { // the queued ones too: admit enters them
 		all = append(all, p)
 	}
-	return append(all, s.pending...), true
+	return all, true
 }
 
 // isClosed reports whether close has been called.
