@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/rackfork/rack/backend"
-	"github.com/rackfork/rack/backend/osproc"
 	"github.com/rackfork/rack/internal/record"
 )
 
@@ -104,9 +103,9 @@ type Spec struct {
 	Options map[string]string
 }
 
-// exeOption names another program for an OS-process compute to start
-// (osproc.ExeOption): that program brings its own code.
-const exeOption = "exe"
+// exeOption names another program for an OS-process compute to start:
+// that program brings its own code.
+const exeOption = backend.ExeOption
 
 // Limits on what a Spec may carry.
 const (
@@ -549,7 +548,7 @@ func (k *Kernel) start(pr *proc) {
 			registered = nil
 		}
 	}
-	if _, local := k.compute.(*osproc.Compute); local {
+	if k.sameMachine {
 		// A child on this machine gets its (immutable) record with its
 		// identity and need not read it back: one request less per fork.
 		// Not through user-data: whoever reads that is not this user. Not
