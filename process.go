@@ -98,7 +98,8 @@ type Spec struct {
 	// Detached children survive their parent's death.
 	Detached bool
 	// Options are compute settings for backends that use them (the OS
-	// process compute: "exe", the program to start instead of this one;
+	// process compute: "exe" (backend.ExeOption), the program to start
+	// instead of this one;
 	// image, flavor... for VMs); a child inherits its parent's unless set.
 	Options map[string]string
 }
