@@ -137,4 +137,3 @@ func TestSweep(t *testing.T) {
 		t.Errorf("dead asked %v, want once per namespace", asked)
 	}
 }
-
