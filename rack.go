@@ -148,12 +148,13 @@ func WithRetry(attempts int, base, max time.Duration) Option {
 }
 
 // WithPipeBuffer sets the largest pipe segment and how long small writes
-// may wait to be batched into one. The defaults are 1 MiB in memory and in
-// local files, 4 MiB on other stores (Swift) (size 0 keeps it), and, on an
-// in-memory store, 2 ms; on any other store a Write returns only once its
-// bytes are stored (delay 0), since the OS process holding a batch could
-// die with it while its reader lives on elsewhere. A positive delay trades
-// that guarantee for fewer requests.
+// may wait to be batched into one. The defaults are the store's
+// backend.PipeHints (size 0 and a negative delay keep them): 1 MiB in
+// memory and in local files, 4 MiB on a store that gives none (Swift);
+// 2 ms on an in-memory store, and 0 on any other, where a Write returns
+// only once its bytes are stored, since the OS process holding a batch
+// could die with it while its reader lives on elsewhere. A positive delay
+// trades that guarantee for fewer requests.
 func WithPipeBuffer(size int, delay time.Duration) Option {
 	return func(c *config) { c.segmentSize, c.flushDelay = size, delay }
 }
@@ -221,7 +222,10 @@ type Kernel struct {
 }
 
 // New composes a kernel from drivers. The kernel owns them: Close closes
-// them.
+// them. New finds the drivers' optional abilities (backend.Notifier,
+// LooseCreate, PipeHinter; InProcess, SameMachine, SelfDeleter, LogReader,
+// FailureReporter, Sweeper) on the drivers given, so a driver that wraps
+// another must implement the ones it passes on.
 func New(ctx context.Context, store backend.Store, compute backend.Compute, opts ...Option) (*Kernel, error) {
 	if store == nil || compute == nil {
 		return nil, fmt.Errorf("rack: new: %w: store and compute are required", ErrInvalid)

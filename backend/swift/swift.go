@@ -15,7 +15,7 @@
 // # Authentication
 //
 // AuthV1 is Swift's own auth (tempauth, swauth). AuthV3 is Keystone v3,
-// with a password or an application credential; CloudConfig builds such a
+// with a password or an application credential; openstack.CloudConfig builds such a
 // Config from a clouds.yaml entry or the OS_* variables. Keystone is
 // reached through gophercloud (github.com/gophercloud/gophercloud/v2), which
 // authenticates and picks the object-store endpoint of Config.Region and
@@ -112,7 +112,7 @@ type AuthVersion int
 const (
 	// AuthV1 is Swift's own v1 auth (tempauth, swauth): AuthURL, User, Key.
 	AuthV1 AuthVersion = 1
-	// AuthV3 is Keystone v3 (see Config's Keystone fields and CloudConfig).
+	// AuthV3 is Keystone v3 (see Config's Keystone fields and openstack.CloudConfig).
 	AuthV3 AuthVersion = 3
 )
 
