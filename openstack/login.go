@@ -13,10 +13,11 @@ import (
 
 // Login is one Keystone login to a cloud: its configuration, read once by
 // CloudConfig, and the identity client that configuration authenticated.
-// The Nova client (ComputeClient) and the children's credentials use the
-// identity client's token, which re-authenticates when it expires; a
-// Swift store opened with Config authenticates the same way, for
-// ncw/swift's own token handling.
+// The Nova client (ComputeClient), the children's credentials and the
+// Swift store (swift.Config.Login set to Identity.ProviderClient) all
+// start from its token; the identity client re-authenticates when the
+// token expires, and the store, which keeps its token for ncw/swift,
+// re-authenticates by itself with the same configuration.
 type Login struct {
 	// Cloud is the clouds.yaml entry ("" for OS_CLOUD or the OS_* variables).
 	Cloud string

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/swift"
 	"github.com/rackfork/rack/internal/novaemu"
 )
 
@@ -125,5 +128,86 @@ func TestLoginComputeClient(t *testing.T) {
 	}
 	if _, err := computeClient(ctx, "absent"); !errors.Is(err, rack.ErrInvalid) {
 		t.Errorf("the login of an unknown cloud: %v, want ErrInvalid", err)
+	}
+}
+
+// One login serves Swift too: a Store given the login's provider takes its
+// token and object-store endpoint, with no second token request.
+func TestLoginSharedWithSwift(t *testing.T) {
+	var tokens, swiftReqs atomic.Int64
+	const token = "tok-shared-1"
+	sw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		swiftReqs.Add(1)
+		if r.URL.Path != "/info" && r.Header.Get("X-Auth-Token") != token {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer sw.Close()
+	var ks *httptest.Server
+	ks = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v3/auth/tokens" {
+			http.NotFound(w, r)
+			return
+		}
+		tokens.Add(1)
+		endpoint := func(url string) []any {
+			return []any{map[string]string{"id": url, "region": "RegionOne", "region_id": "RegionOne", "interface": "public", "url": url}}
+		}
+		w.Header().Set("X-Subject-Token", token)
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(map[string]any{"token": map[string]any{
+			"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+			"methods":    []string{"password"},
+			"catalog": []any{
+				map[string]any{"type": "identity", "name": "keystone", "id": "i", "endpoints": endpoint(ks.URL + "/v3")},
+				map[string]any{"type": "object-store", "name": "swift", "id": "s", "endpoints": endpoint(sw.URL + "/v1/AUTH_p")},
+			},
+		}})
+	}))
+	defer ks.Close()
+	dir := t.TempDir()
+	clearOSEnv(t)
+	t.Setenv("OS_CLIENT_CONFIG_FILE", writeFile(t, dir, "clouds.yaml", fmt.Sprintf(`clouds:
+  test:
+    auth:
+      auth_url: %s/v3
+      username: alice
+      password: pw
+      project_name: demo
+      user_domain_name: Default
+      project_domain_id: default
+    region_name: RegionOne
+`, ks.URL)))
+	ctx := context.Background()
+	l, err := NewLogin(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := l.Config
+	cfg.Login = l.Identity.ProviderClient
+	s, err := swift.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := tokens.Load(); n != 1 {
+		t.Errorf("%d Keystone token requests for the login and the Store, want 1", n)
+	}
+	if _, err := s.Head(ctx, "c", "o"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Head with the shared token: %v, want ErrNotFound (a 401 would mean the token was not used)", err)
+	}
+	if tokens.Load() != 1 || swiftReqs.Load() == 0 {
+		t.Errorf("after a request: %d token requests, %d Swift requests", tokens.Load(), swiftReqs.Load())
+	}
+	// Without the login the Store authenticates itself.
+	s2, err := swift.New(ctx, l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	if n := tokens.Load(); n != 2 {
+		t.Errorf("%d token requests after a Store of its own, want 2", n)
 	}
 }

@@ -78,6 +78,7 @@ func openOpenStack(ctx context.Context, u *url.URL, opts []rack.Option) (*rack.K
 	if err != nil {
 		return nil, err
 	}
+	cfg.Login = login.Identity.ProviderClient // one Keystone login for Swift too
 	store, err := swift.New(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -194,6 +194,7 @@ type keystoneAuth struct {
 	log *slog.Logger
 
 	mu         sync.Mutex
+	login      *gophercloud.ProviderClient // Config.Login, until its token is taken
 	provider   *gophercloud.ProviderClient
 	token      string
 	storageURL string
@@ -209,7 +210,7 @@ var (
 )
 
 func newKeystoneAuth(cfg *Config, tr http.RoundTripper, log *slog.Logger) *keystoneAuth {
-	return &keystoneAuth{cfg: cfg, tr: tr, log: log}
+	return &keystoneAuth{cfg: cfg, tr: tr, log: log, login: cfg.Login}
 }
 
 // Request authenticates with Keystone and finds the object-store
@@ -227,19 +228,24 @@ func (a *keystoneAuth) authenticate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pc, err := openstack.NewClient(a.cfg.AuthURL)
-	if err != nil {
-		return a.fail(err)
-	}
-	pc.HTTPClient = http.Client{
-		Transport: a.tr,
-		// Never follow a redirect with credentials.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	pc.UserAgent.Prepend("rack-swift/1")
 	start := time.Now()
-	if err := openstack.Authenticate(ctx, pc, a.cfg.authOptions()); err != nil {
-		return a.fail(err)
+	a.mu.Lock()
+	pc := a.login // the first time, a login made already (Config.Login)
+	a.login = nil
+	a.mu.Unlock()
+	if pc == nil || pc.Token() == "" {
+		if pc, err = openstack.NewClient(a.cfg.AuthURL); err != nil {
+			return a.fail(err)
+		}
+		pc.HTTPClient = http.Client{
+			Transport: a.tr,
+			// Never follow a redirect with credentials.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		pc.UserAgent.Prepend("rack-swift/1")
+		if err := openstack.Authenticate(ctx, pc, a.cfg.authOptions()); err != nil {
+			return a.fail(err)
+		}
 	}
 	sc, err := openstack.NewObjectStorageV1(pc, gophercloud.EndpointOpts{Region: a.cfg.Region, Availability: avail})
 	if err != nil {

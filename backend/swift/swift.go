@@ -88,6 +88,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
 	sw "github.com/ncw/swift/v2"
 
 	"github.com/rackfork/rack/backend"
@@ -184,6 +185,13 @@ type Config struct {
 	// Logger receives debug logs of requests and retries (default: none).
 	// It never sees the key or the token.
 	Logger *slog.Logger
+	// Login, for AuthV3, is a Keystone login already made as this Config
+	// says (IdentityClient's ProviderClient; openstack.Login shares it
+	// with Nova and the credentials): New takes its token and
+	// object-store endpoint instead of authenticating again. Later
+	// authentications (a token refused or about to expire) are the
+	// Store's own.
+	Login *gophercloud.ProviderClient
 }
 
 // FromEnv reads SWIFT_AUTH_URL, SWIFT_USER and SWIFT_KEY.
