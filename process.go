@@ -99,14 +99,10 @@ type Spec struct {
 	Detached bool
 	// Options are compute settings for backends that use them (the OS
 	// process compute: "exe" (backend.ExeOption), the program to start
-	// instead of this one;
-	// image, flavor... for VMs); a child inherits its parent's unless set.
+	// instead of this one; image, flavor... for VMs); a child inherits
+	// its parent's unless set.
 	Options map[string]string
 }
-
-// exeOption names another program for an OS-process compute to start:
-// that program brings its own code.
-const exeOption = backend.ExeOption
 
 // Limits on what a Spec may carry.
 const (
@@ -412,7 +408,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	// Roots run here, whatever the compute: their Program is a Go value.
 	// A child started as a new program must be able to find its code
 	// there: by registered name, or as the program Main runs.
-	pr.portable = spec.Program != "" || rec.Options[exeOption] != "" ||
+	pr.portable = spec.Program != "" || rec.Options[backend.ExeOption] != "" ||
 		(parent == nil && ctx.Value(mainProgramKey{}) != nil) || (parent != nil && parent.portable)
 	pr.remote = k.remote && parent != nil
 	if pr.remote && !pr.portable {
@@ -561,7 +557,7 @@ func (k *Kernel) start(pr *proc) {
 		// program loads, not by the child once it runs: a millisecond
 		// of the OS's exec is idle time here. Only for this binary: a
 		// program of another build may not know RACK_KERNEL.
-		if pr.rec.Options[exeOption] == "" {
+		if pr.rec.Options[backend.ExeOption] == "" {
 			kid := newID()
 			req.Env[kernelEnv] = kid
 			registered = make(chan error, 1)
