@@ -56,7 +56,9 @@ func init() {
 //
 // A child started as a new program (an OS process, a server) runs the same
 // binary as its forker, so it has the same registrations and can open the
-// namespace URL it is given.
+// namespace URL it is given. Another program started in its place
+// (Spec.Options["exe"]) must import the driver packages of the namespaces
+// it will join itself.
 //
 // RegisterScheme panics if scheme is malformed or registered already, or if
 // open is nil: those are programming errors, found at init.
