@@ -15,7 +15,9 @@
 //	}
 //
 // The namespace (the "machine") is named by a URL: mem:// (the default, an
-// in-memory store with goroutine processes), file:///dir, openstack://...
+// in-memory store with goroutine processes), file:///dir, and the schemes
+// driver packages register (see Open and RegisterScheme): importing
+// github.com/rackfork/rack/openstack adds swift:// and openstack://.
 package rack
 
 import (
