@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/rackfork/rack/openstack" // the swift, swift+v1 and openstack schemes
 )
 
 // The root tests run against the in-memory store by default. With
