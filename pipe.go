@@ -61,10 +61,10 @@ type PipeReader struct {
 	// may report the end of a segment only on the Read after its last
 	// bytes, and a reader at the end of one may be handed to a child.
 	curLeft int64
-	lock   int // -1, or the end whose Write continues in its next segment
-	rr     int
-	eof    bool
-	moved  bool
+	lock    int // -1, or the end whose Write continues in its next segment
+	rr      int
+	eof     bool
+	moved   bool
 	// fetches counts fetch calls; stuck says the last one made no
 	// progress. Both pace the look for new writer ends.
 	fetches int
