@@ -19,9 +19,8 @@ import (
 	"github.com/rackfork/rack"
 )
 
-// Helpers shared by pipe_test.go, file_test.go, input_test.go and
-// fault_test.go. Their names start with "io" so they do not collide with
-// the helpers of the other test files.
+// Helpers shared by pipe.go, file.go and input.go. Their names start
+// with "io" so they do not collide with the helpers of process.go.
 
 // ioCtx returns a context that ends after d, so a bug fails instead of
 // hanging.

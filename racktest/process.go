@@ -18,8 +18,8 @@ import (
 	"github.com/rackfork/rack"
 )
 
-// Helpers shared by process_test.go, group_test.go and bench_test.go. They
-// are prefixed pg so as not to collide with the other test files.
+// Helpers shared by process.go and group.go. They are prefixed pg so as
+// not to collide with those of pipe.go.
 
 // pgCtx bounds a test, so that a bug fails it instead of hanging it.
 func pgCtx(t testing.TB, d time.Duration) context.Context {

@@ -17,9 +17,11 @@
 //		})
 //	}
 //
-// Each test of the suite is a subtest of Run, named as the test was before
-// it moved here (ExitCodes, PipeCopy64MiB, FileFS, ...), so
-// `go test -run 'TestRack/Pipe'` runs the pipe tests.
+// Each test of the suite is a subtest of Run named after what it tests
+// (ExitCodes, GroupKill, PipeCopy64MiB, FileFS, ...), so
+// `go test -run 'TestRack/Pipe'` runs the pipe tests. Tests that a store
+// cannot pass for a documented reason (Harness.LooseCreate) or that it
+// would take too long over (Harness.ManyProcesses) skip, saying why.
 //
 // The suite's programs are Go closures that share channels with the test,
 // so the kernels must run processes in-process (backend.InProcess, such as
