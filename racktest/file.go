@@ -51,7 +51,7 @@ func ioReadFile(ctx context.Context, t *testing.T, k *rack.Kernel, path string) 
 }
 
 func (s *suite) testFileRoundTrip(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	big := make([]byte, 3<<20+17) // crosses the store's 1 MiB chunks
 	rand.NewChaCha8([32]byte{1}).Read(big)
@@ -88,7 +88,7 @@ func (s *suite) testFileLarge(t *testing.T) {
 		t.Skip("256 MiB file: skipped in -short mode")
 	}
 	const size = 256 << 20
-	ctx := ioCtx(t, 60*time.Second)
+	ctx := s.ioCtx(t, 60*time.Second)
 	k := s.ioKernel(t)
 	src := ioData(42, size)
 	buf := make([]byte, 1<<20)
@@ -133,7 +133,7 @@ func (s *suite) testFileLarge(t *testing.T) {
 }
 
 func (s *suite) testFileInvisibleBeforeClose(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	f, err := k.Create(ctx, "/"+s.fc+"out/new.txt")
 	if err != nil {
@@ -175,7 +175,7 @@ func (s *suite) testFileInvisibleBeforeClose(t *testing.T) {
 }
 
 func (s *suite) testFileDirectories(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	for _, p := range []string{"/" + s.fc + "docs/z.txt", "/" + s.fc + "docs/a.txt", "/" + s.fc + "docs/b/d.txt", "/" + s.fc + "docs/b/c.txt", "/" + s.fc + "docs/b/e/f.txt", "/" + s.fc + "empty/x"} {
 		ioWriteFile(ctx, t, k, p, []byte(p))
@@ -283,7 +283,7 @@ func (s *suite) testFileDirectories(t *testing.T) {
 // testFileSeekReadAt compares Seek, Read and ReadAt with bytes.Reader at
 // random offsets.
 func (s *suite) testFileSeekReadAt(t *testing.T) {
-	ctx := ioCtx(t, 30*time.Second)
+	ctx := s.ioCtx(t, 30*time.Second)
 	k := s.ioKernel(t)
 	data := make([]byte, 2<<20+12345)
 	rand.NewChaCha8([32]byte{2}).Read(data)
@@ -357,7 +357,7 @@ func (s *suite) testFileExclusiveRace(t *testing.T) {
 	// (seen once in about five CI runs). A known limit of Swift, in the
 	// README; the race is exact on the stores that have an atomic create.
 	s.needExclusiveCreate(t, "Swift's create-only is checked on arrival, so O_EXCL on large bodies can race there")
-	ctx := ioCtx(t, 30*time.Second)
+	ctx := s.ioCtx(t, 30*time.Second)
 	k := s.ioKernel(t)
 	const n = 50
 	content := func(i int) []byte { return bytes.Repeat([]byte(fmt.Sprintf("writer %02d;", i)), 20000) }
@@ -416,7 +416,7 @@ func (s *suite) testFileExclusiveRace(t *testing.T) {
 }
 
 func (s *suite) testFileOpenFlags(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	ioWriteFile(ctx, t, k, "/"+s.fc+"flags/existing", []byte("old"))
 	for _, tc := range []struct {
@@ -480,7 +480,7 @@ func (s *suite) testFileOpenFlags(t *testing.T) {
 }
 
 func (s *suite) testFileFS(t *testing.T) {
-	ctx := ioCtx(t, 30*time.Second)
+	ctx := s.ioCtx(t, 30*time.Second)
 	k := s.ioKernel(t)
 	files := map[string]string{
 		s.fc + "output/a.txt":     "alpha\n",
@@ -534,7 +534,7 @@ func (s *suite) testFileFS(t *testing.T) {
 // discarded when the process is killed, and its writes after the kill fail
 // with ErrKilled. One it leaves open when it returns is discarded too.
 func (s *suite) testFileOfKilledProcess(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	opened := make(chan error, 1)
 	afterKill := make(chan error, 2)
@@ -619,7 +619,7 @@ func (s *suite) testFileOfKilledProcess(t *testing.T) {
 // testFileReplacedWhileOpen: a reader opened before the file was replaced
 // reads the version it opened or fails; it never mixes in the new one.
 func (s *suite) testFileReplacedWhileOpen(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	v1 := bytes.Repeat([]byte("1"), 3<<20)
 	v2 := bytes.Repeat([]byte("2"), 3<<20)
@@ -663,7 +663,7 @@ func (s *suite) testFileReplacedWhileOpen(t *testing.T) {
 // (even when written from several goroutines), discarded when it is
 // killed.
 func (s *suite) testFileAsStdio(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	ioWriteFile(ctx, t, k, "/"+s.fc+"stdio/in", []byte("input data"))
 	in, err := k.Open(ctx, "/"+s.fc+"stdio/in")

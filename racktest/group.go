@@ -68,7 +68,7 @@ func groupPIDs(t *testing.T, ctx context.Context, g *rack.Group) []rack.PID {
 }
 
 func (s *suite) testGroupMembership(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, k, probe.roles())
@@ -137,7 +137,7 @@ func (s *suite) testGroupMembership(t *testing.T) {
 }
 
 func (s *suite) testGroupWait(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	gates := map[string]chan struct{}{"ok": make(chan struct{}), "slow": make(chan struct{})}
 	self := pgRoot(t, ctx, k, pgRoles{
@@ -209,7 +209,7 @@ func (s *suite) testGroupWait(t *testing.T) {
 }
 
 func (s *suite) testGroupKill(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, k, probe.roles())
@@ -257,7 +257,7 @@ func (s *suite) testGroupKill(t *testing.T) {
 }
 
 func (s *suite) testGroupSignal(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, k, probe.roles())
@@ -290,7 +290,7 @@ func (s *suite) testGroupSignal(t *testing.T) {
 }
 
 func (s *suite) testGroupAcrossKernels(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	url := s.sharedName(t)
 	ka := s.pgOpen(t, url)
 	kb := s.pgOpen(t, url)

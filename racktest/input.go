@@ -139,7 +139,7 @@ func (s *suite) testBadSpec(t *testing.T) {
 
 func (s *suite) testBadFilePath(t *testing.T) {
 	k := s.ioKernel(t)
-	ctx := ioCtx(t, 10*time.Second)
+	ctx := s.ioCtx(t, 10*time.Second)
 	ioWriteFile(ctx, t, k, "/c/o", []byte("x"))
 	paths := []string{
 		"", "relative", "c/o", "/", "/c", "/c/", "/c//o", "/c/o/", "//o", "/c/../o", "/c/./o", "/../c/o", "/./o",

@@ -24,9 +24,9 @@ import (
 
 // ioCtx returns a context that ends after d, so a bug fails instead of
 // hanging.
-func ioCtx(t *testing.T, d time.Duration) context.Context {
+func (s *suite) ioCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(context.Background(), s.deadline(d))
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -81,7 +81,7 @@ func ioWaitGroup(wg *sync.WaitGroup, d time.Duration) bool {
 }
 
 func (s *suite) testPipeParentToChild(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	const msg = "first line\nsecond line\n"
 	got := make(chan string, 1)
@@ -122,7 +122,7 @@ func (s *suite) testPipeParentToChild(t *testing.T) {
 }
 
 func (s *suite) testPipeChildToParent(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	var got string
 	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
@@ -164,7 +164,7 @@ func (s *suite) testPipeChildToParent(t *testing.T) {
 // io.Copy on both sides.
 func (s *suite) testPipeCopy64MiB(t *testing.T) {
 	const size = 64 << 20
-	ctx := ioCtx(t, 60*time.Second)
+	ctx := s.ioCtx(t, 60*time.Second)
 	k := s.ioKernel(t)
 	want := ioSum(t, ioData(7, size))
 	var got [32]byte
@@ -257,7 +257,7 @@ func (s *suite) testPipeWritesStayContiguous(t *testing.T) {
 	sizes := []int{100 << 10, 10, 3000, 64<<10 - 9, 64 << 10, 64<<10 + 1, 200 << 10, 1, 100 << 10}
 	sizeOf := func(tag byte, seq uint32) int { return sizes[(int(tag)+int(seq))%len(sizes)] }
 	tags := []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")[:children*goroutines]
-	ctx := ioCtx(t, 60*time.Second)
+	ctx := s.ioCtx(t, 60*time.Second)
 	k := s.ioKernel(t, rack.WithPipeBuffer(64<<10, time.Millisecond))
 	var counts map[byte]uint32
 	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
@@ -329,7 +329,7 @@ func (s *suite) testPipeEOFWithDyingWriters(t *testing.T) {
 		// 100 ends on a real Swift that takes minutes (see README).
 		n = 20
 	}
-	ctx := ioCtx(t, 60*time.Second)
+	ctx := s.ioCtx(t, 60*time.Second)
 	k := s.ioKernel(t, rack.WithPipeBuffer(64<<10, time.Millisecond))
 	var (
 		acked   = make([]atomic.Int64, n) // bytes of successful Writes, per child
@@ -452,7 +452,7 @@ func (s *suite) testPipeEOFWithDyingWriters(t *testing.T) {
 // read part of the stream: the child continues where the parent stopped,
 // and the parent's end is closed.
 func (s *suite) testPipeMovedReader(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t, rack.WithPipeBuffer(1<<20, 0)) // no batching: one segment per Write
 	got := make(chan string, 1)
 	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
@@ -496,7 +496,7 @@ func (s *suite) testPipeMovedReader(t *testing.T) {
 
 // testPipeBadEnds: closed ends and ends that are not the forker's to give.
 func (s *suite) testPipeBadEnds(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	k2 := s.ioKernel(t)
 	// An end of a process of the other kernel.
@@ -590,7 +590,7 @@ func (s *suite) testPipeBadEnds(t *testing.T) {
 // testPipeCloseUnblocksRead closes a reader while another goroutine is
 // blocked reading it.
 func (s *suite) testPipeCloseUnblocksRead(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)
@@ -632,7 +632,7 @@ func (s *suite) testPipeCloseUnblocksRead(t *testing.T) {
 }
 
 func (s *suite) testNamedPipe(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
+	ctx := s.ioCtx(t, 20*time.Second)
 	k := s.ioKernel(t)
 	if err := k.Mkfifo(ctx, "jobs"); err != nil {
 		t.Fatal(err)

@@ -22,8 +22,8 @@ import (
 // not to collide with those of pipe.go.
 
 // pgCtx bounds a test, so that a bug fails it instead of hanging it.
-func pgCtx(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+func (s *suite) pgCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), s.deadline(d))
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -119,7 +119,7 @@ func blockOnCtx(ctx context.Context, self *rack.Self) error {
 }
 
 func (s *suite) testExitCodes(t *testing.T) {
-	ctx := pgCtx(t, 20*time.Second)
+	ctx := s.pgCtx(t, 20*time.Second)
 	k := s.pgKernel(t)
 	// The stderr of "tail": 10,000+ bytes in writes of varied sizes,
 	// including one larger than the 4 KiB tail.
@@ -256,7 +256,7 @@ func (s *suite) testExitCodes(t *testing.T) {
 }
 
 func (s *suite) testWaitFromManyGoroutines(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	release := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
@@ -299,7 +299,7 @@ func (s *suite) testWaitFromManyGoroutines(t *testing.T) {
 }
 
 func (s *suite) testWaitCancelled(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	self := pgRoot(t, ctx, k, pgRoles{"block": blockOnCtx})
 	c, err := self.Fork(ctx, rack.Spec{Args: []string{"block"}})
@@ -341,7 +341,7 @@ func (s *suite) testWaitCancelled(t *testing.T) {
 }
 
 func (s *suite) testSIGTERMCancelsContext(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	causes := make(chan error, 1)
 	ready := make(chan struct{})
@@ -384,7 +384,7 @@ func (s *suite) testSIGTERMCancelsContext(t *testing.T) {
 
 func (s *suite) testSIGTERMEscalatesAfterGrace(t *testing.T) {
 	const grace = 100 * time.Millisecond
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t, rack.WithGracePeriod(grace))
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
@@ -422,7 +422,7 @@ func (s *suite) testSIGTERMEscalatesAfterGrace(t *testing.T) {
 }
 
 func (s *suite) testNotify(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t, rack.WithGracePeriod(50*time.Millisecond))
 	type report struct {
 		got     []rack.Signal
@@ -496,7 +496,7 @@ func (s *suite) testNotify(t *testing.T) {
 }
 
 func (s *suite) testKillSubtree(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	type started struct {
 		role string
@@ -596,7 +596,7 @@ func (s *suite) testKillSubtree(t *testing.T) {
 // A process that exits cleanly as soon as its ctx is cancelled was still
 // killed: Kill's verdict must not lose a race with its return.
 func (s *suite) testKillBeatsCleanReturn(t *testing.T) {
-	ctx := pgCtx(t, 20*time.Second)
+	ctx := s.pgCtx(t, 20*time.Second)
 	k := s.pgKernel(t)
 	ready := make(chan struct{}, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
@@ -632,7 +632,7 @@ func (s *suite) testKillBeatsCleanReturn(t *testing.T) {
 // A parent killed while it forks must not leave a child running: the
 // subtree is taken whole, including a fork in flight.
 func (s *suite) testKillWhileForking(t *testing.T) {
-	ctx := pgCtx(t, 20*time.Second)
+	ctx := s.pgCtx(t, 20*time.Second)
 	k := s.pgKernel(t)
 	forked := make(chan struct{}, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
@@ -693,7 +693,7 @@ func (s *suite) testKillWhileForking(t *testing.T) {
 }
 
 func (s *suite) testKilledProcessWritesAreFenced(t *testing.T) {
-	ctx := pgCtx(t, 15*time.Second)
+	ctx := s.pgCtx(t, 15*time.Second)
 	k := s.pgKernel(t)
 	var acked atomic.Int64
 	reached := make(chan struct{})
@@ -784,7 +784,7 @@ func (s *suite) testKilledProcessWritesAreFenced(t *testing.T) {
 }
 
 func (s *suite) testCrossKernel(t *testing.T) {
-	ctx := pgCtx(t, 15*time.Second)
+	ctx := s.pgCtx(t, 15*time.Second)
 	url := s.sharedName(t)
 	ka := s.pgOpen(t, url)
 	kb := s.pgOpen(t, url)
@@ -929,7 +929,7 @@ func (s *suite) testCrossKernel(t *testing.T) {
 }
 
 func (s *suite) testKernelClose(t *testing.T) {
-	ctx := pgCtx(t, 15*time.Second)
+	ctx := s.pgCtx(t, 15*time.Second)
 	k := s.pgKernel(t, rack.WithMaxRunning(3))
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
@@ -1058,7 +1058,7 @@ func boundedRun(t *testing.T, ctx context.Context, n, slots int, start func(i in
 }
 
 func (s *suite) testMaxRunning(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	const limit, n = 2, 6
 	k := s.pgKernel(t, rack.WithMaxRunning(limit))
 	// Root processes, so that nothing else takes a slot.
@@ -1120,7 +1120,7 @@ func (s *suite) testMaxRunning(t *testing.T) {
 }
 
 func (s *suite) testForkAllIsAllOrNothing(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	var ran atomic.Int32
 	self := pgRoot(t, ctx, k, pgRoles{
@@ -1187,7 +1187,7 @@ func (s *suite) testForkAllIsAllOrNothing(t *testing.T) {
 }
 
 func (s *suite) testSetStatusShowsInPS(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	set := make(chan error, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
@@ -1232,7 +1232,7 @@ func (s *suite) testSetStatusShowsInPS(t *testing.T) {
 // psCheck forks n short processes from one root in batches, waiting for
 // each, then checks that ps shows all of them, correctly.
 func (s *suite) psCheck(t *testing.T, n, batch int, full bool) {
-	ctx := pgCtx(t, 10*time.Minute)
+	ctx := s.pgCtx(t, 10*time.Minute)
 	k := s.pgKernel(t)
 	self := pgRoot(t, ctx, k, pgRoles{
 		"leaf": func(ctx context.Context, self *rack.Self) error {
@@ -1334,7 +1334,7 @@ func (s *suite) testPS100k(t *testing.T) {
 }
 
 func (s *suite) testProcessLearnsItsIdentity(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+	ctx := s.pgCtx(t, 10*time.Second)
 	k := s.pgKernel(t)
 	g, err := k.NewGroup(ctx, "team")
 	if err != nil {

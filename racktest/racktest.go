@@ -83,6 +83,12 @@ type Harness struct {
 	// io/fs does not check the listing of the account's root, which shows
 	// the other runs' containers too.
 	SharedAccount bool
+
+	// Slowdown multiplies the suite's deadlines, which only turn a hang
+	// into a failure: a store whose every request is a network round trip
+	// on a loaded machine (Swift on a shared CI host) may need 2 to 4.
+	// 0 means 1.
+	Slowdown int
 }
 
 // Run runs the suite against h, each test as a subtest of t.
@@ -99,6 +105,12 @@ func Run(t *testing.T, h Harness) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(s, t) })
 	}
+}
+
+// deadline is how long a test that would take d on a fast store may run
+// on this one before it counts as hung.
+func (s *suite) deadline(d time.Duration) time.Duration {
+	return d * time.Duration(max(s.h.Slowdown, 1))
 }
 
 // tests lists the suite, in the order it runs.

@@ -79,6 +79,9 @@ func TestSwift(t *testing.T) {
 		SlowRequests:  true,
 		LooseCreate:   true,
 		SharedAccount: true,
+		// Every write is a PUT on a loopback Swift that shares two cores
+		// with the rest of the test run.
+		Slowdown: 3,
 	})
 }
 
