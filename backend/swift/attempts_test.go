@@ -1,0 +1,184 @@
+package swift_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/swift"
+	"github.com/rackfork/rack/internal/retry"
+)
+
+// fakeSwift speaks just enough of Swift's v1 auth to hand out a token and
+// answers every object, container and account request with fail (503 by
+// default), counting them per method. Authentication and /info are not
+// counted.
+type fakeSwift struct {
+	*httptest.Server
+	fail    atomic.Int32 // status for storage requests
+	storage atomic.Int64
+	auths   atomic.Int64
+	mu      sync.Mutex
+	methods map[string]int
+}
+
+func newFakeSwift(t *testing.T) *fakeSwift {
+	t.Helper()
+	f := &fakeSwift{methods: map[string]int{}}
+	f.fail.Store(http.StatusServiceUnavailable)
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/auth/v1.0":
+			f.auths.Add(1)
+			w.Header().Set("X-Storage-Url", f.URL+"/v1/AUTH_test")
+			w.Header().Set("X-Auth-Token", "AUTH_tk-fake")
+			w.WriteHeader(http.StatusOK)
+		case r.URL.Path == "/info":
+			http.NotFound(w, r) // default constraints
+		case strings.HasPrefix(r.URL.Path, "/v1/AUTH_test"):
+			_, _ = io.Copy(io.Discard, r.Body)
+			f.storage.Add(1)
+			f.mu.Lock()
+			f.methods[r.Method]++
+			f.mu.Unlock()
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(int(f.fail.Load()))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeSwift) count(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.methods[method]
+}
+
+func (f *fakeSwift) reset() {
+	f.mu.Lock()
+	f.methods = map[string]int{}
+	f.mu.Unlock()
+	f.storage.Store(0)
+}
+
+// TestAttemptsDoNotMultiply: against a Swift that answers 503 to every
+// storage request, one operation of the Swift driver wrapped by
+// internal/retry costs exactly the policy's attempts in HTTP requests: the
+// driver and its transport add none (before, the transport retried GET,
+// HEAD and listings 4 more times per attempt, and the driver rewindable
+// Puts, so one Head cost 10 x 5 requests).
+func TestAttemptsDoNotMultiply(t *testing.T) {
+	f := newFakeSwift(t)
+	ctx := context.Background()
+	raw, err := swift.New(ctx, swift.Config{
+		AuthURL: f.URL + "/auth/v1.0", User: "test:tester", Key: "testing",
+		Retries: 4, RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer raw.Close()
+	policy := retry.Policy{Attempts: 3, Base: time.Millisecond, Max: 2 * time.Millisecond}
+	s := retry.Wrap(raw, policy)
+
+	stream := func() io.Reader { return io.MultiReader(strings.NewReader("a body the layer above cannot rewind")) }
+	for _, op := range []struct {
+		name, method string
+		call         func() error
+	}{
+		{"Head", "HEAD", func() error { _, err := s.Head(ctx, "c", "o"); return err }},
+		{"Get", "GET", func() error { _, _, err := s.Get(ctx, "c", "o", nil); return err }},
+		{"List", "GET", func() error { _, err := s.List(ctx, "c", backend.ListOptions{}); return err }},
+		{"ListContainers", "GET", func() error { _, err := s.ListContainers(ctx, backend.ListOptions{}); return err }},
+		{"Delete", "DELETE", func() error { return s.Delete(ctx, "c", "o") }},
+		{"CreateContainer", "PUT", func() error { return s.CreateContainer(ctx, "c") }},
+		{"DeleteContainer", "DELETE", func() error { return s.DeleteContainer(ctx, "c") }},
+		{"Put", "PUT", func() error {
+			_, err := s.Put(ctx, "c", "o", bytes.NewReader([]byte("x")), nil)
+			return err
+		}},
+		{"create-only Put", "PUT", func() error {
+			_, err := s.Put(ctx, "c", "o", bytes.NewReader([]byte("x")), &backend.PutOptions{CreateOnly: true})
+			return err
+		}},
+		{"create-only Put of a stream", "PUT", func() error {
+			_, err := s.Put(ctx, "c", "o", stream(), &backend.PutOptions{CreateOnly: true})
+			return err
+		}},
+	} {
+		f.reset()
+		err := op.call()
+		if !errors.Is(err, backend.ErrTransient) {
+			t.Errorf("%s against a failing Swift: %v, want ErrTransient", op.name, err)
+		}
+		if n := f.storage.Load(); n != int64(policy.Attempts) {
+			t.Errorf("%s: %d requests, want %d (the policy's attempts, one request each)", op.name, n, policy.Attempts)
+		}
+		if n := f.count(op.method); n != policy.Attempts {
+			t.Errorf("%s: %d %s requests, want %d", op.name, n, op.method, policy.Attempts)
+		}
+	}
+
+	// Without the retrying layer, the driver is single-shot.
+	f.reset()
+	if _, err := raw.Head(ctx, "c", "o"); !errors.Is(err, backend.ErrTransient) {
+		t.Errorf("raw Head: %v, want ErrTransient", err)
+	}
+	if n := f.storage.Load(); n != 1 {
+		t.Errorf("raw Head: %d requests, want 1", n)
+	}
+	// A failure that no retry fixes is not retried at all.
+	f.reset()
+	f.fail.Store(http.StatusNotFound)
+	if _, err := s.Head(ctx, "c", "o"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Head of a missing object: %v, want ErrNotFound", err)
+	}
+	if n := f.storage.Load(); n != 1 {
+		t.Errorf("Head of a missing object: %d requests, want 1", n)
+	}
+}
+
+// TestExpiredTokenResentOnce: a 401 is not a failure of the service: the
+// driver authenticates again and resends the request once (for a Put too,
+// when the body can be rewound), and a second 401 fails at once.
+func TestExpiredTokenResentOnce(t *testing.T) {
+	f := newFakeSwift(t)
+	ctx := context.Background()
+	s, err := swift.New(ctx, swift.Config{AuthURL: f.URL + "/auth/v1.0", User: "test:tester", Key: "testing"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer s.Close()
+	f.fail.Store(http.StatusUnauthorized)
+	for _, op := range []struct {
+		name string
+		call func() error
+	}{
+		{"Head", func() error { _, err := s.Head(ctx, "c", "o"); return err }},
+		{"Put", func() error { _, err := s.Put(ctx, "c", "o", strings.NewReader("x"), nil); return err }},
+	} {
+		f.reset()
+		auths := f.auths.Load()
+		if err := op.call(); !errors.Is(err, swift.ErrAuth) && !errors.Is(err, backend.ErrTransient) {
+			t.Errorf("%s refused twice: %v", op.name, err)
+		}
+		if n := f.storage.Load(); n != 2 {
+			t.Errorf("%s: %d requests, want 2 (one resend after authenticating again)", op.name, n)
+		}
+		if n := f.auths.Load() - auths; n < 1 {
+			t.Errorf("%s: no authentication after a 401", op.name)
+		}
+	}
+}
