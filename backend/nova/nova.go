@@ -620,6 +620,17 @@ func (c *Compute) List(ctx context.Context, namespace string) ([]backend.Instanc
 	return out, nil
 }
 
+// RetriesStart reports true (backend.StartRetrier): Start owns the attempts
+// for starting an instance. Only it can tell, by looking the name up,
+// whether a create that failed ambiguously made a server (so that a retry
+// never makes a second one), and it waits out quota and rate limits
+// (honouring Retry-After) for as long as its context allows; it retries a
+// staging failure too. The kernel therefore calls it once per process
+// instead of retrying it, which would multiply its attempts.
+func (c *Compute) RetriesStart() bool { return true }
+
+var _ backend.StartRetrier = (*Compute)(nil)
+
 // Failure reports why the instance named name ended abnormally, if it did:
 // for example "boot failed: No valid host was found. ..." once its boot
 // retries are spent, or "bootstrap failed: rack-bootstrap: digest
