@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -180,5 +181,100 @@ func TestExpiredTokenResentOnce(t *testing.T) {
 		if n := f.auths.Load() - auths; n < 1 {
 			t.Errorf("%s: no authentication after a 401", op.name)
 		}
+	}
+}
+
+// TestAmbiguousCreateOnlyPut: a create-only PUT that Swift applied but
+// answered with a 503 (a reply lost on the way) is retried by the
+// retrying layer; the retry's 412 is resolved by reading the writer token
+// back: the Put succeeds once, with one object, and a second writer's
+// create-only Put is a real conflict.
+func TestAmbiguousCreateOnlyPut(t *testing.T) {
+	type object struct {
+		meta http.Header
+		body []byte
+	}
+	var (
+		mu      sync.Mutex
+		objects = map[string]object{}
+		lose    atomic.Int32 // replies to lose
+		puts    atomic.Int32
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/auth/v1.0":
+			w.Header().Set("X-Storage-Url", "http://"+r.Host+"/v1/AUTH_test")
+			w.Header().Set("X-Auth-Token", "AUTH_tk-fake")
+			return
+		case !strings.HasPrefix(r.URL.Path, "/v1/AUTH_test/c/"):
+			http.NotFound(w, r)
+			return
+		}
+		name := strings.TrimPrefix(r.URL.Path, "/v1/AUTH_test/c/")
+		mu.Lock()
+		defer mu.Unlock()
+		o, ok := objects[name]
+		switch r.Method {
+		case "PUT":
+			puts.Add(1)
+			body, _ := io.ReadAll(r.Body)
+			if ok && r.Header.Get("If-None-Match") == "*" {
+				w.WriteHeader(http.StatusPreconditionFailed)
+				return
+			}
+			meta := http.Header{}
+			for k, v := range r.Header {
+				if strings.HasPrefix(k, "X-Object-Meta-") {
+					meta[k] = v
+				}
+			}
+			objects[name] = object{meta, body}
+			if lose.Add(-1) >= 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Etag", "e")
+			w.WriteHeader(http.StatusCreated)
+		case "HEAD":
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			for k, v := range o.meta {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Etag", "e")
+			w.Header().Set("Content-Length", fmt.Sprint(len(o.body)))
+		default:
+			http.Error(w, "not here", http.StatusMethodNotAllowed)
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	raw, err := swift.New(ctx, swift.Config{AuthURL: srv.URL + "/auth/v1.0", User: "test:tester", Key: "testing"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer raw.Close()
+	s := retry.Wrap(raw, retry.Policy{Attempts: 5, Base: time.Millisecond, Max: 2 * time.Millisecond})
+
+	lose.Store(1)
+	info, err := s.Put(ctx, "c", "claim", strings.NewReader("mine"), &backend.PutOptions{CreateOnly: true})
+	if err != nil {
+		t.Fatalf("create-only Put whose first reply was lost: %v", err)
+	}
+	if info.Metadata[backend.WriterTokenKey] == "" {
+		t.Errorf("the Put's info carries no writer token: %+v", info)
+	}
+	if n := puts.Load(); n != 2 {
+		t.Errorf("%d PUTs, want 2 (the ambiguous one and the retry that found it)", n)
+	}
+	if _, err := s.Put(ctx, "c", "claim", strings.NewReader("theirs"), &backend.PutOptions{CreateOnly: true}); !errors.Is(err, backend.ErrExist) {
+		t.Errorf("a second writer's create-only Put: %v, want ErrExist", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := string(objects["claim"].body); got != "mine" {
+		t.Errorf("stored %q, want %q", got, "mine")
 	}
 }
