@@ -23,7 +23,10 @@
 // retry, so a retried create never makes a second server. A create refused
 // for quota (403 "Quota exceeded") or rate (429) waits and tries again for
 // as long as Start's context allows; at most Config.MaxBootsInFlight
-// servers are building at once (further Starts queue).
+// servers are building at once (further Starts queue). Start owns these
+// attempts (it implements backend.StartRetrier, and retries a transient
+// failure to stage the program too), so the kernel calls it once per
+// process rather than retrying it.
 //
 // # Watching
 //
