@@ -3,6 +3,7 @@ package swift_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -276,5 +277,119 @@ func TestAmbiguousCreateOnlyPut(t *testing.T) {
 	defer mu.Unlock()
 	if got := string(objects["claim"].body); got != "mine" {
 		t.Errorf("stored %q, want %q", got, "mine")
+	}
+}
+
+// TestAmbiguousManifestKeepsSegments: a large (SLO) create-only Put whose
+// manifest PUT Swift applied but answered with a 503 keeps its segments:
+// the retry finds the manifest by its writer token and reports success, and
+// every segment the stored manifest names is still there (before, the
+// failed attempt deleted them, leaving an object without its content).
+func TestAmbiguousManifestKeepsSegments(t *testing.T) {
+	type object struct {
+		meta http.Header
+		body []byte
+	}
+	var (
+		mu      sync.Mutex
+		objects = map[string]object{} // "container/name"
+		lose    atomic.Int32          // manifest replies to lose
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/auth/v1.0" {
+			w.Header().Set("X-Storage-Url", "http://"+r.Host+"/v1/AUTH_test")
+			w.Header().Set("X-Auth-Token", "AUTH_tk-fake")
+			return
+		}
+		path, ok := strings.CutPrefix(r.URL.Path, "/v1/AUTH_test/")
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if !strings.Contains(path, "/") { // a container: they all exist
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		o, exists := objects[path]
+		switch r.Method {
+		case "PUT":
+			if exists && r.Header.Get("If-None-Match") == "*" {
+				w.WriteHeader(http.StatusPreconditionFailed)
+				return
+			}
+			meta := http.Header{}
+			for k, v := range r.Header {
+				if strings.HasPrefix(k, "X-Object-Meta-") {
+					meta[k] = v
+				}
+			}
+			objects[path] = object{meta, body}
+			if r.URL.Query().Get("multipart-manifest") == "put" && lose.Add(-1) >= 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Etag", fmt.Sprintf("%x", len(body)))
+			w.WriteHeader(http.StatusCreated)
+		case "HEAD":
+			if !exists {
+				http.NotFound(w, r)
+				return
+			}
+			for k, v := range o.meta {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Content-Length", fmt.Sprint(len(o.body)))
+		case "DELETE":
+			if !exists {
+				http.NotFound(w, r)
+				return
+			}
+			delete(objects, path)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.Error(w, "not here", http.StatusMethodNotAllowed)
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	raw, err := swift.New(ctx, swift.Config{AuthURL: srv.URL + "/auth/v1.0", User: "test:tester", Key: "testing", SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer raw.Close()
+	s := retry.Wrap(raw, retry.Policy{Attempts: 5, Base: time.Millisecond, Max: 2 * time.Millisecond})
+
+	lose.Store(1)
+	data := bytes.Repeat([]byte("0123456789abcdef"), (3<<20)/32) // 1.5 MiB: two segments
+	if _, err := s.Put(ctx, "c", "big", bytes.NewReader(data), &backend.PutOptions{CreateOnly: true}); err != nil {
+		t.Fatalf("create-only large Put whose manifest reply was lost: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	manifest, ok := objects["c/big"]
+	if !ok {
+		t.Fatal("no manifest stored")
+	}
+	var segs []struct {
+		Path string `json:"path"`
+		Size int64  `json:"size_bytes"`
+	}
+	if err := json.Unmarshal(manifest.body, &segs); err != nil || len(segs) != 2 {
+		t.Fatalf("manifest %q: %v, want 2 segments", manifest.body, err)
+	}
+	var total int64
+	for _, sg := range segs {
+		o, ok := objects[strings.TrimPrefix(sg.Path, "/")]
+		if !ok {
+			t.Errorf("segment %s of the stored manifest was deleted", sg.Path)
+			continue
+		}
+		total += int64(len(o.body))
+	}
+	if total != int64(len(data)) && !t.Failed() {
+		t.Errorf("segments hold %d bytes, want %d", total, len(data))
 	}
 }

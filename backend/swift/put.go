@@ -302,9 +302,33 @@ func (s *Store) putLarge(ctx context.Context, c, name string, body io.Reader, si
 		Parameters: map[string][]string{"multipart-manifest": {"put"}}, NoResponse: true,
 	})
 	if err != nil {
-		return info, s.putErr(ctx, err, c, name)
+		perr := s.putErr(ctx, err, c, name)
+		if manifestMayExist(err, perr) {
+			// The manifest may have been stored (a reply lost, a 5xx after
+			// the commit): its segments must stay, or the object it makes
+			// would be missing its content. A retry that finds it (a
+			// create-only Put's token read back) reports it as its own.
+			s.log.Debug("swift: keeping the segments of a manifest that may exist", "container", segc, "object", name, "segments", len(segs))
+			segs = nil
+		}
+		return info, perr
 	}
 	return putInfo(name, total, rh), nil
+}
+
+// manifestMayExist reports whether a manifest PUT that failed with err
+// (mapped to perr) may have been applied: a failure without a definite
+// refusal (no response, a timeout, a 5xx).
+func manifestMayExist(err, perr error) bool {
+	if !errors.Is(perr, backend.ErrTransient) {
+		return false
+	}
+	for _, refused := range []int{401, 429, 498} {
+		if isStatus(err, refused) {
+			return false
+		}
+	}
+	return true
 }
 
 // ensureContainer creates a segment container once per Store.
