@@ -9,7 +9,7 @@ import (
 )
 
 func nopRoles() pgRoles {
-	return pgRoles{"nop": func(context.Context, *rack.Process) error { return nil }}
+	return pgRoles{"nop": func(context.Context, *rack.Self) error { return nil }}
 }
 
 // BenchmarkForkWait forks an empty child from one root process on mem://

@@ -42,10 +42,10 @@ func TestRequestBudget(t *testing.T) {
 	defer cancel()
 	k := budgetKernel(t)
 	var figures []string
-	measure := func(what string, per float64, max float64, f func(self *rack.Process) error) {
+	measure := func(what string, per float64, max float64, f func(self *rack.Self) error) {
 		t.Helper()
 		var before rack.Stats
-		root, err := k.Start(ctx, rack.Spec{Name: "budget"}, func(ctx context.Context, self *rack.Process) error {
+		root, err := k.Start(ctx, rack.Spec{Name: "budget"}, func(ctx context.Context, self *rack.Self) error {
 			switch a := self.Args(); {
 			case len(a) == 0:
 			case a[0] == "nop":
@@ -84,7 +84,7 @@ func TestRequestBudget(t *testing.T) {
 			t.Errorf("%s: %.2f requests, budget %.0f (by kind: before %v, after %v)", what, got, max, before, after)
 		}
 	}
-	measure("per fork+exit+wait (amortised over 100)", 100, 3, func(self *rack.Process) error {
+	measure("per fork+exit+wait (amortised over 100)", 100, 3, func(self *rack.Self) error {
 		for i := 0; i < 100; i++ {
 			c, err := self.Fork(ctx, rack.Spec{Args: []string{"nop"}})
 			if err != nil {
@@ -96,8 +96,8 @@ func TestRequestBudget(t *testing.T) {
 		}
 		return nil
 	})
-	pipeRun := func(arg string) func(self *rack.Process) error {
-		return func(self *rack.Process) error {
+	pipeRun := func(arg string) func(self *rack.Self) error {
+		return func(self *rack.Self) error {
 			r, w, err := self.Pipe(ctx)
 			if err != nil {
 				return err
@@ -115,7 +115,7 @@ func TestRequestBudget(t *testing.T) {
 	}
 	measure("per small pipe message (100, 5 ms apart)", 100, 7, pipeRun("small"))
 	measure("per pipe MiB (64 MiB stream)", 64, 6, pipeRun("mib"))
-	measure("fork 20 blocking, idle 4.5 s, kill them", 1, 20*4, func(self *rack.Process) error {
+	measure("fork 20 blocking, idle 4.5 s, kill them", 1, 20*4, func(self *rack.Self) error {
 		var kids []*rack.Process
 		for i := 0; i < 20; i++ {
 			c, err := self.Fork(ctx, rack.Spec{Args: []string{"block"}})
@@ -161,7 +161,7 @@ func TestPSBudget(t *testing.T) {
 	forker, reader := open(), open()
 	const exited, running = 900, 100
 	ready := make(chan []*rack.Process, 1)
-	root, err := forker.Start(ctx, rack.Spec{Name: "ps-root"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := forker.Start(ctx, rack.Spec{Name: "ps-root"}, func(ctx context.Context, self *rack.Self) error {
 		if a := self.Args(); len(a) > 0 {
 			i, _ := strconv.Atoi(a[0])
 			if i < exited {

@@ -20,7 +20,8 @@ import (
 
 // A process learns who it is from its self handle (PID, PPID, Group,
 // Args, Getenv, Stdin, Stdout, Stderr) or, deeper in its code, from the
-// ctx its Program was given (FromContext). Nothing is asked of a server.
+// ctx its Program was given (FromContext, which returns the same *Self).
+// Nothing is asked of a server.
 
 type processKey struct{}
 
@@ -28,15 +29,15 @@ type processKey struct{}
 // program a new copy of the binary runs too.
 type mainProgramKey struct{}
 
-// FromContext returns the process whose Program was given ctx (or a
-// context derived from it), or nil. Files opened with such a ctx belong to
-// that process: they are refused once it is killed.
-func FromContext(ctx context.Context) *Process {
+// FromContext returns the own handle of the process whose Program was
+// given ctx (or a context derived from it), or nil. Files opened with such
+// a ctx belong to that process: they are refused once it is killed.
+func FromContext(ctx context.Context) *Self {
 	pr, _ := ctx.Value(processKey{}).(*proc)
 	if pr == nil {
 		return nil
 	}
-	return &Process{k: pr.k, pid: pr.pid, rec: pr.rec, local: pr, self: true}
+	return pr.self()
 }
 
 func procFromContext(ctx context.Context) *proc {
@@ -113,7 +114,7 @@ func run(p Program) int {
 		return 1
 	}
 	defer k.Close()
-	self, err := k.Start(context.WithValue(ctx, mainProgramKey{}, true), Spec{Args: os.Args[1:]}, p)
+	root, err := k.Start(context.WithValue(ctx, mainProgramKey{}, true), Spec{Args: os.Args[1:]}, p)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -122,11 +123,11 @@ func run(p Program) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	done := make(chan error, 1)
-	go func() { done <- self.Wait(ctx) }()
+	go func() { done <- root.Wait(ctx) }()
 	for {
 		select {
 		case s := <-sigs:
-			_ = self.Signal(ctx, Signal(s.(syscall.Signal)))
+			_ = root.Signal(ctx, Signal(s.(syscall.Signal)))
 		case err := <-done:
 			return exitStatus(err)
 		}
@@ -184,8 +185,8 @@ func runChild(main Program) int {
 			if k.orphaned.Load() {
 				// Nobody is left to delete this machine: do it ourselves
 				// (a server; other computes end with the OS process).
-				if sd, ok := k.compute.(selfDeleter); ok {
-					if err := sd.deleteSelf(ctx); err != nil {
+				if sd, ok := k.compute.(backend.SelfDeleter); ok {
+					if err := sd.DeleteSelf(ctx); err != nil {
 						fmt.Fprintln(os.Stderr, "rack: deleting this server after its parent died:", err)
 					}
 				}
@@ -269,12 +270,6 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	k.wg.Add(1)
 	go k.watchParent(pr)
 	return pr, nil
-}
-
-// selfDeleter is a compute that can end the machine its own kernel runs
-// on, for a process whose parent died.
-type selfDeleter interface {
-	deleteSelf(ctx context.Context) error
 }
 
 // recordEnv holds, for a child on the forker's machine, its process record

@@ -21,7 +21,7 @@ func ExampleKernel() {
 	}
 	defer k.Close()
 	p, err := k.Start(ctx, rack.Spec{Name: "hello", Args: []string{"world"}},
-		func(ctx context.Context, self *rack.Process) error {
+		func(ctx context.Context, self *rack.Self) error {
 			fmt.Printf("hello, %s from pid %d (ppid %d)\n", self.Args()[0], self.PID(), self.PPID())
 			return nil
 		})
@@ -36,12 +36,12 @@ func ExampleKernel() {
 
 // A process forks children running the same program with other args, and
 // reads their exit status.
-func ExampleProcess_Fork() {
+func ExampleSelf_Fork() {
 	ctx := context.Background()
 	k, _ := rack.Open(ctx, "mem://")
 	defer k.Close()
 	var prog rack.Program
-	prog = func(ctx context.Context, self *rack.Process) error {
+	prog = func(ctx context.Context, self *rack.Self) error {
 		if self.PPID() != rack.InitPID { // the child
 			if self.Args()[0] == "fail" {
 				return errors.New("something broke")
@@ -70,11 +70,11 @@ func ExampleProcess_Fork() {
 }
 
 // Children write to one pipe; the reader sees EOF once they all ended.
-func ExampleProcess_Pipe() {
+func ExampleSelf_Pipe() {
 	ctx := context.Background()
 	k, _ := rack.Open(ctx, "mem://")
 	defer k.Close()
-	root, _ := k.Start(ctx, rack.Spec{Name: "sum"}, func(ctx context.Context, self *rack.Process) error {
+	root, _ := k.Start(ctx, rack.Spec{Name: "sum"}, func(ctx context.Context, self *rack.Self) error {
 		if self.PPID() != rack.InitPID {
 			_, err := fmt.Fprintln(self.Stdout(), len(self.Args()[0]))
 			return err
@@ -109,7 +109,7 @@ func ExampleGroup() {
 	k, _ := rack.Open(ctx, "mem://")
 	defer k.Close()
 	g, _ := k.NewGroup(ctx, "servers")
-	root, _ := k.Start(ctx, rack.Spec{Name: "init"}, func(ctx context.Context, self *rack.Process) error {
+	root, _ := k.Start(ctx, rack.Spec{Name: "init"}, func(ctx context.Context, self *rack.Self) error {
 		if self.PPID() != rack.InitPID {
 			<-ctx.Done() // serve until told to stop
 			return ctx.Err()

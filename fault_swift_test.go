@@ -113,7 +113,7 @@ func sfData(n int64) io.Reader {
 	return io.LimitReader(mrand.NewChaCha8(s), n)
 }
 
-func sfArg(self *rack.Process, i int) string {
+func sfArg(self *rack.Self, i int) string {
 	if a := self.Args(); i < len(a) {
 		return a[i]
 	}
@@ -137,7 +137,7 @@ var sfExitCases = []struct {
 // sfProgram is the program of every process of the test. A root runs the
 // job its first argument names and reports through result.
 func sfProgram(result *string, pids *[]rack.PID) rack.Program {
-	return func(ctx context.Context, self *rack.Process) error {
+	return func(ctx context.Context, self *rack.Self) error {
 		if self.PPID() != rack.InitPID {
 			switch sfArg(self, 0) {
 			case "worker":

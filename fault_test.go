@@ -110,7 +110,7 @@ const faultWorkers = 20
 // faultJob is the program of the fault tests; the root runs the job its
 // first argument names.
 func faultJob(result *string) rack.Program {
-	return func(ctx context.Context, self *rack.Process) error {
+	return func(ctx context.Context, self *rack.Self) error {
 		if self.PPID() != rack.InitPID {
 			switch ioArg(self, 0) {
 			case "worker":
@@ -292,7 +292,7 @@ func faultExits(ctx context.Context, t *testing.T, k, k2 *rack.Kernel) {
 		return nil
 	}
 	var pids []rack.PID
-	root, err := k.Start(ctx, rack.Spec{Name: "exits"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "exits"}, func(ctx context.Context, self *rack.Self) error {
 		if self.PPID() != rack.InitPID {
 			var unused string
 			return faultJob(&unused)(ctx, self)
@@ -404,7 +404,7 @@ func TestFaultSplitWriteLost(t *testing.T) {
 	}
 	defer k.Close()
 	var got []byte
-	err = ioRun(ctx, t, k, func(ctx context.Context, self *rack.Process) error {
+	err = ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "child" {
 			_, err := io.WriteString(self.Stdout(), "child's line\n")
 			return err
@@ -460,7 +460,7 @@ func faultFifo(ctx context.Context, t *testing.T, k, k2 *rack.Kernel) {
 		t.Fatal(err)
 	}
 	opened := make(chan struct{})
-	writer, err := k.Start(ctx, rack.Spec{Name: "fifo-writer"}, func(ctx context.Context, self *rack.Process) error {
+	writer, err := k.Start(ctx, rack.Spec{Name: "fifo-writer"}, func(ctx context.Context, self *rack.Self) error {
 		w, err := self.OpenFifoWriter(ctx, "across")
 		close(opened)
 		if err != nil {
@@ -476,7 +476,7 @@ func faultFifo(ctx context.Context, t *testing.T, k, k2 *rack.Kernel) {
 	}
 	<-opened
 	var got string
-	reader, err := k2.Start(ctx, rack.Spec{Name: "fifo-reader"}, func(ctx context.Context, self *rack.Process) error {
+	reader, err := k2.Start(ctx, rack.Spec{Name: "fifo-reader"}, func(ctx context.Context, self *rack.Self) error {
 		r, err := self.OpenFifoReader(ctx, "across")
 		if err != nil {
 			return err

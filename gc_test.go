@@ -16,12 +16,12 @@ import (
 // processes, their parents' children, and a pipe still in use stay.
 func TestGC(t *testing.T) {
 	ctx := pgCtx(t, time.Minute)
-	url := testSharedURL(t)
+	url := sharedMemURL(t)
 	k := pgOpen(t, url)
 
 	// Three children that end, under a root that ends: reapable, with the
 	// pipe they wrote to.
-	done, err := k.Start(ctx, rack.Spec{Name: "done-root"}, func(ctx context.Context, self *rack.Process) error {
+	done, err := k.Start(ctx, rack.Spec{Name: "done-root"}, func(ctx context.Context, self *rack.Self) error {
 		if len(self.Args()) > 0 {
 			_, err := io.WriteString(self.Stdout(), "x\n")
 			return err
@@ -60,7 +60,7 @@ func TestGC(t *testing.T) {
 	// a running child reading a pipe still in use.
 	release := make(chan struct{})
 	started := make(chan error, 1)
-	live, err := k.Start(ctx, rack.Spec{Name: "live-root"}, func(ctx context.Context, self *rack.Process) error {
+	live, err := k.Start(ctx, rack.Spec{Name: "live-root"}, func(ctx context.Context, self *rack.Self) error {
 		if len(self.Args()) > 0 {
 			if self.Args()[0] == "read" {
 				_, err := io.Copy(io.Discard, self.Stdin())
@@ -102,7 +102,7 @@ func TestGC(t *testing.T) {
 
 	// A kernel that dies with a process running.
 	dying := pgOpen(t, url, rack.WithLease(300*time.Millisecond))
-	orphan, err := dying.Start(ctx, rack.Spec{Name: "orphan"}, func(ctx context.Context, self *rack.Process) error {
+	orphan, err := dying.Start(ctx, rack.Spec{Name: "orphan"}, func(ctx context.Context, self *rack.Self) error {
 		<-ctx.Done()
 		return nil
 	})

@@ -84,7 +84,7 @@ func TestLooseCreatePIDClaims(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			root, err := k.Start(ctx, rack.Spec{Name: "root"}, func(ctx context.Context, self *rack.Process) error {
+			root, err := k.Start(ctx, rack.Spec{Name: "root"}, func(ctx context.Context, self *rack.Self) error {
 				if len(self.Args()) > 0 {
 					return nil // a kid
 				}
@@ -166,7 +166,7 @@ func TestSharedPIDBlockIsLeft(t *testing.T) {
 		t.Cleanup(func() { k.Close() })
 		return k
 	}
-	block := func(ctx context.Context, self *rack.Process) error { <-ctx.Done(); return nil }
+	block := func(ctx context.Context, self *rack.Self) error { <-ctx.Done(); return nil }
 	a, b := open(), open()
 	for range 2 { // pids 100 and 101
 		if _, err := a.Start(ctx, rack.Spec{Name: "a"}, block); err != nil {

@@ -79,7 +79,7 @@ func TestOpenStackEndToEnd(t *testing.T) {
 
 	want := map[string]int{"ok": 0, "exit3": 3, "error": 1, "quiet": 0}
 	started := time.Now()
-	root, err := k.Start(ctx, rack.Spec{Name: "os-root"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "os-root"}, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)
 		if err != nil {
 			return err
@@ -255,7 +255,7 @@ func blockingParent(url string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	root, err := k.Start(ctx, rack.Spec{Name: "doomed"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "doomed"}, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)
 		if err != nil {
 			return err
@@ -406,7 +406,7 @@ func TestOpenStackBootFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	root, err := k.Start(ctx, rack.Spec{Name: "fail-root"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "fail-root"}, func(ctx context.Context, self *rack.Self) error {
 		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"ok"}})
 		if err != nil {
 			return err

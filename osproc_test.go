@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 }
 
 // osChild prints its argument and OS pid, then ends as the argument says.
-func osChild(ctx context.Context, self *rack.Process) error {
+func osChild(ctx context.Context, self *rack.Self) error {
 	arg := self.Args()[0]
 	if arg == "quiet" {
 		return nil
@@ -69,7 +69,7 @@ func TestOSProcesses(t *testing.T) {
 	}
 	defer k.Close()
 	want := map[string]int{"ok": 0, "error": 1, "exit3": 3, "panic": 2, "block": 128 + 9, "vanish": -1}
-	root, err := k.Start(ctx, rack.Spec{Name: "os-root"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "os-root"}, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)
 		if err != nil {
 			return err
@@ -145,7 +145,7 @@ func TestOSSignalRightAfterFork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	root, err := k.Start(ctx, rack.Spec{Name: "signaller"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "signaller"}, func(ctx context.Context, self *rack.Self) error {
 		for i := range 300 {
 			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"block"}})
 			if err != nil {
@@ -185,7 +185,7 @@ func BenchmarkOSForkWait(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer k.Close()
-	root, err := k.Start(ctx, rack.Spec{Name: "bench"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "bench"}, func(ctx context.Context, self *rack.Self) error {
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
@@ -232,7 +232,7 @@ func TestPSShowsProcessesOfADeadKernelAsLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := a.Start(ctx, rack.Spec{Name: "orphan"}, func(ctx context.Context, self *rack.Process) error {
+	p, err := a.Start(ctx, rack.Spec{Name: "orphan"}, func(ctx context.Context, self *rack.Self) error {
 		<-ctx.Done()
 		return nil
 	})
@@ -301,7 +301,7 @@ func TestRemoteIdleBudget(t *testing.T) {
 		defer k.Close()
 		go func() {
 			errs <- func() error {
-				root, err := k.Start(ctx, rack.Spec{Name: "idle-root"}, func(ctx context.Context, self *rack.Process) error {
+				root, err := k.Start(ctx, rack.Spec{Name: "idle-root"}, func(ctx context.Context, self *rack.Self) error {
 					return idleParent(ctx, self, n, window, func(cost float64) { rates[i] = cost / window.Seconds() })
 				})
 				if err != nil {
@@ -327,7 +327,7 @@ func TestRemoteIdleBudget(t *testing.T) {
 // idleParent forks n blocking OS-process children, waits until all have
 // joined, reports the requests its kernel makes while it waits idle for
 // window, then kills them.
-func idleParent(ctx context.Context, self *rack.Process, n int, window time.Duration, report func(float64)) error {
+func idleParent(ctx context.Context, self *rack.Self, n int, window time.Duration, report func(float64)) error {
 	k := self.Kernel()
 	r, w, err := self.Pipe(ctx)
 	if err != nil {

@@ -57,10 +57,14 @@ type PipeReader struct {
 	ends   []readEnd // by end number
 	cur    io.ReadCloser
 	curKey string
-	lock   int // -1, or the end whose Write continues in its next segment
-	rr     int
-	eof    bool
-	moved  bool
+	// curLeft is what remains of cur by its stored size: a store's reader
+	// may report the end of a segment only on the Read after its last
+	// bytes, and a reader at the end of one may be handed to a child.
+	curLeft int64
+	lock    int // -1, or the end whose Write continues in its next segment
+	rr      int
+	eof     bool
+	moved   bool
 	// fetches counts fetch calls; stuck says the last one made no
 	// progress. Both pace the look for new writer ends.
 	fetches int
@@ -98,17 +102,18 @@ var ErrClosedPipe = fmt.Errorf("%w pipe end", ErrClosed)
 // Pipe creates an anonymous pipe owned by the calling process. Pass its
 // ends to children through Spec.Stdin, Stdout or Stderr; close the ends
 // you do not use, as on Linux, or the reader waits for them.
-func (p *Process) Pipe(ctx context.Context) (*PipeReader, *PipeWriter, error) {
-	pr, err := p.selfProc("pipe")
+func (s *Self) Pipe(ctx context.Context) (*PipeReader, *PipeWriter, error) {
+	pr, err := s.selfProc("pipe")
 	if err != nil {
 		return nil, nil, err
 	}
-	id := p.k.id + "-" + strconv.FormatInt(p.k.seq.Add(1), 36)
-	w, err := p.k.claimWriter(ctx, pr, id, -1, 0)
+	k := pr.k
+	id := k.id + "-" + strconv.FormatInt(k.seq.Add(1), 36)
+	w, err := k.claimWriter(ctx, pr, id, -1, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rack: pipe: %w", err)
 	}
-	r := p.k.newReader(pr, id, false, nil)
+	r := k.newReader(pr, id, false, nil)
 	return r, w, nil
 }
 
@@ -407,6 +412,10 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 		}
 		if r.cur != nil {
 			n, err := r.cur.Read(p)
+			r.curLeft -= int64(n)
+			if err == nil && n > 0 && r.curLeft == 0 {
+				err = io.EOF
+			}
 			if err == io.EOF {
 				r.cur.Close()
 				r.cur = nil
@@ -582,7 +591,7 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 		return false, err
 	}
 	end.next++
-	r.cur, r.curKey = rc, key
+	r.cur, r.curKey, r.curLeft = rc, key, info.Size
 	if info.Metadata[moreKey] != "" {
 		r.lock = e
 		r.readAhead(e)
@@ -745,29 +754,29 @@ func (k *Kernel) fifo(ctx context.Context, name string) (string, error) {
 // OpenFifoReader opens the read end of the named pipe name. Its Read
 // waits until some writer has opened the pipe, and returns io.EOF once all
 // writers that opened it have closed.
-func (p *Process) OpenFifoReader(ctx context.Context, name string) (*PipeReader, error) {
-	pr, err := p.selfProc("open fifo")
+func (s *Self) OpenFifoReader(ctx context.Context, name string) (*PipeReader, error) {
+	pr, err := s.selfProc("open fifo")
 	if err != nil {
 		return nil, err
 	}
-	id, err := p.k.fifo(ctx, name)
+	id, err := pr.k.fifo(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo: %w", err)
 	}
-	return p.k.newReader(pr, id, true, nil), nil
+	return pr.k.newReader(pr, id, true, nil), nil
 }
 
 // OpenFifoWriter opens a new write end of the named pipe name.
-func (p *Process) OpenFifoWriter(ctx context.Context, name string) (*PipeWriter, error) {
-	pr, err := p.selfProc("open fifo")
+func (s *Self) OpenFifoWriter(ctx context.Context, name string) (*PipeWriter, error) {
+	pr, err := s.selfProc("open fifo")
 	if err != nil {
 		return nil, err
 	}
-	id, err := p.k.fifo(ctx, name)
+	id, err := pr.k.fifo(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo: %w", err)
 	}
-	w, err := p.k.claimWriter(ctx, pr, id, -1, 0)
+	w, err := pr.k.claimWriter(ctx, pr, id, -1, 0)
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
 	}

@@ -15,14 +15,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/rackfork/rack/backend"
-	"github.com/rackfork/rack/backend/osproc"
 	"github.com/rackfork/rack/internal/record"
 )
 
 // Program is the code a rack process runs. ctx is cancelled when the
 // process is signalled (context.Cause tells which Signal) or killed; self
-// is the process's own handle.
-type Program func(ctx context.Context, self *Process) error
+// is the process's own handle, the only one that can fork, make pipes and
+// set its status.
+type Program func(ctx context.Context, self *Self) error
 
 // Signal is a signal number, as on Linux. It implements error so that it
 // can be the cause of a cancelled context.
@@ -99,14 +99,11 @@ type Spec struct {
 	// Detached children survive their parent's death.
 	Detached bool
 	// Options are compute settings for backends that use them (the OS
-	// process compute: "exe", the program to start instead of this one;
-	// image, flavor... for VMs); a child inherits its parent's unless set.
+	// process compute: "exe" (backend.ExeOption), the program to start
+	// instead of this one; image, flavor... for VMs); a child inherits
+	// its parent's unless set.
 	Options map[string]string
 }
-
-// exeOption names another program for an OS-process compute to start
-// (osproc.ExeOption): that program brings its own code.
-const exeOption = "exe"
 
 // Limits on what a Spec may carry.
 const (
@@ -116,15 +113,33 @@ const (
 	stderrTailSize = 4 << 10
 )
 
-// Process is a handle to a rack process. The handle passed to a process's
-// own Program ("self") can also fork, make pipes and set its status; any
-// handle can Wait, Signal and Kill.
+// Process is a handle to a rack process, as *os.Process is: anyone holding
+// one can read what the process was started with, Wait for it, Signal and
+// Kill it. What only the process itself may do (fork, make pipes, set its
+// status, catch signals, use its standard streams) is on Self.
 type Process struct {
 	k     *Kernel
 	pid   PID
 	rec   *record.Proc
 	local *proc // set when this kernel hosts the process
-	self  bool
+}
+
+// Self is a process's own handle: the one its Program is given, or that
+// FromContext finds in its ctx. It embeds the process's *Process, so
+// everything any holder may do works on self too (PID, Args, Getenv,
+// Group, Signal...; Wait on oneself returns only once one was killed, or
+// ctx ends), and adds what only the process itself may do: Fork, ForkAll,
+// Pipe, OpenFifoReader, OpenFifoWriter, Notify, StopNotify, SetStatus,
+// Stdin, Stdout and Stderr. A Self always acts as the process rack gave it
+// for; one not made by rack refuses these calls with ErrInvalid.
+type Self struct {
+	*Process
+	pr *proc // the hosted process; nil in a Self not made by rack
+}
+
+// self returns pr's own handle.
+func (pr *proc) self() *Self {
+	return &Self{Process: pr.handle(), pr: pr}
 }
 
 // proc is the state of a process hosted by this kernel.
@@ -199,29 +214,41 @@ func (p *Process) Group() *Group {
 	return p.k.groupHandle(PID(p.rec.Group))
 }
 
-// Stdin returns the process's standard input; nil unless self.
-func (p *Process) Stdin() io.Reader {
-	if !p.self {
-		return nil
+// Stdin returns the process's standard input.
+func (s *Self) Stdin() io.Reader {
+	if s.pr == nil {
+		return errStream{errNotMade("stdin")}
 	}
-	return p.local.stdin
+	return s.pr.stdin
 }
 
-// Stdout returns the process's standard output; nil unless self.
-func (p *Process) Stdout() io.Writer {
-	if !p.self {
-		return nil
+// Stdout returns the process's standard output.
+func (s *Self) Stdout() io.Writer {
+	if s.pr == nil {
+		return errStream{errNotMade("stdout")}
 	}
-	return p.local.stdout
+	return s.pr.stdout
 }
 
-// Stderr returns the process's standard error; nil unless self. Its last
-// 4 KiB travel with the exit status (ExitError.Stderr).
-func (p *Process) Stderr() io.Writer {
-	if !p.self {
-		return nil
+// Stderr returns the process's standard error. Its last 4 KiB travel with
+// the exit status (ExitError.Stderr).
+func (s *Self) Stderr() io.Writer {
+	if s.pr == nil {
+		return errStream{errNotMade("stderr")}
 	}
-	return p.local.stderr
+	return s.pr.stderr
+}
+
+// errStream is a standard stream of a Self not made by rack: every call
+// fails with its error.
+type errStream struct{ err error }
+
+func (e errStream) Read([]byte) (int, error)  { return 0, e.err }
+func (e errStream) Write([]byte) (int, error) { return 0, e.err }
+
+// errNotMade is the error of a self-only call op on a Self not made by rack.
+func errNotMade(op string) error {
+	return fmt.Errorf("rack: %s: %w: a Self not made by rack (use the one a Program is given, or FromContext)", op, ErrInvalid)
 }
 
 // String describes the process as "name[pid]".
@@ -229,34 +256,35 @@ func (p *Process) String() string { return fmt.Sprintf("%s[%d]", p.rec.Name, p.p
 
 // selfProc returns the hosted state for calls only the process itself may
 // make, refusing them once it was killed.
-func (p *Process) selfProc(op string) (*proc, error) {
-	if !p.self {
-		return nil, fmt.Errorf("rack: %s: %v: %w", op, p, ErrNotSelf)
+func (s *Self) selfProc(op string) (*proc, error) {
+	pr := s.pr
+	if pr == nil {
+		return nil, errNotMade(op)
 	}
-	if p.k.isClosed() {
+	if pr.k.isClosed() {
 		// Close killed the process too; say both.
-		if p.local.killed.Load() {
-			return nil, fmt.Errorf("rack: %s: %v: %w: %w", op, p, ErrClosed, ErrKilled)
+		if pr.killed.Load() {
+			return nil, fmt.Errorf("rack: %s: %v: %w: %w", op, pr.handle(), ErrClosed, ErrKilled)
 		}
 		return nil, fmt.Errorf("rack: %s: %w", op, ErrClosed)
 	}
-	if p.local.killed.Load() {
-		return nil, fmt.Errorf("rack: %s: %v: %w", op, p, ErrKilled)
+	if pr.killed.Load() {
+		return nil, fmt.Errorf("rack: %s: %v: %w", op, pr.handle(), ErrKilled)
 	}
-	return p.local, nil
+	return pr, nil
 }
 
 // SetStatus sets the free text ps shows for this process (4 KiB at most).
-func (p *Process) SetStatus(ctx context.Context, text string) error {
-	pr, err := p.selfProc("set status")
+func (s *Self) SetStatus(ctx context.Context, text string) error {
+	pr, err := s.selfProc("set status")
 	if err != nil {
 		return err
 	}
 	if len(text) > maxStatusBytes || !utf8.ValidString(text) {
 		return fmt.Errorf("rack: set status: %w: status must be valid UTF-8 of at most %d bytes", ErrInvalid, maxStatusBytes)
 	}
-	if err := p.k.putSummarized(ctx, record.StatusKey(int64(p.pid)), []byte(text), false, record.StatusSummary(text)); err != nil {
-		return fmt.Errorf("rack: set status of %v: %w", p, err)
+	if err := pr.k.putSummarized(ctx, record.StatusKey(int64(pr.pid)), []byte(text), false, record.StatusSummary(text)); err != nil {
+		return fmt.Errorf("rack: set status of %v: %w", pr.handle(), err)
 	}
 	pr.mu.Lock()
 	pr.status = text
@@ -273,34 +301,34 @@ func (pr *proc) statusText() string {
 // Fork starts a child process described by spec and returns its handle
 // once it is recorded in the namespace; it may still be queued for a free
 // slot (see WithMaxRunning).
-func (p *Process) Fork(ctx context.Context, spec Spec) (*Process, error) {
-	pr, err := p.selfProc("fork")
+func (s *Self) Fork(ctx context.Context, spec Spec) (*Process, error) {
+	pr, err := s.selfProc("fork")
 	if err != nil {
 		return nil, err
 	}
-	child, err := p.k.prepare(ctx, pr, spec, nil)
+	child, err := pr.k.prepare(ctx, pr, spec, nil)
 	if err != nil {
 		return nil, err
 	}
-	p.k.schedule(child)
+	pr.k.schedule(child)
 	return child.handle(), nil
 }
 
 // ForkAll forks one child per spec, all or nothing: if one fork fails,
 // the children already forked are killed and reaped before it returns the
 // error.
-func (p *Process) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error) {
-	pr, err := p.selfProc("fork")
+func (s *Self) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error) {
+	pr, err := s.selfProc("fork")
 	if err != nil {
 		return nil, err
 	}
 	children := make([]*proc, 0, len(specs))
 	for i, spec := range specs {
-		c, err := p.k.prepare(ctx, pr, spec, nil)
+		c, err := pr.k.prepare(ctx, pr, spec, nil)
 		if err != nil {
 			// None has started yet: record them as never started.
 			for _, c := range children {
-				p.k.finish(c, &record.Exit{Code: -1, Lost: true, Reason: "fork aborted: a sibling's fork failed"})
+				pr.k.finish(c, &record.Exit{Code: -1, Lost: true, Reason: "fork aborted: a sibling's fork failed"})
 			}
 			return nil, fmt.Errorf("rack: fork all: spec %d: %w", i, err)
 		}
@@ -308,7 +336,7 @@ func (p *Process) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error)
 	}
 	out := make([]*Process, len(children))
 	for i, c := range children {
-		p.k.schedule(c)
+		pr.k.schedule(c)
 		out[i] = c.handle()
 	}
 	return out, nil
@@ -412,7 +440,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	// Roots run here, whatever the compute: their Program is a Go value.
 	// A child started as a new program must be able to find its code
 	// there: by registered name, or as the program Main runs.
-	pr.portable = spec.Program != "" || rec.Options[exeOption] != "" ||
+	pr.portable = spec.Program != "" || rec.Options[backend.ExeOption] != "" ||
 		(parent == nil && ctx.Value(mainProgramKey{}) != nil) || (parent != nil && parent.portable)
 	pr.remote = k.remote && parent != nil
 	if pr.remote && !pr.portable {
@@ -549,7 +577,7 @@ func (k *Kernel) start(pr *proc) {
 			registered = nil
 		}
 	}
-	if _, local := k.compute.(*osproc.Compute); local {
+	if k.sameMachine {
 		// A child on this machine gets its (immutable) record with its
 		// identity and need not read it back: one request less per fork.
 		// Not through user-data: whoever reads that is not this user. Not
@@ -561,7 +589,7 @@ func (k *Kernel) start(pr *proc) {
 		// program loads, not by the child once it runs: a millisecond
 		// of the OS's exec is idle time here. Only for this binary: a
 		// program of another build may not know RACK_KERNEL.
-		if pr.rec.Options[exeOption] == "" {
+		if pr.rec.Options[backend.ExeOption] == "" {
 			kid := newID()
 			req.Env[kernelEnv] = kid
 			registered = make(chan error, 1)
@@ -647,7 +675,7 @@ func (k *Kernel) run(instCtx context.Context, pr *proc) {
 	}
 	stop := context.AfterFunc(instCtx, func() { pr.cancel(SIGKILL) })
 	defer stop()
-	self := &Process{k: k, pid: pr.pid, rec: pr.rec, local: pr, self: true}
+	self := pr.self()
 	returned := false
 	end := func(ex *record.Exit) {
 		if pr.killed.Load() {
@@ -1074,9 +1102,9 @@ func (k *Kernel) kill(ctx context.Context, pr *proc, sig Signal) {
 
 // Notify asks for sigs to be delivered to ch instead of cancelling the
 // process's ctx, as os/signal.Notify does; sends never block. SIGKILL
-// cannot be caught. Only the process itself may call it.
-func (p *Process) Notify(ch chan<- Signal, sigs ...Signal) error {
-	pr, err := p.selfProc("notify")
+// cannot be caught.
+func (s *Self) Notify(ch chan<- Signal, sigs ...Signal) error {
+	pr, err := s.selfProc("notify")
 	if err != nil {
 		return err
 	}
@@ -1100,12 +1128,12 @@ func (p *Process) Notify(ch chan<- Signal, sigs ...Signal) error {
 }
 
 // StopNotify undoes Notify for ch: its signals take their default action
-// again.
-func (p *Process) StopNotify(ch chan<- Signal) {
-	if !p.self {
+// again. A Self not made by rack has no Notify channels to stop.
+func (s *Self) StopNotify(ch chan<- Signal) {
+	pr := s.pr
+	if pr == nil {
 		return
 	}
-	pr := p.local
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	for s, chans := range pr.notify {

@@ -98,7 +98,7 @@ func BenchmarkSwiftPipe(b *testing.B) {
 	b.Run("Pipe64MiB", func(b *testing.B) {
 		b.SetBytes(big)
 		for i := 0; i < b.N; i++ {
-			root, err := k.Start(ctx, rack.Spec{Name: "pipe-bench"}, func(ctx context.Context, self *rack.Process) error {
+			root, err := k.Start(ctx, rack.Spec{Name: "pipe-bench"}, func(ctx context.Context, self *rack.Self) error {
 				if len(self.Args()) > 0 {
 					_, err := self.Stdout().Write(data)
 					return err
@@ -126,7 +126,7 @@ func BenchmarkSwiftPipe(b *testing.B) {
 		}
 	})
 	b.Run("PipeSmallMessage", func(b *testing.B) {
-		root, err := k.Start(ctx, rack.Spec{Name: "ping"}, func(ctx context.Context, self *rack.Process) error {
+		root, err := k.Start(ctx, rack.Spec{Name: "ping"}, func(ctx context.Context, self *rack.Self) error {
 			if len(self.Args()) > 0 { // echo each line back
 				sc := bufio.NewScanner(self.Stdin())
 				for sc.Scan() {

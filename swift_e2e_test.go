@@ -54,7 +54,7 @@ func TestSwiftEndToEnd(t *testing.T) {
 	b := openSwift(t, ctx, url)
 
 	blocked := make(chan rack.PID, 1)
-	root, err := a.Start(ctx, rack.Spec{Name: "e2e"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := a.Start(ctx, rack.Spec{Name: "e2e"}, func(ctx context.Context, self *rack.Self) error {
 		if args := self.Args(); len(args) == 1 {
 			fmt.Fprintf(self.Stdout(), "line from %s\n", args[0])
 			switch args[0] {
@@ -207,7 +207,7 @@ func TestOpenSwiftCloud(t *testing.T) {
 	defer cancel()
 	k := openSwift(t, ctx, url)
 	var out strings.Builder
-	root, err := k.Start(ctx, rack.Spec{Name: "cloud-root"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "cloud-root"}, func(ctx context.Context, self *rack.Self) error {
 		if len(self.Args()) > 0 {
 			fmt.Fprintf(self.Stdout(), "hello from %d\n", self.PID())
 			return rack.Exit(4)

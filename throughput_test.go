@@ -25,7 +25,7 @@ func BenchmarkPipeThroughput(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		root, err := k.Start(ctx, rack.Spec{Name: "bench"}, func(ctx context.Context, self *rack.Process) error {
+		root, err := k.Start(ctx, rack.Spec{Name: "bench"}, func(ctx context.Context, self *rack.Self) error {
 			if self.PPID() != rack.InitPID {
 				buf := make([]byte, 32<<10)
 				for sent := 0; sent < size; sent += len(buf) {

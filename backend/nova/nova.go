@@ -119,7 +119,7 @@ var ErrClosed = errors.New("nova: compute closed")
 // instead).
 type Config struct {
 	// Client is a compute (Nova) service client, e.g. from
-	// NewServiceClient. The Compute uses a copy with its own microversion.
+	// openstack.Login.ComputeClient. The Compute uses a copy with its own microversion.
 	Client *gophercloud.ServiceClient
 	// Microversion is the compute API microversion to use; default the
 	// client's, else DefaultMicroversion. Tags need 2.52 or later; without

@@ -27,7 +27,7 @@
 // # Authentication
 //
 // AuthV1 is Swift's own auth (tempauth, swauth). AuthV3 is Keystone v3,
-// with a password or an application credential; CloudConfig builds such a
+// with a password or an application credential; openstack.CloudConfig builds such a
 // Config from a clouds.yaml entry or the OS_* variables. Keystone is
 // reached through gophercloud (github.com/gophercloud/gophercloud/v2), which
 // authenticates and picks the object-store endpoint of Config.Region and
@@ -105,6 +105,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
 	sw "github.com/ncw/swift/v2"
 
 	"github.com/rackfork/rack/backend"
@@ -125,7 +126,7 @@ type AuthVersion int
 const (
 	// AuthV1 is Swift's own v1 auth (tempauth, swauth): AuthURL, User, Key.
 	AuthV1 AuthVersion = 1
-	// AuthV3 is Keystone v3 (see Config's Keystone fields and CloudConfig).
+	// AuthV3 is Keystone v3 (see Config's Keystone fields and openstack.CloudConfig).
 	AuthV3 AuthVersion = 3
 )
 
@@ -199,6 +200,13 @@ type Config struct {
 	// Logger receives debug logs of requests and retries (default: none).
 	// It never sees the key or the token.
 	Logger *slog.Logger
+	// Login, for AuthV3, is a Keystone login already made as this Config
+	// says (IdentityClient's ProviderClient; openstack.Login shares it
+	// with Nova and the credentials): New takes its token and
+	// object-store endpoint instead of authenticating again. Later
+	// authentications (a token refused or about to expire) are the
+	// Store's own.
+	Login *gophercloud.ProviderClient
 }
 
 // FromEnv reads SWIFT_AUTH_URL, SWIFT_USER and SWIFT_KEY.

@@ -34,6 +34,7 @@ import (
 	sw "github.com/ncw/swift/v2"
 
 	"github.com/rackfork/rack"
+	_ "github.com/rackfork/rack/openstack" // swift+v1://
 )
 
 func main() {
@@ -87,7 +88,7 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("MiB %q: %w", args[3], err)
 		}
-		return pipeEnd(ctx, args[1], func(ctx context.Context, self *rack.Process) error {
+		return pipeEnd(ctx, args[1], func(ctx context.Context, self *rack.Self) error {
 			if err := self.Kernel().Mkfifo(ctx, args[2]); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}
@@ -115,7 +116,7 @@ func run(ctx context.Context, args []string) error {
 			return nil
 		})
 	case mode == "read" && len(args) == 4:
-		return pipeEnd(ctx, args[1], func(ctx context.Context, self *rack.Process) error {
+		return pipeEnd(ctx, args[1], func(ctx context.Context, self *rack.Self) error {
 			if err := self.Kernel().Mkfifo(ctx, args[2]); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}

@@ -27,6 +27,7 @@ import (
 	"syscall"
 
 	"github.com/rackfork/rack"
+	_ "github.com/rackfork/rack/openstack" // swift:// and openstack:// namespaces
 	"golang.org/x/term"
 )
 
@@ -101,7 +102,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	sh := newShell(k, cfg)
 	sh.interactive = interactive
 	status := 0
-	self, err := k.Start(ctx, rack.Spec{Name: "rack", Args: args}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "rack", Args: args}, func(ctx context.Context, self *rack.Self) error {
 		sh.self = self
 		switch {
 		case isSet:
@@ -133,7 +134,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(term)
 	done := make(chan error, 1)
-	go func() { done <- self.Wait(context.WithoutCancel(ctx)) }()
+	go func() { done <- root.Wait(context.WithoutCancel(ctx)) }()
 	select {
 	case <-done:
 	case s := <-term:

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/backend"
 )
 
 // rackModule is the module an app must be built with.
@@ -25,7 +26,7 @@ const rackModule = "github.com/rackfork/rack"
 // shell runs lines on a namespace, as the root process self.
 type shell struct {
 	k           *rack.Kernel
-	self        *rack.Process
+	self        *rack.Self
 	url         string
 	appsDir     string
 	stdout      io.Writer // safe for concurrent use
@@ -346,7 +347,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		spec := rack.Spec{
 			Name:    st.name,
 			Args:    st.args,
-			Options: map[string]string{"exe": st.exe},
+			Options: map[string]string{backend.ExeOption: st.exe},
 			Stdin:   st.stdin,
 			Stdout:  st.stdout,
 			Stderr:  errW,

@@ -276,7 +276,7 @@ func TestPSDuringRun(t *testing.T) {
 	}
 	defer k.Close()
 	sh := newShell(k, config{url: url, appsDir: appsDir, stdout: &out, stderr: &errb})
-	root, err := k.Start(ctx, rack.Spec{Name: "rack"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "rack"}, func(ctx context.Context, self *rack.Self) error {
 		sh.self = self
 		if code := sh.runSource(ctx, "montecarlo --trials 20000000000 --workers 10 --stdout /output/big.txt &"); code != 0 {
 			return fmt.Errorf("starting montecarlo: status %d", code)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack"
+	_ "github.com/rackfork/rack/openstack" // swift:// and openstack:// namespaces
 )
 
 func main() { rack.Main(parent) }
@@ -62,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 }
 
 // parent forks the workers, sums their counts and writes the report.
-func parent(ctx context.Context, self *rack.Process) error {
+func parent(ctx context.Context, self *rack.Self) error {
 	cfg, err := parseFlags(self.Args(), self.Stderr())
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -142,7 +143,7 @@ func parent(ctx context.Context, self *rack.Process) error {
 }
 
 // worker counts the points inside the quarter circle and prints the count.
-func worker(ctx context.Context, self *rack.Process) error {
+func worker(ctx context.Context, self *rack.Self) error {
 	args := self.Args()
 	if len(args) != 2 {
 		return fmt.Errorf("worker: want TRIALS SEED, got %q", args)

@@ -16,7 +16,7 @@ import (
 
 func main() { rack.Main(run) }
 
-func run(ctx context.Context, self *rack.Process) error {
+func run(ctx context.Context, self *rack.Self) error {
 	args := self.Args()
 	switch {
 	case len(args) == 1 && args[0] == "sleep":

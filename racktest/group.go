@@ -1,4 +1,4 @@
-package rack_test
+package racktest
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func newGroupProbe() *groupProbe {
 
 func (g *groupProbe) roles() pgRoles {
 	return pgRoles{
-		"member": func(ctx context.Context, self *rack.Process) error {
+		"member": func(ctx context.Context, self *rack.Self) error {
 			n := 0
 			if len(self.Args()) > 1 {
 				n, _ = strconv.Atoi(self.Args()[1])
@@ -67,9 +67,9 @@ func groupPIDs(t *testing.T, ctx context.Context, g *rack.Group) []rack.PID {
 	return pids
 }
 
-func TestGroupMembership(t *testing.T) {
+func (s *suite) testGroupMembership(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, k, probe.roles())
 	g, err := k.NewGroup(ctx, "workers")
@@ -136,16 +136,16 @@ func TestGroupMembership(t *testing.T) {
 	}
 }
 
-func TestGroupWait(t *testing.T) {
+func (s *suite) testGroupWait(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	gates := map[string]chan struct{}{"ok": make(chan struct{}), "slow": make(chan struct{})}
 	self := pgRoot(t, ctx, k, pgRoles{
-		"ok": func(context.Context, *rack.Process) error { <-gates["ok"]; return nil },
-		"fail": func(ctx context.Context, self *rack.Process) error {
+		"ok": func(context.Context, *rack.Self) error { <-gates["ok"]; return nil },
+		"fail": func(ctx context.Context, self *rack.Self) error {
 			return rack.Exit(4, "four")
 		},
-		"slow": func(ctx context.Context, self *rack.Process) error {
+		"slow": func(ctx context.Context, self *rack.Self) error {
 			select {
 			case <-gates["slow"]:
 			case <-ctx.Done():
@@ -208,9 +208,9 @@ func TestGroupWait(t *testing.T) {
 	})
 }
 
-func TestGroupKill(t *testing.T) {
+func (s *suite) testGroupKill(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, k, probe.roles())
 	g, err := k.NewGroup(ctx, "doomed")
@@ -256,9 +256,9 @@ func TestGroupKill(t *testing.T) {
 	}
 }
 
-func TestGroupSignal(t *testing.T) {
+func (s *suite) testGroupSignal(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, k, probe.roles())
 	g, err := k.NewGroup(ctx, "terminated")
@@ -289,11 +289,11 @@ func TestGroupSignal(t *testing.T) {
 	}
 }
 
-func TestGroupAcrossKernels(t *testing.T) {
+func (s *suite) testGroupAcrossKernels(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	url := testSharedURL(t)
-	ka := pgOpen(t, url)
-	kb := pgOpen(t, url)
+	url := s.sharedName(t)
+	ka := s.pgOpen(t, url)
+	kb := s.pgOpen(t, url)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, ka, probe.roles())
 	g, err := ka.NewGroup(ctx, "shared")

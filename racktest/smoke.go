@@ -1,4 +1,4 @@
-package rack_test
+package racktest
 
 import (
 	"context"
@@ -11,15 +11,15 @@ import (
 	"github.com/rackfork/rack"
 )
 
-func TestSmoke(t *testing.T) {
+func (s *suite) testSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	k, err := rack.Open(ctx, testURL(t))
+	k, err := s.openPrivate(ctx, t)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	root, err := k.Start(ctx, rack.Spec{Name: "root"}, func(ctx context.Context, self *rack.Process) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "root"}, func(ctx context.Context, self *rack.Self) error {
 		if a := self.Args(); len(a) == 1 {
 			if a[0] == "sleep" {
 				<-ctx.Done()

@@ -1,4 +1,4 @@
-package rack_test
+package racktest
 
 import (
 	"bytes"
@@ -18,27 +18,8 @@ import (
 	"github.com/rackfork/rack"
 )
 
-// Helpers shared by process_test.go, group_test.go and bench_test.go. They
-// are prefixed pg so as not to collide with the other test files.
-
-// pgKernel opens a private in-memory namespace whose console is discarded,
-// closed when the test ends.
-func pgKernel(t testing.TB, opts ...rack.Option) *rack.Kernel {
-	t.Helper()
-	return pgOpen(t, testURL(t), opts...)
-}
-
-// pgOpen opens url with a silent console, closed when the test ends.
-func pgOpen(t testing.TB, url string, opts ...rack.Option) *rack.Kernel {
-	t.Helper()
-	opts = append([]rack.Option{rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard)}, opts...)
-	k, err := rack.Open(context.Background(), url, opts...)
-	if err != nil {
-		t.Fatalf("open %s: %v", url, err)
-	}
-	t.Cleanup(func() { _ = k.Close() })
-	return k
-}
+// Helpers shared by process.go and group.go. They are prefixed pg so as
+// not to collide with those of pipe.go.
 
 // pgCtx bounds a test, so that a bug fails it instead of hanging it.
 func pgCtx(t testing.TB, d time.Duration) context.Context {
@@ -54,11 +35,11 @@ type pgRoles map[string]rack.Program
 
 // pgRoot starts a root process running roles and hands its self handle to
 // the test, which forks from it. The root lives until the test ends.
-func pgRoot(t testing.TB, ctx context.Context, k *rack.Kernel, roles pgRoles) *rack.Process {
+func pgRoot(t testing.TB, ctx context.Context, k *rack.Kernel, roles pgRoles) *rack.Self {
 	t.Helper()
-	selfc := make(chan *rack.Process, 1)
+	selfc := make(chan *rack.Self, 1)
 	release := make(chan struct{})
-	prog := func(pctx context.Context, self *rack.Process) error {
+	prog := func(pctx context.Context, self *rack.Self) error {
 		args := self.Args()
 		if len(args) == 0 {
 			return errors.New("no role")
@@ -132,14 +113,14 @@ func pgPS(t testing.TB, ctx context.Context, k *rack.Kernel) map[rack.PID]rack.P
 
 // blockOnCtx is a role that runs until signalled and exits as the signal
 // says.
-func blockOnCtx(ctx context.Context, self *rack.Process) error {
+func blockOnCtx(ctx context.Context, self *rack.Self) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
 
-func TestExitCodes(t *testing.T) {
+func (s *suite) testExitCodes(t *testing.T) {
 	ctx := pgCtx(t, 20*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	// The stderr of "tail": 10,000+ bytes in writes of varied sizes,
 	// including one larger than the 4 KiB tail.
 	var written bytes.Buffer
@@ -151,14 +132,14 @@ func TestExitCodes(t *testing.T) {
 		fmt.Fprintf(&written, "last %d\n", i)
 	}
 	self := pgRoot(t, ctx, k, pgRoles{
-		"nil":    func(context.Context, *rack.Process) error { return nil },
-		"error":  func(context.Context, *rack.Process) error { return errors.New("disk on fire") },
-		"panic":  func(context.Context, *rack.Process) error { panic("kaboom-7f3a") },
-		"exit3":  func(context.Context, *rack.Process) error { return rack.Exit(3) },
-		"exit0":  func(context.Context, *rack.Process) error { return rack.Exit(0) },
-		"exit5":  func(context.Context, *rack.Process) error { return fmt.Errorf("wrapped: %w", rack.Exit(5, "five")) },
-		"goexit": func(context.Context, *rack.Process) error { runtime.Goexit(); return nil },
-		"tail": func(ctx context.Context, self *rack.Process) error {
+		"nil":    func(context.Context, *rack.Self) error { return nil },
+		"error":  func(context.Context, *rack.Self) error { return errors.New("disk on fire") },
+		"panic":  func(context.Context, *rack.Self) error { panic("kaboom-7f3a") },
+		"exit3":  func(context.Context, *rack.Self) error { return rack.Exit(3) },
+		"exit0":  func(context.Context, *rack.Self) error { return rack.Exit(0) },
+		"exit5":  func(context.Context, *rack.Self) error { return fmt.Errorf("wrapped: %w", rack.Exit(5, "five")) },
+		"goexit": func(context.Context, *rack.Self) error { runtime.Goexit(); return nil },
+		"tail": func(ctx context.Context, self *rack.Self) error {
 			data := written.Bytes()
 			for off, n := 0, 1; off < len(data); n = n*3 + 1 {
 				if n > 5000 {
@@ -220,7 +201,7 @@ func TestExitCodes(t *testing.T) {
 		if !strings.Contains(ee.Stderr, "kaboom-7f3a") {
 			t.Errorf("stderr lacks the panic value:\n%s", ee.Stderr)
 		}
-		if !strings.Contains(ee.Stderr, "goroutine ") || !strings.Contains(ee.Stderr, "process_test.go") {
+		if !strings.Contains(ee.Stderr, "goroutine ") || !strings.Contains(ee.Stderr, "racktest/process.go") {
 			t.Errorf("stderr lacks a goroutine stack through the program:\n%s", ee.Stderr)
 		}
 	})
@@ -274,12 +255,12 @@ func TestExitCodes(t *testing.T) {
 	})
 }
 
-func TestWaitFromManyGoroutines(t *testing.T) {
+func (s *suite) testWaitFromManyGoroutines(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	release := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
-		"seven": func(ctx context.Context, self *rack.Process) error {
+		"seven": func(ctx context.Context, self *rack.Self) error {
 			<-release
 			return rack.Exit(7, "seven")
 		},
@@ -317,9 +298,9 @@ func TestWaitFromManyGoroutines(t *testing.T) {
 	}
 }
 
-func TestWaitCancelled(t *testing.T) {
+func (s *suite) testWaitCancelled(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	self := pgRoot(t, ctx, k, pgRoles{"block": blockOnCtx})
 	c, err := self.Fork(ctx, rack.Spec{Args: []string{"block"}})
 	if err != nil {
@@ -359,13 +340,13 @@ func TestWaitCancelled(t *testing.T) {
 	}
 }
 
-func TestSIGTERMCancelsContext(t *testing.T) {
+func (s *suite) testSIGTERMCancelsContext(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	causes := make(chan error, 1)
 	ready := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
-		"term": func(ctx context.Context, self *rack.Process) error {
+		"term": func(ctx context.Context, self *rack.Self) error {
 			close(ready)
 			<-ctx.Done()
 			causes <- context.Cause(ctx)
@@ -401,16 +382,16 @@ func TestSIGTERMCancelsContext(t *testing.T) {
 	}
 }
 
-func TestSIGTERMEscalatesAfterGrace(t *testing.T) {
+func (s *suite) testSIGTERMEscalatesAfterGrace(t *testing.T) {
 	const grace = 100 * time.Millisecond
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t, rack.WithGracePeriod(grace))
+	k := s.pgKernel(t, rack.WithGracePeriod(grace))
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
 	causes := make(chan error, 1)
 	ready := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
-		"stubborn": func(ctx context.Context, self *rack.Process) error {
+		"stubborn": func(ctx context.Context, self *rack.Self) error {
 			close(ready)
 			go func() { <-ctx.Done(); causes <- context.Cause(ctx) }()
 			<-stuck // ignores its ctx
@@ -440,9 +421,9 @@ func TestSIGTERMEscalatesAfterGrace(t *testing.T) {
 	t.Logf("SIGTERM escalated to SIGKILL after %v (grace %v)", elapsed, grace)
 }
 
-func TestNotify(t *testing.T) {
+func (s *suite) testNotify(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t, rack.WithGracePeriod(50*time.Millisecond))
+	k := s.pgKernel(t, rack.WithGracePeriod(50*time.Millisecond))
 	type report struct {
 		got     []rack.Signal
 		ctxErr  error
@@ -452,7 +433,7 @@ func TestNotify(t *testing.T) {
 	ready := make(chan struct{})
 	stopped := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
-		"catcher": func(pctx context.Context, self *rack.Process) error {
+		"catcher": func(pctx context.Context, self *rack.Self) error {
 			var r report
 			r.killErr = self.Notify(make(chan rack.Signal, 1), rack.SIGKILL)
 			ch := make(chan rack.Signal, 4)
@@ -512,26 +493,22 @@ func TestNotify(t *testing.T) {
 	if ee := pgExit(t, c.Wait(ctx)); ee.Signal() != rack.SIGTERM {
 		t.Fatalf("SIGTERM after StopNotify: %v, want exit by SIGTERM", ee)
 	}
-	// Notify is for the process itself.
-	if err := c.Notify(make(chan rack.Signal), rack.SIGUSR2); !errors.Is(err, rack.ErrNotSelf) {
-		t.Fatalf("Notify on a non-self handle = %v, want ErrNotSelf", err)
-	}
 }
 
-func TestKillSubtree(t *testing.T) {
+func (s *suite) testKillSubtree(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	type started struct {
 		role string
 		pid  rack.PID
 		ppid rack.PID
 	}
 	startedc := make(chan started, 64)
-	announce := func(self *rack.Process) {
+	announce := func(self *rack.Self) {
 		startedc <- started{self.Args()[0], self.PID(), self.PPID()}
 	}
 	self := pgRoot(t, ctx, k, pgRoles{
-		"P": func(pctx context.Context, self *rack.Process) error {
+		"P": func(pctx context.Context, self *rack.Self) error {
 			for i := 0; i < 3; i++ {
 				if _, err := self.Fork(pctx, rack.Spec{Args: []string{"C", strconv.Itoa(i)}}); err != nil {
 					return err
@@ -543,7 +520,7 @@ func TestKillSubtree(t *testing.T) {
 			announce(self)
 			return blockOnCtx(pctx, self)
 		},
-		"C": func(pctx context.Context, self *rack.Process) error {
+		"C": func(pctx context.Context, self *rack.Self) error {
 			for i := 0; i < 2; i++ {
 				if _, err := self.Fork(pctx, rack.Spec{Args: []string{"G", strconv.Itoa(i)}}); err != nil {
 					return err
@@ -552,8 +529,8 @@ func TestKillSubtree(t *testing.T) {
 			announce(self)
 			return blockOnCtx(pctx, self)
 		},
-		"G": func(pctx context.Context, self *rack.Process) error { announce(self); return blockOnCtx(pctx, self) },
-		"D": func(pctx context.Context, self *rack.Process) error { announce(self); return blockOnCtx(pctx, self) },
+		"G": func(pctx context.Context, self *rack.Self) error { announce(self); return blockOnCtx(pctx, self) },
+		"D": func(pctx context.Context, self *rack.Self) error { announce(self); return blockOnCtx(pctx, self) },
 	})
 	p, err := self.Fork(ctx, rack.Spec{Args: []string{"P"}})
 	if err != nil {
@@ -618,17 +595,17 @@ func TestKillSubtree(t *testing.T) {
 
 // A process that exits cleanly as soon as its ctx is cancelled was still
 // killed: Kill's verdict must not lose a race with its return.
-func TestKillBeatsCleanReturn(t *testing.T) {
+func (s *suite) testKillBeatsCleanReturn(t *testing.T) {
 	ctx := pgCtx(t, 20*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	ready := make(chan struct{}, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"quitter": func(ctx context.Context, self *rack.Process) error {
+		"quitter": func(ctx context.Context, self *rack.Self) error {
 			ready <- struct{}{}
 			<-ctx.Done()
 			return nil // or a panic: either way it was killed first
 		},
-		"panicker": func(ctx context.Context, self *rack.Process) error {
+		"panicker": func(ctx context.Context, self *rack.Self) error {
 			ready <- struct{}{}
 			<-ctx.Done()
 			panic("after the kill")
@@ -654,12 +631,12 @@ func TestKillBeatsCleanReturn(t *testing.T) {
 
 // A parent killed while it forks must not leave a child running: the
 // subtree is taken whole, including a fork in flight.
-func TestKillWhileForking(t *testing.T) {
+func (s *suite) testKillWhileForking(t *testing.T) {
 	ctx := pgCtx(t, 20*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	forked := make(chan struct{}, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"spawner": func(pctx context.Context, self *rack.Process) error {
+		"spawner": func(pctx context.Context, self *rack.Self) error {
 			for i := 0; ; i++ {
 				if _, err := self.Fork(context.Background(), rack.Spec{Args: []string{"child"}}); err != nil {
 					return err // ignores pctx: only the fence stops it
@@ -715,16 +692,16 @@ func TestKillWhileForking(t *testing.T) {
 	}
 }
 
-func TestKilledProcessWritesAreFenced(t *testing.T) {
+func (s *suite) testKilledProcessWritesAreFenced(t *testing.T) {
 	ctx := pgCtx(t, 15*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	var acked atomic.Int64
 	reached := make(chan struct{})
 	type fenced struct{ stdout, pipe, status, fork, close error }
 	results := make(chan fenced, 1)
 	pattern := func(off int64) byte { return byte(off % 251) }
 	self := pgRoot(t, ctx, k, pgRoles{
-		"writer": func(pctx context.Context, self *rack.Process) error {
+		"writer": func(pctx context.Context, self *rack.Self) error {
 			_, own, err := self.Pipe(pctx)
 			if err != nil {
 				return err
@@ -806,18 +783,18 @@ func TestKilledProcessWritesAreFenced(t *testing.T) {
 	t.Logf("%d bytes acknowledged and delivered", len(res.data))
 }
 
-func TestCrossKernel(t *testing.T) {
+func (s *suite) testCrossKernel(t *testing.T) {
 	ctx := pgCtx(t, 15*time.Second)
-	url := testSharedURL(t)
-	ka := pgOpen(t, url)
-	kb := pgOpen(t, url)
+	url := s.sharedName(t)
+	ka := s.pgOpen(t, url)
+	kb := s.pgOpen(t, url)
 	if ka.ID() == kb.ID() {
 		t.Fatal("two kernels share an id")
 	}
 	causes := make(chan error, 1)
 	self := pgRoot(t, ctx, ka, pgRoles{
 		"block": blockOnCtx,
-		"term": func(ctx context.Context, self *rack.Process) error {
+		"term": func(ctx context.Context, self *rack.Self) error {
 			if err := self.SetStatus(ctx, "waiting for TERM"); err != nil {
 				return err
 			}
@@ -825,7 +802,7 @@ func TestCrossKernel(t *testing.T) {
 			causes <- context.Cause(ctx)
 			return ctx.Err()
 		},
-		"exit5": func(context.Context, *rack.Process) error { return rack.Exit(5, "five") },
+		"exit5": func(context.Context, *rack.Self) error { return rack.Exit(5, "five") },
 	})
 	blocker, err := self.Fork(ctx, rack.Spec{Name: "blocker", Args: []string{"block", "x"}})
 	if err != nil {
@@ -922,7 +899,7 @@ func TestCrossKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc := pgOpen(t, url)
+	kc := s.pgOpen(t, url)
 	hc, err := kc.Process(ctx, last.PID())
 	if err != nil {
 		t.Fatal(err)
@@ -951,17 +928,17 @@ func TestCrossKernel(t *testing.T) {
 	}
 }
 
-func TestKernelClose(t *testing.T) {
+func (s *suite) testKernelClose(t *testing.T) {
 	ctx := pgCtx(t, 15*time.Second)
-	k := pgKernel(t, rack.WithMaxRunning(3))
+	k := s.pgKernel(t, rack.WithMaxRunning(3))
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
 	var queuedRan atomic.Int32
 	ready := make(chan struct{}, 2)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"block":  func(ctx context.Context, self *rack.Process) error { ready <- struct{}{}; return blockOnCtx(ctx, self) },
-		"stuck":  func(context.Context, *rack.Process) error { ready <- struct{}{}; <-stuck; return nil },
-		"queued": func(context.Context, *rack.Process) error { queuedRan.Add(1); return nil },
+		"block":  func(ctx context.Context, self *rack.Self) error { ready <- struct{}{}; return blockOnCtx(ctx, self) },
+		"stuck":  func(context.Context, *rack.Self) error { ready <- struct{}{}; <-stuck; return nil },
+		"queued": func(context.Context, *rack.Self) error { queuedRan.Add(1); return nil },
 	})
 	var procs []*rack.Process
 	for _, role := range []string{"block", "stuck", "queued"} {
@@ -973,7 +950,7 @@ func TestKernelClose(t *testing.T) {
 	}
 	pgRecv(t, ctx, ready, "block to start")
 	pgRecv(t, ctx, ready, "stuck to start")
-	procs = append(procs, self)
+	procs = append(procs, self.Process)
 	errs := make(chan error, len(procs))
 	for _, p := range procs {
 		go func() { errs <- p.Wait(ctx) }()
@@ -1025,7 +1002,7 @@ func boundedRun(t *testing.T, ctx context.Context, n, slots int, start func(i in
 	var running, peak, ran atomic.Int32
 	started := make(chan struct{}, n)
 	release := make(chan struct{})
-	prog := func(pctx context.Context, self *rack.Process) error {
+	prog := func(pctx context.Context, self *rack.Self) error {
 		now := running.Add(1)
 		for {
 			p := peak.Load()
@@ -1080,10 +1057,10 @@ func boundedRun(t *testing.T, ctx context.Context, n, slots int, start func(i in
 	}
 }
 
-func TestMaxRunning(t *testing.T) {
+func (s *suite) testMaxRunning(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
 	const limit, n = 2, 6
-	k := pgKernel(t, rack.WithMaxRunning(limit))
+	k := s.pgKernel(t, rack.WithMaxRunning(limit))
 	// Root processes, so that nothing else takes a slot.
 	boundedRun(t, ctx, n, limit, func(i int, prog rack.Program) (*rack.Process, error) {
 		return k.Start(ctx, rack.Spec{Name: "worker", Args: []string{strconv.Itoa(i)}}, prog)
@@ -1094,9 +1071,9 @@ func TestMaxRunning(t *testing.T) {
 	var kidsRan atomic.Int32
 	hogging := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
-		"bounded": func(ctx context.Context, self *rack.Process) error { return (*childProg.Load())(ctx, self) },
-		"kid":     func(context.Context, *rack.Process) error { kidsRan.Add(1); return nil },
-		"hog": func(ctx context.Context, self *rack.Process) error {
+		"bounded": func(ctx context.Context, self *rack.Self) error { return (*childProg.Load())(ctx, self) },
+		"kid":     func(context.Context, *rack.Self) error { kidsRan.Add(1); return nil },
+		"hog": func(ctx context.Context, self *rack.Self) error {
 			kidsRan.Add(1)
 			close(hogging)
 			return blockOnCtx(ctx, self)
@@ -1142,14 +1119,14 @@ func TestMaxRunning(t *testing.T) {
 	}
 }
 
-func TestForkAllIsAllOrNothing(t *testing.T) {
+func (s *suite) testForkAllIsAllOrNothing(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	var ran atomic.Int32
 	self := pgRoot(t, ctx, k, pgRoles{
-		"run": func(context.Context, *rack.Process) error { ran.Add(1); return nil },
+		"run": func(context.Context, *rack.Self) error { ran.Add(1); return nil },
 	})
-	other := pgKernel(t)
+	other := s.pgKernel(t)
 	foreign, err := other.NewGroup(ctx, "foreign")
 	if err != nil {
 		t.Fatal(err)
@@ -1209,12 +1186,12 @@ func TestForkAllIsAllOrNothing(t *testing.T) {
 	}
 }
 
-func TestSetStatusShowsInPS(t *testing.T) {
+func (s *suite) testSetStatusShowsInPS(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	set := make(chan error, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"busy": func(pctx context.Context, self *rack.Process) error {
+		"busy": func(pctx context.Context, self *rack.Self) error {
 			set <- self.SetStatus(pctx, "crunching 42% ✓")
 			return blockOnCtx(pctx, self)
 		},
@@ -1229,8 +1206,20 @@ func TestSetStatusShowsInPS(t *testing.T) {
 	if got := pgPS(t, ctx, k)[c.PID()].Status; got != "crunching 42% ✓" {
 		t.Fatalf("ps status %q", got)
 	}
-	if err := c.SetStatus(ctx, "not mine"); !errors.Is(err, rack.ErrNotSelf) {
-		t.Fatalf("SetStatus on a non-self handle = %v, want ErrNotSelf", err)
+	// A Self made by hand around another process's handle cannot act as
+	// that process.
+	forged := &rack.Self{Process: c}
+	if err := forged.SetStatus(ctx, "not mine"); !errors.Is(err, rack.ErrInvalid) {
+		t.Fatalf("SetStatus on a hand-made Self = %v, want ErrInvalid", err)
+	}
+	if _, err := forged.Fork(ctx, rack.Spec{Args: []string{"busy"}}); !errors.Is(err, rack.ErrInvalid) {
+		t.Fatalf("Fork on a hand-made Self = %v, want ErrInvalid", err)
+	}
+	if _, err := forged.Stdout().Write([]byte("x")); !errors.Is(err, rack.ErrInvalid) {
+		t.Fatalf("Stdout().Write on a hand-made Self = %v, want ErrInvalid", err)
+	}
+	if got := pgPS(t, ctx, k)[c.PID()].Status; got != "crunching 42% ✓" {
+		t.Fatalf("ps status %q after a hand-made Self's SetStatus", got)
 	}
 	if err := self.SetStatus(ctx, strings.Repeat("x", 5000)); !errors.Is(err, rack.ErrInvalid) {
 		t.Fatalf("5000-byte status = %v, want ErrInvalid", err)
@@ -1242,11 +1231,11 @@ func TestSetStatusShowsInPS(t *testing.T) {
 
 // psCheck forks n short processes from one root in batches, waiting for
 // each, then checks that ps shows all of them, correctly.
-func psCheck(t *testing.T, n, batch int, full bool) {
+func (s *suite) psCheck(t *testing.T, n, batch int, full bool) {
 	ctx := pgCtx(t, 10*time.Minute)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"leaf": func(ctx context.Context, self *rack.Process) error {
+		"leaf": func(ctx context.Context, self *rack.Self) error {
 			i, err := strconv.Atoi(self.Args()[1])
 			if err != nil {
 				return err
@@ -1331,22 +1320,22 @@ func psCheck(t *testing.T, n, batch int, full bool) {
 	}
 }
 
-func TestPS10k(t *testing.T) {
-	memOnly(t, "10,000 forks take minutes against a Swift; TestPSBudget holds ps to listing pages")
-	psCheck(t, 10_000, 500, true)
+func (s *suite) testPS10k(t *testing.T) {
+	s.needManyProcesses(t, "10,000 forks take minutes against a Swift; TestPSBudget holds ps to listing pages")
+	s.psCheck(t, 10_000, 500, true)
 }
 
-func TestPS100k(t *testing.T) {
-	memOnly(t, "100,000 forks")
+func (s *suite) testPS100k(t *testing.T) {
+	s.needManyProcesses(t, "100,000 forks")
 	if testing.Short() {
 		t.Skip("forks 100,000 processes")
 	}
-	psCheck(t, 100_000, 2_000, false)
+	s.psCheck(t, 100_000, 2_000, false)
 }
 
-func TestProcessLearnsItsIdentity(t *testing.T) {
+func (s *suite) testProcessLearnsItsIdentity(t *testing.T) {
 	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+	k := s.pgKernel(t)
 	g, err := k.NewGroup(ctx, "team")
 	if err != nil {
 		t.Fatal(err)
@@ -1362,7 +1351,7 @@ func TestProcessLearnsItsIdentity(t *testing.T) {
 	}
 	ids := make(chan identity, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
-		"who": func(pctx context.Context, self *rack.Process) error {
+		"who": func(pctx context.Context, self *rack.Self) error {
 			id := identity{pid: self.PID(), ppid: self.PPID(), args: self.Args(), env: self.Getenv("COLOR"),
 				environ: self.Environ(), name: self.Name(), kernel: self.Kernel(),
 				selfIO: self.Stdin() != nil && self.Stdout() != nil && self.Stderr() != nil}
@@ -1408,9 +1397,6 @@ func TestProcessLearnsItsIdentity(t *testing.T) {
 	}
 	if p := rack.FromContext(ctx); p != nil {
 		t.Errorf("FromContext of a plain ctx = %v, want nil", p)
-	}
-	if c.Stdout() != nil || c.Stdin() != nil || c.Stderr() != nil {
-		t.Errorf("a non-self handle exposes stdio")
 	}
 	if self.PPID() != rack.InitPID || self.Group() != nil {
 		t.Errorf("root: ppid %d group %v", self.PPID(), self.Group())
