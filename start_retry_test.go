@@ -60,7 +60,7 @@ func TestStartRetriesOwnedOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer k.Close()
-			p, err := k.Start(ctx, rack.Spec{Name: "never"}, func(context.Context, *rack.Process) error { return nil })
+			p, err := k.Start(ctx, rack.Spec{Name: "never"}, func(context.Context, *rack.Self) error { return nil })
 			if err != nil {
 				t.Fatalf("Start: %v", err)
 			}
