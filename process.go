@@ -596,9 +596,15 @@ func (k *Kernel) start(pr *proc) {
 			go func() { registered <- k.registerChild(pr.pid, kid) }()
 		}
 	}
+	// The kernel owns the attempts of a Start, unless the compute does
+	// (backend.StartRetrier): then one call, not attempts of attempts.
+	attempts := k.cfg.retry.Attempts
+	if sr, ok := k.compute.(backend.StartRetrier); ok && sr.RetriesStart() {
+		attempts = 1
+	}
 	delay := k.cfg.retry.Base
 	var err error
-	for attempt := 0; attempt < k.cfg.retry.Attempts; attempt++ {
+	for attempt := 0; attempt < attempts; attempt++ {
 		_, err = k.compute.Start(k.ctx, req)
 		started := err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist))
 		if started && registered != nil {
@@ -628,7 +634,7 @@ func (k *Kernel) start(pr *proc) {
 			}
 			return
 		}
-		if !errors.Is(err, backend.ErrTransient) {
+		if !errors.Is(err, backend.ErrTransient) || attempt == attempts-1 {
 			break
 		}
 		select {
