@@ -184,8 +184,8 @@ func runChild(main Program) int {
 			if k.orphaned.Load() {
 				// Nobody is left to delete this machine: do it ourselves
 				// (a server; other computes end with the OS process).
-				if sd, ok := k.compute.(selfDeleter); ok {
-					if err := sd.deleteSelf(ctx); err != nil {
+				if sd, ok := k.compute.(backend.SelfDeleter); ok {
+					if err := sd.DeleteSelf(ctx); err != nil {
 						fmt.Fprintln(os.Stderr, "rack: deleting this server after its parent died:", err)
 					}
 				}
@@ -266,12 +266,6 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	k.wg.Add(1)
 	go k.watchParent(pr)
 	return pr, nil
-}
-
-// selfDeleter is a compute that can end the machine its own kernel runs
-// on, for a process whose parent died.
-type selfDeleter interface {
-	deleteSelf(ctx context.Context) error
 }
 
 // recordEnv holds, for a child on the forker's machine, its process record

@@ -46,3 +46,7 @@ func (k *Kernel) ReadableForTest(ctx context.Context, c string) ([]string, error
 	}
 	return out, nil
 }
+
+// A scheme Open knows the package of but that nothing registers, to test
+// the error that names the package to import.
+func init() { knownSchemes["rack-test-unlinked"] = "example.com/rack-test/unlinked" }

@@ -51,8 +51,9 @@ func sfConfig(t *testing.T) swift.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Short timeouts, so that a held response costs 1 s, and quick
-	// transport retries.
+	// Short timeouts, so that a held response costs 1 s. Store operations
+	// are retried only by the kernel's retrying layer (WithRetry below);
+	// the transport retries only New's authentication and /info, quickly.
 	cfg.RequestTimeout = time.Second
 	cfg.ConnectTimeout = time.Second
 	cfg.RetryWaitMin = 5 * time.Millisecond

@@ -16,7 +16,7 @@ import (
 // processes, their parents' children, and a pipe still in use stay.
 func TestGC(t *testing.T) {
 	ctx := pgCtx(t, time.Minute)
-	url := testSharedURL(t)
+	url := sharedMemURL(t)
 	k := pgOpen(t, url)
 
 	// Three children that end, under a root that ends: reapable, with the

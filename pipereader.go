@@ -31,10 +31,14 @@ type PipeReader struct {
 	ends   []readEnd // by end number
 	cur    io.ReadCloser
 	curKey string
-	lock   int // -1, or the end whose Write continues in its next segment
-	rr     int
-	eof    bool
-	moved  bool
+	// curLeft is what remains of cur by its stored size: a store's reader
+	// may report the end of a segment only on the Read after its last
+	// bytes, and a reader at the end of one may be handed to a child.
+	curLeft int64
+	lock    int // -1, or the end whose Write continues in its next segment
+	rr      int
+	eof     bool
+	moved   bool
 	// fetches counts fetch calls; stuck says the last one made no
 	// progress. Both pace the look for new writer ends.
 	fetches int
@@ -104,6 +108,10 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 		}
 		if r.cur != nil {
 			n, err := r.cur.Read(p)
+			r.curLeft -= int64(n)
+			if err == nil && n > 0 && r.curLeft == 0 {
+				err = io.EOF
+			}
 			if err == io.EOF {
 				r.cur.Close()
 				r.cur = nil
@@ -279,7 +287,7 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 		return false, err
 	}
 	end.next++
-	r.cur, r.curKey = rc, key
+	r.cur, r.curKey, r.curLeft = rc, key, info.Size
 	if info.Metadata[moreKey] != "" {
 		r.lock = e
 		r.readAhead(e)

@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/rackfork/rack/backend"
-	"github.com/rackfork/rack/backend/osproc"
 	"github.com/rackfork/rack/internal/record"
 )
 
@@ -47,14 +46,11 @@ type Spec struct {
 	// Detached children survive their parent's death.
 	Detached bool
 	// Options are compute settings for backends that use them (the OS
-	// process compute: "exe", the program to start instead of this one;
-	// image, flavor... for VMs); a child inherits its parent's unless set.
+	// process compute: "exe" (backend.ExeOption), the program to start
+	// instead of this one; image, flavor... for VMs); a child inherits
+	// its parent's unless set.
 	Options map[string]string
 }
-
-// exeOption names another program for an OS-process compute to start
-// (osproc.ExeOption): that program brings its own code.
-const exeOption = "exe"
 
 // Limits on what a Spec may carry.
 const (
@@ -391,7 +387,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	// Roots run here, whatever the compute: their Program is a Go value.
 	// A child started as a new program must be able to find its code
 	// there: by registered name, or as the program Main runs.
-	pr.portable = spec.Program != "" || rec.Options[exeOption] != "" ||
+	pr.portable = spec.Program != "" || rec.Options[backend.ExeOption] != "" ||
 		(parent == nil && ctx.Value(mainProgramKey{}) != nil) || (parent != nil && parent.portable)
 	pr.remote = k.remote && parent != nil
 	if pr.remote && !pr.portable {
@@ -497,7 +493,7 @@ func (k *Kernel) start(pr *proc) {
 			registered = nil
 		}
 	}
-	if _, local := k.compute.(*osproc.Compute); local {
+	if k.sameMachine {
 		// A child on this machine gets its (immutable) record with its
 		// identity and need not read it back: one request less per fork.
 		// Not through user-data: whoever reads that is not this user. Not
@@ -509,16 +505,22 @@ func (k *Kernel) start(pr *proc) {
 		// program loads, not by the child once it runs: a millisecond
 		// of the OS's exec is idle time here. Only for this binary: a
 		// program of another build may not know RACK_KERNEL.
-		if pr.rec.Options[exeOption] == "" {
+		if pr.rec.Options[backend.ExeOption] == "" {
 			kid := newID()
 			req.Env[kernelEnv] = kid
 			registered = make(chan error, 1)
 			go func() { registered <- k.registerChild(pr.pid, kid) }()
 		}
 	}
+	// The kernel owns the attempts of a Start, unless the compute does
+	// (backend.StartRetrier): then one call, not attempts of attempts.
+	attempts := k.cfg.retry.Attempts
+	if sr, ok := k.compute.(backend.StartRetrier); ok && sr.RetriesStart() {
+		attempts = 1
+	}
 	delay := k.cfg.retry.Base
 	var err error
-	for attempt := 0; attempt < k.cfg.retry.Attempts; attempt++ {
+	for attempt := 0; attempt < attempts; attempt++ {
 		_, err = k.compute.Start(k.ctx, req)
 		started := err == nil || (attempt > 0 && errors.Is(err, backend.ErrExist))
 		if started && registered != nil {
@@ -548,7 +550,7 @@ func (k *Kernel) start(pr *proc) {
 			}
 			return
 		}
-		if !errors.Is(err, backend.ErrTransient) {
+		if !errors.Is(err, backend.ErrTransient) || attempt == attempts-1 {
 			break
 		}
 		select {

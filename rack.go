@@ -15,7 +15,9 @@
 //	}
 //
 // The namespace (the "machine") is named by a URL: mem:// (the default, an
-// in-memory store with goroutine processes), file:///dir, openstack://...
+// in-memory store with goroutine processes), file:///dir, and the schemes
+// driver packages register (see Open and RegisterScheme): importing
+// github.com/rackfork/rack/openstack adds swift:// and openstack://.
 package rack
 
 import (
@@ -26,9 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,11 +36,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/rackfork/rack/backend"
-	"github.com/rackfork/rack/backend/file"
-	"github.com/rackfork/rack/backend/inproc"
-	"github.com/rackfork/rack/backend/mem"
-	"github.com/rackfork/rack/backend/osproc"
-	"github.com/rackfork/rack/backend/swift"
 	"github.com/rackfork/rack/internal/count"
 	"github.com/rackfork/rack/internal/record"
 	"github.com/rackfork/rack/internal/retry"
@@ -150,12 +145,13 @@ func WithRetry(attempts int, base, max time.Duration) Option {
 }
 
 // WithPipeBuffer sets the largest pipe segment and how long small writes
-// may wait to be batched into one. The defaults are 1 MiB in memory and in
-// local files, 4 MiB on other stores (Swift) (size 0 keeps it), and, on an
-// in-memory store, 2 ms; on any other store a Write returns only once its
-// bytes are stored (delay 0), since the OS process holding a batch could
-// die with it while its reader lives on elsewhere. A positive delay trades
-// that guarantee for fewer requests.
+// may wait to be batched into one. The defaults are the store's
+// backend.PipeHints (size 0 and a negative delay keep them): 1 MiB in
+// memory and in local files, 4 MiB on a store that gives none (Swift);
+// 2 ms on an in-memory store, and 0 on any other, where a Write returns
+// only once its bytes are stored, since the OS process holding a batch
+// could die with it while its reader lives on elsewhere. A positive delay
+// trades that guarantee for fewer requests.
 func WithPipeBuffer(size int, delay time.Duration) Option {
 	return func(c *config) { c.segmentSize, c.flushDelay = size, delay }
 }
@@ -195,7 +191,10 @@ type Kernel struct {
 	groups  groupState  // group members known here (group.go)
 	files   fileSet     // open files not owned by a process (file.go)
 	compute backend.Compute
-	counter *count.Store // counts the store's requests (Stats)
+	// sameMachine: the compute starts children on this machine, handing
+	// them their environment privately (backend.SameMachine).
+	sameMachine bool
+	counter     *count.Store // counts the store's requests (Stats)
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -209,175 +208,11 @@ type Kernel struct {
 	deletes chan struct{}
 }
 
-// Open opens a namespace by URL. Supported now:
-//
-//	mem://        a new private in-memory namespace with goroutine processes
-//	mem://NAME    the in-memory namespace NAME, shared within this OS process
-//	file:///DIR   the directory DIR as the store, processes as OS processes
-//	              running this program again (see Main)
-//	swift://CLOUD/CONTAINER
-//	              the namespace CONTAINER on the Swift of CLOUD, an entry
-//	              of clouds.yaml (Keystone v3: password or application
-//	              credential); with no CLOUD, OS_CLOUD or the OS_*
-//	              variables. Query option: compute=inproc (the default and,
-//	              for now, only compute).
-//	swift+v1://USER:KEY@HOST:PORT/CONTAINER
-//	              the same on a Swift with v1 (tempauth) auth, for
-//	              development; USER, KEY and HOST:PORT default to
-//	              SWIFT_USER, SWIFT_KEY and SWIFT_AUTH_URL.
-//	openstack://CLOUD/CONTAINER?image=ID&flavor=ID&network=ID
-//	              the namespace CONTAINER on CLOUD's Swift, processes as
-//	              Nova servers that boot a stock cloud-init image and
-//	              fetch this program (staged once in BinariesContainer).
-//	              Options: image, flavor, network, key_name,
-//	              security_groups, availability_zone (server defaults
-//	              that Spec.Options override per fork), max_boots (boots
-//	              in flight). Children get a credential that reaches only
-//	              the namespace's container, never the user's.
-//
-// Errors never repeat a key given in the URL.
-func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		// url's own message quotes the whole URL, key included.
-		return nil, fmt.Errorf("rack: open %q: %w: malformed URL", redactUserinfo(rawURL), ErrInvalid)
-	}
-	shown := u.Redacted()
-	switch u.Scheme {
-	case "mem":
-		if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil || u.Port() != "" {
-			return nil, fmt.Errorf("rack: open %q: %w: a mem URL is mem:// or mem://NAME", shown, ErrInvalid)
-		}
-		var s *mem.Store
-		if u.Host == "" {
-			s = mem.New(mem.WithVersionETags())
-		} else {
-			if err := validName("mem namespace", u.Host); err != nil {
-				return nil, fmt.Errorf("rack: open %q: %w", shown, err)
-			}
-			s = mem.Shared(u.Host, mem.WithVersionETags())
-		}
-		return New(ctx, s, inproc.New(), opts...)
-	case "file":
-		if u.Host != "" || u.Path == "" || u.RawQuery != "" {
-			return nil, fmt.Errorf("rack: open %q: %w: a file URL is file:///absolute/dir", shown, ErrInvalid)
-		}
-		// No fsync: in a local namespace a machine crash ends every process
-		// anyway, and the page cache outlives any one process.
-		s, err := file.New(u.Path, file.WithoutSync())
-		if err != nil {
-			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
-		}
-		// The children's own output goes to DIR/logs (beside the store's
-		// containers, not in one), which "rack logs" reads.
-		c, err := osproc.New(osproc.WithLogDir(filepath.Join(u.Path, "logs")))
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
-		}
-		k, err := New(ctx, s, c, append([]Option{WithURL(rawURL)}, opts...)...)
-		if err != nil {
-			s.Close()
-			c.Close()
-			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
-		}
-		return k, nil
-	case "swift", "swift+v1":
-		cfg, container, err := swiftConfig(u)
-		if err != nil {
-			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
-		}
-		s, err := swift.New(ctx, cfg)
-		if err != nil {
-			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
-		}
-		k, err := New(ctx, s, inproc.New(), append([]Option{WithNamespace(container)}, opts...)...)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
-		}
-		return k, nil
-	case "openstack":
-		k, err := openOpenStack(ctx, u, opts)
-		if err != nil {
-			return nil, fmt.Errorf("rack: open %q: %w", shown, err)
-		}
-		return k, nil
-	case "":
-		return nil, fmt.Errorf("rack: open %q: %w: no scheme (try mem://)", shown, ErrInvalid)
-	default:
-		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (supported: mem, file, swift, swift+v1, openstack)", shown, ErrInvalid, u.Scheme)
-	}
-}
-
-// redactUserinfo hides what stands between "://" and the last '@' of a URL
-// that did not parse, so an error can name it without its key.
-func redactUserinfo(raw string) string {
-	i := strings.Index(raw, "://")
-	j := strings.LastIndex(raw, "@")
-	if i < 0 || j < i {
-		return raw
-	}
-	return raw[:i+3] + "xxxxx" + raw[j:]
-}
-
-// swiftConfig reads a swift or swift+v1 URL and returns the store's
-// configuration and the namespace container.
-func swiftConfig(u *url.URL) (swift.Config, string, error) {
-	var (
-		cfg swift.Config
-		err error
-	)
-	if u.Scheme == "swift" {
-		if u.User != nil || u.Port() != "" {
-			return cfg, "", fmt.Errorf("%w: a swift URL is swift://CLOUD/CONTAINER (credentials come from clouds.yaml or OS_*, never the URL)", ErrInvalid)
-		}
-		if cfg, err = swift.CloudConfig(u.Host); err != nil {
-			return cfg, "", fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
-	} else if cfg, err = swiftV1Config(u); err != nil {
-		return cfg, "", err
-	}
-	container := strings.Trim(u.Path, "/")
-	if container == "" {
-		return cfg, "", fmt.Errorf("%w: the URL names no container (%s://.../CONTAINER)", ErrInvalid, u.Scheme)
-	}
-	if err := validContainer(container); err != nil {
-		return cfg, "", err
-	}
-	for key, vals := range u.Query() {
-		switch {
-		case key == "compute" && len(vals) == 1 && vals[0] == "inproc":
-		case key == "compute":
-			return cfg, "", fmt.Errorf("%w: compute=%q is not supported (supported: inproc)", ErrInvalid, strings.Join(vals, ","))
-		default:
-			return cfg, "", fmt.Errorf("%w: unknown URL option %q", ErrInvalid, key)
-		}
-	}
-	return cfg, container, nil
-}
-
-// swiftV1Config reads the credentials of a swift+v1 URL, filling gaps
-// from SWIFT_AUTH_URL, SWIFT_USER and SWIFT_KEY.
-func swiftV1Config(u *url.URL) (swift.Config, error) {
-	cfg, err := swift.FromEnv()
-	if err != nil && (u.Host == "" || u.User == nil) {
-		return cfg, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if u.Host != "" {
-		cfg.AuthURL = "http://" + u.Host + "/auth/v1.0"
-	}
-	if u.User != nil {
-		cfg.User = u.User.Username()
-		if key, ok := u.User.Password(); ok {
-			cfg.Key = key
-		}
-	}
-	return cfg, nil
-}
-
 // New composes a kernel from drivers. The kernel owns them: Close closes
-// them.
+// them. New finds the drivers' optional abilities (backend.Notifier,
+// LooseCreate, PipeHinter; InProcess, SameMachine, SelfDeleter, LogReader,
+// FailureReporter, Sweeper) on the drivers given, so a driver that wraps
+// another must implement the ones it passes on.
 func New(ctx context.Context, store backend.Store, compute backend.Compute, opts ...Option) (*Kernel, error) {
 	if store == nil || compute == nil {
 		return nil, fmt.Errorf("rack: new: %w: store and compute are required", ErrInvalid)
@@ -412,22 +247,24 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	if lc, ok := store.(backend.LooseCreate); ok {
 		k.ns.looseCreate = lc.LooseCreate()
 	}
-	if k.cfg.segmentSize == 0 {
-		// Every request costs a remote store's servers more than its
-		// bytes: larger segments there (a reader holds up to 4 in memory).
-		k.cfg.segmentSize = 4 << 20
-		if _, local := store.(*mem.Store); local {
-			k.cfg.segmentSize = 1 << 20
-		} else if _, local := store.(*file.Store); local {
-			k.cfg.segmentSize = 1 << 20
+	// Pipe buffering as the store advises (the raw store: the kernel's
+	// wrappers add retries and counts, not abilities).
+	hints := backend.PipeHints{SegmentSize: 4 << 20} // a remote store's: every request costs it more than its bytes
+	if ph, ok := store.(backend.PipeHinter); ok {
+		if h := ph.PipeHints(); h.Valid() {
+			hints = h
+		} else {
+			cfg.logger.Warn("rack: ignoring the store's pipe hints: out of range", "segment", h.SegmentSize, "delay", h.FlushDelay)
 		}
 	}
+	if k.cfg.segmentSize == 0 {
+		k.cfg.segmentSize = hints.SegmentSize
+	}
 	if k.cfg.flushDelay < 0 {
-		if _, inMemory := store.(*mem.Store); inMemory {
-			k.cfg.flushDelay = 2 * time.Millisecond // the store dies with the batch
-		} else {
-			k.cfg.flushDelay = 0
-		}
+		k.cfg.flushDelay = hints.FlushDelay
+	}
+	if sm, ok := compute.(backend.SameMachine); ok {
+		k.sameMachine = sm.SameMachine()
 	}
 	if ip, ok := compute.(backend.InProcess); !ok || !ip.InProcess() {
 		k.remote = true

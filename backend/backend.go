@@ -5,13 +5,60 @@
 // Users open drivers through rack.Open or compose them with rack.New; they do
 // not call these interfaces themselves. Every driver must pass the
 // conformance suites in backend/storetest and backend/computetest.
+//
+// # Retries: one layer, one contract
+//
+// A Store driver's operations are single-shot: a driver does not retry a
+// failed request itself. It reports a failure that may succeed when tried
+// again by wrapping ErrTransient; for a Put (or a Delete) that means "it may
+// have happened". The only request a driver repeats is one refused because
+// its credentials expired (an HTTP 401), once, after authenticating again:
+// that is not a retry of a failure of the service. A driver may retry, in
+// its transport, requests that no other layer retries (authenticating when
+// it is opened, say), never a Store operation's.
+//
+// The kernel wraps its Store in a retrying layer (rack's internal/retry),
+// which owns the attempts, the backoff, and the writer token of create-only
+// Puts: it stores a token unique to the Put under WriterTokenKey, so that
+// a retry that finds the object (ErrExist after an ambiguous failure) reads
+// the token back and tells its own earlier write (success) from another
+// writer's (a real conflict). A driver whose create-only Put is not atomic
+// against racing creates (LooseCreate) uses the same key: it keeps the
+// caller's token when there is one and reads it back after a success.
+//
+// A Compute's Start is retried by the kernel on ErrTransient, unless the
+// compute implements StartRetrier: then the compute owns the attempts.
 package backend
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
+	"strconv"
+	"sync/atomic"
 	"time"
+)
+
+// WriterTokenKey is the metadata key that carries a create-only Put's
+// writer token (see the package documentation and NewWriterToken).
+const WriterTokenKey = "rack-writer"
+
+// NewWriterToken returns a writer token for a create-only Put, unique
+// across processes: a random prefix drawn once per process, then a counter
+// (cheaper than drawing each time).
+func NewWriterToken() string {
+	return tokenPrefix + strconv.FormatUint(tokenSeq.Add(1), 36)
+}
+
+var (
+	tokenSeq    atomic.Uint64
+	tokenPrefix = func() string {
+		var b [9]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:]) + "-"
+	}()
 )
 
 // Errors every driver reports, wrapped with detail (use errors.Is).
@@ -21,7 +68,8 @@ var (
 	// ErrExist: a create-only Put found an object already there (Swift 412).
 	ErrExist = errors.New("already exists")
 	// ErrTransient: the store failed in a way a retry may fix (5xx, reset,
-	// timeout). The request may or may not have taken effect.
+	// timeout). The request may or may not have taken effect. Drivers
+	// report it and do not retry (see the package documentation).
 	ErrTransient = errors.New("transient store failure")
 	// ErrInvalid: the request itself is malformed (a bad name, a limit exceeded).
 	ErrInvalid = errors.New("invalid request")
@@ -88,6 +136,10 @@ type ListOptions struct {
 
 // Store is a Swift-shaped object store: containers of named objects with
 // metadata.
+//
+// Each call is one attempt: a driver does not retry a failed request
+// itself but reports ErrTransient, and the caller (the kernel's retrying
+// layer) decides whether to try again (see the package documentation).
 //
 // Consistency contract (Swift's): a Get or Head of an object after its Put
 // returned sees that Put or a later one; create-only Puts are atomic; List
@@ -193,6 +245,17 @@ type FailureReporter interface {
 // the names of the instances it deleted.
 type Sweeper interface {
 	Sweep(ctx context.Context, dead func(ctx context.Context, namespace string) (bool, error)) ([]string, error)
+}
+
+// StartRetrier is implemented by computes whose Start retries transient
+// failures itself, because doing so well needs what only the driver knows:
+// a look-up that tells whether a create that failed ambiguously made an
+// instance, a wait for quota, a Retry-After. The kernel then calls Start
+// once per process; an ErrTransient from it means the compute's own
+// attempts ran out. Other computes' Starts are single-shot, and the kernel
+// retries them.
+type StartRetrier interface {
+	RetriesStart() bool
 }
 
 // Instance describes a started instance.

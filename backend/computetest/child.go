@@ -216,6 +216,41 @@ func (m *Markers) Observe(name string) (Observation, error) {
 	return o, nil
 }
 
+// OSPIDs returns the OS process ids of the recorded runs of instance name
+// that are still live (their start file is locked).
+func (m *Markers) OSPIDs(name string) ([]int, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	d := filepath.Join(m.dir, name)
+	entries, err := os.ReadDir(d)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, e := range entries {
+		base, ok := strings.CutSuffix(e.Name(), startSuffix)
+		if !ok || strings.HasPrefix(base, ".") {
+			continue
+		}
+		pid, err := strconv.Atoi(base)
+		if err != nil {
+			return nil, fmt.Errorf("start file %s names no OS pid", filepath.Join(d, e.Name()))
+		}
+		free, err := lockFree(filepath.Join(d, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if !free {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
 // lockFree reports whether nobody holds a lock on the file at path.
 func lockFree(path string) (bool, error) {
 	f, err := os.Open(path)
@@ -303,6 +338,8 @@ func (h *separate) Observe(ctx context.Context, name string) (Observation, error
 }
 
 func (h *separate) Patience() (wait, settle time.Duration) { return h.wait, h.settle }
+
+func (h *separate) OSPIDs(name string) ([]int, error) { return h.markers.OSPIDs(name) }
 
 // Close removes the directory; a RunUntilStopped child that outlived the
 // compute notices and exits.

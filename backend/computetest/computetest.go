@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +34,13 @@ import (
 //     Stops end them;
 //   - Start with a cancelled context fails within PromptLimit with an error
 //     wrapping context.Canceled, and leaves nothing behind;
-//   - Close ends every instance, and a later Start fails.
+//   - Close ends every instance, and a later Start fails;
+//   - a compute that reports backend.SameMachine starts an instance as an
+//     OS process of this machine (the Harness must be a ProcessFinder)
+//     whose environment holds StartRequest.Env, a 16 KiB value included,
+//     and is not also backend.InProcess;
+//   - a backend.SelfDeleter's DeleteSelf, called from the test program,
+//     which runs in no instance, fails and deletes no instance.
 //
 // After every test the suite closes the compute, unless the test did, and
 // checks that every run it caused has ended.
@@ -58,6 +66,8 @@ func Run(t *testing.T, newHarness HarnessMaker) {
 		{"ConcurrentStarts", testConcurrentStarts},
 		{"StartCancelledContext", testStartCancelledContext},
 		{"CloseStopsEverything", testCloseStopsEverything},
+		{"SameMachine", testSameMachine},
+		{"SelfDeleteOutsideInstance", testSelfDeleteOutsideInstance},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -614,4 +624,82 @@ func testCloseStopsEverything(f *fixture) {
 	for _, r := range reqs {
 		f.wantRuns(r.Name, 1, 1)
 	}
+}
+
+// largeEnv is the size of the environment value the SameMachine test
+// passes: the kernel hands a child on the same machine its process record
+// of up to 16 KiB in one variable.
+const largeEnv = 16 << 10
+
+// largeEnvName names that variable.
+const largeEnvName = "RACK_COMPUTETEST_LARGE"
+
+func testSameMachine(f *fixture) {
+	sm, ok := f.c.(backend.SameMachine)
+	if !ok || !sm.SameMachine() {
+		f.t.Skip("compute does not report backend.SameMachine")
+	}
+	if ip, ok := f.c.(backend.InProcess); ok && ip.InProcess() {
+		f.t.Fatal("compute reports both SameMachine (new OS processes) and InProcess (StartRequest.Run in this one)")
+	}
+	pf, ok := f.h.(ProcessFinder)
+	if !ok {
+		f.t.Fatal("compute reports backend.SameMachine, but the harness cannot show its OS processes (implement computetest.ProcessFinder, as Separate does)")
+	}
+	req := f.request(nsMain, 1, RunUntilStopped)
+	if req.Env == nil {
+		req.Env = map[string]string{}
+	}
+	large := make([]byte, largeEnv)
+	for i := range large {
+		large[i] = 'a' + byte(i%26)
+	}
+	req.Env[largeEnvName] = string(large)
+	f.start(req)
+	f.waitStarted(req.Name)
+	pids, err := pf.OSPIDs(req.Name)
+	if err != nil {
+		f.t.Fatalf("harness OSPIDs(%q): %v", req.Name, err)
+	}
+	if len(pids) != 1 {
+		f.t.Fatalf("instance %q: live OS processes %v, want one", req.Name, pids)
+	}
+	if pids[0] == os.Getpid() {
+		f.t.Fatalf("instance %q runs in the test's own OS process", req.Name)
+	}
+	if runtime.GOOS == "linux" {
+		// The instance is a process of this machine, and its environment
+		// holds the request's, the large value whole.
+		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[0]))
+		if err != nil {
+			f.t.Fatalf("instance %q: OS process %d is not one of this machine: %v", req.Name, pids[0], err)
+		}
+		for k, v := range req.Env {
+			if !slices.Contains(strings.Split(string(environ), "\x00"), k+"="+v) {
+				f.t.Errorf("instance %q: its environment lacks %s (%d bytes) from StartRequest.Env", req.Name, k, len(v))
+			}
+		}
+	}
+	if err := f.c.Stop(f.ctx, req.Name); err != nil {
+		f.t.Fatalf("Stop(%q): %v", req.Name, err)
+	}
+	f.waitEnded(req.Name)
+}
+
+func testSelfDeleteOutsideInstance(f *fixture) {
+	sd, ok := f.c.(backend.SelfDeleter)
+	if !ok {
+		f.t.Skip("compute does not implement backend.SelfDeleter")
+	}
+	req := f.request(nsMain, 1, RunUntilStopped)
+	f.start(req)
+	f.waitStarted(req.Name)
+	ctx, cancel := context.WithTimeout(f.ctx, f.wait)
+	defer cancel()
+	if err := sd.DeleteSelf(ctx); err == nil {
+		f.t.Error("DeleteSelf from the test program, which runs in no instance, succeeded")
+	}
+	f.pause()
+	f.wantRuns(req.Name, 1, 0)
+	f.wantListed(nsMain, req)
 }

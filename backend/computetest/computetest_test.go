@@ -103,6 +103,26 @@ func (c *broken) Close() error {
 	return c.Compute.Close()
 }
 
+// sameMachine claims backend.SameMachine for an in-process compute.
+type sameMachine struct{ *broken }
+
+func (sameMachine) SameMachine() bool { return true }
+
+// selfDeleter is a backend.SelfDeleter that, called outside any instance,
+// succeeds or stops the instances there are.
+type selfDeleter struct{ *broken }
+
+func (c selfDeleter) DeleteSelf(ctx context.Context) error {
+	if c.flaw == "self-delete-succeeds" {
+		return nil
+	}
+	insts, _ := c.List(ctx, "")
+	for _, in := range insts {
+		c.Stop(ctx, in.Name)
+	}
+	return errors.New("not in an instance")
+}
+
 // impatient shortens the suite's waits, which broken computes run out.
 type impatient struct{ computetest.Harness }
 
@@ -120,7 +140,14 @@ func TestBrokenCompute(t *testing.T) {
 		t.Skip("run by TestSuiteCatchesFlaws")
 	}
 	inner := computetest.InProcess(func(context.Context) (backend.Compute, error) {
-		return &broken{Compute: inproc.New(), flaw: flaw}, nil
+		b := &broken{Compute: inproc.New(), flaw: flaw}
+		switch flaw {
+		case "claims-same-machine":
+			return sameMachine{b}, nil
+		case "self-delete-succeeds", "self-delete-stops-others":
+			return selfDeleter{b}, nil
+		}
+		return b, nil
 	})
 	computetest.Run(t, func(ctx context.Context, t testing.TB) (computetest.Harness, error) {
 		h, err := inner(ctx, t)
@@ -135,15 +162,18 @@ func TestSuiteCatchesFlaws(t *testing.T) {
 		t.Skip("slow: runs the suite in child processes")
 	}
 	for flaw, wantFailed := range map[string][]string{
-		"":                        nil,
-		"start-twice":             {"DuplicateNameWhileLive", "ConcurrentDuplicateStarts"},
-		"instance-uses-start-ctx": {"InstanceOutlivesStartContext"},
-		"ignores-start-ctx":       {"StartCancelledContext"},
-		"no-created":              {"StartRunsOnce", "ListFiltersByNamespace"},
-		"stop-does-nothing":       {"StopEndsInstance", "ConcurrentStarts"},
-		"stop-unknown-succeeds":   {"StopUnknown", "ExitedInstanceLeavesList"},
-		"list-by-prefix":          {"ListFiltersByNamespace"},
-		"close-does-nothing":      {"CloseStopsEverything"},
+		"":                         nil,
+		"start-twice":              {"DuplicateNameWhileLive", "ConcurrentDuplicateStarts"},
+		"instance-uses-start-ctx":  {"InstanceOutlivesStartContext"},
+		"ignores-start-ctx":        {"StartCancelledContext"},
+		"no-created":               {"StartRunsOnce", "ListFiltersByNamespace"},
+		"stop-does-nothing":        {"StopEndsInstance", "ConcurrentStarts"},
+		"stop-unknown-succeeds":    {"StopUnknown", "ExitedInstanceLeavesList"},
+		"list-by-prefix":           {"ListFiltersByNamespace"},
+		"close-does-nothing":       {"CloseStopsEverything"},
+		"claims-same-machine":      {"SameMachine"},
+		"self-delete-succeeds":     {"SelfDeleteOutsideInstance"},
+		"self-delete-stops-others": {"SelfDeleteOutsideInstance"},
 	} {
 		t.Run("flaw="+flaw, func(t *testing.T) {
 			t.Parallel()

@@ -169,6 +169,14 @@ type Patient interface {
 	Patience() (wait, settle time.Duration)
 }
 
+// ProcessFinder may be implemented by a Harness whose instances are OS
+// processes of this machine (Separate's are). The suite needs it to check
+// a compute that reports backend.SameMachine.
+type ProcessFinder interface {
+	// OSPIDs returns the OS process ids of the live runs of instance name.
+	OSPIDs(name string) ([]int, error)
+}
+
 // Defaults for Patient.
 const (
 	DefaultWait   = 10 * time.Second

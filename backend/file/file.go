@@ -263,6 +263,14 @@ func (s *Store) cleanTmp() {
 	}
 }
 
+// PipeHints advises 1 MiB pipe segments (a local request costs little
+// more than its bytes) and no batching: the writer's OS process could die
+// with a batch while its reader, another OS process, lives on
+// (backend.PipeHinter).
+func (s *Store) PipeHints() backend.PipeHints {
+	return backend.PipeHints{SegmentSize: 1 << 20}
+}
+
 // Close stops the Store's following of other processes' journals and
 // closes every channel returned by Changed. Later calls fail with an error
 // wrapping ErrClosed; readers returned by Get keep working. The directory,

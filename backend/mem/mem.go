@@ -172,6 +172,13 @@ func Shared(name string, opts ...Option) *Store {
 	return s
 }
 
+// PipeHints advises 1 MiB pipe segments, and batching small writes for up
+// to 2 ms: the store dies with the OS process, so a batch cannot outlive
+// its reader (backend.PipeHinter).
+func (s *Store) PipeHints() backend.PipeHints {
+	return backend.PipeHints{SegmentSize: 1 << 20, FlushDelay: 2 * time.Millisecond}
+}
+
 // Close releases the Store's data: later calls fail with an error wrapping
 // ErrClosed, and every channel returned by Changed is closed so that no
 // waiter hangs. Readers returned by Get before Close keep working. Close is

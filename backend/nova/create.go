@@ -160,7 +160,7 @@ func (c *Compute) createServer(ctx context.Context, in *instance) (string, error
 	op := "start " + name + ": create"
 	backoff := max(firstBackoff, c.cfg.PollInterval)
 	quotaWait := backoff
-	ambiguous := 0
+	ambiguous, unstaged := 0, 0
 	haveTurn := false
 	defer func() {
 		if haveTurn {
@@ -173,7 +173,21 @@ func (c *Compute) createServer(ctx context.Context, in *instance) (string, error
 		}
 		opts, err := c.serverOpts(ctx, in)
 		if err != nil {
-			return "", err
+			// A transient failure to stage the program (or to make the
+			// extra environment) is tried again here: Start owns the
+			// attempts (see RetriesStart).
+			if !errors.Is(err, backend.ErrTransient) || ctx.Err() != nil {
+				return "", err
+			}
+			if unstaged++; unstaged >= maxTries {
+				return "", err
+			}
+			c.log.Info("nova: preparing the create failed; trying again", "name", name, "error", c.redact(err.Error()))
+			if err := sleepCtx(ctx, jitter(backoff)); err != nil {
+				return "", err
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
 		}
 		c.mu.Lock()
 		freed := c.freed

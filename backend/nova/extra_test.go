@@ -4,17 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -139,97 +135,5 @@ func TestSweep(t *testing.T) {
 	}
 	if asked["dead"] != 1 || asked["live"] != 1 {
 		t.Errorf("dead asked %v, want once per namespace", asked)
-	}
-}
-
-// TestNewServiceClient reads clouds.yaml, authenticates with a fake
-// Keystone and picks the compute endpoint of the entry's region and
-// interface.
-func TestNewServiceClient(t *testing.T) {
-	e := startEmu(t, novaemu.Config{})
-	const password = "pa55-w0rd-SECRET"
-	ks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/v3/auth/tokens" {
-			http.NotFound(w, r)
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		var req struct {
-			Auth struct {
-				Identity struct {
-					Password struct {
-						User struct {
-							Password string `json:"password"`
-						} `json:"user"`
-					} `json:"password"`
-				} `json:"identity"`
-			} `json:"auth"`
-		}
-		json.Unmarshal(body, &req)
-		if req.Auth.Identity.Password.User.Password != password {
-			w.WriteHeader(http.StatusUnauthorized)
-			fmt.Fprint(w, `{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}`)
-			return
-		}
-		endpoint := func(region, iface, url string) map[string]string {
-			return map[string]string{"id": region + iface, "region": region, "region_id": region, "interface": iface, "url": url}
-		}
-		w.Header().Set("X-Subject-Token", "tok-123456789")
-		w.WriteHeader(http.StatusCreated)
-		json.NewEncoder(w).Encode(map[string]any{"token": map[string]any{
-			"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
-			"methods":    []string{"password"},
-			"catalog": []any{map[string]any{"type": "compute", "name": "nova", "id": "c", "endpoints": []any{
-				endpoint("RegionOne", "public", "http://127.0.0.1:1/v2.1"),
-				endpoint("RegionTwo", "public", "http://127.0.0.1:2/v2.1"),
-				endpoint("RegionTwo", "internal", e.URL()),
-			}}},
-		}})
-	}))
-	defer ks.Close()
-	dir := t.TempDir()
-	yaml := fmt.Sprintf(`clouds:
-  test:
-    auth:
-      auth_url: %s/v3
-      username: alice
-      password: %s
-      project_name: demo
-      user_domain_name: Default
-      project_domain_name: Default
-    region_name: RegionTwo
-    interface: internal
-  wrong:
-    auth:
-      auth_url: %s/v3
-      username: alice
-      password: not-%s
-      project_name: demo
-      user_domain_name: Default
-`, ks.URL, password, ks.URL, password)
-	if err := os.WriteFile(filepath.Join(dir, "clouds.yaml"), []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("OS_CLIENT_CONFIG_FILE", filepath.Join(dir, "clouds.yaml"))
-	t.Setenv("OS_REGION_NAME", "")
-	t.Setenv("OS_INTERFACE", "")
-	t.Setenv("OS_CLOUD", "")
-	ctx := context.Background()
-	sc, err := nova.NewServiceClient(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sc.Endpoint != e.URL()+"/" {
-		t.Errorf("endpoint %q, want the RegionTwo internal one %q", sc.Endpoint, e.URL()+"/")
-	}
-	if _, err := servers.ListSimple(sc, nil).AllPages(ctx); err != nil {
-		t.Errorf("listing servers with the client: %v", err)
-	}
-	_, err = nova.NewServiceClient(ctx, "wrong")
-	if err == nil || !strings.Contains(err.Error(), `"wrong"`) || strings.Contains(err.Error(), password) {
-		t.Errorf("NewServiceClient with a wrong password: %v", err)
-	}
-	if _, err := nova.NewServiceClient(ctx, "absent"); !errors.Is(err, backend.ErrInvalid) {
-		t.Errorf("NewServiceClient of an unknown cloud: %v, want ErrInvalid", err)
 	}
 }

@@ -23,7 +23,10 @@
 // retry, so a retried create never makes a second server. A create refused
 // for quota (403 "Quota exceeded") or rate (429) waits and tries again for
 // as long as Start's context allows; at most Config.MaxBootsInFlight
-// servers are building at once (further Starts queue).
+// servers are building at once (further Starts queue). Start owns these
+// attempts (it implements backend.StartRetrier, and retries a transient
+// failure to stage the program too), so the kernel calls it once per
+// process rather than retrying it.
 //
 // # Watching
 //
@@ -116,7 +119,7 @@ var ErrClosed = errors.New("nova: compute closed")
 // instead).
 type Config struct {
 	// Client is a compute (Nova) service client, e.g. from
-	// NewServiceClient. The Compute uses a copy with its own microversion.
+	// openstack.Login.ComputeClient. The Compute uses a copy with its own microversion.
 	Client *gophercloud.ServiceClient
 	// Microversion is the compute API microversion to use; default the
 	// client's, else DefaultMicroversion. Tags need 2.52 or later; without
@@ -619,6 +622,17 @@ func (c *Compute) List(ctx context.Context, namespace string) ([]backend.Instanc
 	})
 	return out, nil
 }
+
+// RetriesStart reports true (backend.StartRetrier): Start owns the attempts
+// for starting an instance. Only it can tell, by looking the name up,
+// whether a create that failed ambiguously made a server (so that a retry
+// never makes a second one), and it waits out quota and rate limits
+// (honouring Retry-After) for as long as its context allows; it retries a
+// staging failure too. The kernel therefore calls it once per process
+// instead of retrying it, which would multiply its attempts.
+func (c *Compute) RetriesStart() bool { return true }
+
+var _ backend.StartRetrier = (*Compute)(nil)
 
 // Failure reports why the instance named name ended abnormally, if it did:
 // for example "boot failed: No valid host was found. ..." once its boot

@@ -27,8 +27,9 @@ import (
 var ErrClosed = errors.New("osproc: compute closed")
 
 // ExeOption is the StartRequest option naming another program to start (a
-// binary built with rack.Main), e.g. an app the rack shell runs.
-const ExeOption = "exe"
+// binary built with rack.Main), e.g. an app the rack shell runs. It is
+// backend.ExeOption.
+const ExeOption = backend.ExeOption
 
 // Compute starts instances as OS processes.
 type Compute struct {
@@ -88,6 +89,11 @@ func New(opts ...Option) (*Compute, error) {
 	}
 	return c, nil
 }
+
+// SameMachine reports true: each instance is an OS process on this
+// machine, started at once with StartRequest.Env in its environment
+// (backend.SameMachine).
+func (c *Compute) SameMachine() bool { return true }
 
 // executable returns the program to start by default.
 func (c *Compute) executable() (string, error) {

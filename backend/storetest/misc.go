@@ -307,3 +307,41 @@ func testNotifier(t *testing.T, f *fixture) {
 	<-done
 	f.wantContent(t, c, "late", []byte("late"))
 }
+
+// testPipeHints checks a backend.PipeHinter: its hints are within bounds,
+// the same at every call, and a segment of the size it advises can be
+// stored and read back whole.
+func testPipeHints(t *testing.T, f *fixture) {
+	ph, ok := f.store.(backend.PipeHinter)
+	if !ok {
+		t.Skip("store does not implement backend.PipeHinter")
+	}
+	h := ph.PipeHints()
+	if !h.Valid() {
+		t.Fatalf("PipeHints() = %+v: want a segment size in [1, %d] and a flush delay in [0, %v]",
+			h, backend.MaxPipeSegment, backend.MaxFlushDelay)
+	}
+	if h2 := ph.PipeHints(); h2 != h {
+		t.Errorf("PipeHints() changed between calls: %+v, then %+v", h, h2)
+	}
+	c := f.container(t)
+	seg := make([]byte, h.SegmentSize)
+	for i := range seg {
+		seg[i] = byte(i*7 + i>>8)
+	}
+	if _, err := f.store.Put(f.ctx, c, "segment", bytes.NewReader(seg), nil); err != nil {
+		t.Fatalf("Put of a %d-byte segment (the advised size): %v", len(seg), err)
+	}
+	rc, info, err := f.store.Get(f.ctx, c, "segment", nil)
+	if err != nil {
+		t.Fatalf("Get of the segment: %v", err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("reading the segment: %v", err)
+	}
+	if !bytes.Equal(got, seg) || info.Size != int64(len(seg)) {
+		t.Fatalf("segment read back: %d bytes (info says %d), want the %d put", len(got), info.Size, len(seg))
+	}
+}

@@ -103,6 +103,7 @@ func Run(t *testing.T, newHarness HarnessMaker) {
 		{"Cancel", testCancel},
 		{"CancelDuringPut", testCancelDuringPut},
 		{"Notifier", testNotifier},
+		{"PipeHints", testPipeHints},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

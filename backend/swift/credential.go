@@ -19,10 +19,10 @@ import (
 func SegmentContainer(c string) string { return segmentContainer(c) }
 
 // IdentityClient authenticates with Keystone as cfg (a Keystone, AuthV3,
-// Config, e.g. from CloudConfig) and returns an identity v3 client that
+// Config, e.g. from openstack.CloudConfig) and returns an identity v3 client that
 // carries the token, project-scoped as cfg says. Its ProviderClient
 // re-authenticates when the token expires, and its GetAuthResult holds
-// the token's user, project, roles and catalog. internal/credential uses
+// the token's user, project, roles and catalog. The openstack package uses
 // it to manage application credentials, which Keystone lets only a
 // password (or unrestricted application credential) token do.
 //

@@ -35,7 +35,7 @@ var defaultLimits = limits{
 
 // loadLimits reads the cluster's constraints from GET /info.
 func (s *Store) loadLimits(ctx context.Context) error {
-	info, err := s.conn.QueryInfo(idempotent(ctx))
+	info, err := s.conn.QueryInfo(retryable(ctx))
 	if err != nil {
 		return err
 	}

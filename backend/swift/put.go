@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,13 +13,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	sw "github.com/ncw/swift/v2"
 
 	"github.com/rackfork/rack/backend"
-	"github.com/rackfork/rack/internal/retry"
 )
 
 // Put stores the object read from r (see the package documentation).
@@ -37,14 +34,16 @@ func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *back
 	}
 	var token string
 	if o.CreateOnly {
-		token = o.Metadata[WriterKey]
+		// The caller's token (the kernel's retrying layer sets one), else
+		// one of our own: verifyWriter reads it back.
+		token = o.Metadata[backend.WriterTokenKey]
 		if token == "" {
 			token = newToken()
 			md := make(map[string]string, len(o.Metadata)+1)
 			for k, v := range o.Metadata {
 				md[k] = v
 			}
-			md[WriterKey] = token
+			md[backend.WriterTokenKey] = token
 			o.Metadata = md
 		}
 	}
@@ -91,11 +90,7 @@ func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *back
 
 	var info backend.ObjectInfo
 	if size >= 0 && size <= s.cfg.SegmentSize {
-		info, err = s.putPlainRetrying(ctx, c, name, body, size, h, token)
-		if err == nil && o.CreateOnly && info.Metadata[WriterKey] == token {
-			info.ContentType = ct
-			return info, nil // verified while retrying
-		}
+		info, err = s.putPlain(ctx, c, name, body, size, h)
 	} else {
 		info, err = s.putLarge(ctx, c, name, body, size, h, o)
 	}
@@ -125,46 +120,12 @@ func (s *Store) putPlain(ctx context.Context, c, name string, body io.Reader, si
 	return putInfo(name, size, rh), nil
 }
 
-// putPlainRetrying is putPlain, resent after a transient failure when the
-// body can be rewound (it is in memory). Under load, Swift closes idle
-// keep-alive connections just as a PUT is sent on one; nothing else would
-// retry a PUT whose body is not rewindable by the caller. A create-only
-// PUT that finds the object on a later try checks the writer token: its
-// own earlier, ambiguous try is success, anyone else's is ErrExist.
-func (s *Store) putPlainRetrying(ctx context.Context, c, name string, body io.Reader, size int64, h sw.Headers, token string) (backend.ObjectInfo, error) {
-	fresh, ok := retry.Rereadable(body)
-	if !ok || s.cfg.Retries < 0 {
-		return s.putPlain(ctx, c, name, body, size, h)
-	}
-	wait := s.cfg.RetryWaitMin
-	for attempt := 0; ; attempt++ {
-		info, err := s.putPlain(ctx, c, name, fresh(), size, h)
-		switch {
-		case err == nil:
-			return info, nil
-		case attempt > 0 && token != "" && errors.Is(err, backend.ErrExist):
-			return s.verifyWriter(ctx, c, name, token)
-		case !errors.Is(err, backend.ErrTransient) || attempt >= s.cfg.Retries || ctx.Err() != nil:
-			return backend.ObjectInfo{}, err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return backend.ObjectInfo{}, err
-		case <-t.C:
-		}
-		if wait *= 2; wait > s.cfg.RetryWaitMax {
-			wait = s.cfg.RetryWaitMax
-		}
-	}
-}
-
 // putErr maps a PUT's error; a 401 after which re-authentication works is
-// an expired token, which a retry fixes.
+// an expired token, which a retry fixes (call re-sends only a body it can
+// rewind, so a streaming Put ends here).
 func (s *Store) putErr(ctx context.Context, err error, c, name string) error {
 	if isStatus(err, 401) && ctx.Err() == nil {
-		if aerr := s.conn.Authenticate(idempotent(ctx)); aerr == nil {
+		if aerr := s.conn.Authenticate(ctx); aerr == nil {
 			return fmt.Errorf("swift: put %s/%s: the token expired during the upload (re-authenticated): %w", c, name, backend.ErrTransient)
 		}
 	}
@@ -197,7 +158,7 @@ func (s *Store) verifyWriter(ctx context.Context, c, name, token string) (backen
 		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: created, then gone before it could be verified: %w", c, name, backend.ErrTransient)
 	case err != nil:
 		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: created, but not verified (%v): %w", c, name, err, backend.ErrTransient)
-	case info.Metadata[WriterKey] != token:
+	case info.Metadata[backend.WriterTokenKey] != token:
 		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: a concurrent create-only Put won: %w", c, name, backend.ErrExist)
 	}
 	return info, nil
@@ -254,7 +215,7 @@ type sloSegment struct {
 // out to fit in one segment is copied to its name as a plain object.
 func (s *Store) putLarge(ctx context.Context, c, name string, body io.Reader, size int64, h sw.Headers, o backend.PutOptions) (info backend.ObjectInfo, err error) {
 	// Fail before uploading anything if the container is missing.
-	if _, _, err := s.call(idempotent(ctx), sw.RequestOpts{Container: c, Operation: "HEAD", NoResponse: true}); err != nil {
+	if _, _, err := s.call(ctx, sw.RequestOpts{Container: c, Operation: "HEAD", NoResponse: true}); err != nil {
 		return info, s.mapErr(ctx, err, "put", c, name)
 	}
 	segc := segmentContainer(c)
@@ -341,9 +302,33 @@ func (s *Store) putLarge(ctx context.Context, c, name string, body io.Reader, si
 		Parameters: map[string][]string{"multipart-manifest": {"put"}}, NoResponse: true,
 	})
 	if err != nil {
-		return info, s.putErr(ctx, err, c, name)
+		perr := s.putErr(ctx, err, c, name)
+		if manifestMayExist(err, perr) {
+			// The manifest may have been stored (a reply lost, a 5xx after
+			// the commit): its segments must stay, or the object it makes
+			// would be missing its content. A retry that finds it (a
+			// create-only Put's token read back) reports it as its own.
+			s.log.Debug("swift: keeping the segments of a manifest that may exist", "container", segc, "object", name, "segments", len(segs))
+			segs = nil
+		}
+		return info, perr
 	}
 	return putInfo(name, total, rh), nil
+}
+
+// manifestMayExist reports whether a manifest PUT that failed with err
+// (mapped to perr) may have been applied: a failure without a definite
+// refusal (no response, a timeout, a 5xx).
+func manifestMayExist(err, perr error) bool {
+	if !errors.Is(perr, backend.ErrTransient) {
+		return false
+	}
+	for _, refused := range []int{401, 429, 498} {
+		if isStatus(err, refused) {
+			return false
+		}
+	}
+	return true
 }
 
 // ensureContainer creates a segment container once per Store.
@@ -365,7 +350,8 @@ func (s *Store) deleteSegments(segc string, segs []sloSegment) {
 	defer cancel()
 	for _, sg := range segs {
 		obj := sg.Path[len(segc)+2:]
-		if _, _, err := s.call(idempotent(ctx), sw.RequestOpts{Container: segc, ObjectName: obj, Operation: "DELETE", NoResponse: true}); err != nil && !isStatus(err, 404) {
+		// Retried by the transport: no other layer retries this clean-up.
+		if _, _, err := s.call(retryable(ctx), sw.RequestOpts{Container: segc, ObjectName: obj, Operation: "DELETE", NoResponse: true}); err != nil && !isStatus(err, 404) {
 			s.log.Debug("swift: leaving a segment behind", "container", segc, "object", obj, "err", err)
 		}
 	}
@@ -397,16 +383,6 @@ func shortHash(s string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// newToken returns a writer token unique across processes.
-func newToken() string {
-	return tokenPrefix + strconv.FormatUint(tokenSeq.Add(1), 36)
-}
-
-var (
-	tokenSeq    atomic.Uint64
-	tokenPrefix = func() string {
-		var b [9]byte
-		_, _ = rand.Read(b[:])
-		return hex.EncodeToString(b[:]) + "-"
-	}()
-)
+// newToken returns a token unique across processes (the writer token's
+// generator, backend.NewWriterToken).
+func newToken() string { return backend.NewWriterToken() }

@@ -4,18 +4,30 @@
 //
 // # Requests and retries
 //
-// Idempotent requests (GET, HEAD, DELETE, container PUT, listings) are
-// retried by the transport with jittered exponential backoff on 5xx (except
-// 501), 429, connection resets and timeouts. Object PUTs are never retried
-// here: their body is a stream; rack's internal/retry layer retries
-// rewindable Puts and resolves ambiguous create-only Puts with the
-// "rack-writer" metadata token. 401, 403 and 404 fail at once. An expired
-// token is renewed by ncw/swift, which re-authenticates once on a 401.
+// Store operations are single-shot, as package backend's contract asks:
+// each sends its requests once and reports a failure a retry may fix (5xx
+// but 501, 429, a reset, a timeout) as backend.ErrTransient; rack's
+// internal/retry layer, which wraps every store the kernel uses, owns the
+// attempts, the backoff and the writer token of create-only Puts. So a
+// GET, HEAD or listing against a failing Swift costs exactly the retrying
+// layer's attempts. 401, 403 and 404 fail at once. The one request an
+// operation repeats is one refused with a 401 (an expired or revoked
+// token): the Store authenticates again and resends it, once, if its body
+// can be rewound (a streaming Put reports ErrTransient instead, after
+// authenticating again).
+//
+// The transport (go-retryablehttp) retries only requests made outside any
+// store operation, which no other layer retries: New's authentication and
+// its /info request, TempURL's account requests, and the clean-up of the
+// segments of a failed large Put. It retries them with jittered backoff
+// (Config.Retries, RetryWaitMin, RetryWaitMax), honouring Retry-After.
+// A user of this package outside rack who wants store operations retried
+// wraps the Store in a layer of their own.
 //
 // # Authentication
 //
 // AuthV1 is Swift's own auth (tempauth, swauth). AuthV3 is Keystone v3,
-// with a password or an application credential; CloudConfig builds such a
+// with a password or an application credential; openstack.CloudConfig builds such a
 // Config from a clouds.yaml entry or the OS_* variables. Keystone is
 // reached through gophercloud (github.com/gophercloud/gophercloud/v2), which
 // authenticates and picks the object-store endpoint of Config.Region and
@@ -36,9 +48,9 @@
 // Swift checks If-None-Match: * when a PUT arrives, not when it commits, so
 // two concurrent create-only PUTs can both get 201 (the later timestamp
 // wins). Put with CreateOnly therefore stores a writer token in the
-// "rack-writer" metadata key (the caller's, if it set one) and, after a
-// 201, HEADs the object: if the stored token is not its own, it reports
-// backend.ErrExist. Bodies of create-only Puts up to Config.LookAhead bytes
+// backend.WriterTokenKey metadata key (the caller's, if it set one) and,
+// after a 201, HEADs the object: if the stored token is not its own, it
+// reports backend.ErrExist. Bodies of create-only Puts up to Config.LookAhead bytes
 // are read into memory before the PUT is sent, which keeps the window
 // between a PUT's arrival and its commit short. See the package tests.
 //
@@ -69,6 +81,11 @@
 // with ?multipart-manifest=put, so memory stays bounded. Delete removes the
 // segments with the manifest (?multipart-manifest=delete). The ETag of an
 // SLO is Swift's (the MD5 of the segments' ETags), not the content's MD5.
+// Each attempt of a large Put writes its segments under a prefix of its
+// own and commits with the manifest, so retrying the whole Put (the
+// retrying layer does, when the body can be read again) never mixes two
+// attempts' segments; a segment PUT is sent once, and the segments of a
+// failed attempt are deleted.
 package swift
 
 import (
@@ -88,14 +105,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
 	sw "github.com/ncw/swift/v2"
 
 	"github.com/rackfork/rack/backend"
 )
-
-// WriterKey is the metadata key that carries a create-only Put's writer
-// token (the same key as internal/retry's).
-const WriterKey = "rack-writer"
 
 // Defaults for Config.
 const (
@@ -112,7 +126,7 @@ type AuthVersion int
 const (
 	// AuthV1 is Swift's own v1 auth (tempauth, swauth): AuthURL, User, Key.
 	AuthV1 AuthVersion = 1
-	// AuthV3 is Keystone v3 (see Config's Keystone fields and CloudConfig).
+	// AuthV3 is Keystone v3 (see Config's Keystone fields and openstack.CloudConfig).
 	AuthV3 AuthVersion = 3
 )
 
@@ -172,8 +186,10 @@ type Config struct {
 	// RequestTimeout bounds waiting for a response's headers and each idle
 	// period of a body (default 60 s). ConnectTimeout bounds dialing.
 	RequestTimeout, ConnectTimeout time.Duration
-	// Retries is how often the transport retries an idempotent request
-	// (default 4; negative for none).
+	// Retries is how often the transport retries a request that no other
+	// layer retries: New's authentication and /info, TempURL's account
+	// requests, segment clean-up (default 4; negative for none). Store
+	// operations are never retried here (see "Requests and retries").
 	Retries int
 	// RetryWaitMin and RetryWaitMax bound the jittered backoff (default
 	// 50 ms and 2 s).
@@ -184,6 +200,13 @@ type Config struct {
 	// Logger receives debug logs of requests and retries (default: none).
 	// It never sees the key or the token.
 	Logger *slog.Logger
+	// Login, for AuthV3, is a Keystone login already made as this Config
+	// says (IdentityClient's ProviderClient; openstack.Login shares it
+	// with Nova and the credentials): New takes its token and
+	// object-store endpoint instead of authenticating again. Later
+	// authentications (a token refused or about to expire) are the
+	// Store's own.
+	Login *gophercloud.ProviderClient
 }
 
 // FromEnv reads SWIFT_AUTH_URL, SWIFT_USER and SWIFT_KEY.
@@ -299,8 +322,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		Transport:      tr,
 		ConnectTimeout: cfg.ConnectTimeout,
 		Timeout:        cfg.RequestTimeout,
-		// One retry: ncw/swift uses it to re-authenticate once on a 401
-		// (an expired token). Other retries are the transport's.
+		// call sets each request's own Retries to -1, so that ncw/swift
+		// sends it once, and re-authenticates on a 401 itself.
 		Retries:   1,
 		UserAgent: "rack-swift/1",
 	}
@@ -313,7 +336,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("swift: authenticating: %w", context.Cause(ctx))
 	}
-	if err := conn.Authenticate(idempotent(ctx)); err != nil {
+	if err := conn.Authenticate(retryable(ctx)); err != nil {
 		return nil, s.authError(ctx, err)
 	}
 	// The cluster's constraints (listing limit, name and metadata limits).
@@ -366,17 +389,35 @@ func (s *Store) Close() error {
 }
 
 // call runs one storage request through ncw/swift, which authenticates
-// (and re-authenticates on a 401) as needed.
+// as needed. The request is sent once: ncw/swift's own retry (of a GET or
+// HEAD that failed without a response) is off, since the retrying layer
+// above owns the attempts. A 401 (an expired or revoked token) is not a
+// failure of the service: call authenticates again and resends the
+// request, once, if its body can be rewound.
 func (s *Store) call(ctx context.Context, p sw.RequestOpts) (*http.Response, sw.Headers, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, context.Cause(ctx)
-	}
-	u, err := s.conn.GetStorageUrl(ctx)
-	if err != nil {
-		return nil, nil, s.authError(ctx, err)
-	}
+	p.Retries = -1
 	p.OnReAuth = func() (string, error) { return s.conn.StorageUrl, nil } // called with ncw's auth lock held
-	return s.conn.Call(ctx, u, p)
+	rewind := func() bool { return p.Body == nil }
+	if sk, ok := p.Body.(io.Seeker); ok {
+		if at, err := sk.Seek(0, io.SeekCurrent); err == nil {
+			rewind = func() bool { _, err := sk.Seek(at, io.SeekStart); return err == nil }
+		}
+	}
+	for reauth := true; ; reauth = false {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, context.Cause(ctx)
+		}
+		u, err := s.conn.GetStorageUrl(ctx)
+		if err != nil {
+			return nil, nil, s.authError(ctx, err)
+		}
+		resp, h, err := s.conn.Call(ctx, u, p)
+		if reauth && isStatus(err, 401) && ctx.Err() == nil && rewind() {
+			s.conn.UnAuthenticate()
+			continue
+		}
+		return resp, h, err
+	}
 }
 
 // CreateContainer creates c; it succeeds if c exists.
@@ -384,7 +425,7 @@ func (s *Store) CreateContainer(ctx context.Context, c string) error {
 	if err := s.checkContainer(c); err != nil {
 		return err
 	}
-	_, _, err := s.call(idempotent(ctx), sw.RequestOpts{
+	_, _, err := s.call(ctx, sw.RequestOpts{
 		Container: c, Operation: "PUT", NoResponse: true,
 		Headers: sw.Headers{"Content-Length": "0"},
 	})
@@ -396,11 +437,7 @@ func (s *Store) DeleteContainer(ctx context.Context, c string) error {
 	if err := s.checkContainer(c); err != nil {
 		return err
 	}
-	ctx, amb := withAmbiguity(idempotent(ctx))
 	_, _, err := s.call(ctx, sw.RequestOpts{Container: c, Operation: "DELETE", NoResponse: true})
-	if isStatus(err, 404) && amb.happened() {
-		return nil // an earlier, ambiguous try deleted it
-	}
 	return s.mapErr(ctx, err, "delete container", c, "")
 }
 
@@ -438,7 +475,7 @@ func (s *Store) list(ctx context.Context, c string, opts backend.ListOptions) ([
 	if opts.Marker != "" {
 		v.Set("marker", opts.Marker)
 	}
-	resp, _, err := s.call(idempotent(ctx), sw.RequestOpts{Container: c, Operation: "GET", Parameters: v})
+	resp, _, err := s.call(ctx, sw.RequestOpts{Container: c, Operation: "GET", Parameters: v})
 	what := "list container"
 	if c == "" {
 		what = "list containers"
@@ -518,7 +555,7 @@ func (s *Store) Head(ctx context.Context, c, name string) (backend.ObjectInfo, e
 	if err := s.checkObject(c, name); err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	_, h, err := s.call(idempotent(ctx), sw.RequestOpts{
+	_, h, err := s.call(ctx, sw.RequestOpts{
 		Container: c, ObjectName: name, Operation: "HEAD", NoResponse: true,
 	})
 	if err != nil {
@@ -544,7 +581,7 @@ func (s *Store) Get(ctx context.Context, c, name string, opts *backend.GetOption
 			h["Range"] = fmt.Sprintf("bytes=%d-", opts.Offset)
 		}
 	}
-	resp, rh, err := s.call(idempotent(ctx), sw.RequestOpts{
+	resp, rh, err := s.call(ctx, sw.RequestOpts{
 		Container: c, ObjectName: name, Operation: "GET", Headers: h,
 	})
 	if err != nil {
@@ -589,7 +626,6 @@ func (s *Store) Delete(ctx context.Context, c, name string) error {
 	if err := s.checkObject(c, name); err != nil {
 		return err
 	}
-	ctx, amb := withAmbiguity(idempotent(ctx))
 	var err error
 	for try := 0; try < 2; try++ {
 		var resp *http.Response
@@ -613,9 +649,6 @@ func (s *Store) Delete(ctx context.Context, c, name string) error {
 	if errors.Is(err, errNotSLO) {
 		// A plain object: delete it as such.
 		_, _, err = s.call(ctx, sw.RequestOpts{Container: c, ObjectName: name, Operation: "DELETE", NoResponse: true})
-	}
-	if isStatus(err, 404) && amb.happened() {
-		return nil // an earlier, ambiguous try deleted it
 	}
 	return s.mapErr(ctx, err, "delete", c, name)
 }

@@ -161,7 +161,7 @@ func (s *Store) tempURLKey(ctx context.Context) (string, error) {
 		return k, nil
 	}
 	read := func() (string, error) {
-		_, h, err := s.call(idempotent(ctx), sw.RequestOpts{Operation: "HEAD", NoResponse: true})
+		_, h, err := s.call(retryable(ctx), sw.RequestOpts{Operation: "HEAD", NoResponse: true})
 		if err != nil {
 			return "", s.mapErr(ctx, err, "temp URL key: head", "", "")
 		}
@@ -177,7 +177,7 @@ func (s *Store) tempURLKey(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("swift: temp URL key: %w", err)
 		}
 		// Setting the same value twice is harmless: retryable.
-		_, _, err := s.call(idempotent(ctx), sw.RequestOpts{
+		_, _, err := s.call(retryable(ctx), sw.RequestOpts{
 			Operation: "POST", NoResponse: true,
 			Headers: sw.Headers{hdrTempURLKey: hex.EncodeToString(b[:]), "Content-Length": "0"},
 		})

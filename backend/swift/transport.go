@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
@@ -18,30 +17,21 @@ import (
 // ctxKey marks request contexts.
 type ctxKey int
 
-const (
-	keyIdempotent ctxKey = iota // the request may be retried by the transport
-	keyAmbiguity                // *ambiguity to record retried-after-ambiguous-failure
-)
+const keyRetry ctxKey = iota // the transport may retry the request
 
-// idempotent marks ctx's requests as safe to retry in the transport.
-func idempotent(ctx context.Context) context.Context {
-	return context.WithValue(ctx, keyIdempotent, true)
+// retryable marks ctx's requests as ones the transport retries: requests
+// made outside any store operation, which no other layer retries (New's
+// authentication and /info, TempURL's account requests, the clean-up of a
+// failed large Put's segments). A store operation's requests are never
+// marked: the kernel's retrying layer owns their attempts (see package
+// backend).
+func retryable(ctx context.Context) context.Context {
+	return context.WithValue(ctx, keyRetry, true)
 }
 
-// ambiguity records that a request was retried after a failure that may
-// have taken effect (a connection error or a 5xx).
-type ambiguity struct{ n atomic.Int32 }
-
-func (a *ambiguity) happened() bool { return a != nil && a.n.Load() > 0 }
-
-// withAmbiguity attaches a fresh ambiguity recorder to ctx.
-func withAmbiguity(ctx context.Context) (context.Context, *ambiguity) {
-	a := &ambiguity{}
-	return context.WithValue(ctx, keyAmbiguity, a), a
-}
-
-// transport sends idempotent requests through go-retryablehttp and all
-// others (object PUTs with streaming bodies) straight to the base.
+// transport sends requests marked retryable (and without a body) through
+// go-retryablehttp, which retries them with jittered backoff and honours
+// Retry-After, and all others straight to the base, once.
 type transport struct {
 	base  http.RoundTripper
 	retry *retryablehttp.RoundTripper
@@ -88,7 +78,7 @@ func newTransport(cfg Config, log *slog.Logger) *transport {
 
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if v, _ := req.Context().Value(keyIdempotent).(bool); v && (req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0) {
+	if v, _ := req.Context().Value(keyRetry).(bool); v && (req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0) {
 		return t.retry.RoundTrip(req)
 	}
 	return t.base.RoundTrip(req)
@@ -106,15 +96,11 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	if ctx.Err() != nil {
 		return false, context.Cause(ctx)
 	}
-	amb, _ := ctx.Value(keyAmbiguity).(*ambiguity)
 	if err != nil {
 		var ue x509.UnknownAuthorityError
 		var ce *tlsCertErr
 		if errors.As(err, &ue) || errors.As(err, &ce) {
 			return false, err
-		}
-		if amb != nil {
-			amb.n.Add(1)
 		}
 		return true, nil
 	}
@@ -122,9 +108,6 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	case c == http.StatusTooManyRequests || c == 498:
 		return true, nil
 	case c >= 500 && c != http.StatusNotImplemented && c != http.StatusHTTPVersionNotSupported:
-		if amb != nil {
-			amb.n.Add(1)
-		}
 		return true, nil
 	}
 	return false, nil

@@ -34,6 +34,7 @@ import (
 	sw "github.com/ncw/swift/v2"
 
 	"github.com/rackfork/rack"
+	_ "github.com/rackfork/rack/openstack" // swift+v1://
 )
 
 func main() {

@@ -27,6 +27,7 @@ import (
 	"syscall"
 
 	"github.com/rackfork/rack"
+	_ "github.com/rackfork/rack/openstack" // swift:// and openstack:// namespaces
 	"golang.org/x/term"
 )
 

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/backend"
 )
 
 // rackModule is the module an app must be built with.
@@ -346,7 +347,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		spec := rack.Spec{
 			Name:    st.name,
 			Args:    st.args,
-			Options: map[string]string{"exe": st.exe},
+			Options: map[string]string{backend.ExeOption: st.exe},
 			Stdin:   st.stdin,
 			Stdout:  st.stdout,
 			Stderr:  errW,

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack"
+	_ "github.com/rackfork/rack/openstack" // swift:// and openstack:// namespaces
 )
 
 func main() { rack.Main(parent) }

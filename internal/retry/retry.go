@@ -1,33 +1,41 @@
 // Package retry wraps a backend.Store so that transient failures are retried
 // with jittered backoff, and an ambiguous create-only Put is told apart from
 // a real conflict.
+//
+// It is the one layer that retries store operations: drivers are
+// single-shot and report backend.ErrTransient (see package backend), so the
+// number of requests for one operation against a store that keeps failing
+// is Policy.Attempts, not Attempts times a driver's own retries.
 package retry
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/rackfork/rack/backend"
 )
-
-// WriterKey is the metadata key that carries a create-only Put's unique
-// token, so that a retry finding the object knows whether it wrote it.
-const WriterKey = "rack-writer"
 
 // Policy bounds the retries.
 type Policy struct {
 	Attempts int           // total tries, at least 1
 	Base     time.Duration // first backoff
 	Max      time.Duration // backoff cap
+	// Buffer is how much of a Put's body that cannot be read again (not an
+	// io.ReaderAt and io.Seeker: a pipe, a stream) Put holds in memory so
+	// that it can retry it: a body that ends within Buffer bytes is
+	// retried like a rereadable one, a longer one is tried once. Zero
+	// means DefaultBuffer, negative none.
+	Buffer int64
 }
+
+// DefaultBuffer is Policy.Buffer's default: 8 MiB, as much as the Swift
+// driver reads ahead to learn a body's size.
+const DefaultBuffer = 8 << 20
 
 // DefaultPolicy suits an object store: about 6 s of retries in all.
 var DefaultPolicy = Policy{Attempts: 10, Base: 10 * time.Millisecond, Max: time.Second}
@@ -43,6 +51,12 @@ type Store struct {
 func Wrap(s backend.Store, p Policy) backend.Store {
 	if p.Attempts < 1 {
 		p.Attempts = 1
+	}
+	switch {
+	case p.Buffer == 0:
+		p.Buffer = DefaultBuffer
+	case p.Buffer < 0:
+		p.Buffer = 0
 	}
 	st := &Store{Store: s, policy: p}
 	if n, ok := s.(backend.Notifier); ok {
@@ -218,28 +232,48 @@ func (s *Store) Delete(ctx context.Context, c, n string) error {
 	})
 }
 
-// Put retries when r can be read again (see Rereadable); otherwise it
-// tries once. A create-only Put carries a unique writer token, so a retry that
-// finds the object can tell its own earlier, ambiguous write (success) from
-// someone else's (backend.ErrExist).
+// Put retries when r can be read again (see Rereadable), or when it ends
+// within Policy.Buffer bytes (held in memory); otherwise it tries once. A
+// create-only Put carries a unique writer token (backend.WriterTokenKey), so
+// a retry that finds the object can tell its own earlier, ambiguous write
+// (success) from someone else's (backend.ErrExist).
 func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.PutOptions) (backend.ObjectInfo, error) {
-	body, ok := Rereadable(r)
-	if !ok {
-		return s.Store.Put(ctx, c, n, r, o)
-	}
 	var opts backend.PutOptions
 	if o != nil {
 		opts = *o
 	}
 	var token string
 	if opts.CreateOnly {
-		token = newToken()
-		md := make(map[string]string, len(opts.Metadata)+1)
-		for k, v := range opts.Metadata {
-			md[k] = v
+		token = opts.Metadata[backend.WriterTokenKey]
+		if token == "" {
+			token = backend.NewWriterToken()
+			md := make(map[string]string, len(opts.Metadata)+1)
+			for k, v := range opts.Metadata {
+				md[k] = v
+			}
+			md[backend.WriterTokenKey] = token
+			opts.Metadata = md
 		}
-		md[WriterKey] = token
-		opts.Metadata = md
+	}
+	body, ok := Rereadable(r)
+	if !ok && s.policy.Buffer > 0 {
+		var buf bytes.Buffer
+		m, err := io.CopyN(&buf, r, s.policy.Buffer+1)
+		if err != nil && err != io.EOF {
+			if ctx.Err() != nil {
+				err = context.Cause(ctx)
+			}
+			return backend.ObjectInfo{}, fmt.Errorf("put %s/%s: reading the body: %w", c, n, err)
+		}
+		if m <= s.policy.Buffer {
+			data := buf.Bytes()
+			body, ok = func() io.Reader { return bytes.NewReader(data) }, true
+		} else {
+			r = io.MultiReader(&buf, r)
+		}
+	}
+	if !ok {
+		return s.Store.Put(ctx, c, n, r, &opts)
 	}
 	ambiguous := false
 	var info backend.ObjectInfo
@@ -249,7 +283,7 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 		if errors.Is(err, backend.ErrExist) && ambiguous {
 			h, herr := s.Store.Head(ctx, c, n)
 			switch {
-			case herr == nil && h.Metadata[WriterKey] == token:
+			case herr == nil && h.Metadata[backend.WriterTokenKey] == token:
 				info, err = h, nil
 			case errors.Is(herr, backend.ErrNotFound):
 				// There a moment ago, gone now (a consumed pipe segment):
@@ -266,21 +300,6 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 	})
 	return info, err
 }
-
-// newToken returns a token unique across processes: a random prefix
-// drawn once per process, then a counter (cheaper than drawing each time).
-func newToken() string {
-	return tokenPrefix + strconv.FormatUint(tokenSeq.Add(1), 36)
-}
-
-var (
-	tokenSeq    atomic.Uint64
-	tokenPrefix = func() string {
-		var b [9]byte
-		_, _ = rand.Read(b[:])
-		return hex.EncodeToString(b[:]) + "-"
-	}()
-)
 
 // Rereadable returns a function giving, for each try, a fresh reader of
 // what is left in r, if r is an io.ReaderAt and io.Seeker (a bytes.Reader,

@@ -20,9 +20,11 @@ import (
 type ambiguous struct {
 	backend.Store
 	failures atomic.Int32
+	puts     atomic.Int32
 }
 
 func (a *ambiguous) Put(ctx context.Context, c, n string, r io.Reader, o *backend.PutOptions) (backend.ObjectInfo, error) {
+	a.puts.Add(1)
 	info, err := a.Store.Put(ctx, c, n, r, o)
 	if err == nil && a.failures.Add(-1) >= 0 {
 		return backend.ObjectInfo{}, backend.ErrTransient
@@ -137,5 +139,88 @@ func TestGetResumesACutDownload(t *testing.T) {
 	got, err = io.ReadAll(rc)
 	if err != nil || !bytes.Equal(got, data[10:5010]) {
 		t.Fatalf("range: read %d bytes, err %v", len(got), err)
+	}
+}
+
+// stream hides a reader's other methods: a body that cannot be read again.
+type stream struct{ r io.Reader }
+
+func (s stream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// TestStreamBuffered: a body that cannot be read again but ends within
+// Policy.Buffer is held in memory and retried whole, create-only included
+// (the writer token tells the retry that the object is its own); a longer
+// one is tried once.
+func TestStreamBuffered(t *testing.T) {
+	ctx := context.Background()
+	inner := &ambiguous{Store: mem.New()}
+	p := fast
+	p.Buffer = 64
+	s := retry.Wrap(inner, p)
+	if err := s.CreateContainer(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	short := []byte("a short body, read once from a stream")
+	for _, createOnly := range []bool{false, true} {
+		name := fmt.Sprintf("short-%v", createOnly)
+		inner.failures.Store(1)
+		inner.puts.Store(0)
+		if _, err := s.Put(ctx, "c", name, stream{bytes.NewReader(short)}, &backend.PutOptions{CreateOnly: createOnly}); err != nil {
+			t.Fatalf("Put of a short stream (create-only %v) after an ambiguous failure: %v", createOnly, err)
+		}
+		if n := inner.puts.Load(); n != 2 {
+			t.Errorf("create-only %v: %d Puts, want 2", createOnly, n)
+		}
+		rc, _, err := s.Get(ctx, "c", name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, short) {
+			t.Errorf("create-only %v: stored %q, want %q", createOnly, got, short)
+		}
+	}
+	long := bytes.Repeat([]byte("x"), 65)
+	inner.failures.Store(1)
+	inner.puts.Store(0)
+	if _, err := s.Put(ctx, "c", "long", stream{bytes.NewReader(long)}, nil); !errors.Is(err, backend.ErrTransient) {
+		t.Fatalf("Put of a stream longer than the buffer: %v, want ErrTransient (tried once)", err)
+	}
+	if n := inner.puts.Load(); n != 1 {
+		t.Errorf("stream longer than the buffer: %d Puts, want 1", n)
+	}
+	// What was read ahead is sent: the object is whole.
+	rc, _, err := s.Get(ctx, "c", "long", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, long) {
+		t.Errorf("long stream stored %d bytes, want %d", len(got), len(long))
+	}
+}
+
+// TestCallerTokenKept: a create-only Put keeps a writer token the caller
+// set, and finds its own write by it.
+func TestCallerTokenKept(t *testing.T) {
+	ctx := context.Background()
+	inner := &ambiguous{Store: mem.New()}
+	s := retry.Wrap(inner, fast)
+	if err := s.CreateContainer(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	inner.failures.Store(1)
+	md := map[string]string{backend.WriterTokenKey: "my-token"}
+	if _, err := s.Put(ctx, "c", "o", bytes.NewReader([]byte("x")), &backend.PutOptions{CreateOnly: true, Metadata: md}); err != nil {
+		t.Fatalf("create-only Put with the caller's token: %v", err)
+	}
+	info, err := s.Head(ctx, "c", "o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Metadata[backend.WriterTokenKey]; got != "my-token" {
+		t.Errorf("stored token %q, want the caller's", got)
 	}
 }

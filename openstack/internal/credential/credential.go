@@ -21,7 +21,6 @@ import (
 	tokens3 "github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 
 	"github.com/rackfork/rack/backend"
-	"github.com/rackfork/rack/backend/swift"
 )
 
 // Services named by access rules (catalog service types).
@@ -99,7 +98,7 @@ type IssueOptions struct {
 	Container string
 	// SegmentContainer holds Container's large-object segments, with
 	// Container's object rights and PUT (create), GET and HEAD on itself.
-	// "" means swift.SegmentContainer(Container); "-" means none.
+	// "" means none. (A Swift store names it swift.SegmentContainer.)
 	SegmentContainer string
 	// ReadOnlyContainers' objects may be read (GET, HEAD), e.g. the
 	// container of the program's binaries. Not listed.
@@ -133,7 +132,7 @@ var excludedRoles = []string{"admin", "reselleradmin"}
 // identity client's token's user) for the token's project: restricted,
 // expiring at opts.Expires, with the access rules described in the package
 // documentation. identity is a Keystone v3 client authenticated with a
-// password (see swift.IdentityClient); the returned Credential holds the
+// password (see openstack.Login); the returned Credential holds the
 // only copy of the secret.
 //
 // Errors name the namespace, containers and user, never the secret.
@@ -361,11 +360,7 @@ func accessRules(acct, comp string, opts IssueOptions) ([]Rule, error) {
 	rw := []string{"GET", "PUT", "HEAD", "DELETE", "POST"}
 	add(ServiceObjectStore, acct+"/"+q(opts.Container)+"/**", rw...)
 	add(ServiceObjectStore, acct+"/"+q(opts.Container), "GET", "HEAD")
-	seg := opts.SegmentContainer
-	if seg == "" {
-		seg = swift.SegmentContainer(opts.Container)
-	}
-	if seg != "-" {
+	if seg := opts.SegmentContainer; seg != "" {
 		if err := checkContainer("segment container", seg); err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package rack_test
+package racktest
 
 import (
 	"bytes"
@@ -18,31 +18,12 @@ import (
 	"github.com/rackfork/rack"
 )
 
-// Helpers shared by process_test.go, group_test.go and bench_test.go. They
-// are prefixed pg so as not to collide with the other test files.
-
-// pgKernel opens a private in-memory namespace whose console is discarded,
-// closed when the test ends.
-func pgKernel(t testing.TB, opts ...rack.Option) *rack.Kernel {
-	t.Helper()
-	return pgOpen(t, testURL(t), opts...)
-}
-
-// pgOpen opens url with a silent console, closed when the test ends.
-func pgOpen(t testing.TB, url string, opts ...rack.Option) *rack.Kernel {
-	t.Helper()
-	opts = append([]rack.Option{rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard)}, opts...)
-	k, err := rack.Open(context.Background(), url, opts...)
-	if err != nil {
-		t.Fatalf("open %s: %v", url, err)
-	}
-	t.Cleanup(func() { _ = k.Close() })
-	return k
-}
+// Helpers shared by process.go and group.go. They are prefixed pg so as
+// not to collide with those of pipe.go.
 
 // pgCtx bounds a test, so that a bug fails it instead of hanging it.
-func pgCtx(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+func (s *suite) pgCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), s.deadline(d))
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -137,9 +118,9 @@ func blockOnCtx(ctx context.Context, self *rack.Self) error {
 	return ctx.Err()
 }
 
-func TestExitCodes(t *testing.T) {
-	ctx := pgCtx(t, 20*time.Second)
-	k := pgKernel(t)
+func (s *suite) testExitCodes(t *testing.T) {
+	ctx := s.pgCtx(t, 20*time.Second)
+	k := s.pgKernel(t)
 	// The stderr of "tail": 10,000+ bytes in writes of varied sizes,
 	// including one larger than the 4 KiB tail.
 	var written bytes.Buffer
@@ -220,7 +201,7 @@ func TestExitCodes(t *testing.T) {
 		if !strings.Contains(ee.Stderr, "kaboom-7f3a") {
 			t.Errorf("stderr lacks the panic value:\n%s", ee.Stderr)
 		}
-		if !strings.Contains(ee.Stderr, "goroutine ") || !strings.Contains(ee.Stderr, "process_test.go") {
+		if !strings.Contains(ee.Stderr, "goroutine ") || !strings.Contains(ee.Stderr, "racktest/process.go") {
 			t.Errorf("stderr lacks a goroutine stack through the program:\n%s", ee.Stderr)
 		}
 	})
@@ -274,9 +255,9 @@ func TestExitCodes(t *testing.T) {
 	})
 }
 
-func TestWaitFromManyGoroutines(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testWaitFromManyGoroutines(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	release := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
 		"seven": func(ctx context.Context, self *rack.Self) error {
@@ -317,9 +298,9 @@ func TestWaitFromManyGoroutines(t *testing.T) {
 	}
 }
 
-func TestWaitCancelled(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testWaitCancelled(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	self := pgRoot(t, ctx, k, pgRoles{"block": blockOnCtx})
 	c, err := self.Fork(ctx, rack.Spec{Args: []string{"block"}})
 	if err != nil {
@@ -359,9 +340,9 @@ func TestWaitCancelled(t *testing.T) {
 	}
 }
 
-func TestSIGTERMCancelsContext(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testSIGTERMCancelsContext(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	causes := make(chan error, 1)
 	ready := make(chan struct{})
 	self := pgRoot(t, ctx, k, pgRoles{
@@ -401,10 +382,10 @@ func TestSIGTERMCancelsContext(t *testing.T) {
 	}
 }
 
-func TestSIGTERMEscalatesAfterGrace(t *testing.T) {
+func (s *suite) testSIGTERMEscalatesAfterGrace(t *testing.T) {
 	const grace = 100 * time.Millisecond
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t, rack.WithGracePeriod(grace))
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t, rack.WithGracePeriod(grace))
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
 	causes := make(chan error, 1)
@@ -440,9 +421,9 @@ func TestSIGTERMEscalatesAfterGrace(t *testing.T) {
 	t.Logf("SIGTERM escalated to SIGKILL after %v (grace %v)", elapsed, grace)
 }
 
-func TestNotify(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t, rack.WithGracePeriod(50*time.Millisecond))
+func (s *suite) testNotify(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t, rack.WithGracePeriod(50*time.Millisecond))
 	type report struct {
 		got     []rack.Signal
 		ctxErr  error
@@ -514,9 +495,9 @@ func TestNotify(t *testing.T) {
 	}
 }
 
-func TestKillSubtree(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testKillSubtree(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	type started struct {
 		role string
 		pid  rack.PID
@@ -614,9 +595,9 @@ func TestKillSubtree(t *testing.T) {
 
 // A process that exits cleanly as soon as its ctx is cancelled was still
 // killed: Kill's verdict must not lose a race with its return.
-func TestKillBeatsCleanReturn(t *testing.T) {
-	ctx := pgCtx(t, 20*time.Second)
-	k := pgKernel(t)
+func (s *suite) testKillBeatsCleanReturn(t *testing.T) {
+	ctx := s.pgCtx(t, 20*time.Second)
+	k := s.pgKernel(t)
 	ready := make(chan struct{}, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
 		"quitter": func(ctx context.Context, self *rack.Self) error {
@@ -650,9 +631,9 @@ func TestKillBeatsCleanReturn(t *testing.T) {
 
 // A parent killed while it forks must not leave a child running: the
 // subtree is taken whole, including a fork in flight.
-func TestKillWhileForking(t *testing.T) {
-	ctx := pgCtx(t, 20*time.Second)
-	k := pgKernel(t)
+func (s *suite) testKillWhileForking(t *testing.T) {
+	ctx := s.pgCtx(t, 20*time.Second)
+	k := s.pgKernel(t)
 	forked := make(chan struct{}, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
 		"spawner": func(pctx context.Context, self *rack.Self) error {
@@ -711,9 +692,9 @@ func TestKillWhileForking(t *testing.T) {
 	}
 }
 
-func TestKilledProcessWritesAreFenced(t *testing.T) {
-	ctx := pgCtx(t, 15*time.Second)
-	k := pgKernel(t)
+func (s *suite) testKilledProcessWritesAreFenced(t *testing.T) {
+	ctx := s.pgCtx(t, 15*time.Second)
+	k := s.pgKernel(t)
 	var acked atomic.Int64
 	reached := make(chan struct{})
 	type fenced struct{ stdout, pipe, status, fork, close error }
@@ -802,11 +783,11 @@ func TestKilledProcessWritesAreFenced(t *testing.T) {
 	t.Logf("%d bytes acknowledged and delivered", len(res.data))
 }
 
-func TestCrossKernel(t *testing.T) {
-	ctx := pgCtx(t, 15*time.Second)
-	url := testSharedURL(t)
-	ka := pgOpen(t, url)
-	kb := pgOpen(t, url)
+func (s *suite) testCrossKernel(t *testing.T) {
+	ctx := s.pgCtx(t, 15*time.Second)
+	url := s.sharedName(t)
+	ka := s.pgOpen(t, url)
+	kb := s.pgOpen(t, url)
 	if ka.ID() == kb.ID() {
 		t.Fatal("two kernels share an id")
 	}
@@ -918,7 +899,7 @@ func TestCrossKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc := pgOpen(t, url)
+	kc := s.pgOpen(t, url)
 	hc, err := kc.Process(ctx, last.PID())
 	if err != nil {
 		t.Fatal(err)
@@ -947,9 +928,9 @@ func TestCrossKernel(t *testing.T) {
 	}
 }
 
-func TestKernelClose(t *testing.T) {
-	ctx := pgCtx(t, 15*time.Second)
-	k := pgKernel(t, rack.WithMaxRunning(3))
+func (s *suite) testKernelClose(t *testing.T) {
+	ctx := s.pgCtx(t, 15*time.Second)
+	k := s.pgKernel(t, rack.WithMaxRunning(3))
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
 	var queuedRan atomic.Int32
@@ -1076,10 +1057,10 @@ func boundedRun(t *testing.T, ctx context.Context, n, slots int, start func(i in
 	}
 }
 
-func TestMaxRunning(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
+func (s *suite) testMaxRunning(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
 	const limit, n = 2, 6
-	k := pgKernel(t, rack.WithMaxRunning(limit))
+	k := s.pgKernel(t, rack.WithMaxRunning(limit))
 	// Root processes, so that nothing else takes a slot.
 	boundedRun(t, ctx, n, limit, func(i int, prog rack.Program) (*rack.Process, error) {
 		return k.Start(ctx, rack.Spec{Name: "worker", Args: []string{strconv.Itoa(i)}}, prog)
@@ -1138,14 +1119,14 @@ func TestMaxRunning(t *testing.T) {
 	}
 }
 
-func TestForkAllIsAllOrNothing(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testForkAllIsAllOrNothing(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	var ran atomic.Int32
 	self := pgRoot(t, ctx, k, pgRoles{
 		"run": func(context.Context, *rack.Self) error { ran.Add(1); return nil },
 	})
-	other := pgKernel(t)
+	other := s.pgKernel(t)
 	foreign, err := other.NewGroup(ctx, "foreign")
 	if err != nil {
 		t.Fatal(err)
@@ -1205,9 +1186,9 @@ func TestForkAllIsAllOrNothing(t *testing.T) {
 	}
 }
 
-func TestSetStatusShowsInPS(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testSetStatusShowsInPS(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	set := make(chan error, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
 		"busy": func(pctx context.Context, self *rack.Self) error {
@@ -1250,9 +1231,9 @@ func TestSetStatusShowsInPS(t *testing.T) {
 
 // psCheck forks n short processes from one root in batches, waiting for
 // each, then checks that ps shows all of them, correctly.
-func psCheck(t *testing.T, n, batch int, full bool) {
-	ctx := pgCtx(t, 10*time.Minute)
-	k := pgKernel(t)
+func (s *suite) psCheck(t *testing.T, n, batch int, full bool) {
+	ctx := s.pgCtx(t, 10*time.Minute)
+	k := s.pgKernel(t)
 	self := pgRoot(t, ctx, k, pgRoles{
 		"leaf": func(ctx context.Context, self *rack.Self) error {
 			i, err := strconv.Atoi(self.Args()[1])
@@ -1339,22 +1320,22 @@ func psCheck(t *testing.T, n, batch int, full bool) {
 	}
 }
 
-func TestPS10k(t *testing.T) {
-	memOnly(t, "10,000 forks take minutes against a Swift; TestPSBudget holds ps to listing pages")
-	psCheck(t, 10_000, 500, true)
+func (s *suite) testPS10k(t *testing.T) {
+	s.needManyProcesses(t, "10,000 forks take minutes against a Swift; TestPSBudget holds ps to listing pages")
+	s.psCheck(t, 10_000, 500, true)
 }
 
-func TestPS100k(t *testing.T) {
-	memOnly(t, "100,000 forks")
+func (s *suite) testPS100k(t *testing.T) {
+	s.needManyProcesses(t, "100,000 forks")
 	if testing.Short() {
 		t.Skip("forks 100,000 processes")
 	}
-	psCheck(t, 100_000, 2_000, false)
+	s.psCheck(t, 100_000, 2_000, false)
 }
 
-func TestProcessLearnsItsIdentity(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testProcessLearnsItsIdentity(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	g, err := k.NewGroup(ctx, "team")
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package rack_test
+package racktest
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"github.com/rackfork/rack"
 )
 
-func TestSmoke(t *testing.T) {
+func (s *suite) testSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	k, err := rack.Open(ctx, testURL(t))
+	k, err := s.openPrivate(ctx, t)
 	if err != nil {
 		t.Fatal(err)
 	}

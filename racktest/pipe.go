@@ -1,4 +1,4 @@
-package rack_test
+package racktest
 
 import (
 	"bytes"
@@ -19,30 +19,16 @@ import (
 	"github.com/rackfork/rack"
 )
 
-// Helpers shared by pipe_test.go, file_test.go, input_test.go and
-// fault_test.go. Their names start with "io" so they do not collide with
-// the helpers of the other test files.
+// Helpers shared by pipe.go, file.go and input.go. Their names start
+// with "io" so they do not collide with the helpers of process.go.
 
 // ioCtx returns a context that ends after d, so a bug fails instead of
 // hanging.
-func ioCtx(t *testing.T, d time.Duration) context.Context {
+func (s *suite) ioCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(context.Background(), s.deadline(d))
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// ioKernel opens a private mem:// namespace with a silent console, closed
-// at the end of the test.
-func ioKernel(t *testing.T, opts ...rack.Option) *rack.Kernel {
-	t.Helper()
-	opts = append([]rack.Option{rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard)}, opts...)
-	k, err := rack.Open(context.Background(), testURL(t), opts...)
-	if err != nil {
-		t.Fatalf("rack.Open: %v", err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
 }
 
 // ioRun starts prog as a root process with args and waits for it.
@@ -94,9 +80,9 @@ func ioWaitGroup(wg *sync.WaitGroup, d time.Duration) bool {
 	}
 }
 
-func TestPipeParentToChild(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
-	k := ioKernel(t)
+func (s *suite) testPipeParentToChild(t *testing.T) {
+	ctx := s.ioCtx(t, 20*time.Second)
+	k := s.ioKernel(t)
 	const msg = "first line\nsecond line\n"
 	got := make(chan string, 1)
 	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
@@ -135,9 +121,9 @@ func TestPipeParentToChild(t *testing.T) {
 	}
 }
 
-func TestPipeChildToParent(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
-	k := ioKernel(t)
+func (s *suite) testPipeChildToParent(t *testing.T) {
+	ctx := s.ioCtx(t, 20*time.Second)
+	k := s.ioKernel(t)
 	var got string
 	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "echo" {
@@ -174,12 +160,12 @@ func TestPipeChildToParent(t *testing.T) {
 	}
 }
 
-// TestPipeCopy64MiB streams 64 MiB from a child to its parent with
+// testPipeCopy64MiB streams 64 MiB from a child to its parent with
 // io.Copy on both sides.
-func TestPipeCopy64MiB(t *testing.T) {
+func (s *suite) testPipeCopy64MiB(t *testing.T) {
 	const size = 64 << 20
-	ctx := ioCtx(t, 60*time.Second)
-	k := ioKernel(t)
+	ctx := s.ioCtx(t, 60*time.Second)
+	k := s.ioKernel(t)
 	want := ioSum(t, ioData(7, size))
 	var got [32]byte
 	var n int64
@@ -259,10 +245,10 @@ func readRecords(r io.Reader, sizeOf func(tag byte, seq uint32) int) (map[byte]u
 	}
 }
 
-// TestPipeWritesStayContiguous has many writers (processes, and goroutines
+// testPipeWritesStayContiguous has many writers (processes, and goroutines
 // sharing one end) write records, some larger than the segment size, and
 // checks that every Write arrives whole.
-func TestPipeWritesStayContiguous(t *testing.T) {
+func (s *suite) testPipeWritesStayContiguous(t *testing.T) {
 	const (
 		children   = 10
 		goroutines = 4
@@ -271,8 +257,8 @@ func TestPipeWritesStayContiguous(t *testing.T) {
 	sizes := []int{100 << 10, 10, 3000, 64<<10 - 9, 64 << 10, 64<<10 + 1, 200 << 10, 1, 100 << 10}
 	sizeOf := func(tag byte, seq uint32) int { return sizes[(int(tag)+int(seq))%len(sizes)] }
 	tags := []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")[:children*goroutines]
-	ctx := ioCtx(t, 60*time.Second)
-	k := ioKernel(t, rack.WithPipeBuffer(64<<10, time.Millisecond))
+	ctx := s.ioCtx(t, 60*time.Second)
+	k := s.ioKernel(t, rack.WithPipeBuffer(64<<10, time.Millisecond))
 	var counts map[byte]uint32
 	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "writer" {
@@ -332,19 +318,19 @@ func TestPipeWritesStayContiguous(t *testing.T) {
 	}
 }
 
-// TestPipeEOFWithDyingWriters gives one write end to 100 children that end
+// testPipeEOFWithDyingWriters gives one write end to 100 children that end
 // in every way a process can: normally, with an error, by a panic and by
 // SIGKILL, all mid-stream. The reader must reach EOF and get exactly the
 // bytes whose Write returned success.
-func TestPipeEOFWithDyingWriters(t *testing.T) {
+func (s *suite) testPipeEOFWithDyingWriters(t *testing.T) {
 	n := 100
-	if onSwift() {
+	if s.h.SlowRequests {
 		// A reader polls each idle writer end with a GET or two: with
 		// 100 ends on a real Swift that takes minutes (see README).
 		n = 20
 	}
-	ctx := ioCtx(t, 60*time.Second)
-	k := ioKernel(t, rack.WithPipeBuffer(64<<10, time.Millisecond))
+	ctx := s.ioCtx(t, 60*time.Second)
+	k := s.ioKernel(t, rack.WithPipeBuffer(64<<10, time.Millisecond))
 	var (
 		acked   = make([]atomic.Int64, n) // bytes of successful Writes, per child
 		running sync.WaitGroup            // child goroutines (they outlive a kill)
@@ -462,12 +448,12 @@ func TestPipeEOFWithDyingWriters(t *testing.T) {
 	}
 }
 
-// TestPipeMovedReader hands the read end to a child after the parent has
+// testPipeMovedReader hands the read end to a child after the parent has
 // read part of the stream: the child continues where the parent stopped,
 // and the parent's end is closed.
-func TestPipeMovedReader(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
-	k := ioKernel(t, rack.WithPipeBuffer(1<<20, 0)) // no batching: one segment per Write
+func (s *suite) testPipeMovedReader(t *testing.T) {
+	ctx := s.ioCtx(t, 20*time.Second)
+	k := s.ioKernel(t, rack.WithPipeBuffer(1<<20, 0)) // no batching: one segment per Write
 	got := make(chan string, 1)
 	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		if ioArg(self, 0) == "cat" {
@@ -508,11 +494,11 @@ func TestPipeMovedReader(t *testing.T) {
 	}
 }
 
-// TestPipeBadEnds: closed ends and ends that are not the forker's to give.
-func TestPipeBadEnds(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
-	k := ioKernel(t)
-	k2 := ioKernel(t)
+// testPipeBadEnds: closed ends and ends that are not the forker's to give.
+func (s *suite) testPipeBadEnds(t *testing.T) {
+	ctx := s.ioCtx(t, 20*time.Second)
+	k := s.ioKernel(t)
+	k2 := s.ioKernel(t)
 	// An end of a process of the other kernel.
 	foreign := make(chan *rack.PipeWriter, 1)
 	hold := make(chan struct{})
@@ -601,11 +587,11 @@ func TestPipeBadEnds(t *testing.T) {
 	}
 }
 
-// TestPipeCloseUnblocksRead closes a reader while another goroutine is
+// testPipeCloseUnblocksRead closes a reader while another goroutine is
 // blocked reading it.
-func TestPipeCloseUnblocksRead(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
-	k := ioKernel(t)
+func (s *suite) testPipeCloseUnblocksRead(t *testing.T) {
+	ctx := s.ioCtx(t, 20*time.Second)
+	k := s.ioKernel(t)
 	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)
 		if err != nil {
@@ -645,9 +631,9 @@ func TestPipeCloseUnblocksRead(t *testing.T) {
 	}
 }
 
-func TestNamedPipe(t *testing.T) {
-	ctx := ioCtx(t, 20*time.Second)
-	k := ioKernel(t)
+func (s *suite) testNamedPipe(t *testing.T) {
+	ctx := s.ioCtx(t, 20*time.Second)
+	k := s.ioKernel(t)
 	if err := k.Mkfifo(ctx, "jobs"); err != nil {
 		t.Fatal(err)
 	}

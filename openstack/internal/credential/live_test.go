@@ -67,6 +67,11 @@ func unavailable(t *testing.T, format string, args ...any) {
 	t.Skip(msg)
 }
 
+// CloudConfigForTest reads a cloud's configuration: openstack.CloudConfig,
+// which imports this package, so the external test package sets it
+// (cloud_ext_test.go).
+var CloudConfigForTest func(cloud string) (swift.Config, error)
+
 func newLive(t *testing.T) *liveEnv {
 	t.Helper()
 	if os.Getenv("RACK_KEYSTONE") != "1" {
@@ -74,7 +79,7 @@ func newLive(t *testing.T) *liveEnv {
 			"SWIFT_KEYSTONE_URL=http://127.0.0.1:5000 scripts/swift-saio.sh start, then set RACK_KEYSTONE=1 " +
 			"OS_CLIENT_CONFIG_FILE=DIR/clouds.yaml RACK_KEYSTONE_CLOUD=rack-test")
 	}
-	cfg, err := swift.CloudConfig(os.Getenv("RACK_KEYSTONE_CLOUD"))
+	cfg, err := CloudConfigForTest(os.Getenv("RACK_KEYSTONE_CLOUD"))
 	if err != nil {
 		unavailable(t, "no Keystone cloud configured: %v", err)
 	}
@@ -154,6 +159,9 @@ func (e *liveEnv) issue(t *testing.T, opts IssueOptions) *Credential {
 	t.Helper()
 	ctx := context.Background()
 	opts.Region, opts.Interface = e.cfg.Region, e.cfg.Interface
+	if opts.SegmentContainer == "" {
+		opts.SegmentContainer = swift.SegmentContainer(opts.Container) // as the openstack opener asks
+	}
 	start := time.Now()
 	cred, err := Issue(ctx, e.idc, "", opts)
 	if err != nil {

@@ -1,4 +1,4 @@
-package rack_test
+package racktest
 
 import (
 	"context"
@@ -67,9 +67,9 @@ func groupPIDs(t *testing.T, ctx context.Context, g *rack.Group) []rack.PID {
 	return pids
 }
 
-func TestGroupMembership(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testGroupMembership(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, k, probe.roles())
 	g, err := k.NewGroup(ctx, "workers")
@@ -136,9 +136,9 @@ func TestGroupMembership(t *testing.T) {
 	}
 }
 
-func TestGroupWait(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testGroupWait(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	gates := map[string]chan struct{}{"ok": make(chan struct{}), "slow": make(chan struct{})}
 	self := pgRoot(t, ctx, k, pgRoles{
 		"ok": func(context.Context, *rack.Self) error { <-gates["ok"]; return nil },
@@ -208,9 +208,9 @@ func TestGroupWait(t *testing.T) {
 	})
 }
 
-func TestGroupKill(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testGroupKill(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, k, probe.roles())
 	g, err := k.NewGroup(ctx, "doomed")
@@ -256,9 +256,9 @@ func TestGroupKill(t *testing.T) {
 	}
 }
 
-func TestGroupSignal(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	k := pgKernel(t)
+func (s *suite) testGroupSignal(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	k := s.pgKernel(t)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, k, probe.roles())
 	g, err := k.NewGroup(ctx, "terminated")
@@ -289,11 +289,11 @@ func TestGroupSignal(t *testing.T) {
 	}
 }
 
-func TestGroupAcrossKernels(t *testing.T) {
-	ctx := pgCtx(t, 10*time.Second)
-	url := testSharedURL(t)
-	ka := pgOpen(t, url)
-	kb := pgOpen(t, url)
+func (s *suite) testGroupAcrossKernels(t *testing.T) {
+	ctx := s.pgCtx(t, 10*time.Second)
+	url := s.sharedName(t)
+	ka := s.pgOpen(t, url)
+	kb := s.pgOpen(t, url)
 	probe := newGroupProbe()
 	self := pgRoot(t, ctx, ka, probe.roles())
 	g, err := ka.NewGroup(ctx, "shared")

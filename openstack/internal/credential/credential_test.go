@@ -27,7 +27,7 @@ const testSecret = "s3cr3t-DO-NOT-LEAK-0123456789"
 func TestAccessRules(t *testing.T) {
 	acct := "/v1/AUTH_p1"
 	got, err := accessRules(acct+"/", "/v2.1/", IssueOptions{
-		Container: "ns", ReadOnlyContainers: []string{"bin"}, AllowServerDelete: true,
+		Container: "ns", SegmentContainer: "ns_segments", ReadOnlyContainers: []string{"bin"}, AllowServerDelete: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func TestAccessRules(t *testing.T) {
 		t.Errorf("rules (-want +got):\n%s", d)
 	}
 
-	got, err = accessRules(acct, "", IssueOptions{Container: "ns", SegmentContainer: "-"})
+	got, err = accessRules(acct, "", IssueOptions{Container: "ns", SegmentContainer: ""})
 	if err != nil || len(got) != 7 {
 		t.Errorf("without segments: %d rules, %v; want 7", len(got), err)
 	}
@@ -75,7 +75,7 @@ func TestAccessRules(t *testing.T) {
 		t.Error("AllowServerDelete without a compute path was accepted")
 	}
 	// Paths are escaped as keystonemiddleware sees requests.
-	got, err = accessRules(acct, "", IssueOptions{Container: "nä m{1}%", SegmentContainer: "-"})
+	got, err = accessRules(acct, "", IssueOptions{Container: "nä m{1}%", SegmentContainer: ""})
 	if err != nil {
 		t.Fatalf("a container with non-ASCII, space and braces: %v", err)
 	}

@@ -1,0 +1,75 @@
+package backend
+
+import (
+	"context"
+	"time"
+)
+
+// Optional abilities. A driver implements the ones it has; the kernel finds
+// them with a type assertion on the driver it was given (never on a concrete
+// driver type), so a third-party driver can have them too. The conformance
+// suites (storetest, computetest) check each one a driver implements.
+
+// ExeOption is the StartRequest (and rack.Spec) option naming another
+// program for a compute that starts new programs to run instead of this
+// one: that program brings its own code. Computes that cannot start
+// another program ignore it.
+const ExeOption = "exe"
+
+// PipeHints advise how rack's pipes buffer their data on a store.
+type PipeHints struct {
+	// SegmentSize is the largest pipe segment (one object) in bytes,
+	// between 1 and MaxPipeSegment. A reader holds a few segments in
+	// memory; a store whose every request costs more than its bytes
+	// wants larger ones.
+	SegmentSize int
+	// FlushDelay is how long small writes may wait to be batched into one
+	// segment, between 0 and MaxFlushDelay. A Write returns before its
+	// bytes are stored only when it is positive, so it should be positive
+	// only for a store that dies with the writer (an in-memory one):
+	// elsewhere the OS process holding a batch could die with it while its
+	// reader lives on.
+	FlushDelay time.Duration
+}
+
+// Bounds of PipeHints: the kernel ignores hints outside them.
+const (
+	MaxPipeSegment = 64 << 20
+	MaxFlushDelay  = time.Second
+)
+
+// Valid reports whether h is within the bounds above.
+func (h PipeHints) Valid() bool {
+	return h.SegmentSize >= 1 && h.SegmentSize <= MaxPipeSegment && h.FlushDelay >= 0 && h.FlushDelay <= MaxFlushDelay
+}
+
+// PipeHinter is implemented by stores that advise how pipes should buffer
+// on them. Without it the kernel uses 4 MiB segments and no delay, what a
+// remote store (Swift) wants.
+type PipeHinter interface {
+	PipeHints() PipeHints
+}
+
+// SameMachine is implemented by computes that start each instance as a new
+// OS process on the caller's own machine, right away, with
+// StartRequest.Env as its environment, which no other user can read. For
+// such a compute the kernel puts a child's process record (up to 16 KiB)
+// in its environment and makes the child's kernel lease itself while the
+// program loads, so a fork costs a request and a round trip less. A compute
+// whose instances run elsewhere, or whose Env others may read (a server's
+// user data), must not report true.
+type SameMachine interface {
+	SameMachine() bool
+}
+
+// SelfDeleter is implemented by the compute of a kernel that runs inside
+// an instance (a child) and can end that instance: the server it runs on,
+// say. The kernel calls DeleteSelf when the process it hosts was killed
+// because its forker died, since nobody else is left to do it. An instance
+// that ends with its OS process needs no SelfDeleter.
+type SelfDeleter interface {
+	// DeleteSelf deletes the instance this program runs in. It fails,
+	// deleting nothing, when this program runs in no instance of the
+	// compute's.
+	DeleteSelf(ctx context.Context) error
+}

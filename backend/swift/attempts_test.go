@@ -1,0 +1,395 @@
+package swift_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/swift"
+	"github.com/rackfork/rack/internal/retry"
+)
+
+// fakeSwift speaks just enough of Swift's v1 auth to hand out a token and
+// answers every object, container and account request with fail (503 by
+// default), counting them per method. Authentication and /info are not
+// counted.
+type fakeSwift struct {
+	*httptest.Server
+	fail    atomic.Int32 // status for storage requests
+	storage atomic.Int64
+	auths   atomic.Int64
+	mu      sync.Mutex
+	methods map[string]int
+}
+
+func newFakeSwift(t *testing.T) *fakeSwift {
+	t.Helper()
+	f := &fakeSwift{methods: map[string]int{}}
+	f.fail.Store(http.StatusServiceUnavailable)
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/auth/v1.0":
+			f.auths.Add(1)
+			w.Header().Set("X-Storage-Url", f.URL+"/v1/AUTH_test")
+			w.Header().Set("X-Auth-Token", "AUTH_tk-fake")
+			w.WriteHeader(http.StatusOK)
+		case r.URL.Path == "/info":
+			http.NotFound(w, r) // default constraints
+		case strings.HasPrefix(r.URL.Path, "/v1/AUTH_test"):
+			_, _ = io.Copy(io.Discard, r.Body)
+			f.storage.Add(1)
+			f.mu.Lock()
+			f.methods[r.Method]++
+			f.mu.Unlock()
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(int(f.fail.Load()))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeSwift) count(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.methods[method]
+}
+
+func (f *fakeSwift) reset() {
+	f.mu.Lock()
+	f.methods = map[string]int{}
+	f.mu.Unlock()
+	f.storage.Store(0)
+}
+
+// TestAttemptsDoNotMultiply: against a Swift that answers 503 to every
+// storage request, one operation of the Swift driver wrapped by
+// internal/retry costs exactly the policy's attempts in HTTP requests: the
+// driver and its transport add none (before, the transport retried GET,
+// HEAD and listings 4 more times per attempt, and the driver rewindable
+// Puts, so one Head cost 10 x 5 requests).
+func TestAttemptsDoNotMultiply(t *testing.T) {
+	f := newFakeSwift(t)
+	ctx := context.Background()
+	raw, err := swift.New(ctx, swift.Config{
+		AuthURL: f.URL + "/auth/v1.0", User: "test:tester", Key: "testing",
+		Retries: 4, RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer raw.Close()
+	policy := retry.Policy{Attempts: 3, Base: time.Millisecond, Max: 2 * time.Millisecond}
+	s := retry.Wrap(raw, policy)
+
+	stream := func() io.Reader { return io.MultiReader(strings.NewReader("a body the layer above cannot rewind")) }
+	for _, op := range []struct {
+		name, method string
+		call         func() error
+	}{
+		{"Head", "HEAD", func() error { _, err := s.Head(ctx, "c", "o"); return err }},
+		{"Get", "GET", func() error { _, _, err := s.Get(ctx, "c", "o", nil); return err }},
+		{"List", "GET", func() error { _, err := s.List(ctx, "c", backend.ListOptions{}); return err }},
+		{"ListContainers", "GET", func() error { _, err := s.ListContainers(ctx, backend.ListOptions{}); return err }},
+		{"Delete", "DELETE", func() error { return s.Delete(ctx, "c", "o") }},
+		{"CreateContainer", "PUT", func() error { return s.CreateContainer(ctx, "c") }},
+		{"DeleteContainer", "DELETE", func() error { return s.DeleteContainer(ctx, "c") }},
+		{"Put", "PUT", func() error {
+			_, err := s.Put(ctx, "c", "o", bytes.NewReader([]byte("x")), nil)
+			return err
+		}},
+		{"create-only Put", "PUT", func() error {
+			_, err := s.Put(ctx, "c", "o", bytes.NewReader([]byte("x")), &backend.PutOptions{CreateOnly: true})
+			return err
+		}},
+		{"create-only Put of a stream", "PUT", func() error {
+			_, err := s.Put(ctx, "c", "o", stream(), &backend.PutOptions{CreateOnly: true})
+			return err
+		}},
+	} {
+		f.reset()
+		err := op.call()
+		if !errors.Is(err, backend.ErrTransient) {
+			t.Errorf("%s against a failing Swift: %v, want ErrTransient", op.name, err)
+		}
+		if n := f.storage.Load(); n != int64(policy.Attempts) {
+			t.Errorf("%s: %d requests, want %d (the policy's attempts, one request each)", op.name, n, policy.Attempts)
+		}
+		if n := f.count(op.method); n != policy.Attempts {
+			t.Errorf("%s: %d %s requests, want %d", op.name, n, op.method, policy.Attempts)
+		}
+	}
+
+	// Without the retrying layer, the driver is single-shot.
+	f.reset()
+	if _, err := raw.Head(ctx, "c", "o"); !errors.Is(err, backend.ErrTransient) {
+		t.Errorf("raw Head: %v, want ErrTransient", err)
+	}
+	if n := f.storage.Load(); n != 1 {
+		t.Errorf("raw Head: %d requests, want 1", n)
+	}
+	// A failure that no retry fixes is not retried at all.
+	f.reset()
+	f.fail.Store(http.StatusNotFound)
+	if _, err := s.Head(ctx, "c", "o"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Head of a missing object: %v, want ErrNotFound", err)
+	}
+	if n := f.storage.Load(); n != 1 {
+		t.Errorf("Head of a missing object: %d requests, want 1", n)
+	}
+}
+
+// TestExpiredTokenResentOnce: a 401 is not a failure of the service: the
+// driver authenticates again and resends the request once (for a Put too,
+// when the body can be rewound), and a second 401 fails at once.
+func TestExpiredTokenResentOnce(t *testing.T) {
+	f := newFakeSwift(t)
+	ctx := context.Background()
+	s, err := swift.New(ctx, swift.Config{AuthURL: f.URL + "/auth/v1.0", User: "test:tester", Key: "testing"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer s.Close()
+	f.fail.Store(http.StatusUnauthorized)
+	for _, op := range []struct {
+		name string
+		call func() error
+	}{
+		{"Head", func() error { _, err := s.Head(ctx, "c", "o"); return err }},
+		{"Put", func() error { _, err := s.Put(ctx, "c", "o", strings.NewReader("x"), nil); return err }},
+	} {
+		f.reset()
+		auths := f.auths.Load()
+		if err := op.call(); !errors.Is(err, swift.ErrAuth) && !errors.Is(err, backend.ErrTransient) {
+			t.Errorf("%s refused twice: %v", op.name, err)
+		}
+		if n := f.storage.Load(); n != 2 {
+			t.Errorf("%s: %d requests, want 2 (one resend after authenticating again)", op.name, n)
+		}
+		if n := f.auths.Load() - auths; n < 1 {
+			t.Errorf("%s: no authentication after a 401", op.name)
+		}
+	}
+}
+
+// TestAmbiguousCreateOnlyPut: a create-only PUT that Swift applied but
+// answered with a 503 (a reply lost on the way) is retried by the
+// retrying layer; the retry's 412 is resolved by reading the writer token
+// back: the Put succeeds once, with one object, and a second writer's
+// create-only Put is a real conflict.
+func TestAmbiguousCreateOnlyPut(t *testing.T) {
+	type object struct {
+		meta http.Header
+		body []byte
+	}
+	var (
+		mu      sync.Mutex
+		objects = map[string]object{}
+		lose    atomic.Int32 // replies to lose
+		puts    atomic.Int32
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/auth/v1.0":
+			w.Header().Set("X-Storage-Url", "http://"+r.Host+"/v1/AUTH_test")
+			w.Header().Set("X-Auth-Token", "AUTH_tk-fake")
+			return
+		case !strings.HasPrefix(r.URL.Path, "/v1/AUTH_test/c/"):
+			http.NotFound(w, r)
+			return
+		}
+		name := strings.TrimPrefix(r.URL.Path, "/v1/AUTH_test/c/")
+		mu.Lock()
+		defer mu.Unlock()
+		o, ok := objects[name]
+		switch r.Method {
+		case "PUT":
+			puts.Add(1)
+			body, _ := io.ReadAll(r.Body)
+			if ok && r.Header.Get("If-None-Match") == "*" {
+				w.WriteHeader(http.StatusPreconditionFailed)
+				return
+			}
+			meta := http.Header{}
+			for k, v := range r.Header {
+				if strings.HasPrefix(k, "X-Object-Meta-") {
+					meta[k] = v
+				}
+			}
+			objects[name] = object{meta, body}
+			if lose.Add(-1) >= 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Etag", "e")
+			w.WriteHeader(http.StatusCreated)
+		case "HEAD":
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			for k, v := range o.meta {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Etag", "e")
+			w.Header().Set("Content-Length", fmt.Sprint(len(o.body)))
+		default:
+			http.Error(w, "not here", http.StatusMethodNotAllowed)
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	raw, err := swift.New(ctx, swift.Config{AuthURL: srv.URL + "/auth/v1.0", User: "test:tester", Key: "testing"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer raw.Close()
+	s := retry.Wrap(raw, retry.Policy{Attempts: 5, Base: time.Millisecond, Max: 2 * time.Millisecond})
+
+	lose.Store(1)
+	info, err := s.Put(ctx, "c", "claim", strings.NewReader("mine"), &backend.PutOptions{CreateOnly: true})
+	if err != nil {
+		t.Fatalf("create-only Put whose first reply was lost: %v", err)
+	}
+	if info.Metadata[backend.WriterTokenKey] == "" {
+		t.Errorf("the Put's info carries no writer token: %+v", info)
+	}
+	if n := puts.Load(); n != 2 {
+		t.Errorf("%d PUTs, want 2 (the ambiguous one and the retry that found it)", n)
+	}
+	if _, err := s.Put(ctx, "c", "claim", strings.NewReader("theirs"), &backend.PutOptions{CreateOnly: true}); !errors.Is(err, backend.ErrExist) {
+		t.Errorf("a second writer's create-only Put: %v, want ErrExist", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := string(objects["claim"].body); got != "mine" {
+		t.Errorf("stored %q, want %q", got, "mine")
+	}
+}
+
+// TestAmbiguousManifestKeepsSegments: a large (SLO) create-only Put whose
+// manifest PUT Swift applied but answered with a 503 keeps its segments:
+// the retry finds the manifest by its writer token and reports success, and
+// every segment the stored manifest names is still there (before, the
+// failed attempt deleted them, leaving an object without its content).
+func TestAmbiguousManifestKeepsSegments(t *testing.T) {
+	type object struct {
+		meta http.Header
+		body []byte
+	}
+	var (
+		mu      sync.Mutex
+		objects = map[string]object{} // "container/name"
+		lose    atomic.Int32          // manifest replies to lose
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/auth/v1.0" {
+			w.Header().Set("X-Storage-Url", "http://"+r.Host+"/v1/AUTH_test")
+			w.Header().Set("X-Auth-Token", "AUTH_tk-fake")
+			return
+		}
+		path, ok := strings.CutPrefix(r.URL.Path, "/v1/AUTH_test/")
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if !strings.Contains(path, "/") { // a container: they all exist
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		o, exists := objects[path]
+		switch r.Method {
+		case "PUT":
+			if exists && r.Header.Get("If-None-Match") == "*" {
+				w.WriteHeader(http.StatusPreconditionFailed)
+				return
+			}
+			meta := http.Header{}
+			for k, v := range r.Header {
+				if strings.HasPrefix(k, "X-Object-Meta-") {
+					meta[k] = v
+				}
+			}
+			objects[path] = object{meta, body}
+			if r.URL.Query().Get("multipart-manifest") == "put" && lose.Add(-1) >= 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Etag", fmt.Sprintf("%x", len(body)))
+			w.WriteHeader(http.StatusCreated)
+		case "HEAD":
+			if !exists {
+				http.NotFound(w, r)
+				return
+			}
+			for k, v := range o.meta {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Content-Length", fmt.Sprint(len(o.body)))
+		case "DELETE":
+			if !exists {
+				http.NotFound(w, r)
+				return
+			}
+			delete(objects, path)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.Error(w, "not here", http.StatusMethodNotAllowed)
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	raw, err := swift.New(ctx, swift.Config{AuthURL: srv.URL + "/auth/v1.0", User: "test:tester", Key: "testing", SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer raw.Close()
+	s := retry.Wrap(raw, retry.Policy{Attempts: 5, Base: time.Millisecond, Max: 2 * time.Millisecond})
+
+	lose.Store(1)
+	data := bytes.Repeat([]byte("0123456789abcdef"), (3<<20)/32) // 1.5 MiB: two segments
+	if _, err := s.Put(ctx, "c", "big", bytes.NewReader(data), &backend.PutOptions{CreateOnly: true}); err != nil {
+		t.Fatalf("create-only large Put whose manifest reply was lost: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	manifest, ok := objects["c/big"]
+	if !ok {
+		t.Fatal("no manifest stored")
+	}
+	var segs []struct {
+		Path string `json:"path"`
+		Size int64  `json:"size_bytes"`
+	}
+	if err := json.Unmarshal(manifest.body, &segs); err != nil || len(segs) != 2 {
+		t.Fatalf("manifest %q: %v, want 2 segments", manifest.body, err)
+	}
+	var total int64
+	for _, sg := range segs {
+		o, ok := objects[strings.TrimPrefix(sg.Path, "/")]
+		if !ok {
+			t.Errorf("segment %s of the stored manifest was deleted", sg.Path)
+			continue
+		}
+		total += int64(len(o.body))
+	}
+	if total != int64(len(data)) && !t.Failed() {
+		t.Errorf("segments hold %d bytes, want %d", total, len(data))
+	}
+}
