@@ -257,19 +257,17 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 	}
 	body, ok := Rereadable(r)
 	if !ok && s.policy.Buffer > 0 {
-		var buf bytes.Buffer
-		m, err := io.CopyN(&buf, r, s.policy.Buffer+1)
-		if err != nil && err != io.EOF {
+		chunks, m, err := readChunks(r, s.policy.Buffer+1)
+		if err != nil {
 			if ctx.Err() != nil {
 				err = context.Cause(ctx)
 			}
 			return backend.ObjectInfo{}, fmt.Errorf("put %s/%s: reading the body: %w", c, n, err)
 		}
 		if m <= s.policy.Buffer {
-			data := buf.Bytes()
-			body, ok = func() io.Reader { return bytes.NewReader(data) }, true
+			body, ok = func() io.Reader { return chunkReader(chunks) }, true
 		} else {
-			r = io.MultiReader(&buf, r)
+			r = io.MultiReader(chunkReader(chunks), r)
 		}
 	}
 	if !ok {
@@ -299,6 +297,45 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 		return err
 	})
 	return info, err
+}
+
+// bufferChunk is the unit in which Put holds a body to retry: chunks, not
+// one doubling buffer, so that a body read up to Policy.Buffer costs about
+// that much memory, not up to four times it in the buffer's growth (which
+// a large streamed file, tried once, would pay for nothing).
+const bufferChunk = 256 << 10
+
+// readChunks reads up to limit bytes of r into chunks, stopping early at
+// EOF; it returns the chunks and how many bytes they hold.
+func readChunks(r io.Reader, limit int64) ([][]byte, int64, error) {
+	var (
+		chunks [][]byte
+		total  int64
+	)
+	for total < limit {
+		c := make([]byte, min(bufferChunk, limit-total))
+		n, err := io.ReadFull(r, c)
+		if n > 0 {
+			chunks = append(chunks, c[:n])
+			total += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return chunks, total, nil
+		}
+		if err != nil {
+			return nil, total, err
+		}
+	}
+	return chunks, total, nil
+}
+
+// chunkReader reads chunks in order, afresh each time it is called.
+func chunkReader(chunks [][]byte) io.Reader {
+	rs := make([]io.Reader, len(chunks))
+	for i, c := range chunks {
+		rs[i] = bytes.NewReader(c)
+	}
+	return io.MultiReader(rs...)
 }
 
 // Rereadable returns a function giving, for each try, a fresh reader of
