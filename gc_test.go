@@ -13,10 +13,16 @@ import (
 
 // TestGC leaves behind what ended processes, a finished pipe and a dead
 // kernel leave, and checks that GC removes exactly that: running
-// processes, their parents' children, and a pipe still in use stay.
+// processes, their parents' children, and a pipe still in use stay. It
+// runs in memory and on Swift (it needs StopLeaseForTest, an internal, so
+// it is not part of racktest).
 func TestGC(t *testing.T) {
+	t.Run("mem", func(t *testing.T) { testGC(t, sharedMemURL(t)) })
+	t.Run("swift", func(t *testing.T) { testGC(t, swiftURL(t)) })
+}
+
+func testGC(t *testing.T, url string) {
 	ctx := pgCtx(t, time.Minute)
-	url := sharedMemURL(t)
 	k := pgOpen(t, url)
 
 	// Three children that end, under a root that ends: reapable, with the

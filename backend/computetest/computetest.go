@@ -40,7 +40,11 @@ import (
 //     whose environment holds StartRequest.Env, a 16 KiB value included,
 //     and is not also backend.InProcess;
 //   - a backend.SelfDeleter's DeleteSelf, called from the test program,
-//     which runs in no instance, fails and deletes no instance.
+//     which runs in no instance, fails and deletes no instance;
+//   - a backend.StartRetrier that owns its attempts answers the same every
+//     time, and retries only what may succeed: a Start of a live name
+//     (ErrExist) or of an empty one (ErrInvalid) fails within PromptLimit,
+//     however long its context would let it try.
 //
 // After every test the suite closes the compute, unless the test did, and
 // checks that every run it caused has ended.
@@ -68,6 +72,7 @@ func Run(t *testing.T, newHarness HarnessMaker) {
 		{"CloseStopsEverything", testCloseStopsEverything},
 		{"SameMachine", testSameMachine},
 		{"SelfDeleteOutsideInstance", testSelfDeleteOutsideInstance},
+		{"StartRetrierFailsPermanentAtOnce", testStartRetrierFailsPermanentAtOnce},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -698,6 +703,47 @@ func testSelfDeleteOutsideInstance(f *fixture) {
 	defer cancel()
 	if err := sd.DeleteSelf(ctx); err == nil {
 		f.t.Error("DeleteSelf from the test program, which runs in no instance, succeeded")
+	}
+	f.pause()
+	f.wantRuns(req.Name, 1, 0)
+	f.wantListed(nsMain, req)
+}
+
+func testStartRetrierFailsPermanentAtOnce(f *fixture) {
+	sr, ok := f.c.(backend.StartRetrier)
+	if !ok || !sr.RetriesStart() {
+		f.t.Skip("compute does not implement backend.StartRetrier")
+	}
+	for i := 0; i < 3; i++ {
+		if !sr.RetriesStart() {
+			f.t.Fatal("RetriesStart changed its answer: the kernel reads it once")
+		}
+	}
+	req := f.request(nsMain, 1, RunUntilStopped)
+	f.start(req)
+	f.waitStarted(req.Name)
+	// The context would allow minutes of retries: a permanent failure
+	// must not use them.
+	ctx, cancel := context.WithTimeout(f.ctx, time.Minute)
+	defer cancel()
+	unnamed := f.request(nsMain, 2, ExitAtOnce)
+	unnamed.Name = ""
+	for _, tc := range []struct {
+		what string
+		req  *backend.StartRequest
+		want error
+	}{
+		{"a live name", f.request(nsMain, 1, ExitAtOnce), backend.ErrExist},
+		{"an empty name", unnamed, backend.ErrInvalid},
+	} {
+		t0 := time.Now()
+		_, err := f.c.Start(ctx, tc.req)
+		if elapsed := time.Since(t0); elapsed > PromptLimit {
+			f.t.Errorf("Start of %s took %v, want at most %v: a permanent failure was retried", tc.what, elapsed, PromptLimit)
+		}
+		if !errors.Is(err, tc.want) {
+			f.t.Errorf("Start of %s: got %v, want %v", tc.what, err, tc.want)
+		}
 	}
 	f.pause()
 	f.wantRuns(req.Name, 1, 0)

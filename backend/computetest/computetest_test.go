@@ -123,6 +123,23 @@ func (c selfDeleter) DeleteSelf(ctx context.Context) error {
 	return errors.New("not in an instance")
 }
 
+// startRetrier claims backend.StartRetrier and retries every failure,
+// permanent ones included, until its context ends (or 2 s pass).
+type startRetrier struct{ *broken }
+
+func (startRetrier) RetriesStart() bool { return true }
+
+func (c startRetrier) Start(ctx context.Context, req *backend.StartRequest) (backend.Instance, error) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		in, err := c.broken.Start(ctx, req)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return in, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // impatient shortens the suite's waits, which broken computes run out.
 type impatient struct{ computetest.Harness }
 
@@ -146,6 +163,8 @@ func TestBrokenCompute(t *testing.T) {
 			return sameMachine{b}, nil
 		case "self-delete-succeeds", "self-delete-stops-others":
 			return selfDeleter{b}, nil
+		case "retries-permanent-failures":
+			return startRetrier{b}, nil
 		}
 		return b, nil
 	})
@@ -162,18 +181,19 @@ func TestSuiteCatchesFlaws(t *testing.T) {
 		t.Skip("slow: runs the suite in child processes")
 	}
 	for flaw, wantFailed := range map[string][]string{
-		"":                         nil,
-		"start-twice":              {"DuplicateNameWhileLive", "ConcurrentDuplicateStarts"},
-		"instance-uses-start-ctx":  {"InstanceOutlivesStartContext"},
-		"ignores-start-ctx":        {"StartCancelledContext"},
-		"no-created":               {"StartRunsOnce", "ListFiltersByNamespace"},
-		"stop-does-nothing":        {"StopEndsInstance", "ConcurrentStarts"},
-		"stop-unknown-succeeds":    {"StopUnknown", "ExitedInstanceLeavesList"},
-		"list-by-prefix":           {"ListFiltersByNamespace"},
-		"close-does-nothing":       {"CloseStopsEverything"},
-		"claims-same-machine":      {"SameMachine"},
-		"self-delete-succeeds":     {"SelfDeleteOutsideInstance"},
-		"self-delete-stops-others": {"SelfDeleteOutsideInstance"},
+		"":                           nil,
+		"start-twice":                {"DuplicateNameWhileLive", "ConcurrentDuplicateStarts"},
+		"instance-uses-start-ctx":    {"InstanceOutlivesStartContext"},
+		"ignores-start-ctx":          {"StartCancelledContext"},
+		"no-created":                 {"StartRunsOnce", "ListFiltersByNamespace"},
+		"stop-does-nothing":          {"StopEndsInstance", "ConcurrentStarts"},
+		"stop-unknown-succeeds":      {"StopUnknown", "ExitedInstanceLeavesList"},
+		"list-by-prefix":             {"ListFiltersByNamespace"},
+		"close-does-nothing":         {"CloseStopsEverything"},
+		"claims-same-machine":        {"SameMachine"},
+		"self-delete-succeeds":       {"SelfDeleteOutsideInstance"},
+		"self-delete-stops-others":   {"SelfDeleteOutsideInstance"},
+		"retries-permanent-failures": {"StartRetrierFailsPermanentAtOnce"},
 	} {
 		t.Run("flaw="+flaw, func(t *testing.T) {
 			t.Parallel()
