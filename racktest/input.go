@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/internal/testkit"
 )
 
-// badCase is one bad input: call must fail with an error wrapping want
-// whose message contains every string in names, without panicking or
-// hanging.
+// badCase is one bad input (see testkit.BadCase): call must fail with an
+// error wrapping want whose message names every string in names.
 type badCase struct {
 	name  string
 	call  func(ctx context.Context) error
@@ -27,42 +27,11 @@ type badCase struct {
 
 func runBadCases(t *testing.T, cases []badCase) {
 	t.Helper()
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			done := make(chan error, 1)
-			go func() {
-				defer func() {
-					if v := recover(); v != nil {
-						done <- fmt.Errorf("panic: %v", v)
-					}
-				}()
-				done <- tc.call(ctx)
-			}()
-			var err error
-			select {
-			case err = <-done:
-			case <-time.After(6 * time.Second):
-				t.Fatal("hung")
-			}
-			if err == nil {
-				t.Fatalf("no error; want one wrapping %v", tc.want)
-			}
-			if strings.HasPrefix(err.Error(), "panic: ") {
-				t.Fatal(err)
-			}
-			t.Log(err)
-			if !errors.Is(err, tc.want) {
-				t.Errorf("error %q does not wrap %v", err, tc.want)
-			}
-			for _, n := range tc.names {
-				if !strings.Contains(err.Error(), n) {
-					t.Errorf("error %q does not name %q", err, n)
-				}
-			}
-		})
+	kit := make([]testkit.BadCase, len(cases))
+	for i, c := range cases {
+		kit[i] = testkit.BadCase{Name: c.name, Call: c.call, Want: c.want, Names: c.names}
 	}
+	testkit.RunBadCases(t, kit)
 }
 
 func ioNop(context.Context, *rack.Self) error { return nil }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/internal/testkit"
 )
 
 // Helpers shared by pipe.go, file.go and input.go. Their names start
@@ -31,42 +31,15 @@ func (s *suite) ioCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// ioRun starts prog as a root process with args and waits for it.
-func ioRun(ctx context.Context, t *testing.T, k *rack.Kernel, prog rack.Program, args ...string) error {
-	t.Helper()
-	p, err := k.Start(ctx, rack.Spec{Name: "root", Args: args}, prog)
-	if err != nil {
-		t.Fatalf("start root: %v", err)
-	}
-	return p.Wait(ctx)
-}
-
-// ioArg returns the process's i-th argument, or "".
-func ioArg(self *rack.Self, i int) string {
-	if a := self.Args(); i < len(a) {
-		return a[i]
-	}
-	return ""
-}
-
-// ioData returns a deterministic pseudo-random stream of n bytes.
-func ioData(seed byte, n int64) io.Reader {
-	var s [32]byte
-	s[0] = seed
-	return io.LimitReader(rand.NewChaCha8(s), n)
-}
-
-// ioSum returns the sha256 of a stream.
-func ioSum(t *testing.T, r io.Reader) [32]byte {
-	t.Helper()
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		t.Fatal(err)
-	}
-	var s [32]byte
-	h.Sum(s[:0])
-	return s
-}
+// ioRun starts prog as a root process with args and waits for it; ioArg
+// returns a process's i-th argument or ""; ioData is a deterministic
+// stream of n bytes; ioSum hashes a stream (package testkit).
+var (
+	ioRun  = testkit.Run
+	ioArg  = testkit.Arg
+	ioData = testkit.Data
+	ioSum  = testkit.Sum
+)
 
 // ioWaitGroup waits for wg, at most d.
 func ioWaitGroup(wg *sync.WaitGroup, d time.Duration) bool {

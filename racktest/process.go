@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/internal/testkit"
 )
 
 // Helpers shared by process.go and group.go. They are prefixed pg so as
@@ -28,48 +29,13 @@ func (s *suite) pgCtx(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// pgRoles is one program made of roles: a process runs the role its first
-// argument names. Forked children run the same program (fork semantics),
-// so a test forks a role by passing its name as Args[0].
-type pgRoles map[string]rack.Program
+// pgRoles is one program made of roles (testkit.Roles): a process runs
+// the role its first argument names.
+type pgRoles = testkit.Roles
 
-// pgRoot starts a root process running roles and hands its self handle to
-// the test, which forks from it. The root lives until the test ends.
-func pgRoot(t testing.TB, ctx context.Context, k *rack.Kernel, roles pgRoles) *rack.Self {
-	t.Helper()
-	selfc := make(chan *rack.Self, 1)
-	release := make(chan struct{})
-	prog := func(pctx context.Context, self *rack.Self) error {
-		args := self.Args()
-		if len(args) == 0 {
-			return errors.New("no role")
-		}
-		if args[0] == "pg-root" {
-			selfc <- self
-			select {
-			case <-release:
-			case <-pctx.Done():
-			}
-			return nil
-		}
-		role, ok := roles[args[0]]
-		if !ok {
-			return fmt.Errorf("unknown role %q", args[0])
-		}
-		return role(pctx, self)
-	}
-	if _, err := k.Start(ctx, rack.Spec{Name: "root", Args: []string{"pg-root"}}, prog); err != nil {
-		t.Fatalf("start root: %v", err)
-	}
-	t.Cleanup(func() { close(release) })
-	select {
-	case self := <-selfc:
-		return self
-	case <-ctx.Done():
-		t.Fatalf("root did not start: %v", ctx.Err())
-		return nil
-	}
-}
+// pgRoot starts a root process running roles and hands the test its self
+// handle (testkit.Root).
+var pgRoot = testkit.Root
 
 // pgRecv receives from ch or fails the test when ctx ends first.
 func pgRecv[T any](t testing.TB, ctx context.Context, ch <-chan T, what string) T {

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/internal/testkit"
 )
 
 // Harness says how Run opens kernels on the store under test, and what
@@ -182,19 +183,7 @@ type suite struct {
 
 // sharedName returns the name of a new namespace that several kernels of
 // the test may open (with s.open or s.pgOpen).
-func (s *suite) sharedName(t testing.TB) string {
-	t.Helper()
-	name := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '-'
-	}, strings.ToLower(t.Name()))
-	if len(name) > 100 {
-		name = name[:100]
-	}
-	return name + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-}
+func (s *suite) sharedName(t testing.TB) string { return testkit.Name(t) }
 
 // open opens a kernel on the namespace name, as the harness says.
 func (s *suite) open(ctx context.Context, t testing.TB, name string, opts ...rack.Option) (*rack.Kernel, error) {
