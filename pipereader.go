@@ -35,6 +35,9 @@ type PipeReader struct {
 	// may report the end of a segment only on the Read after its last
 	// bytes, and a reader at the end of one may be handed to a child.
 	curLeft int64
+	// broken is set when a segment ended short of its stored size: the
+	// stream has lost bytes, and every later Read says so.
+	broken error
 	lock    int // -1, or the end whose Write continues in its next segment
 	rr      int
 	eof     bool
@@ -95,6 +98,9 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 	if r.moved {
 		return 0, fmt.Errorf("rack: read pipe %s: %w: the reader was handed to a child", r.pipe, ErrClosedPipe)
 	}
+	if r.broken != nil {
+		return 0, r.broken
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -111,6 +117,14 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			r.curLeft -= int64(n)
 			if err == nil && n > 0 && r.curLeft == 0 {
 				err = io.EOF
+			}
+			if err == io.EOF && r.curLeft > 0 {
+				// The store's body ended before the size it stored: going on
+				// to the next segment would drop bytes from the middle.
+				r.cur.Close()
+				r.cur = nil
+				r.broken = fmt.Errorf("rack: read pipe %s: segment %s ended %d bytes short of its stored size: %w", r.pipe, r.curKey, r.curLeft, io.ErrUnexpectedEOF)
+				return n, r.broken
 			}
 			if err == io.EOF {
 				r.cur.Close()
