@@ -173,8 +173,8 @@ func TestExpiredTokenResentOnce(t *testing.T) {
 	} {
 		f.reset()
 		auths := f.auths.Load()
-		if err := op.call(); !errors.Is(err, swift.ErrAuth) && !errors.Is(err, backend.ErrTransient) {
-			t.Errorf("%s refused twice: %v", op.name, err)
+		if err := op.call(); !errors.Is(err, swift.ErrAuth) {
+			t.Errorf("%s refused twice: %v, want ErrAuth", op.name, err)
 		}
 		if n := f.storage.Load(); n != 2 {
 			t.Errorf("%s: %d requests, want 2 (one resend after authenticating again)", op.name, n)

@@ -115,21 +115,9 @@ func (s *Store) putPlain(ctx context.Context, c, name string, body io.Reader, si
 		Container: c, ObjectName: name, Operation: "PUT", Headers: h, Body: body, NoResponse: true,
 	})
 	if err != nil {
-		return backend.ObjectInfo{}, s.putErr(ctx, err, c, name)
+		return backend.ObjectInfo{}, s.mapErr(ctx, err, "put", c, name)
 	}
 	return putInfo(name, size, rh), nil
-}
-
-// putErr maps a PUT's error; a 401 after which re-authentication works is
-// an expired token, which a retry fixes (call re-sends only a body it can
-// rewind, so a streaming Put ends here).
-func (s *Store) putErr(ctx context.Context, err error, c, name string) error {
-	if isStatus(err, 401) && ctx.Err() == nil {
-		if aerr := s.conn.Authenticate(ctx); aerr == nil {
-			return fmt.Errorf("swift: put %s/%s: the token expired during the upload (re-authenticated): %w", c, name, backend.ErrTransient)
-		}
-	}
-	return s.mapErr(ctx, err, "put", c, name)
 }
 
 // putInfo builds a Put's ObjectInfo from its response headers.
@@ -253,7 +241,7 @@ func (s *Store) putLarge(ctx context.Context, c, name string, body io.Reader, si
 			Container: segc, ObjectName: segName, Operation: "PUT", Headers: hh, Body: cr, NoResponse: true,
 		})
 		if err != nil {
-			return info, s.putErr(ctx, err, segc, segName)
+			return info, s.mapErr(ctx, err, "put", segc, segName)
 		}
 		segs = append(segs, sloSegment{Path: "/" + segc + "/" + segName, Etag: strings.Trim(rh["Etag"], `"`), Size: cr.n})
 		total += cr.n
@@ -284,7 +272,7 @@ func (s *Store) putLarge(ctx context.Context, c, name string, body io.Reader, si
 		hh["Content-Length"] = "0"
 		_, rh, err := s.call(ctx, sw.RequestOpts{Container: c, ObjectName: name, Operation: "PUT", Headers: hh, NoResponse: true})
 		if err != nil {
-			return info, s.putErr(ctx, err, c, name)
+			return info, s.mapErr(ctx, err, "put", c, name)
 		}
 		s.deleteSegments(segc, segs)
 		info = putInfo(name, total, rh)
@@ -302,7 +290,7 @@ func (s *Store) putLarge(ctx context.Context, c, name string, body io.Reader, si
 		Parameters: map[string][]string{"multipart-manifest": {"put"}}, NoResponse: true,
 	})
 	if err != nil {
-		perr := s.putErr(ctx, err, c, name)
+		perr := s.mapErr(ctx, err, "put", c, name)
 		if manifestMayExist(err, perr) {
 			// The manifest may have been stored (a reply lost, a 5xx after
 			// the commit): its segments must stay, or the object it makes

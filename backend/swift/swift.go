@@ -393,16 +393,17 @@ func (s *Store) Close() error {
 // HEAD that failed without a response) is off, since the retrying layer
 // above owns the attempts. A 401 (an expired or revoked token) is not a
 // failure of the service: call authenticates again and resends the
-// request, once, if its body can be rewound.
+// request, once, if its body can be read afresh (an io.ReaderAt and
+// io.Seeker: each send reads it through a reader of its own, since the
+// transport may still be reading the previous send's body after the
+// response came). A request whose body cannot be read afresh is not resent:
+// the 401 is reported wrapping backend.ErrTransient, the token forgotten,
+// so that the layer above sends it again, authenticating first (a refused
+// authentication is then an auth error, not a transient one).
 func (s *Store) call(ctx context.Context, p sw.RequestOpts) (*http.Response, sw.Headers, error) {
 	p.Retries = -1
 	p.OnReAuth = func() (string, error) { return s.conn.StorageUrl, nil } // called with ncw's auth lock held
-	rewind := func() bool { return p.Body == nil }
-	if sk, ok := p.Body.(io.Seeker); ok {
-		if at, err := sk.Seek(0, io.SeekCurrent); err == nil {
-			rewind = func() bool { _, err := sk.Seek(at, io.SeekStart); return err == nil }
-		}
-	}
+	fresh := freshBody(p.Body)
 	for reauth := true; ; reauth = false {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, context.Cause(ctx)
@@ -411,13 +412,45 @@ func (s *Store) call(ctx context.Context, p sw.RequestOpts) (*http.Response, sw.
 		if err != nil {
 			return nil, nil, s.authError(ctx, err)
 		}
+		if fresh != nil {
+			p.Body = fresh()
+		}
 		resp, h, err := s.conn.Call(ctx, u, p)
-		if reauth && isStatus(err, 401) && ctx.Err() == nil && rewind() {
+		if reauth && isStatus(err, 401) && ctx.Err() == nil {
 			s.conn.UnAuthenticate()
+			if fresh == nil {
+				return resp, h, fmt.Errorf("%w (the token was refused; the body cannot be sent again here): %w", err, backend.ErrTransient)
+			}
 			continue
 		}
 		return resp, h, err
 	}
+}
+
+// freshBody returns a function giving, for each send, a new reader of what
+// is left in body, or nil if body cannot be read afresh (it is not an
+// io.ReaderAt and io.Seeker). A nil body is sent as nil each time.
+func freshBody(body io.Reader) func() io.Reader {
+	if body == nil {
+		return func() io.Reader { return nil }
+	}
+	ra, ok := body.(io.ReaderAt)
+	sk, ok2 := body.(io.Seeker)
+	if !ok || !ok2 {
+		return nil
+	}
+	start, err := sk.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil
+	}
+	end, err := sk.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil
+	}
+	if _, err := sk.Seek(start, io.SeekStart); err != nil {
+		return nil
+	}
+	return func() io.Reader { return io.NewSectionReader(ra, start, end-start) }
 }
 
 // CreateContainer creates c; it succeeds if c exists.
