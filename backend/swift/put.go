@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -291,14 +293,34 @@ func (s *Store) putLarge(ctx context.Context, c, name string, body io.Reader, si
 	})
 	if err != nil {
 		perr := s.mapErr(ctx, err, "put", c, name)
-		if manifestMayExist(err, perr) {
-			// The manifest may have been stored (a reply lost, a 5xx after
-			// the commit): its segments must stay, or the object it makes
-			// would be missing its content. A retry that finds it (a
-			// create-only Put's token read back) reports it as its own.
-			s.log.Debug("swift: keeping the segments of a manifest that may exist", "container", segc, "object", name, "segments", len(segs))
-			segs = nil
+		if !manifestMayExist(ctx, err, perr) {
+			return info, perr
 		}
+		// The manifest may have been stored (a reply lost, a 5xx after the
+		// commit, the context ended with the request sent): read it back,
+		// once, to learn whether this attempt's segments are in use.
+		ours, rerr := s.storedManifestIs(c, name, segs[0].Path)
+		switch {
+		case rerr != nil:
+			// Unknown: keep the segments. Better segments no manifest
+			// names (a leak) than a manifest whose segments were deleted
+			// (an object without its content).
+			s.log.Debug("swift: keeping the segments of a manifest that may exist", "container", segc, "object", name, "segments", len(segs), "err", rerr)
+			segs = nil
+		case ours:
+			// Stored: the Put succeeded. (Reported so when the context
+			// still stands; else the caller, who gave up, gets its error,
+			// and the object stays whole.)
+			etag := sloETag(segs)
+			segs = nil
+			if ctx.Err() == nil {
+				info = putInfo(name, total, sw.Headers{})
+				info.ETag = etag
+				return info, nil
+			}
+		}
+		// Not stored, or another manifest stored since: the deferred
+		// clean-up deletes this attempt's segments, which nothing names.
 		return info, perr
 	}
 	return putInfo(name, total, rh), nil
@@ -306,17 +328,68 @@ func (s *Store) putLarge(ctx context.Context, c, name string, body io.Reader, si
 
 // manifestMayExist reports whether a manifest PUT that failed with err
 // (mapped to perr) may have been applied: a failure without a definite
-// refusal (no response, a timeout, a 5xx).
-func manifestMayExist(err, perr error) bool {
-	if !errors.Is(perr, backend.ErrTransient) {
-		return false
-	}
+// refusal (no response, a timeout, a 5xx, the context ending while the
+// request was out).
+func manifestMayExist(ctx context.Context, err, perr error) bool {
 	for _, refused := range []int{401, 429, 498} {
 		if isStatus(err, refused) {
 			return false
 		}
 	}
-	return true
+	if ctx.Err() != nil || errors.Is(perr, context.Canceled) || errors.Is(perr, context.DeadlineExceeded) {
+		return true
+	}
+	return errors.Is(perr, backend.ErrTransient)
+}
+
+// storedManifestIs reads c/name's manifest (?multipart-manifest=get) and
+// reports whether its first segment is first, that is, whether the stored
+// object is the manifest of the attempt that wrote first. Not found, or
+// not a large object, is false; a failure to tell is an error. It runs on
+// a context of its own (the caller's may have ended) and sends one request.
+func (s *Store) storedManifestIs(c, name, first string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, h, err := s.call(ctx, sw.RequestOpts{
+		Container: c, ObjectName: name, Operation: "GET",
+		Parameters: url.Values{"multipart-manifest": {"get"}},
+	})
+	if isStatus(err, 404) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if !strings.EqualFold(h["X-Static-Large-Object"], "true") {
+		return false, nil
+	}
+	dec := json.NewDecoder(io.LimitReader(resp.Body, 1<<20))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return false, fmt.Errorf("swift: reading the manifest of %s/%s: not a JSON list (%v)", c, name, err)
+	}
+	var e struct {
+		Name string `json:"name"` // what Swift returns
+		Path string `json:"path"` // the form it was put in
+	}
+	if err := dec.Decode(&e); err != nil {
+		return false, fmt.Errorf("swift: reading the manifest of %s/%s: %w", c, name, err)
+	}
+	got := e.Name
+	if got == "" {
+		got = e.Path
+	}
+	return strings.TrimPrefix(got, "/") == strings.TrimPrefix(first, "/"), nil
+}
+
+// sloETag is the ETag Swift gives a Static Large Object of segs: the MD5
+// of its segments' ETags.
+func sloETag(segs []sloSegment) string {
+	h := md5.New()
+	for _, sg := range segs {
+		io.WriteString(h, sg.Etag)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // ensureContainer creates a segment container once per Store.
