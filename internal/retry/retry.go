@@ -9,7 +9,6 @@
 package retry
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,8 +22,8 @@ import (
 // Policy bounds the retries.
 type Policy struct {
 	Attempts int           // total tries, at least 1
-	Base     time.Duration // first backoff
-	Max      time.Duration // backoff cap
+	Base     time.Duration // first backoff (at least 1 ns)
+	Max      time.Duration // backoff cap (at least Base)
 	// Buffer is how much of a Put's body that cannot be read again (not an
 	// io.ReaderAt and io.Seeker: a pipe, a stream) Put holds in memory so
 	// that it can retry it: a body that ends within Buffer bytes is
@@ -52,6 +51,12 @@ func Wrap(s backend.Store, p Policy) backend.Store {
 	if p.Attempts < 1 {
 		p.Attempts = 1
 	}
+	if p.Base < 1 {
+		p.Base = 1 // jitter draws from [0, delay): never an empty range
+	}
+	if p.Max < p.Base {
+		p.Max = p.Base
+	}
 	switch {
 	case p.Buffer == 0:
 		p.Buffer = DefaultBuffer
@@ -70,31 +75,54 @@ type notifyingStore struct {
 	backend.Notifier
 }
 
-// do runs op until it succeeds, fails for good, or the attempts run out.
-func (s *Store) do(ctx context.Context, op func() error) error {
-	delay := s.policy.Base
-	var err error
-	for i := 0; i < s.policy.Attempts; i++ {
-		if err = op(); err == nil || !errors.Is(err, backend.ErrTransient) {
+// budget is one operation's attempts and backoff: an operation and, for a
+// Get, the re-opens that resume its download share one.
+type budget struct {
+	p     Policy
+	used  int
+	delay time.Duration
+}
+
+func (s *Store) budget() *budget { return &budget{p: s.policy, delay: s.policy.Base} }
+
+// pause follows a transient failure err: it waits a jittered backoff and
+// returns nil if an attempt is left, else the error to report.
+func (b *budget) pause(ctx context.Context, err error) error {
+	if b.used >= b.p.Attempts {
+		return fmt.Errorf("gave up after %d attempts: %w", b.used, err)
+	}
+	// Full jitter keeps retrying clients from marching in step.
+	sleep := time.Duration(mrand.Int64N(int64(b.delay)) + 1)
+	t := time.NewTimer(sleep)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return fmt.Errorf("%w (retrying after: %v)", context.Cause(ctx), err)
+	case <-t.C:
+	}
+	if b.delay *= 2; b.delay > b.p.Max {
+		b.delay = b.p.Max
+	}
+	return nil
+}
+
+// run runs op until it succeeds, fails for good, or b's attempts run out.
+func (b *budget) run(ctx context.Context, op func() error) error {
+	for {
+		b.used++
+		err := op()
+		if err == nil || !errors.Is(err, backend.ErrTransient) {
 			return err
 		}
-		if i == s.policy.Attempts-1 {
-			break
-		}
-		// Full jitter keeps retrying clients from marching in step.
-		sleep := time.Duration(mrand.Int64N(int64(delay)) + 1)
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (retrying after: %v)", context.Cause(ctx), err)
-		case <-t.C:
-		}
-		if delay *= 2; delay > s.policy.Max {
-			delay = s.policy.Max
+		if err = b.pause(ctx, err); err != nil {
+			return err
 		}
 	}
-	return fmt.Errorf("gave up after %d attempts: %w", s.policy.Attempts, err)
+}
+
+// do runs op with a budget of its own.
+func (s *Store) do(ctx context.Context, op func() error) error {
+	return s.budget().run(ctx, op)
 }
 
 // CreateContainer retries.
@@ -123,9 +151,13 @@ func (s *Store) ListContainers(ctx context.Context, o backend.ListOptions) (out 
 
 // Get retries opening the object, and its reader resumes a download cut
 // by a transient failure from where it stopped (checking the ETag, so it
-// never splices two versions).
+// never splices two versions). Opening and resuming share one budget of
+// Policy.Attempts GETs, with the policy's backoff between them, which
+// starts afresh once a resumed download delivers bytes: a store that keeps
+// cutting a download before any byte arrives costs at most Attempts GETs.
 func (s *Store) Get(ctx context.Context, c, n string, o *backend.GetOptions) (rc io.ReadCloser, info backend.ObjectInfo, err error) {
-	err = s.do(ctx, func() (e error) { rc, info, e = s.Store.Get(ctx, c, n, o); return e })
+	b := s.budget()
+	err = b.run(ctx, func() (e error) { rc, info, e = s.Store.Get(ctx, c, n, o); return e })
 	if err != nil {
 		return nil, info, err
 	}
@@ -133,12 +165,13 @@ func (s *Store) Get(ctx context.Context, c, n string, o *backend.GetOptions) (rc
 	if o != nil {
 		opts = *o
 	}
-	return &resuming{s: s, ctx: ctx, c: c, n: n, opts: opts, etag: info.ETag, rc: rc}, info, nil
+	return &resuming{s: s, b: b, ctx: ctx, c: c, n: n, opts: opts, etag: info.ETag, rc: rc}, info, nil
 }
 
 // resuming re-opens a cut download at the offset it reached.
 type resuming struct {
 	s    *Store
+	b    *budget // the attempts left since the download last made progress
 	ctx  context.Context
 	c, n string
 	opts backend.GetOptions
@@ -148,10 +181,13 @@ type resuming struct {
 }
 
 func (r *resuming) Read(p []byte) (int, error) {
-	for attempt := 0; ; attempt++ {
+	for {
 		n, err := r.rc.Read(p)
 		r.read += int64(n)
-		if err == nil || err == io.EOF || !errors.Is(err, backend.ErrTransient) || attempt >= r.s.policy.Attempts {
+		if n > 0 && r.b.used > 0 {
+			*r.b = budget{p: r.s.policy, delay: r.s.policy.Base} // progress: the next cut starts afresh
+		}
+		if err == nil || err == io.EOF || !errors.Is(err, backend.ErrTransient) {
 			return n, err
 		}
 		if n > 0 {
@@ -161,18 +197,25 @@ func (r *resuming) Read(p []byte) (int, error) {
 		resume := backend.GetOptions{Offset: r.opts.Offset + r.read}
 		if r.opts.Length > 0 {
 			if resume.Length = r.opts.Length - r.read; resume.Length <= 0 {
+				r.rc = errReader{io.EOF}
 				return 0, io.EOF
 			}
 		}
-		var info backend.ObjectInfo
-		rerr := r.s.do(r.ctx, func() (e error) { r.rc, info, e = r.s.Store.Get(r.ctx, r.c, r.n, &resume); return e })
-		if rerr == nil && r.etag != "" && info.ETag != r.etag {
-			r.rc.Close()
-			rerr = fmt.Errorf("resuming %s/%s: the object changed during the download", r.c, r.n)
+		rerr := r.b.pause(r.ctx, err)
+		if rerr == nil {
+			var info backend.ObjectInfo
+			rerr = r.b.run(r.ctx, func() (e error) { r.rc, info, e = r.s.Store.Get(r.ctx, r.c, r.n, &resume); return e })
+			if rerr == nil && r.etag != "" && info.ETag != r.etag {
+				r.rc.Close()
+				rerr = fmt.Errorf("resuming %s/%s: the object changed during the download", r.c, r.n)
+			}
+			if rerr != nil {
+				rerr = fmt.Errorf("%w (resuming after: %v)", rerr, err)
+			}
 		}
 		if rerr != nil {
 			r.rc = errReader{rerr}
-			return 0, fmt.Errorf("%w (resuming after: %v)", rerr, err)
+			return 0, rerr
 		}
 	}
 }
@@ -265,9 +308,9 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 			return backend.ObjectInfo{}, fmt.Errorf("put %s/%s: reading the body: %w", c, n, err)
 		}
 		if m <= s.policy.Buffer {
-			body, ok = func() io.Reader { return chunkReader(chunks) }, true
+			body, ok = func() io.Reader { return newChunkBody(chunks, m) }, true
 		} else {
-			r = io.MultiReader(chunkReader(chunks), r)
+			r = io.MultiReader(newChunkBody(chunks, m), r)
 		}
 	}
 	if !ok {
@@ -299,11 +342,16 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 	return info, err
 }
 
-// bufferChunk is the unit in which Put holds a body to retry: chunks, not
-// one doubling buffer, so that a body read up to Policy.Buffer costs about
-// that much memory, not up to four times it in the buffer's growth (which
-// a large streamed file, tried once, would pay for nothing).
-const bufferChunk = 256 << 10
+// bufferChunk is the largest unit in which Put holds a body to retry:
+// chunks, not one doubling buffer, so that a body read up to Policy.Buffer
+// costs about that much memory, not up to four times it in the buffer's
+// growth (which a large streamed file, tried once, would pay for nothing).
+// The first chunk is firstChunk bytes, and each next one twice the last, up
+// to bufferChunk, so that a small body costs a small buffer.
+const (
+	firstChunk  = 4 << 10
+	bufferChunk = 256 << 10
+)
 
 // readChunks reads up to limit bytes of r into chunks, stopping early at
 // EOF; it returns the chunks and how many bytes they hold.
@@ -311,9 +359,11 @@ func readChunks(r io.Reader, limit int64) ([][]byte, int64, error) {
 	var (
 		chunks [][]byte
 		total  int64
+		size   int64 = firstChunk
 	)
 	for total < limit {
-		c := make([]byte, min(bufferChunk, limit-total))
+		c := make([]byte, min(size, limit-total))
+		size = min(2*size, bufferChunk)
 		n, err := io.ReadFull(r, c)
 		if n > 0 {
 			chunks = append(chunks, c[:n])
@@ -329,14 +379,74 @@ func readChunks(r io.Reader, limit int64) ([][]byte, int64, error) {
 	return chunks, total, nil
 }
 
-// chunkReader reads chunks in order, afresh each time it is called.
-func chunkReader(chunks [][]byte) io.Reader {
-	rs := make([]io.Reader, len(chunks))
-	for i, c := range chunks {
-		rs[i] = bytes.NewReader(c)
-	}
-	return io.MultiReader(rs...)
+// chunkBody reads chunks of size bytes in all. It is an io.ReaderAt and
+// io.Seeker and tells the bytes left (Len), like a bytes.Reader, so that a
+// driver learns the body's size, and can read it afresh, without copying
+// it again.
+type chunkBody struct {
+	chunks [][]byte
+	size   int64
+	off    int64
 }
+
+func newChunkBody(chunks [][]byte, size int64) *chunkBody {
+	return &chunkBody{chunks: chunks, size: size}
+}
+
+// Read implements io.Reader.
+func (b *chunkBody) Read(p []byte) (int, error) {
+	n, err := b.ReadAt(p, b.off)
+	b.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// ReadAt implements io.ReaderAt.
+func (b *chunkBody) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("retry: read at negative offset %d", off)
+	}
+	n := 0
+	for _, c := range b.chunks {
+		if n == len(p) {
+			break
+		}
+		if off >= int64(len(c)) {
+			off -= int64(len(c))
+			continue
+		}
+		m := copy(p[n:], c[off:])
+		n += m
+		off = 0
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Seek implements io.Seeker.
+func (b *chunkBody) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += b.off
+	case io.SeekEnd:
+		offset += b.size
+	default:
+		return 0, fmt.Errorf("retry: seek: invalid whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("retry: seek to negative offset %d", offset)
+	}
+	b.off = offset
+	return offset, nil
+}
+
+// Len returns the bytes left to read.
+func (b *chunkBody) Len() int { return int(max(b.size-b.off, 0)) }
 
 // Rereadable returns a function giving, for each try, a fresh reader of
 // what is left in r, if r is an io.ReaderAt and io.Seeker (a bytes.Reader,

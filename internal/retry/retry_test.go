@@ -224,3 +224,129 @@ func TestCallerTokenKept(t *testing.T) {
 		t.Errorf("stored token %q, want the caller's", got)
 	}
 }
+
+// failingReads opens objects but cuts every read before its first byte,
+// counting the opens; with flaky set, every second open fails.
+type failingReads struct {
+	backend.Store
+	gets  atomic.Int32
+	flaky bool
+}
+
+func (f *failingReads) Get(ctx context.Context, c, n string, o *backend.GetOptions) (io.ReadCloser, backend.ObjectInfo, error) {
+	if f.gets.Add(1)%2 == 0 && f.flaky {
+		return nil, backend.ObjectInfo{}, fmt.Errorf("open failed: %w", backend.ErrTransient)
+	}
+	rc, info, err := f.Store.Get(ctx, c, n, o)
+	if err == nil {
+		rc = &cutReader{ReadCloser: rc}
+	}
+	return rc, info, err
+}
+
+// TestResumeOneBudget: a download that the store keeps cutting before any
+// byte arrives costs at most Policy.Attempts GETs in all, opening included
+// (before, each resume ran a full retry loop of its own: about Attempts²).
+func TestResumeOneBudget(t *testing.T) {
+	ctx := context.Background()
+	for _, flaky := range []bool{false, true} {
+		inner := &failingReads{Store: mem.New(), flaky: flaky}
+		p := retry.Policy{Attempts: 4, Base: time.Millisecond, Max: 2 * time.Millisecond}
+		s := retry.Wrap(inner, p)
+		_ = s.CreateContainer(ctx, "c")
+		if _, err := s.Put(ctx, "c", "o", bytes.NewReader([]byte("hello")), nil); err != nil {
+			t.Fatal(err)
+		}
+		rc, _, err := s.Get(ctx, "c", "o", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc.Read(make([]byte, 10)); !errors.Is(err, backend.ErrTransient) {
+			t.Errorf("flaky opens %v: Read of a download cut every time: %v, want ErrTransient", flaky, err)
+		}
+		rc.Close()
+		if n := inner.gets.Load(); n != int32(p.Attempts) {
+			t.Errorf("flaky opens %v: %d GETs for one Read, want %d (the policy's attempts)", flaky, n, p.Attempts)
+		}
+	}
+}
+
+// TestZeroBackoff: a policy without backoff (Base and Max 0, as
+// rack.WithRetry(n, 0, 0) makes) retries without panicking.
+func TestZeroBackoff(t *testing.T) {
+	ctx := context.Background()
+	inner := &ambiguous{Store: mem.New()}
+	_ = inner.CreateContainer(ctx, "c")
+	inner.failures.Store(1 << 30)
+	for _, p := range []retry.Policy{{Attempts: 3}, {Attempts: 3, Max: time.Millisecond}, {Attempts: 3, Base: time.Millisecond}} {
+		inner.puts.Store(0)
+		s := retry.Wrap(inner, p)
+		if _, err := s.Put(ctx, "c", "o", bytes.NewReader([]byte("x")), nil); !errors.Is(err, backend.ErrTransient) {
+			t.Errorf("%+v: %v, want ErrTransient", p, err)
+		}
+		if n := inner.puts.Load(); n != 3 {
+			t.Errorf("%+v: %d Puts, want 3", p, n)
+		}
+	}
+}
+
+// lenRecorder records whether the body of each Put tells its length and
+// can be read afresh (io.ReaderAt and io.Seeker).
+type lenRecorder struct {
+	backend.Store
+	lens     []int
+	readerAt bool
+}
+
+func (l *lenRecorder) Put(ctx context.Context, c, n string, r io.Reader, o *backend.PutOptions) (backend.ObjectInfo, error) {
+	if v, ok := r.(interface{ Len() int }); ok {
+		l.lens = append(l.lens, v.Len())
+	} else {
+		l.lens = append(l.lens, -1)
+	}
+	_, ra := r.(io.ReaderAt)
+	_, sk := r.(io.Seeker)
+	l.readerAt = ra && sk
+	return l.Store.Put(ctx, c, n, r, o)
+}
+
+// TestBufferedBodyTellsLength: a stream held in memory to retry reaches
+// the store as a body that tells its length and can be read afresh, so a
+// driver need not copy it again to learn its size; and holding a small
+// body costs a small buffer, not a 256 KiB chunk.
+func TestBufferedBodyTellsLength(t *testing.T) {
+	ctx := context.Background()
+	inner := &lenRecorder{Store: mem.New()}
+	s := retry.Wrap(inner, fast)
+	_ = s.CreateContainer(ctx, "c")
+	for _, size := range []int{0, 10, 5000, 300 << 10, 1 << 20} {
+		inner.lens = nil
+		data := bytes.Repeat([]byte("z"), size)
+		if _, err := s.Put(ctx, "c", "o", stream{bytes.NewReader(data)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if len(inner.lens) != 1 || inner.lens[0] != size || !inner.readerAt {
+			t.Errorf("%d-byte stream: body lengths %v (want [%d]), io.ReaderAt and io.Seeker %v", size, inner.lens, size, inner.readerAt)
+		}
+		rc, _, err := s.Get(ctx, "c", "o", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, data) {
+			t.Errorf("%d-byte stream stored %d bytes", size, len(got))
+		}
+		chunks, n, err := retry.ReadChunks(bytes.NewReader(data), 8<<20)
+		if err != nil || n != int64(size) {
+			t.Fatalf("ReadChunks: %d, %v", n, err)
+		}
+		held := 0
+		for _, c := range chunks {
+			held += cap(c)
+		}
+		if max := 2*size + 4096; held > max {
+			t.Errorf("%d bytes held in %d bytes of chunks, want at most %d", size, held, max)
+		}
+	}
+}

@@ -1,0 +1,4 @@
+package retry
+
+// ReadChunks is readChunks, for the tests.
+var ReadChunks = readChunks
