@@ -9,9 +9,10 @@ import (
 	"github.com/rackfork/rack/backend"
 )
 
-// An expired (here: forged) token is renewed: ncw/swift re-authenticates
-// once on a 401, for idempotent requests and for rewindable Put bodies;
-// a streaming Put reports ErrTransient after re-authenticating.
+// An expired (here: forged) token is renewed: on a 401 the driver
+// authenticates again and resends the request once (a Put's body from a
+// fresh reader; a body that cannot be read afresh fails with ErrTransient,
+// for the layer above to send again).
 func TestTokenRefresh(t *testing.T) {
 	if os.Getenv("SWIFT_AUTH_URL") == "" {
 		t.Skip("SWIFT_AUTH_URL unset")

@@ -12,15 +12,20 @@
 // GET, HEAD or listing against a failing Swift costs exactly the retrying
 // layer's attempts. 401, 403 and 404 fail at once. The one request an
 // operation repeats is one refused with a 401 (an expired or revoked
-// token): the Store authenticates again and resends it, once, if its body
-// can be rewound (a streaming Put reports ErrTransient instead, after
-// authenticating again).
+// token): the Store authenticates again and resends it, once, from a fresh
+// reader if its body is an io.ReaderAt and io.Seeker; a second 401 is an
+// ErrAuth. A request whose body cannot be read afresh (a large Put's
+// segment) is not resent: it fails with ErrTransient, and the next attempt
+// authenticates first.
 //
-// The transport (go-retryablehttp) retries only requests made outside any
-// store operation, which no other layer retries: New's authentication and
-// its /info request, TempURL's account requests, and the clean-up of the
-// segments of a failed large Put. It retries them with jittered backoff
-// (Config.Retries, RetryWaitMin, RetryWaitMax), honouring Retry-After.
+// The transport (go-retryablehttp) retries only requests without a body
+// made outside any store operation, which no other layer retries: New's
+// v1 authentication (a GET) and its /info request, TempURL's account
+// requests, and the clean-up of the segments of a failed large Put. It
+// retries them with jittered backoff (Config.Retries, RetryWaitMin,
+// RetryWaitMax), honouring Retry-After. Keystone's token request is a POST
+// with a body and is sent once: New reports its failure (a 5xx, no reply)
+// as backend.ErrTransient, for the caller to call New again.
 // A user of this package outside rack who wants store operations retried
 // wraps the Store in a layer of their own.
 //
@@ -85,7 +90,11 @@
 // own and commits with the manifest, so retrying the whole Put (the
 // retrying layer does, when the body can be read again) never mixes two
 // attempts' segments; a segment PUT is sent once, and the segments of a
-// failed attempt are deleted.
+// failed attempt are deleted. When the manifest PUT fails without a
+// definite refusal (a 5xx, no reply, the context ending), the stored
+// manifest is read back once: if it is this attempt's, the Put succeeded;
+// if not, the segments are deleted; if it cannot be read, they are kept (a
+// leak rather than an object without its content).
 package swift
 
 import (
@@ -186,8 +195,9 @@ type Config struct {
 	// RequestTimeout bounds waiting for a response's headers and each idle
 	// period of a body (default 60 s). ConnectTimeout bounds dialing.
 	RequestTimeout, ConnectTimeout time.Duration
-	// Retries is how often the transport retries a request that no other
-	// layer retries: New's authentication and /info, TempURL's account
+	// Retries is how often the transport retries a request without a body
+	// that no other layer retries: New's v1 authentication (not
+	// Keystone's, a POST with a body) and /info, TempURL's account
 	// requests, segment clean-up (default 4; negative for none). Store
 	// operations are never retried here (see "Requests and retries").
 	Retries int

@@ -19,12 +19,14 @@ type ctxKey int
 
 const keyRetry ctxKey = iota // the transport may retry the request
 
-// retryable marks ctx's requests as ones the transport retries: requests
+// retryable marks ctx's requests as ones the transport may retry: requests
 // made outside any store operation, which no other layer retries (New's
 // authentication and /info, TempURL's account requests, the clean-up of a
-// failed large Put's segments). A store operation's requests are never
-// marked: the kernel's retrying layer owns their attempts (see package
-// backend).
+// failed large Put's segments). The transport retries only those without a
+// body: so v1 authentication (a GET) is retried, but not Keystone's token
+// request (a POST with a body), which is sent once. A store operation's
+// requests are never marked: the kernel's retrying layer owns their
+// attempts (see package backend).
 func retryable(ctx context.Context) context.Context {
 	return context.WithValue(ctx, keyRetry, true)
 }
