@@ -343,10 +343,12 @@ func manifestMayExist(ctx context.Context, err, perr error) bool {
 }
 
 // storedManifestIs reads c/name's manifest (?multipart-manifest=get) and
-// reports whether its first segment is first, that is, whether the stored
-// object is the manifest of the attempt that wrote first. Not found, or
-// not a large object, is false; a failure to tell is an error. It runs on
-// a context of its own (the caller's may have ended) and sends one request.
+// reports whether the first segment it names is first (a path
+// "/container/object"): whether the stored object is the manifest of the
+// attempt that uploaded that segment, since each attempt's segments have a
+// prefix of their own. Not found, or not a large object, is false; a
+// failure to tell is an error. It runs on a context of its own (the
+// caller's may have ended) and sends one request.
 func (s *Store) storedManifestIs(c, name, first string) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
