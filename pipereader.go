@@ -73,7 +73,9 @@ type readEnd struct {
 	count  int // segments written, once closed
 }
 
-func (k *Kernel) newReader(owner *proc, pipe string, fifo bool, read map[int]int) *PipeReader {
+// newReader registers a reader of pipe for owner; it fails with ErrKilled
+// once owner is killed.
+func (k *Kernel) newReader(owner *proc, pipe string, fifo bool, read map[int]int) (*PipeReader, error) {
 	r := &PipeReader{k: k, owner: owner, pipe: pipe, fifo: fifo, lock: -1, closing: make(chan struct{})}
 	for end, next := range read {
 		for len(r.ends) <= end {
@@ -87,7 +89,13 @@ func (k *Kernel) newReader(owner *proc, pipe string, fifo bool, read map[int]int
 	}
 	owner.readers[r] = struct{}{}
 	owner.mu.Unlock()
-	return r
+	if owner.killed.Load() {
+		// finish sets killed before closeEnds takes its snapshot of
+		// owner's ends: this one may have come too late to be in it.
+		_ = r.Close()
+		return nil, fmt.Errorf("pipe %s: process %d: %w", pipe, owner.pid, ErrKilled)
+	}
+	return r, nil
 }
 
 // Read reads from the pipe, waiting for data; it returns io.EOF once every
