@@ -38,10 +38,10 @@ type PipeReader struct {
 	// broken is set when a segment ended short of its stored size: the
 	// stream has lost bytes, and every later Read says so.
 	broken error
-	lock    int // -1, or the end whose Write continues in its next segment
-	rr      int
-	eof     bool
-	moved   bool
+	lock   int // -1, or the end whose Write continues in its next segment
+	rr     int
+	eof    bool
+	moved  bool
 	// fetches counts fetch calls; stuck says the last one made no
 	// progress. Both pace the look for new writer ends.
 	fetches int
