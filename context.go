@@ -253,6 +253,7 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 		}
 	}
 	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{}), started: true, portable: true, adopted: true}
+	pr.initSelf()
 	pr.ctx, pr.cancel = context.WithCancelCause(context.WithValue(context.Background(), processKey{}, pr))
 	if err := k.openStreams(pr); err != nil {
 		return nil, fmt.Errorf("rack: process %d: %w", pid, err)

@@ -157,6 +157,10 @@ func (k *Kernel) awaitExit(ctx context.Context, pid PID, rec *record.Proc) (*rec
 			return ex, nil
 		}
 		if !errors.Is(err, backend.ErrNotFound) {
+			if k.ctx.Err() != nil {
+				// The kernel closed (its store with it) during the look.
+				return nil, ErrClosed
+			}
 			return nil, err
 		}
 		if time.Now().After(leaseCheck) {

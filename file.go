@@ -103,7 +103,9 @@ func (k *Kernel) OpenFile(ctx context.Context, path string, flag int) (*File, er
 		if err != nil {
 			return nil, &fs.PathError{Op: op, Path: path, Err: fsError(err)}
 		}
-		k.track(f)
+		if err := k.track(f); err != nil {
+			return nil, &fs.PathError{Op: op, Path: path, Err: err}
+		}
 		return f, nil
 	}
 	if container == k.cfg.container {
@@ -139,16 +141,24 @@ func (k *Kernel) OpenFile(ctx context.Context, path string, flag int) (*File, er
 		pr.CloseWithError(err)
 		f.done <- err
 	}()
-	k.track(f)
+	if err := k.track(f); err != nil {
+		return nil, &fs.PathError{Op: op, Path: path, Err: err}
+	}
 	return f, nil
 }
 
 // track makes a process's open file close with it; a file opened outside
 // any process is the kernel's, discarded at Kernel.Close if still open.
-func (k *Kernel) track(f *File) {
+// If the process was killed (or the kernel closed) meanwhile, too late for
+// it to see the file, track discards f and fails with ErrKilled (ErrClosed).
+func (k *Kernel) track(f *File) error {
 	if f.owner == nil {
-		k.files.add(f)
-		return
+		// Close collects the kernel's files after closing the scheduler.
+		if !k.sched.whileOpen(func() { k.files.add(f) }) {
+			f.abort(fmt.Errorf("rack: kernel closed while opening %s: %w", f.path, ErrClosed))
+			return ErrClosed
+		}
+		return nil
 	}
 	f.owner.mu.Lock()
 	if f.owner.files == nil {
@@ -156,6 +166,13 @@ func (k *Kernel) track(f *File) {
 	}
 	f.owner.files[f] = struct{}{}
 	f.owner.mu.Unlock()
+	if f.owner.killed.Load() {
+		// finish sets killed before closeEnds takes its snapshot of the
+		// process's files: this one may have come too late to be in it.
+		f.abort(fmt.Errorf("rack: process %d was killed while opening %s: %w", f.owner.pid, f.path, ErrKilled))
+		return ErrKilled
+	}
+	return nil
 }
 
 // fileSet is the kernel's own open files: those opened outside any

@@ -29,7 +29,7 @@ func runBadCases(t *testing.T, cases []badCase) {
 	for i, c := range cases {
 		kit[i] = testkit.BadCase{Name: c.name, Call: c.call, Want: c.want, Names: c.names}
 	}
-	testkit.RunBadCases(t, kit)
+	testkit.RunBadCases(t, 5*time.Second, kit)
 }
 
 func ioNop(context.Context, *rack.Self) error { return nil }

@@ -119,6 +119,11 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 	if u.Scheme == "" {
 		return nil, fmt.Errorf("rack: open %q: %w: no scheme (try mem://)", shown, ErrInvalid)
 	}
+	if u.Opaque != "" {
+		// scheme:rest, no "//": not a namespace URL, and Redacted shows
+		// the rest whole (it may hold a key), so it is not repeated.
+		return nil, fmt.Errorf("rack: open %s:...: %w: no // after the scheme (try %s://...)", u.Scheme, ErrInvalid, u.Scheme)
+	}
 	schemes.RLock()
 	open := schemes.m[u.Scheme]
 	schemes.RUnlock()

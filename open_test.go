@@ -93,6 +93,22 @@ func TestOpenUnregisteredScheme(t *testing.T) {
 	}
 }
 
+// Open refuses an opaque URL (no // after the scheme) rather than reading
+// it as something else, without repeating it: it may hold a key.
+func TestOpenOpaqueURL(t *testing.T) {
+	ctx := context.Background()
+	for _, raw := range []string{"mem:foo", "swift+v1:user:s3cret@host/c", "nope:s3cret"} {
+		k, err := rack.Open(ctx, raw)
+		if err == nil {
+			k.Close()
+		}
+		if !errors.Is(err, rack.ErrInvalid) || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "foo") ||
+			!strings.Contains(err.Error(), "no // after the scheme") {
+			t.Errorf("rack.Open(%q): %v; want ErrInvalid, without the part after the scheme", raw, err)
+		}
+	}
+}
+
 // Open wraps an opener's error with the URL, its userinfo hidden.
 func TestOpenWrapsOpenerErrors(t *testing.T) {
 	scheme := newTestScheme()

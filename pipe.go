@@ -59,7 +59,10 @@ func (s *Self) Pipe(ctx context.Context) (*PipeReader, *PipeWriter, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("rack: pipe: %w", err)
 	}
-	r := k.newReader(pr, id, false, nil)
+	r, err := k.newReader(pr, id, false, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rack: pipe: %w", err)
+	}
 	return r, w, nil
 }
 
@@ -82,6 +85,12 @@ func (k *Kernel) claimWriter(ctx context.Context, owner *proc, pipe string, from
 		}
 		owner.writers[w] = struct{}{}
 		owner.mu.Unlock()
+		if owner.killed.Load() {
+			// finish sets killed before closeEnds takes its snapshot of
+			// owner's ends: this one may have come too late to be in it.
+			_ = w.close()
+			return nil, fmt.Errorf("pipe %s: process %d: %w", pipe, owner.pid, ErrKilled)
+		}
 		return w, nil
 	}
 }
@@ -361,7 +370,11 @@ func (s *Self) OpenFifoReader(ctx context.Context, name string) (*PipeReader, er
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo: %w", err)
 	}
-	return pr.k.newReader(pr, id, true, nil), nil
+	r, err := pr.k.newReader(pr, id, true, nil)
+	if err != nil {
+		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
+	}
+	return r, nil
 }
 
 // OpenFifoWriter opens a new write end of the named pipe name.

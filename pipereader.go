@@ -38,10 +38,10 @@ type PipeReader struct {
 	// broken is set when a segment ended short of its stored size: the
 	// stream has lost bytes, and every later Read says so.
 	broken error
-	lock    int // -1, or the end whose Write continues in its next segment
-	rr      int
-	eof     bool
-	moved   bool
+	lock   int // -1, or the end whose Write continues in its next segment
+	rr     int
+	eof    bool
+	moved  bool
 	// fetches counts fetch calls; stuck says the last one made no
 	// progress. Both pace the look for new writer ends.
 	fetches int
@@ -73,7 +73,9 @@ type readEnd struct {
 	count  int // segments written, once closed
 }
 
-func (k *Kernel) newReader(owner *proc, pipe string, fifo bool, read map[int]int) *PipeReader {
+// newReader registers a reader of pipe for owner; it fails with ErrKilled
+// once owner is killed.
+func (k *Kernel) newReader(owner *proc, pipe string, fifo bool, read map[int]int) (*PipeReader, error) {
 	r := &PipeReader{k: k, owner: owner, pipe: pipe, fifo: fifo, lock: -1, closing: make(chan struct{})}
 	for end, next := range read {
 		for len(r.ends) <= end {
@@ -87,7 +89,13 @@ func (k *Kernel) newReader(owner *proc, pipe string, fifo bool, read map[int]int
 	}
 	owner.readers[r] = struct{}{}
 	owner.mu.Unlock()
-	return r
+	if owner.killed.Load() {
+		// finish sets killed before closeEnds takes its snapshot of
+		// owner's ends: this one may have come too late to be in it.
+		_ = r.Close()
+		return nil, fmt.Errorf("pipe %s: process %d: %w", pipe, owner.pid, ErrKilled)
+	}
+	return r, nil
 }
 
 // Read reads from the pipe, waiting for data; it returns io.EOF once every

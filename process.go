@@ -79,14 +79,26 @@ type Process struct {
 // Pipe, OpenFifoReader, OpenFifoWriter, Notify, StopNotify, SetStatus,
 // Stdin, Stdout and Stderr. A Self always acts as the process rack gave it
 // for; one not made by rack refuses these calls with ErrInvalid.
+//
+// The exported Process field is the process's handle to itself. Code that
+// reassigns it changes what the methods of *Process called through the
+// Self (PID, Wait, Signal...) act on, but not the self-only methods above,
+// which always act as the process rack gave the Self for. rack gives a
+// process one Self (its Program's and FromContext's are the same), so a
+// reassignment is seen by every holder of it.
 type Self struct {
 	*Process
 	pr *proc // the hosted process; nil in a Self not made by rack
 }
 
-// self returns pr's own handle.
-func (pr *proc) self() *Self {
-	return &Self{Process: pr.handle(), pr: pr}
+// self returns pr's own handle, made with pr (initSelf): no allocation.
+func (pr *proc) self() *Self { return &pr.own }
+
+// initSelf makes pr's own handle, once, as pr is made (before anyone
+// else can see pr).
+func (pr *proc) initSelf() {
+	pr.ownHandle = Process{k: pr.k, pid: pr.pid, rec: pr.rec, local: pr}
+	pr.own = Self{Process: &pr.ownHandle, pr: pr}
 }
 
 // proc is the state of a process hosted by this kernel.
@@ -112,6 +124,10 @@ type proc struct {
 	portable bool
 	// pendingSigs wait for a remote child to join its namespace.
 	pendingSigs []Signal
+	// own is the process's Self, over ownHandle (see initSelf): one
+	// allocation with the proc.
+	own       Self
+	ownHandle Process
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -383,6 +399,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	}
 	rec.PID = int64(pid)
 	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{})}
+	pr.initSelf()
 	pr.ctx, pr.cancel = context.WithCancelCause(context.WithValue(context.Background(), processKey{}, pr))
 	// Roots run here, whatever the compute: their Program is a Go value.
 	// A child started as a new program must be able to find its code

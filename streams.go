@@ -157,7 +157,7 @@ func (k *Kernel) openStreams(pr *proc) error {
 func (k *Kernel) openInput(pr *proc, s record.Stream) (io.Reader, error) {
 	switch s.Kind {
 	case "pipe":
-		return k.newReader(pr, s.Pipe, false, s.Read), nil
+		return k.newReader(pr, s.Pipe, false, s.Read)
 	case "file":
 		return &lazyFile{k: k, pr: pr, path: s.Path}, nil
 	case "console":

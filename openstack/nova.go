@@ -66,6 +66,12 @@ func openOpenStack(ctx context.Context, u *url.URL, opts []rack.Option) (*rack.K
 	// Children open the namespace with the same options and no cloud name.
 	childURL := (&url.URL{Scheme: "openstack", Path: "/" + container, RawQuery: q.Encode()}).String()
 	if os.Getenv(credentialGetEnv) != "" {
+		// A child booted by a forker: its one-time credential reaches its
+		// own namespace only, and it has nothing else to log in with.
+		if own := os.Getenv(rack.URLEnv); own != childURL {
+			return nil, fmt.Errorf("%w: this program is a child booted in namespace %s (%s=%q): its one-time credential reaches only that namespace, and a child cannot log in as the user, so it cannot open %s (the credential was left unused)",
+				rack.ErrInvalid, own, rack.URLEnv, own, childURL)
+		}
 		return openOpenStackChild(ctx, container, childURL, opts)
 	}
 

@@ -3,16 +3,20 @@ package openstack
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
+	"github.com/rackfork/rack"
 	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/internal/novaemu"
 	"github.com/rackfork/rack/openstack/internal/credential"
@@ -125,5 +129,35 @@ func TestChildDeleteSelf(t *testing.T) {
 	}
 	if !exists(other) {
 		t.Error("DeleteSelf deleted another server")
+	}
+}
+
+// A child opening another namespace than its own fails at once, saying
+// why, and leaves its one-time credential unfetched for its own: it
+// cannot reach the other namespace, and the child has nothing else to log
+// in with.
+func TestChildOpensOtherNamespace(t *testing.T) {
+	var fetched atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched.Add(1)
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv(credentialGetEnv, srv.URL+"/get")
+	t.Setenv(credentialDeleteEnv, srv.URL+"/delete")
+	t.Setenv(rack.URLEnv, "openstack:///mine?flavor=f&image=i")
+	k, err := rack.Open(context.Background(), "openstack://cloud/other?image=i&flavor=f")
+	if err == nil {
+		k.Close()
+	}
+	if !errors.Is(err, rack.ErrInvalid) || !strings.Contains(err.Error(), "openstack:///other") ||
+		!strings.Contains(err.Error(), "openstack:///mine") || !strings.Contains(err.Error(), "cannot log in as the user") {
+		t.Errorf("child opening another namespace: %v; want ErrInvalid naming both namespaces", err)
+	}
+	if n := fetched.Load(); n != 0 {
+		t.Errorf("the credential was fetched %d times for a namespace it cannot reach", n)
+	}
+	if os.Getenv(credentialGetEnv) == "" {
+		t.Errorf("the credential's URL was taken from the environment")
 	}
 }

@@ -748,6 +748,7 @@ func (s *suite) testKernelCloseDiscardsOpenFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { k.Close() }) // on a t.Fatal path; Close is idempotent
 	f, err := k.Create(ctx, "/"+s.fc+"out/unfinished")
 	if err != nil {
 		t.Fatal(err)

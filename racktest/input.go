@@ -25,13 +25,13 @@ type badCase struct {
 	names []string
 }
 
-func runBadCases(t *testing.T, cases []badCase) {
+func runBadCases(t *testing.T, timeout time.Duration, cases []badCase) {
 	t.Helper()
 	kit := make([]testkit.BadCase, len(cases))
 	for i, c := range cases {
 		kit[i] = testkit.BadCase{Name: c.name, Call: c.call, Want: c.want, Names: c.names}
 	}
-	testkit.RunBadCases(t, kit)
+	testkit.RunBadCases(t, timeout, kit)
 }
 
 func ioNop(context.Context, *rack.Self) error { return nil }
@@ -98,7 +98,7 @@ func (s *suite) testBadSpec(t *testing.T) {
 		badCase{"Signal 0", func(ctx context.Context) error { return p.Signal(ctx, 0) }, rack.ErrInvalid, nil},
 		badCase{"Signal -1", func(ctx context.Context) error { return p.Signal(ctx, -1) }, rack.ErrInvalid, []string{"-1"}},
 	)
-	runBadCases(t, cases)
+	runBadCases(t, s.deadline(5*time.Second), cases)
 	// None of the refused specs left a process behind.
 	ps, err := k.Processes(context.Background())
 	if err != nil || len(ps) != 1 {
@@ -138,7 +138,7 @@ func (s *suite) testBadFilePath(t *testing.T) {
 			cases = append(cases, badCase{fmt.Sprintf("%s(%q)", op, p), call, fs.ErrInvalid, names})
 		}
 	}
-	runBadCases(t, cases)
+	runBadCases(t, s.deadline(5*time.Second), cases)
 	// The good file is still there, untouched.
 	if got := ioReadFile(ctx, t, k, "/c/o"); string(got) != "x" {
 		t.Fatalf("/c/o = %q", got)

@@ -381,7 +381,7 @@ func (s *suite) testPipeEOFWithDyingWriters(t *testing.T) {
 		if rerr != nil {
 			return rerr
 		}
-		if !ioWaitGroup(&running, 10*time.Second) {
+		if !ioWaitGroup(&running, s.deadline(10*time.Second)) {
 			return errors.New("child goroutines did not return")
 		}
 		var errs []error
@@ -589,13 +589,13 @@ func (s *suite) testPipeCloseUnblocksRead(t *testing.T) {
 			if !errors.Is(err, rack.ErrClosed) {
 				return fmt.Errorf("blocked read = %v, want an error wrapping ErrClosed", err)
 			}
-		case <-time.After(5 * time.Second):
-			return errors.New("read still blocked 5 s after Close")
+		case <-time.After(s.deadline(5 * time.Second)):
+			return fmt.Errorf("read still blocked %v after Close", s.deadline(5*time.Second))
 		}
 		select {
 		case err := <-closed:
 			return err
-		case <-time.After(5 * time.Second):
+		case <-time.After(s.deadline(5 * time.Second)):
 			return errors.New("Close blocked")
 		}
 	})

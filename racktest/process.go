@@ -1184,6 +1184,18 @@ func (s *suite) testSetStatusShowsInPS(t *testing.T) {
 	if _, err := forged.Stdout().Write([]byte("x")); !errors.Is(err, rack.ErrInvalid) {
 		t.Fatalf("Stdout().Write on a hand-made Self = %v, want ErrInvalid", err)
 	}
+	if _, _, err := forged.Pipe(ctx); !errors.Is(err, rack.ErrInvalid) {
+		t.Fatalf("Pipe on a hand-made Self = %v, want ErrInvalid", err)
+	}
+	if err := forged.Notify(make(chan rack.Signal, 1), rack.SIGTERM); !errors.Is(err, rack.ErrInvalid) {
+		t.Fatalf("Notify on a hand-made Self = %v, want ErrInvalid", err)
+	}
+	if _, err := forged.OpenFifoWriter(ctx, "forged"); !errors.Is(err, rack.ErrInvalid) {
+		t.Fatalf("OpenFifoWriter on a hand-made Self = %v, want ErrInvalid", err)
+	}
+	if _, err := forged.ForkAll(ctx, []rack.Spec{{Args: []string{"busy"}}}); !errors.Is(err, rack.ErrInvalid) {
+		t.Fatalf("ForkAll on a hand-made Self = %v, want ErrInvalid", err)
+	}
 	if got := pgPS(t, ctx, k)[c.PID()].Status; got != "crunching 42% ✓" {
 		t.Fatalf("ps status %q after a hand-made Self's SetStatus", got)
 	}
@@ -1314,6 +1326,7 @@ func (s *suite) testProcessLearnsItsIdentity(t *testing.T) {
 		name                                 string
 		kernel                               *rack.Kernel
 		selfIO                               bool
+		sameSelf                             bool // FromContext returns the Program's own *Self
 	}
 	ids := make(chan identity, 1)
 	self := pgRoot(t, ctx, k, pgRoles{
@@ -1325,7 +1338,7 @@ func (s *suite) testProcessLearnsItsIdentity(t *testing.T) {
 				id.group = g.ID()
 			}
 			if p := rack.FromContext(pctx); p != nil {
-				id.ctxPID = p.PID()
+				id.ctxPID, id.sameSelf = p.PID(), p == self
 			}
 			derived, cancel := context.WithTimeout(context.WithValue(pctx, struct{}{}, 1), time.Minute)
 			defer cancel()
@@ -1351,6 +1364,9 @@ func (s *suite) testProcessLearnsItsIdentity(t *testing.T) {
 	}
 	if id.ctxPID != c.PID() || id.derivedPID != c.PID() {
 		t.Errorf("FromContext: %d, derived %d, want %d", id.ctxPID, id.derivedPID, c.PID())
+	}
+	if !id.sameSelf {
+		t.Errorf("FromContext returned another *Self than the one the Program was given")
 	}
 	if !slices.Equal(id.args, []string{"who", "a b", ""}) || id.env != "teal" || id.name != "who-am-i" {
 		t.Errorf("args %q env %q name %q", id.args, id.env, id.name)

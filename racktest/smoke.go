@@ -12,7 +12,7 @@ import (
 )
 
 func (s *suite) testSmoke(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.deadline(20*time.Second))
 	defer cancel()
 	k, err := s.openPrivate(ctx, t)
 	if err != nil {

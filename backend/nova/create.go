@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"regexp"
 	"sort"
 	"strconv"
@@ -167,11 +168,23 @@ func (c *Compute) createServer(ctx context.Context, in *instance) (string, error
 			<-c.quotaTurn
 		}
 	}()
+	// What ExtraEnv adds (a one-time credential) is delivered once and
+	// serves every attempt: only a booted server consumes it, and none
+	// was created while this loop goes on (an ambiguous create, which may
+	// have made one, drops it).
+	var extra map[string]string
 	for {
 		if err := ctx.Err(); err != nil {
 			return "", context.Cause(ctx)
 		}
-		opts, err := c.serverOpts(ctx, in)
+		var err error
+		if extra == nil && c.cfg.ExtraEnv != nil {
+			extra, err = c.extraEnv(ctx, in)
+		}
+		var opts servers.CreateOptsBuilder
+		if err == nil {
+			opts, err = c.serverOpts(ctx, in, extra)
+		}
 		if err != nil {
 			// A transient failure to stage the program (or to make the
 			// extra environment) is tried again here: Start owns the
@@ -232,6 +245,7 @@ func (c *Compute) createServer(ctx context.Context, in *instance) (string, error
 				return "", err
 			}
 		case f.ambiguous():
+			extra = nil // a server that was not found may have it
 			c.setMaybe(in, true)
 			c.log.Info("nova: create failed, looking the name up", "name", name, "error", c.redact(f.describe()))
 			found, err := c.lookup(ctx, op, name)
@@ -268,26 +282,42 @@ func (c *Compute) setMaybe(in *instance, v bool) {
 	c.mu.Unlock()
 }
 
+// extraEnv returns what Config.ExtraEnv adds to in's environment (never
+// nil, so that the caller delivers it once).
+func (c *Compute) extraEnv(ctx context.Context, in *instance) (map[string]string, error) {
+	extra, err := c.cfg.ExtraEnv(ctx, in.req)
+	if err != nil {
+		return nil, fmt.Errorf("extra environment: %w", transientIfNetwork(err))
+	}
+	if extra == nil {
+		extra = map[string]string{}
+	}
+	return extra, nil
+}
+
+// transientIfNetwork marks a network error (no answer, a reset connection)
+// as backend.ErrTransient. Any other error that does not wrap ErrTransient
+// stays permanent: a refused credential (403) or a missing container is
+// no better at the next attempt.
+func transientIfNetwork(err error) error {
+	var ne net.Error
+	if !errors.Is(err, backend.ErrTransient) && errors.As(err, &ne) {
+		return fmt.Errorf("%w (%w)", err, backend.ErrTransient)
+	}
+	return err
+}
+
 // serverOpts returns the create options of in's next server: a freshly
-// staged program URL in the user-data, the metadata, and the tags.
-func (c *Compute) serverOpts(ctx context.Context, in *instance) (servers.CreateOptsBuilder, error) {
+// staged program URL in the user-data, the environment with extra, the
+// metadata, and the tags.
+func (c *Compute) serverOpts(ctx context.Context, in *instance, extra map[string]string) (servers.CreateOptsBuilder, error) {
 	name := in.info.Name
 	url, sum, err := c.cfg.Stager.Stage(ctx)
 	if err != nil {
-		if !errors.Is(err, backend.ErrInvalid) && !errors.Is(err, backend.ErrTransient) && ctx.Err() == nil {
-			err = fmt.Errorf("%w (%w)", err, backend.ErrTransient)
-		}
-		return nil, fmt.Errorf("staging the program: %w", err)
+		return nil, fmt.Errorf("staging the program: %w", transientIfNetwork(err))
 	}
 	env := in.env
-	if c.cfg.ExtraEnv != nil {
-		extra, err := c.cfg.ExtraEnv(ctx, in.req)
-		if err != nil {
-			if !errors.Is(err, backend.ErrInvalid) && ctx.Err() == nil {
-				err = fmt.Errorf("%w (%w)", err, backend.ErrTransient)
-			}
-			return nil, fmt.Errorf("extra environment: %w", err)
-		}
+	if len(extra) > 0 {
 		env = maps.Clone(in.env)
 		maps.Copy(env, extra)
 	}

@@ -138,11 +138,15 @@ type Config struct {
 	Stager Stager
 	// ExtraEnv, if set, returns environment variables to add to a child's
 	// (they override StartRequest.Env): for example a one-time credential
-	// URL. It is called for every server create, after the create got its
-	// boot slot. It is called once per Start, before the name is checked, so a
-	// Start that fails may leave what it made unused; re-creates after a
-	// failed boot reuse it. Whatever it returns ends up in the server's
-	// user-data, which anyone who can read the server's details can read.
+	// URL. It is called once per Start, after the Start got its boot slot,
+	// and what it returns serves every create attempt of that Start (quota
+	// waits, retries); it is called again only after a create of unknown
+	// outcome (whose server may have taken it) and for the new server that
+	// replaces one that failed to boot. A Start that fails may leave what
+	// it made unused. Its error, like the Stager's, is tried again only if
+	// it wraps backend.ErrTransient or is a network error; any other fails
+	// the Start. Whatever it returns ends up in the server's user-data,
+	// which anyone who can read the server's details can read.
 	ExtraEnv func(ctx context.Context, req *backend.StartRequest) (map[string]string, error)
 	// ProgramStarted, if set, tells whether an instance's program started
 	// (the kernel knows: its child recorded its start). When a server powers

@@ -20,7 +20,8 @@ type Stager interface {
 	// any other credential, valid for a short while (long enough for a
 	// server to boot and fetch it), and the executable's SHA-256 in
 	// lower-case hex. It is called before every server create, so it should
-	// be cheap once the executable has been staged.
+	// be cheap once the executable has been staged. An error is tried
+	// again only if it wraps backend.ErrTransient or is a network error.
 	Stage(ctx context.Context) (binURL, sha256hex string, err error)
 }
 

@@ -132,12 +132,13 @@ type BadCase struct {
 	Names []string
 }
 
-// RunBadCases runs each case as a subtest of t.
-func RunBadCases(t *testing.T, cases []BadCase) {
+// RunBadCases runs each case as a subtest of t, with a context of timeout
+// (a case still running a fifth longer has hung).
+func RunBadCases(t *testing.T, timeout time.Duration, cases []BadCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			done := make(chan error, 1)
 			go func() {
@@ -151,7 +152,7 @@ func RunBadCases(t *testing.T, cases []BadCase) {
 			var err error
 			select {
 			case err = <-done:
-			case <-time.After(6 * time.Second):
+			case <-time.After(timeout + timeout/5):
 				t.Fatal("hung")
 			}
 			if err == nil {
