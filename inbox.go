@@ -20,7 +20,19 @@ type inbox struct {
 	id      string // this kernel's id: whose inbox
 	log     *slog.Logger
 	receive func(ctx context.Context, s record.Signal)
+
+	// consumed remembers the names read lately (only loop touches it). A
+	// create-only put retried after an ambiguous failure can land again
+	// once the first copy was read and deleted (its writer token cannot
+	// tell, the object being gone), and a listing can lag behind a delete:
+	// the same name must not deliver twice. Names are unique per message.
+	consumed   map[string]time.Time
+	lastPruned time.Time
 }
+
+// consumedFor is how long a read message's name is remembered: far longer
+// than a put's retries last.
+const consumedFor = 10 * time.Minute
 
 // start starts the delivery of signals sent to this kernel, the
 // first look after wait.
@@ -88,7 +100,12 @@ func (in *inbox) drain(ctx context.Context, prefix string) int {
 		}
 		return 0
 	}
+	in.prune()
 	for _, o := range page {
+		if _, seen := in.consumed[o.Name]; seen {
+			_ = in.ns.store.Delete(ctx, in.ns.container, o.Name)
+			continue
+		}
 		var s record.Signal
 		if err := in.ns.getRecord(ctx, o.Name, &s); err != nil {
 			if !errors.Is(err, backend.ErrNotFound) {
@@ -96,10 +113,28 @@ func (in *inbox) drain(ctx context.Context, prefix string) int {
 			}
 			continue
 		}
+		if in.consumed == nil {
+			in.consumed = make(map[string]time.Time)
+		}
+		in.consumed[o.Name] = time.Now()
 		_ = in.ns.store.Delete(ctx, in.ns.container, o.Name)
 		in.receive(ctx, s)
 	}
 	return len(page)
+}
+
+// prune forgets, once a minute, the names read over consumedFor ago.
+func (in *inbox) prune() {
+	now := time.Now()
+	if len(in.consumed) == 0 || now.Sub(in.lastPruned) < time.Minute {
+		return
+	}
+	in.lastPruned = now
+	for name, at := range in.consumed {
+		if now.Sub(at) > consumedFor {
+			delete(in.consumed, name)
+		}
+	}
 }
 
 // receive acts on what the inbox brings: a child's exit note, or a signal
