@@ -532,7 +532,7 @@ func (k *Kernel) start(pr *proc) {
 	// The kernel owns the attempts of a Start, unless the compute does
 	// (backend.StartRetrier): then one call, not attempts of attempts.
 	attempts := k.cfg.retry.Attempts
-	if sr, ok := k.compute.(backend.StartRetrier); ok && sr.RetriesStart() {
+	if k.startRetrier {
 		attempts = 1
 	}
 	delay := k.cfg.retry.Base

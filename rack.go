@@ -194,7 +194,9 @@ type Kernel struct {
 	// sameMachine: the compute starts children on this machine, handing
 	// them their environment privately (backend.SameMachine).
 	sameMachine bool
-	counter     *count.Store // counts the store's requests (Stats)
+	// startRetrier: the compute retries its own Starts (backend.StartRetrier).
+	startRetrier bool
+	counter      *count.Store // counts the store's requests (Stats)
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -265,6 +267,9 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	}
 	if sm, ok := compute.(backend.SameMachine); ok {
 		k.sameMachine = sm.SameMachine()
+	}
+	if sr, ok := compute.(backend.StartRetrier); ok {
+		k.startRetrier = sr.RetriesStart()
 	}
 	if ip, ok := compute.(backend.InProcess); !ok || !ip.InProcess() {
 		k.remote = true
