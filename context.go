@@ -189,6 +189,12 @@ func runChild(main Program) int {
 						fmt.Fprintln(os.Stderr, "rack: deleting this server after its parent died:", err)
 					}
 				}
+			} else if sd, ok := k.compute.(backend.ExitSelfDeleter); ok {
+				// The forker deletes this machine once it reads the exit;
+				// if it does not, the machine deletes itself.
+				if err := sd.DeleteSelfAfterExit(ctx); err != nil {
+					fmt.Fprintln(os.Stderr, "rack: deleting this server after its exit:", err)
+				}
 			}
 			code = pr.exit.Code
 			if pr.exit.Lost || code < 0 {

@@ -85,6 +85,10 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		}
 		pr.exit = ex
 		k.records.exits.Store(pr.pid, ex)
+		if r, ok := k.compute.(backend.Reaper); ok && pr.remote && pr.launched.Load() {
+			// Its instance may outlive its program (a server): end it now.
+			r.Reap(k.instanceName(pr.pid))
+		}
 		next := k.sched.exit(pr)
 		close(pr.done)
 		if next != nil {

@@ -73,3 +73,28 @@ type SelfDeleter interface {
 	// compute's.
 	DeleteSelf(ctx context.Context) error
 }
+
+// Reaper is implemented by computes whose instances outlive the program
+// they run: a server stays, holding quota and costing money, until it is
+// deleted, and its cloud may tell that its program ended only minutes
+// later. The kernel calls Reap on the forker's compute as soon as it has
+// read the exit record of a child started as a new program, with the
+// child's instance name, so that the instance goes at once.
+type Reaper interface {
+	// Reap ends instance name, whose program has ended, in the
+	// background: it must not block. It does nothing for an instance the
+	// compute does not know or already ends.
+	Reap(name string)
+}
+
+// ExitSelfDeleter is a SelfDeleter whose instance outlives its program.
+// The kernel of a child calls DeleteSelfAfterExit once the process it
+// hosts has recorded its exit (and DeleteSelf at once instead, when the
+// process was killed because its forker died), just before the program
+// ends: the forker deletes the instance when it reads the exit (Reaper),
+// so this waits a while for that and deletes the instance itself only if
+// it still runs, a fallback for a forker that cannot.
+type ExitSelfDeleter interface {
+	SelfDeleter
+	DeleteSelfAfterExit(ctx context.Context) error
+}

@@ -31,7 +31,7 @@ const credentialLifetime = 24 * time.Hour
 // defaults, which Spec.Options override per fork and children inherit.
 var openstackOptions = map[string]bool{
 	"image": true, "flavor": true, "network": true, "key_name": true,
-	"security_groups": true, "availability_zone": true, "max_boots": true,
+	"security_groups": true, "availability_zone": true, "max_boots": true, "build_timeout": true,
 }
 
 // openOpenStack opens openstack://CLOUD/CONTAINER?image=...&flavor=...: a
@@ -52,7 +52,7 @@ func openOpenStack(ctx context.Context, u *url.URL, opts []rack.Option) (*rack.K
 	q := u.Query()
 	for key, vals := range q {
 		if !openstackOptions[key] || len(vals) != 1 {
-			return nil, fmt.Errorf("%w: URL option %q is not supported (supported: image, flavor, network, key_name, security_groups, availability_zone, max_boots)", rack.ErrInvalid, key)
+			return nil, fmt.Errorf("%w: URL option %q is not supported (supported: image, flavor, network, key_name, security_groups, availability_zone, max_boots, build_timeout)", rack.ErrInvalid, key)
 		}
 	}
 	maxBoots := 0
@@ -62,6 +62,14 @@ func openOpenStack(ctx context.Context, u *url.URL, opts []rack.Option) (*rack.K
 			return nil, fmt.Errorf("%w: max_boots=%q: want a positive number", rack.ErrInvalid, s)
 		}
 		maxBoots = n
+	}
+	var buildTimeout time.Duration
+	if s := q.Get("build_timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%w: build_timeout=%q: want a positive duration such as 10m", rack.ErrInvalid, s)
+		}
+		buildTimeout = d
 	}
 	// Children open the namespace with the same options and no cloud name.
 	childURL := (&url.URL{Scheme: "openstack", Path: "/" + container, RawQuery: q.Encode()}).String()
@@ -106,6 +114,7 @@ func openOpenStack(ctx context.Context, u *url.URL, opts []rack.Option) (*rack.K
 		Stager:           &nova.SwiftStager{Store: store, TempURLs: store, Container: BinariesContainer},
 		ExtraEnv:         creds.env,
 		MaxBootsInFlight: maxBoots,
+		BuildTimeout:     buildTimeout,
 	})
 	if err != nil {
 		store.Close()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -65,11 +66,44 @@ func openOpenStackChild(ctx context.Context, container, childURL string, opts []
 // reaches only the namespace's container (and its large-object segments
 // container) and server deletes, so it cannot boot servers; it can delete
 // its own.
-type childCompute struct{ cred *credential.Credential }
+type childCompute struct {
+	cred *credential.Credential
+	// afterExit is how long DeleteSelfAfterExit waits for the forker;
+	// default selfDeleteGrace.
+	afterExit time.Duration
+}
 
-// DeleteSelf deletes the server this program runs on (backend.SelfDeleter): its id comes from
-// the metadata service (RACK_METADATA_URL, or OpenStack's link-local
-// address), the right to delete from the child's credential.
+// selfDeleteGrace is how long a child whose program has ended leaves its
+// forker to delete its server before it deletes it itself. The forker
+// reads the exit within its inbox poll (at most 1.5 s) and deletes at
+// once: past this, it cannot.
+const selfDeleteGrace = 20 * time.Second
+
+// DeleteSelfAfterExit deletes the server this program runs on unless its
+// forker, which reads the exit just recorded, deletes it first (which
+// ends this program): backend.ExitSelfDeleter, a fallback that keeps a
+// finished child from holding quota until Nova shows it SHUTOFF, minutes
+// later on some clouds.
+func (c childCompute) DeleteSelfAfterExit(ctx context.Context) error {
+	grace := c.afterExit
+	if grace <= 0 {
+		grace = selfDeleteGrace
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	return c.DeleteSelf(ctx)
+}
+
+var _ backend.ExitSelfDeleter = childCompute{}
+
+// DeleteSelf deletes the server this program runs on (backend.SelfDeleter):
+// its id comes from the config drive, cloud-init or the metadata service
+// (see ownServerID), the right to delete from the child's credential.
 func (c childCompute) DeleteSelf(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -99,8 +133,83 @@ func (c childCompute) DeleteSelf(ctx context.Context) error {
 	return nil
 }
 
-// ownServerID asks the metadata service for this server's id.
+// ownServerID returns this server's id (its UUID). It looks first where no
+// request is needed: a mounted config drive's
+// openstack/latest/meta_data.json (RACK_CONFIG_DRIVE, else /mnt/config or
+// /media/configdrive), then the instance-id cloud-init keeps
+// (RACK_CLOUD_DIR, else /var/lib/cloud, then data/instance-id; the UUID
+// with cloud-init's OpenStack and ConfigDrive datasources), and then asks
+// the metadata service, which clouds that offer only a config drive lack.
 func ownServerID(ctx context.Context) (string, error) {
+	var tried []string
+	drives := []string{"/mnt/config", "/media/configdrive"}
+	if d := os.Getenv("RACK_CONFIG_DRIVE"); d != "" {
+		drives = []string{d}
+	}
+	for _, d := range drives {
+		b, err := readSmall(filepath.Join(d, "openstack", "latest", "meta_data.json"))
+		if err != nil {
+			tried = append(tried, "config drive: "+err.Error())
+			continue
+		}
+		var md struct {
+			UUID string `json:"uuid"`
+		}
+		if json.Unmarshal(b, &md) == nil && isUUID(md.UUID) {
+			return md.UUID, nil
+		}
+		tried = append(tried, "config drive "+d+": no server id in meta_data.json")
+	}
+	cloud := os.Getenv("RACK_CLOUD_DIR")
+	if cloud == "" {
+		cloud = "/var/lib/cloud"
+	}
+	if b, err := readSmall(filepath.Join(cloud, "data", "instance-id")); err != nil {
+		tried = append(tried, "cloud-init: "+err.Error())
+	} else if id := strings.TrimSpace(string(b)); isUUID(id) {
+		return id, nil
+	} else {
+		tried = append(tried, fmt.Sprintf("cloud-init: instance-id %q is not a server UUID", id))
+	}
+	id, err := metadataServerID(ctx)
+	if err != nil {
+		return "", fmt.Errorf("%w (and %s)", err, strings.Join(tried, "; "))
+	}
+	return id, nil
+}
+
+// readSmall reads a file of at most 1 MiB.
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 1<<20))
+}
+
+// isUUID reports whether s is a UUID in its usual form (Nova's server ids).
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// metadataServerID asks the metadata service for this server's id.
+func metadataServerID(ctx context.Context) (string, error) {
 	base := os.Getenv("RACK_METADATA_URL")
 	if base == "" {
 		base = "http://169.254.169.254"

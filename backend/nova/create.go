@@ -271,6 +271,9 @@ func (c *Compute) createServer(ctx context.Context, in *instance) (string, error
 			}
 			backoff = min(2*backoff, maxBackoff)
 		default:
+			if hint := f.configHint(); hint != "" {
+				return "", fmt.Errorf("nova: %s: %s: %s: %w", op, c.redact(f.describe()), hint, backend.ErrInvalid)
+			}
 			return "", c.apiError(ctx, op, cerr)
 		}
 	}
@@ -344,8 +347,10 @@ func (c *Compute) serverOpts(ctx context.Context, in *instance, extra map[string
 	return opts, nil
 }
 
-// deleteServer deletes server id (of instance name), retrying transient
-// failures. A server already gone is backend.ErrNotFound.
+// deleteServer asks Nova to delete server id (of instance name), retrying
+// transient failures. A server already gone is backend.ErrNotFound (and
+// counts as freed). A delete Nova accepted may still fail on the compute
+// host, or be a soft delete: confirmGone sees it through.
 func (c *Compute) deleteServer(ctx context.Context, name, id string) error {
 	err := c.retry(ctx, func(ctx context.Context) error {
 		return servers.Delete(ctx, c.client, id).ExtractErr()
@@ -357,14 +362,111 @@ func (c *Compute) deleteServer(ctx context.Context, name, id string) error {
 	if err == nil || f.status == 404 {
 		c.mu.Lock()
 		c.deleted[id] = time.Now()
-		close(c.freed)
-		c.freed = make(chan struct{})
 		c.mu.Unlock()
+	}
+	if f.status == 404 {
+		c.signalFreed()
 	}
 	if err != nil {
 		return c.apiError(ctx, fmt.Sprintf("delete server %s (%s)", id, name), err)
 	}
 	return nil
+}
+
+// signalFreed wakes the Starts waiting for quota: a server of this
+// Compute is gone.
+func (c *Compute) signalFreed() {
+	c.mu.Lock()
+	c.signalFreedLocked()
+	c.mu.Unlock()
+}
+
+// signalFreedLocked is signalFreed with c.mu held.
+func (c *Compute) signalFreedLocked() {
+	close(c.freed)
+	c.freed = make(chan struct{})
+}
+
+// removeServer deletes server id and waits until it is gone
+// (confirmGone). A server already gone is not an error.
+func (c *Compute) removeServer(ctx context.Context, name, id string) error {
+	if err := c.deleteServer(ctx, name, id); err != nil {
+		if errors.Is(err, backend.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	return c.confirmGone(ctx, name, id)
+}
+
+// maxDeletes bounds the deletes of one server whose delete keeps failing
+// on its compute host.
+const maxDeletes = 4
+
+// confirmGone follows server id, whose delete Nova accepted, until a GET
+// answers 404 (one GET when the delete is quick). A server the delete left
+// in ERROR (the compute host failed it, nova/compute/manager.py) or that no
+// longer shows a delete under way is deleted again; a soft-deleted one
+// (SOFT_DELETED, with reclaim_instance_interval > 0) still holds quota, so
+// it is force-deleted (os-deferred-delete, allowed to the owner by
+// default) and, if the cloud refuses, waited for until reclaimed or ctx
+// ends. Only then are the Starts waiting for quota woken.
+func (c *Compute) confirmGone(ctx context.Context, name, id string) error {
+	backoff := firstBackoff
+	deletes, forced := 1, false
+	for {
+		var s *servers.Server
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		s, err := servers.Get(rctx, c.client, id).Extract()
+		cancel()
+		if err != nil {
+			f := examine(err)
+			if f.status == 404 {
+				c.signalFreed()
+				return nil
+			}
+			if ctx.Err() != nil || !f.ambiguous() && !f.rateLimited() {
+				return c.apiError(ctx, fmt.Sprintf("delete server %s (%s): confirming it is gone", id, name), err)
+			}
+		} else {
+			switch {
+			case s.Status == "DELETED":
+				c.signalFreed()
+				return nil
+			case s.Status == "SOFT_DELETED":
+				if !forced {
+					forced = true
+					rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+					ferr := servers.ForceDelete(rctx, c.client, id).ExtractErr()
+					cancel()
+					if ferr != nil && examine(ferr).status != 404 {
+						c.log.Info("nova: a soft-deleted server could not be force-deleted; waiting for it to be reclaimed",
+							"name", name, "server", id, "error", c.redact(examine(ferr).describe()))
+					}
+					continue // look at once
+				}
+			case s.TaskState != "deleting" && s.TaskState != "soft-deleting":
+				// The delete failed (ERROR) or was lost: again.
+				if deletes >= maxDeletes {
+					return fmt.Errorf("nova: delete server %s (%s): still %s after %d deletes (%s): %w",
+						id, name, s.Status, deletes, c.redact(strings.TrimSpace(s.Fault.Message)), backend.ErrTransient)
+				}
+				deletes++
+				c.log.Info("nova: a delete did not take; deleting again", "name", name, "server", id, "status", s.Status, "fault", s.Fault.Message)
+				if err := c.deleteServer(ctx, name, id); err != nil {
+					if errors.Is(err, backend.ErrNotFound) {
+						return nil
+					}
+					return err
+				}
+				continue
+			}
+		}
+		if err := sleepCtx(ctx, jitter(backoff)); err != nil {
+			return fmt.Errorf("nova: delete server %s (%s): waiting for it to go: %w", id, name, err)
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
 }
 
 // consoleTail returns the last lines of server id's console.

@@ -76,9 +76,27 @@ func faultMessage(body []byte) string {
 	return s
 }
 
-// quota reports whether f is Nova's "Quota exceeded" (403).
+// quota reports whether f is a create refused for quota (403), in any of
+// Nova's wordings (see quotaMessage).
 func (f apiFailure) quota() bool {
-	return f.status == http.StatusForbidden && strings.Contains(f.message, "Quota exceeded")
+	return f.status == http.StatusForbidden && quotaMessage(f.message)
+}
+
+// quotaMessage reports whether msg is one of Nova's quota refusals: the
+// DbQuotaDriver's "Quota exceeded for instances: ..." (TooManyInstances and
+// the other OverQuota errors of nova/exception.py), unified limits' "Project
+// P is over a limit for [Resource servers is over limit of ...]"
+// (ProjectOverLimit, nova/limit/placement.py and nova/limit/local.py), and
+// Neutron's port quota as Nova passes it on, "Maximum number of ports
+// exceeded" (PortLimitExceeded). The same words are the fault of a server
+// that lost the conductor's quota recheck.
+func quotaMessage(msg string) bool {
+	for _, w := range []string{"Quota exceeded", "quota exceeded", "is over a limit for", "is over limit of", "Maximum number of ports exceeded"} {
+		if strings.Contains(msg, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // rateLimited reports whether f is a 429 (or 413 with Retry-After, as
@@ -88,18 +106,45 @@ func (f apiFailure) rateLimited() bool {
 }
 
 // ambiguous reports whether the request may have taken effect although it
-// failed: no response, or a server error.
-func (f apiFailure) ambiguous() bool { return f.status == 0 || f.status >= 500 }
+// failed, and may succeed if tried again: no response, or a server error
+// other than 501 (Not Implemented: the cloud cannot do it, e.g. a console
+// log on Ironic, nova/api/openstack/compute/console_output.py).
+func (f apiFailure) ambiguous() bool {
+	return f.status == 0 || f.status >= 500 && f.status != http.StatusNotImplemented
+}
 
 // kind returns the backend error that f is an instance of.
 func (f apiFailure) kind() error {
 	switch {
-	case f.status == 0, f.status >= 500, f.rateLimited(), f.quota(), f.status == http.StatusConflict:
+	case f.ambiguous(), f.rateLimited(), f.quota():
 		return backend.ErrTransient
 	case f.status == http.StatusNotFound:
 		return backend.ErrNotFound
 	}
 	return backend.ErrInvalid
+}
+
+// configHint returns what to set when f refuses a create for the request's
+// configuration (a 409, or a 400 naming the image, flavor or network), or
+// "" if f is no such refusal. A 409 NetworkAmbiguous ("Multiple possible
+// networks found, use a Network ID to be more specific.",
+// nova/api/openstack/compute/servers.py) means the project sees more than
+// one network, so "auto" cannot pick one.
+func (f apiFailure) configHint() string {
+	msg := strings.ToLower(f.message)
+	switch {
+	case f.status == http.StatusConflict && strings.Contains(msg, "network"):
+		return "set the network= option (Config.Network) to the UUID of the network the servers should use"
+	case f.status == http.StatusConflict:
+		return "the cloud refused the server's configuration; check the image=, flavor=, network= and security_groups= options"
+	case f.status == http.StatusBadRequest && strings.Contains(msg, "network"):
+		return "check the network= option (Config.Network)"
+	case f.status == http.StatusBadRequest && strings.Contains(msg, "image"):
+		return "check the image= option (Config.Image)"
+	case f.status == http.StatusBadRequest && strings.Contains(msg, "flavor"):
+		return "check the flavor= option (Config.Flavor)"
+	}
+	return ""
 }
 
 // describe renders f for an error message.

@@ -82,6 +82,10 @@ const (
 	DefaultPollInterval     = 5 * time.Second
 	DefaultDeleteAfter      = 24 * time.Hour
 	DefaultRequestTimeout   = time.Minute
+	// DefaultBuildTimeout is how long a server may stay in BUILD before
+	// the Compute deletes it and tries again (Nova's own
+	// instance_build_timeout defaults to never).
+	DefaultBuildTimeout = 10 * time.Minute
 )
 
 // Keys of StartRequest.Options that override the Config defaults for one
@@ -93,6 +97,7 @@ const (
 	OptionKeyName          = "key_name"          // key pair name
 	OptionSecurityGroups   = "security_groups"   // security group names, comma-separated
 	OptionAvailabilityZone = "availability_zone" // availability zone
+	OptionBuildTimeout     = "build_timeout"     // a Go duration: the build deadline of the server (Config.BuildTimeout)
 )
 
 // Server metadata keys and tags set on every server.
@@ -157,9 +162,15 @@ type Config struct {
 	// MaxBootsInFlight bounds the servers being created or in BUILD at
 	// once; default DefaultMaxBootsInFlight.
 	MaxBootsInFlight int
-	// BootRetries is how many times a server that goes ERROR before it ran
-	// is re-created; default DefaultBootRetries, negative for none.
+	// BootRetries is how many times a server that goes ERROR before it ran,
+	// or outlives its build deadline, is re-created; default
+	// DefaultBootRetries, negative for none.
 	BootRetries int
+	// BuildTimeout is the build deadline: a server still in BUILD this
+	// long after its create was accepted is deleted (freeing its boot
+	// slot) and counts as a failed boot; default DefaultBuildTimeout. The
+	// build_timeout option overrides it per server.
+	BuildTimeout time.Duration
 	// PollInterval is the time between two listings of the servers;
 	// default DefaultPollInterval.
 	PollInterval time.Duration
@@ -223,18 +234,21 @@ type instance struct {
 	create  servers.CreateOpts // without user-data, metadata and tags
 	keyName string
 	env     map[string]string
+	build   time.Duration // the build deadline
 	req     *backend.StartRequest // for Config.ExtraEnv
 
 	state    state
 	id       string    // the current server, "" if none known
 	idAt     time.Time // when id was learned
 	missed   int       // polls in a row that did not list id
+	quotaErr int       // boots in a row that lost the quota recheck
 	boots    int       // servers created for it
 	ran      bool      // a server of it went ACTIVE
 	slot     bool      // holds a boot slot
 	stopping bool      // Stop was called
 	maybe    bool      // a create of unknown outcome may have made a server
 	busy     bool      // a goroutine is acting on it
+	reap     bool      // its program's exit is recorded: delete its server once not busy
 	cancel   context.CancelFunc
 }
 
@@ -273,6 +287,9 @@ func New(cfg Config) (*Compute, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.BuildTimeout <= 0 {
+		cfg.BuildTimeout = DefaultBuildTimeout
 	}
 	if cfg.DeleteAfter <= 0 {
 		cfg.DeleteAfter = DefaultDeleteAfter
@@ -399,6 +416,14 @@ func (c *Compute) prepare(ctx context.Context, req *backend.StartRequest) (*inst
 	if err != nil {
 		return nil, err
 	}
+	build := c.cfg.BuildTimeout
+	if v := strings.TrimSpace(req.Options[OptionBuildTimeout]); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("option %s=%q: want a positive duration such as 10m: %w", OptionBuildTimeout, v, backend.ErrInvalid)
+		}
+		build = d
+	}
 	env := maps.Clone(req.Env)
 	if env == nil {
 		env = map[string]string{}
@@ -412,7 +437,7 @@ func (c *Compute) prepare(ctx context.Context, req *backend.StartRequest) (*inst
 	}
 	return &instance{
 		info:   backend.Instance{Name: req.Name, Namespace: req.Namespace, PID: req.PID, Created: time.Now()},
-		create: opts, keyName: opt(req, OptionKeyName, c.cfg.KeyName), env: env, state: stStarting,
+		create: opts, keyName: opt(req, OptionKeyName, c.cfg.KeyName), env: env, state: stStarting, build: build,
 		req: req,
 	}, nil
 }
@@ -573,10 +598,58 @@ func (c *Compute) Stop(ctx context.Context, name string) error {
 		in.stopping = false
 		return err
 	}
+	if err == nil {
+		c.confirmLater(name, id)
+	}
 	in.id = ""
 	c.forget(in)
 	return err
 }
+
+// confirmLater sees the delete of server id through in the background
+// (confirmGone). Called with c.mu held.
+func (c *Compute) confirmLater(name, id string) {
+	if c.closed {
+		return // Close returns once its own deletes are done
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), closeTimeout)
+		defer cancel()
+		if err := c.confirmGone(ctx, name, id); err != nil {
+			c.log.Warn("nova: a deleted server did not go", "name", name, "server", id, "error", err)
+		}
+	}()
+}
+
+// Reap deletes, in the background, the server of instance name, whose
+// program's exit is recorded (backend.Reaper): a server whose program
+// ended stays, holding quota, until deleted, and Nova may show it SHUTOFF
+// only minutes later. It does nothing for an instance this Compute does
+// not track or is already deleting.
+func (c *Compute) Reap(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in := c.insts[name]
+	if in == nil || c.closed || in.stopping || in.state == stEnding {
+		return
+	}
+	in.ran = true
+	switch {
+	case in.state == stStarting || in.state == stRetrying:
+		in.stopping = true
+		if in.cancel != nil {
+			in.cancel()
+		}
+	case in.busy:
+		in.reap = true // whoever is busy with it ends it
+	default:
+		c.setEnding(in, false)
+	}
+}
+
+var _ backend.Reaper = (*Compute)(nil)
 
 // stopUntracked deletes the servers named name that carry rack metadata.
 func (c *Compute) stopUntracked(ctx context.Context, name string) error {
@@ -591,6 +664,10 @@ func (c *Compute) stopUntracked(ctx context.Context, name string) error {
 		}
 		if err := c.deleteServer(ctx, name, s.ID); err != nil && !errors.Is(err, backend.ErrNotFound) {
 			return err
+		} else if err == nil {
+			c.mu.Lock()
+			c.confirmLater(name, s.ID)
+			c.mu.Unlock()
 		}
 		n++
 	}

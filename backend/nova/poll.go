@@ -2,7 +2,6 @@ package nova
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
-	"github.com/rackfork/rack/backend"
 )
 
 // pollLoop is the Compute's one poller: while it has servers to watch, it
@@ -132,48 +130,17 @@ func (c *Compute) reconcile(start time.Time, list []servers.Server) {
 			continue // created while the listing was made
 		}
 		if s == nil {
-			if in.missed++; in.missed < 2 {
-				continue
+			// Missing from a listing is no proof: Nova leaves out the
+			// servers of a cell that does not respond. After two
+			// listings, a GET tells.
+			if in.missed++; in.missed >= 2 {
+				in.busy = true
+				c.wg.Add(1)
+				go c.confirmMissing(in, in.id)
 			}
-		}
-		if s == nil || gone(s) {
-			c.fail(in, fmt.Sprintf("server %s was deleted outside rack", in.id))
-			c.deleted[in.id] = now
-			in.id = ""
-			c.forget(in)
 			continue
 		}
-		in.missed = 0
-		switch s.Status {
-		case "ACTIVE":
-			if in.state == stBuilding {
-				in.state, in.ran = stActive, true
-				c.releaseSlot(in)
-			}
-		case "ERROR":
-			reason := strings.TrimSpace(s.Fault.Message)
-			if reason == "" {
-				reason = "no fault message"
-			}
-			ran := in.ran || !s.LaunchedAt.IsZero()
-			switch {
-			case ran:
-				c.fail(in, fmt.Sprintf("server %s failed: %s", in.id, reason))
-				c.setEnding(in, false)
-			case in.boots <= c.cfg.BootRetries:
-				ctx, cancel := context.WithCancel(c.ctx)
-				in.state, in.busy, in.cancel = stRetrying, true, cancel
-				c.log.Info("nova: boot failed; re-creating the server", "name", in.info.Name, "server", in.id, "reason", reason, "boots", in.boots)
-				c.wg.Add(1)
-				go c.retryBoot(ctx, in, in.id, reason)
-			default:
-				c.fail(in, fmt.Sprintf("boot failed: %s (%d attempts)", reason, in.boots))
-				c.setEnding(in, false)
-			}
-		case "SHUTOFF":
-			in.ran = true
-			c.setEnding(in, true)
-		}
+		c.observe(in, s, now)
 	}
 	// A server of a name watched, other than the instance's own, can only
 	// come from a create whose outcome was unknown and that a look-up did
@@ -195,7 +162,7 @@ func (c *Compute) reconcile(start time.Time, list []servers.Server) {
 			defer c.wg.Done()
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), closeTimeout)
 			defer cancel()
-			if err := c.deleteServer(ctx, name, id); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			if err := c.removeServer(ctx, name, id); err != nil {
 				c.log.Warn("nova: deleting a duplicate server failed", "name", name, "server", id, "error", err)
 			}
 		}(s.Name, s.ID)
@@ -205,6 +172,116 @@ func (c *Compute) reconcile(start time.Time, list []servers.Server) {
 		if byID[id] == nil && at.Before(start) {
 			delete(c.deleted, id)
 		}
+	}
+}
+
+// observe acts on s, the server of in as a listing or a GET showed it.
+// Called with c.mu held.
+func (c *Compute) observe(in *instance, s *servers.Server, now time.Time) {
+	if gone(s) {
+		c.lost(in, now)
+		return
+	}
+	in.missed = 0
+	switch s.Status {
+	case "ACTIVE":
+		if in.state == stBuilding {
+			in.state, in.ran, in.quotaErr = stActive, true, 0
+			c.releaseSlot(in)
+		}
+	case "BUILD":
+		if in.state == stBuilding && now.Sub(in.idAt) > in.build {
+			c.bootFailed(in, fmt.Sprintf("server %s was still in BUILD at its build deadline, %v after its create (option %s=)",
+				in.id, in.build, OptionBuildTimeout), false)
+		}
+	case "ERROR":
+		reason := strings.TrimSpace(s.Fault.Message)
+		if reason == "" {
+			reason = "no fault message"
+		}
+		ran := in.ran || !s.LaunchedAt.IsZero()
+		switch {
+		case ran:
+			c.fail(in, fmt.Sprintf("server %s failed: %s", in.id, reason))
+			c.setEnding(in, false)
+		case quotaMessage(reason):
+			// It lost the conductor's quota recheck
+			// (nova/conductor/manager.py): no failed boot, but a wait
+			// for quota.
+			c.bootFailed(in, reason, true)
+		default:
+			c.bootFailed(in, reason, false)
+		}
+	case "SHUTOFF":
+		// A last resort: the kernel reaps a server once its program's
+		// exit is recorded (Reap), and Nova may show SHUTOFF minutes
+		// after the power-off.
+		in.ran = true
+		c.setEnding(in, true)
+	}
+}
+
+// bootFailed handles a server of in that failed to boot (ERROR before it
+// ran, or past its build deadline): it is deleted and created again, up to
+// BootRetries times, or for as long as the cause is quota; then in fails
+// with reason. Called with c.mu held.
+func (c *Compute) bootFailed(in *instance, reason string, quota bool) {
+	if !quota && in.boots > c.cfg.BootRetries {
+		c.fail(in, fmt.Sprintf("boot failed: %s (%d attempts)", reason, in.boots))
+		c.setEnding(in, false)
+		return
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	in.state, in.busy, in.cancel = stRetrying, true, cancel
+	if quota {
+		in.boots-- // not a failed boot
+		in.quotaErr++
+	}
+	c.log.Info("nova: boot failed; re-creating the server", "name", in.info.Name, "server", in.id, "reason", reason, "boots", in.boots, "quota", quota)
+	c.wg.Add(1)
+	go c.retryBoot(ctx, in, in.id, reason, quota)
+}
+
+// lost records that in's server is gone, deleted by someone else. Called
+// with c.mu held.
+func (c *Compute) lost(in *instance, now time.Time) {
+	c.fail(in, fmt.Sprintf("server %s was deleted outside rack", in.id))
+	c.deleted[in.id] = now
+	in.id = ""
+	c.forget(in)
+	c.signalFreedLocked()
+}
+
+// confirmMissing GETs server id of in, which two listings lacked: a 404
+// means it is gone; otherwise it is observed as the GET shows it (a server
+// hidden from listings is not lost).
+func (c *Compute) confirmMissing(in *instance, id string) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.RequestTimeout)
+	s, err := servers.Get(ctx, c.client, id).Extract()
+	cancel()
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in.busy = false
+	if c.closed || in.id != id || in.state == stEnding {
+		return
+	}
+	switch {
+	case in.stopping:
+		return
+	case err == nil && !in.reap:
+		c.observe(in, s, now)
+		in.missed = 0
+	case err != nil && examine(err).status == 404:
+		c.lost(in, now)
+		return
+	default:
+		in.missed = 0 // no answer: it counts as there
+	}
+	if in.reap && in.state != stEnding && c.insts[in.info.Name] == in {
+		in.reap = false
+		c.setEnding(in, false)
 	}
 }
 
@@ -255,7 +332,7 @@ func (c *Compute) reap(ctx context.Context, in *instance) error {
 	id, maybe := in.id, in.maybe
 	c.mu.Unlock()
 	if id != "" {
-		if err := c.deleteServer(ctx, name, id); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		if err := c.removeServer(ctx, name, id); err != nil {
 			return err
 		}
 		c.mu.Lock()
@@ -268,7 +345,7 @@ func (c *Compute) reap(ctx context.Context, in *instance) error {
 			return err
 		}
 		for _, s := range c.mine(in, found) {
-			if err := c.deleteServer(ctx, name, s.ID); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			if err := c.removeServer(ctx, name, s.ID); err != nil {
 				return err
 			}
 		}
@@ -282,16 +359,37 @@ func (c *Compute) reap(ctx context.Context, in *instance) error {
 	return nil
 }
 
-// retryBoot replaces in's server oldID, which went ERROR before it ran,
-// with a new one of the same name. The boot slot stays held.
-func (c *Compute) retryBoot(ctx context.Context, in *instance, oldID, reason string) {
+// retryBoot replaces in's server oldID, which failed to boot, with a new
+// one of the same name, once the old one is gone. The boot slot stays
+// held. After a quota failure (the recheck's ERROR), it first waits for
+// one of this Compute's servers to go, or a while.
+func (c *Compute) retryBoot(ctx context.Context, in *instance, oldID, reason string, quota bool) {
 	defer c.wg.Done()
 	name := in.info.Name
+	c.mu.Lock()
+	freed := c.freed
+	c.mu.Unlock()
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-	err := c.deleteServer(dctx, name, oldID)
+	err := c.removeServer(dctx, name, oldID)
 	cancel()
+	if err == nil && quota {
+		c.mu.Lock()
+		n := in.quotaErr
+		c.mu.Unlock()
+		wait := max(firstBackoff, c.cfg.PollInterval) << min(n, 8)
+		wait = min(wait, max(maxQuotaWait, c.cfg.PollInterval))
+		c.log.Info("nova: the quota recheck refused a server; waiting", "name", name, "wait", wait)
+		t := time.NewTimer(jitter(wait))
+		select {
+		case <-t.C:
+		case <-freed: // (our own server's going counts: a retry costs little)
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+		t.Stop()
+	}
 	var id string
-	if err == nil || errors.Is(err, backend.ErrNotFound) {
+	if err == nil {
 		c.mu.Lock()
 		in.id = ""
 		c.mu.Unlock()
@@ -312,4 +410,8 @@ func (c *Compute) retryBoot(ctx context.Context, in *instance, oldID, reason str
 		return
 	}
 	in.state = stBuilding
+	if in.reap {
+		in.reap = false
+		c.setEnding(in, false)
+	}
 }

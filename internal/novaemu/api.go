@@ -486,6 +486,9 @@ func (c *call) list(detail bool) {
 		if len(page) == limit {
 			break
 		}
+		if hidden := c.e.faults.HideFromListings; hidden > 0 && !s.launchedAt.IsZero() && time.Since(s.launchedAt) < hidden {
+			continue // in a cell that does not respond (Faults.HideFromListings)
+		}
 		if nameRE != nil && !nameRE.MatchString(s.name) ||
 			statuses != nil && !statuses[s.status()] ||
 			q.Has("reservation_id") && s.reservationID != q.Get("reservation_id") ||
@@ -559,16 +562,48 @@ func (c *call) delete(id string) {
 		e.mu.Unlock()
 		return
 	}
-	if s.deleting {
+	if s.deleting || s.vmState == vmSoftDel {
 		e.mu.Unlock()
 		c.w.WriteHeader(204)
 		return
 	}
-	s.deleting, s.taskState, s.updated = true, "deleting", time.Now().UTC()
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil
 	}
+	if e.faults.DeleteFailures > 0 {
+		// The compute host fails the terminate: the VM dies, the server
+		// stays, in ERROR (Faults.DeleteFailures).
+		e.faults.DeleteFailures--
+		pid, done := s.pid, s.done
+		s.taskState = "deleting"
+		e.mu.Unlock()
+		killAndWait(pid, done)
+		e.mu.Lock()
+		s.setError(500, "Failed to terminate instance: the hypervisor did not answer (injected by novaemu).")
+		s.powerState = powerShutdown
+		e.mu.Unlock()
+		c.w.WriteHeader(204)
+		return
+	}
+	if reclaim := e.faults.ReclaimInterval; reclaim > 0 && !s.launchedAt.IsZero() {
+		// A soft delete (Faults.ReclaimInterval): powered off, kept, and
+		// reclaimed later.
+		pid, done := s.pid, s.done
+		s.vmState, s.taskState, s.powerState, s.updated = vmSoftDel, "", powerShutdown, time.Now().UTC()
+		s.timer = time.AfterFunc(reclaim, func() {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if e.servers[id] == s && s.vmState == vmSoftDel {
+				delete(e.servers, id)
+			}
+		})
+		e.mu.Unlock()
+		killAndWait(pid, done)
+		c.w.WriteHeader(204)
+		return
+	}
+	s.deleting, s.taskState, s.updated = true, "deleting", time.Now().UTC()
 	pid, done, delay := s.pid, s.done, e.faults.DeleteDelay
 	e.mu.Unlock()
 
@@ -614,8 +649,36 @@ func (c *call) action(id string) {
 	for name, arg := range body {
 		switch name {
 		case "os-getConsoleOutput":
+			noConsole := e.faults.ConsoleNotImplemented
 			e.mu.Unlock()
+			if noConsole {
+				// common.raise_feature_not_supported (Faults.ConsoleNotImplemented).
+				c.fail(501, "The requested functionality is not supported.")
+				return
+			}
 			c.consoleOutput(s, arg)
+			return
+		case "forceDelete", "restore":
+			// nova/api/openstack/compute/deferred_delete.py: only a
+			// SOFT_DELETED server can be force-deleted or restored.
+			if s.vmState != vmSoftDel {
+				state := s.vmState
+				e.mu.Unlock()
+				c.fail(409, "Cannot '%s' instance %s while it is in vm_state %s", name, id, state)
+				return
+			}
+			if s.timer != nil {
+				s.timer.Stop()
+				s.timer = nil
+			}
+			if name == "restore" {
+				s.vmState, s.powerState, s.updated = vmActive, powerRunning, time.Now().UTC()
+			} else {
+				delete(e.servers, id)
+				os.RemoveAll(s.dir)
+			}
+			e.mu.Unlock()
+			c.w.WriteHeader(202)
 			return
 		case "os-stop", "os-start":
 			want, next := vmActive, vmStopped
@@ -730,6 +793,7 @@ type createRequest struct {
 	tags, securityGroups                              []string
 	userData                                          []byte
 	hasUserData, configDrive, returnReservation       bool
+	networksAuto, networksAbsent                      bool
 	minCount, maxCount                                int
 }
 
@@ -747,19 +811,27 @@ func (c *call) create() {
 		return
 	}
 	f := e.faults
+	if f.NetworkAmbiguous && (req.networksAuto || req.networksAbsent && c.minor < 37) {
+		e.mu.Unlock()
+		c.fail(409, "Multiple possible networks found, use a Network ID to be more specific.")
+		return
+	}
 	n := req.maxCount
+	quotaFault := ""
 	if q := f.InstanceQuota; q > 0 && len(e.servers)+req.maxCount > q {
 		// Nova makes as many as the quota allows between min and max.
 		n = q - len(e.servers)
 		if n < req.minCount {
 			used := len(e.servers)
-			e.mu.Unlock()
-			want := strconv.Itoa(req.minCount)
-			if req.minCount != req.maxCount {
-				want = fmt.Sprintf("%d-%d", req.minCount, req.maxCount)
+			msg := e.quotaMessage(req.minCount, req.maxCount, used, q)
+			if !f.RecheckQuota {
+				e.mu.Unlock()
+				c.fail(403, "%s", msg)
+				return
 			}
-			c.fail(403, "Quota exceeded for instances: Requested %s, but already used %d of %d instances", want, used, q)
-			return
+			// The API's check passed (a racing create); the conductor's
+			// recheck will fail.
+			n, quotaFault = req.maxCount, msg
 		}
 	}
 	now := time.Now().UTC()
@@ -792,7 +864,10 @@ func (c *call) create() {
 			delay += time.Duration(e.rng.Int64N(int64(f.BootJitter)))
 		}
 		s.failBoot = f.BootFailureRate > 0 && e.rng.Float64() < f.BootFailureRate
-		s.timer = time.AfterFunc(delay, func() { e.boot(s) })
+		s.quotaFault = quotaFault
+		if !f.StuckBuild || quotaFault != "" {
+			s.timer = time.AfterFunc(delay, func() { e.boot(s) })
+		}
 		e.servers[s.id] = s
 		if first == nil {
 			first = s
@@ -835,6 +910,24 @@ func (c *call) create() {
 		}
 	}
 	c.json(202, body)
+}
+
+// quotaMessage words a refusal of min..max more servers, used of quota
+// being in use, as Faults.QuotaStyle says. Called with e.mu held.
+func (e *Emulator) quotaMessage(minCount, maxCount, used, quota int) string {
+	switch e.faults.QuotaStyle {
+	case QuotaUnified:
+		// ProjectOverLimit of an OverLimitInfo list (nova/limit/placement.py).
+		return fmt.Sprintf("Project %s is over a limit for [Resource servers is over limit of %d due to current usage %d and delta %d]",
+			e.cfg.ProjectID, quota, used, minCount)
+	case QuotaPorts:
+		return "Maximum number of ports exceeded"
+	}
+	want := strconv.Itoa(minCount)
+	if minCount != maxCount {
+		want = fmt.Sprintf("%d-%d", minCount, maxCount)
+	}
+	return fmt.Sprintf("Quota exceeded for instances: Requested %s, but already used %d of %d instances", want, used, quota)
 }
 
 // Fields of the server object of POST /servers by the microversion that
@@ -952,12 +1045,15 @@ func (c *call) parseCreate() (*createRequest, int, string) {
 			return nil, 403, fmt.Sprintf("Maximum number of metadata items exceeds %d", max)
 		}
 	}
+	_, hasNetworks := f["networks"]
+	req.networksAbsent = !hasNetworks
 	if v, ok := f["networks"]; ok {
 		var s string
 		var list []map[string]any
 		if json.Unmarshal(v, &list) != nil && (c.minor < 37 || json.Unmarshal(v, &s) != nil || s != "auto" && s != "none") {
 			return bad("networks", v, fmt.Sprintf("%s is not valid under any of the given schemas", v))
 		}
+		req.networksAuto = s == "auto"
 		for _, n := range list {
 			for k := range n {
 				if k != "uuid" && k != "port" && k != "fixed_ip" && !(k == "tag" && c.minor >= 32) {

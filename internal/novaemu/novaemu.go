@@ -113,9 +113,93 @@ type Faults struct {
 	// the quota until gone. Default 0: gone at once.
 	DeleteDelay time.Duration
 	// InstanceQuota is the most servers that may exist at once (in any
-	// state, until deleted); 0 means no limit.
+	// state, until deleted, soft-deleted ones included); 0 means no limit.
 	InstanceQuota int
+
+	// The knobs below model how a real cloud behaves where the defaults
+	// above are kinder; each cites the Nova source it follows.
+
+	// ShutoffDelay keeps a server whose VM powered off (its script ended)
+	// ACTIVE, with power_state SHUTDOWN, this long before it shows SHUTOFF.
+	// Nova learns of a guest that stopped from a lifecycle event, which the
+	// libvirt driver holds back 15 s (LIFECYCLE_DELAY in
+	// nova/virt/libvirt/host.py) before the compute manager stops the
+	// instance; drivers without lifecycle events (Ironic, VMware, zVM)
+	// notice at the next power-state sync, every sync_power_state_interval,
+	// default 600 s (nova/conf/compute.py).
+	ShutoffDelay time.Duration
+	// QuotaStyle is the wording of a create refused for quota (403):
+	// QuotaClassic, QuotaUnified or QuotaPorts.
+	QuotaStyle QuotaStyle
+	// RecheckQuota lets a create over InstanceQuota through the API's
+	// check, as when two creates race, and the server goes ERROR with a
+	// quota fault when the conductor re-checks the quota before the build
+	// ([quota]recheck_quota, default true, nova/conf/quota.py; the recheck
+	// in schedule_and_build_instances, nova/conductor/manager.py).
+	RecheckQuota bool
+	// StuckBuild leaves every server created from now on in BUILD for
+	// good, as a lost RPC cast does: Nova gives up on a build only after
+	// instance_build_timeout, default 0, never (nova/conf/compute.py).
+	StuckBuild bool
+	// HideFromListings leaves a server out of listings (GET /servers and
+	// /servers/detail) for this long after it went ACTIVE, as Nova skips
+	// the servers of a cell that does not respond ("Cell %s is not
+	// responding and hence skipped from the results",
+	// nova/compute/multi_cell_list.py; below microversion 2.69 nothing
+	// marks them). GET /servers/{id} still finds it.
+	HideFromListings time.Duration
+	// NetworkAmbiguous answers a create with networks "auto" (or with no
+	// networks, below 2.37) 409 "Multiple possible networks found, use a
+	// Network ID to be more specific.", as Nova does when the project sees
+	// more than one network (NetworkAmbiguous in nova/exception.py, a
+	// HTTPConflict in nova/api/openstack/compute/servers.py).
+	NetworkAmbiguous bool
+	// ConsoleNotImplemented answers os-getConsoleOutput 501, as on a
+	// driver without a console log, Ironic
+	// (nova/api/openstack/compute/console_output.py turns
+	// NotImplementedError into HTTPNotImplemented).
+	ConsoleNotImplemented bool
+	// DeleteFailures makes the next so many deletes fail on the compute
+	// host: the DELETE is accepted (204), the VM dies, and the server goes
+	// ERROR (task_state none) with a fault instead of going away, as the
+	// compute manager leaves an instance whose terminate failed
+	// (_delete_instance and _set_instance_obj_error_state in
+	// nova/compute/manager.py). Each such delete decrements it.
+	DeleteFailures int
+	// ReclaimInterval, when positive, makes the delete of a server that
+	// was ever ACTIVE a soft delete, as with reclaim_instance_interval > 0
+	// (nova/conf/compute.py; _delete in
+	// nova/api/openstack/compute/servers.py calls soft_delete): the server
+	// shows SOFT_DELETED, still counts against the quota, and is reclaimed
+	// this long after, or at once by the forceDelete action.
+	ReclaimInterval time.Duration
+	// NoMetadataService makes the metadata service answer 404, as on a
+	// cloud without one: a VM then learns who it is from its config drive
+	// (RACK_CONFIG_DRIVE, the mounted config-2 filesystem, with
+	// openstack/latest/meta_data.json, written as with force_config_drive,
+	// nova/conf/configdrive.py) or from what cloud-init wrote
+	// (RACK_CLOUD_DIR, i.e. /var/lib/cloud, with data/instance-id).
+	NoMetadataService bool
 }
+
+// QuotaStyle is a wording of Nova's quota refusal.
+type QuotaStyle int
+
+// Quota wordings.
+const (
+	// QuotaClassic is the DbQuotaDriver's "Quota exceeded for instances:
+	// Requested 1, but already used 10 of 10 instances" (TooManyInstances,
+	// nova/exception.py).
+	QuotaClassic QuotaStyle = iota
+	// QuotaUnified is unified limits' "Project P is over a limit for
+	// [Resource servers is over limit of 10 due to current usage 10 and
+	// delta 1]" (ProjectOverLimit, raised from nova/limit/placement.py and
+	// nova/limit/local.py).
+	QuotaUnified
+	// QuotaPorts is Neutron's port quota as Nova passes it on: "Maximum
+	// number of ports exceeded" (PortLimitExceeded, nova/exception.py).
+	QuotaPorts
+)
 
 // TokenValidator checks an auth token. It returns nil if the token is valid,
 // an error wrapping ErrInvalidToken if it is not (the request gets 401), or

@@ -20,6 +20,7 @@ const (
 	vmStopped  = "stopped"
 	vmError    = "error"
 	vmDeleted  = "deleted"
+	vmSoftDel  = "soft-delete"
 
 	powerNoState  = 0
 	powerRunning  = 1
@@ -51,6 +52,7 @@ type server struct {
 	fault               *fault
 	deleting            bool
 	failBoot            bool
+	quotaFault          string // the recheck's fault: the boot goes ERROR with it
 	timer               *time.Timer
 	dir                 string // console.log, user-data and home/
 	pid, exitCode       int
@@ -79,6 +81,8 @@ func (s *server) status() string {
 		return "ERROR"
 	case vmDeleted:
 		return "DELETED"
+	case vmSoftDel:
+		return "SOFT_DELETED"
 	}
 	return "UNKNOWN"
 }
@@ -105,6 +109,11 @@ func (e *Emulator) boot(s *server) {
 		return
 	}
 	s.timer = nil
+	if s.quotaFault != "" {
+		// The conductor's quota recheck failed: ERROR before any host.
+		s.setError(403, s.quotaFault)
+		return
+	}
 	if s.failBoot {
 		s.setError(500, "No valid host was found. There are not enough hosts available.")
 		return
@@ -154,6 +163,11 @@ func (e *Emulator) startProcess(s *server) error {
 	}
 	cmd.Env = []string{"PATH=" + path, "HOME=" + s.home(),
 		"RACK_METADATA_URL=" + e.base + "/servers/" + s.id + "/metadata-service"}
+	env, err := e.writeIdentity(s)
+	if err != nil {
+		return err
+	}
+	cmd.Env = append(cmd.Env, env...)
 	// A file, not a pipe: Wait then returns when the script exits even if
 	// a straggler still holds the descriptor.
 	cmd.Stdout, cmd.Stderr = console, console
@@ -175,10 +189,65 @@ func (e *Emulator) reap(s *server, cmd *exec.Cmd, pid int, done chan struct{}) {
 	e.mu.Lock()
 	s.pid, s.exitCode = 0, cmd.ProcessState.ExitCode()
 	if s.vmState == vmActive && !s.deleting {
-		s.setStopped()
+		if d := e.faults.ShutoffDelay; d > 0 && !e.closed {
+			// Powered off, but Nova does not know yet (Faults.ShutoffDelay).
+			s.powerState = powerShutdown
+			s.timer = time.AfterFunc(d, func() {
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				if s.vmState == vmActive && !s.deleting && e.servers[s.id] == s {
+					s.timer = nil
+					s.setStopped()
+				}
+			})
+		} else {
+			s.setStopped()
+		}
 	}
 	e.mu.Unlock()
 	close(done)
+}
+
+// writeIdentity writes what a VM knows of itself without a metadata
+// service, and returns the environment that points the VM at it:
+// RACK_CLOUD_DIR (what cloud-init keeps in /var/lib/cloud:
+// data/instance-id, the server's UUID, as cloud-init's OpenStack and
+// ConfigDrive datasources name the instance) and, for a server with a
+// config drive (asked for, or forced when there is no metadata service),
+// RACK_CONFIG_DRIVE (the mounted config-2 filesystem, with
+// openstack/latest/meta_data.json, as nova/virt/configdrive.py writes
+// what nova/api/metadata/base.py serves). Called with e.mu held.
+func (e *Emulator) writeIdentity(s *server) ([]string, error) {
+	cloud := filepath.Join(s.dir, "cloud")
+	if err := os.MkdirAll(filepath.Join(cloud, "data"), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(cloud, "data", "instance-id"), []byte(s.id+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	env := []string{"RACK_CLOUD_DIR=" + cloud}
+	if s.configDrive || e.faults.NoMetadataService {
+		drive := filepath.Join(s.dir, "config-2")
+		md := filepath.Join(drive, "openstack", "latest")
+		if err := os.MkdirAll(md, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(md, "meta_data.json"), e.metaData(s), 0o600); err != nil {
+			return nil, err
+		}
+		env = append(env, "RACK_CONFIG_DRIVE="+drive)
+	}
+	return env, nil
+}
+
+// metaData is s's openstack/latest/meta_data.json. Called with e.mu held.
+func (e *Emulator) metaData(s *server) []byte {
+	body, _ := json.Marshal(map[string]any{
+		"uuid": s.id, "name": s.name, "hostname": s.hostname + ".novalocal",
+		"meta": copyMap(s.metadata), "availability_zone": s.az,
+		"project_id": e.cfg.ProjectID, "launch_index": s.launchIndex, "devices": []any{},
+	})
+	return body
 }
 
 // serveMetadata serves the per-server metadata service, the emulated
@@ -186,7 +255,7 @@ func (e *Emulator) reap(s *server, cmd *exec.Cmd, pid int, done chan struct{}) {
 func (e *Emulator) serveMetadata(w http.ResponseWriter, r *http.Request, id, rest string) {
 	e.mu.Lock()
 	s := e.servers[id]
-	if s == nil || s.deleting || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+	if s == nil || s.deleting || e.faults.NoMetadataService || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		e.mu.Unlock()
 		http.NotFound(w, r)
 		return
@@ -195,11 +264,7 @@ func (e *Emulator) serveMetadata(w http.ResponseWriter, r *http.Request, id, res
 	ctype := "text/plain; charset=UTF-8"
 	switch strings.Trim(rest, "/") {
 	case "openstack/latest/meta_data.json":
-		body, _ = json.Marshal(map[string]any{
-			"uuid": s.id, "name": s.name, "hostname": s.hostname + ".novalocal",
-			"meta": copyMap(s.metadata), "availability_zone": s.az,
-			"project_id": e.cfg.ProjectID, "launch_index": s.launchIndex, "devices": []any{},
-		})
+		body = e.metaData(s)
 		ctype = "application/json"
 	case "openstack/latest/user_data", "latest/user-data":
 		if !s.hasUserData {
