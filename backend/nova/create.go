@@ -387,8 +387,10 @@ func (c *Compute) signalFreedLocked() {
 	c.freed = make(chan struct{})
 }
 
-// removeServer deletes server id and waits until it is gone
-// (confirmGone). A server already gone is not an error.
+// removeServer deletes server id and sees the delete through: in the
+// background (confirmLater), or, once the Compute is closing, only as far
+// as one look (confirmGone without patience): Close does not wait minutes
+// for Nova. A server already gone is not an error.
 func (c *Compute) removeServer(ctx context.Context, name, id string) error {
 	if err := c.deleteServer(ctx, name, id); err != nil {
 		if errors.Is(err, backend.ErrNotFound) {
@@ -396,7 +398,16 @@ func (c *Compute) removeServer(ctx context.Context, name, id string) error {
 		}
 		return err
 	}
-	return c.confirmGone(ctx, name, id)
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.confirmLater(name, id)
+	}
+	c.mu.Unlock()
+	if closed {
+		return c.confirmGone(ctx, name, id, false)
+	}
+	return nil
 }
 
 // maxDeletes bounds the deletes of one server whose delete keeps failing
@@ -410,8 +421,9 @@ const maxDeletes = 4
 // (SOFT_DELETED, with reclaim_instance_interval > 0) still holds quota, so
 // it is force-deleted (os-deferred-delete, allowed to the owner by
 // default) and, if the cloud refuses, waited for until reclaimed or ctx
-// ends. Only then are the Starts waiting for quota woken.
-func (c *Compute) confirmGone(ctx context.Context, name, id string) error {
+// ends. Only then are the Starts waiting for quota woken. Without
+// patience, it returns once Nova shows the delete under way.
+func (c *Compute) confirmGone(ctx context.Context, name, id string, patient bool) error {
 	backoff := firstBackoff
 	deletes, forced := 1, false
 	for {
@@ -445,7 +457,14 @@ func (c *Compute) confirmGone(ctx context.Context, name, id string) error {
 					}
 					continue // look at once
 				}
-			case s.TaskState != "deleting" && s.TaskState != "soft-deleting":
+				if !patient {
+					return nil
+				}
+			case s.TaskState == "deleting" || s.TaskState == "soft-deleting":
+				if !patient {
+					return nil
+				}
+			default:
 				// The delete failed (ERROR) or was lost: again.
 				if deletes >= maxDeletes {
 					return fmt.Errorf("nova: delete server %s (%s): still %s after %d deletes (%s): %w",

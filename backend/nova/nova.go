@@ -606,6 +606,10 @@ func (c *Compute) Stop(ctx context.Context, name string) error {
 	return err
 }
 
+// confirmTimeout bounds how long the Compute follows a deleted server
+// (one soft-deleted and not force-deletable waits for its reclaim).
+const confirmTimeout = time.Hour
+
 // confirmLater sees the delete of server id through in the background
 // (confirmGone). Called with c.mu held.
 func (c *Compute) confirmLater(name, id string) {
@@ -615,9 +619,10 @@ func (c *Compute) confirmLater(name, id string) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), closeTimeout)
+		// Until the server is gone, or Close (Nova has the delete).
+		ctx, cancel := context.WithTimeout(c.ctx, confirmTimeout)
 		defer cancel()
-		if err := c.confirmGone(ctx, name, id); err != nil {
+		if err := c.confirmGone(ctx, name, id, true); err != nil && c.ctx.Err() == nil {
 			c.log.Warn("nova: a deleted server did not go", "name", name, "server", id, "error", err)
 		}
 	}()

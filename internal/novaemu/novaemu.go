@@ -13,7 +13,9 @@
 // A server's "VM" is a local OS process: once the server goes ACTIVE, its
 // decoded user_data, if it starts with "#!", is run with that interpreter in
 // a process group of its own, in a per-server home directory, with an
-// environment of only PATH, HOME and RACK_METADATA_URL; its stdout and
+// environment of only PATH, HOME, RACK_METADATA_URL and RACK_CLOUD_DIR
+// (what cloud-init keeps in /var/lib/cloud; with a config drive also
+// RACK_CONFIG_DRIVE, see Faults.NoMetadataService); its stdout and
 // stderr are the console log. When the process exits the server goes
 // SHUTOFF, like a VM whose OS powered off. Other user_data (cloud-config,
 // none) boots a VM that runs nothing and stays ACTIVE.
@@ -27,7 +29,12 @@
 // Faults can be injected (see Faults): failed boots, slow boots, 500, 503
 // and 429 answers, an instance quota, killed VMs, and a create whose
 // response is delayed past the client's timeout although the server was
-// made. Random choices come from a math/rand/v2 PCG seeded by Config.Seed,
+// made. Other knobs of Faults model how a real cloud differs from the
+// emulator's kind defaults, each citing the Nova source it follows: a late
+// SHUTOFF, quota wordings, the conductor's quota recheck, builds stuck in
+// BUILD, servers missing from listings, 409 NetworkAmbiguous, 501 on the
+// console, deletes that fail into ERROR, soft deletes, and no metadata
+// service. Random choices come from a math/rand/v2 PCG seeded by Config.Seed,
 // so a single client issuing requests one at a time sees the same faults on
 // every run.
 package novaemu

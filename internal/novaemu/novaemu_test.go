@@ -122,9 +122,9 @@ func TestScriptRunsAndPowersOff(t *testing.T) {
 	if !strings.Contains(out, "hello from "+si.Dir) || !strings.Contains(out, "oops") {
 		t.Errorf("console output %q", out)
 	}
-	for _, l := range strings.Split(out, "\n") { // only the three variables (+ what sh adds)
+	for _, l := range strings.Split(out, "\n") { // only the emulator's variables (+ what sh adds)
 		if k, _, ok := strings.Cut(l, "="); ok && k != "url" && k != "PATH" && k != "HOME" &&
-			k != "RACK_METADATA_URL" && k != "PWD" && k != "SHLVL" && k != "_" && k != "OLDPWD" {
+			k != "RACK_METADATA_URL" && k != "RACK_CLOUD_DIR" && k != "PWD" && k != "SHLVL" && k != "_" && k != "OLDPWD" {
 			t.Errorf("unexpected environment variable %s", l)
 		}
 	}
