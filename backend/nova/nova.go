@@ -234,7 +234,7 @@ type instance struct {
 	create  servers.CreateOpts // without user-data, metadata and tags
 	keyName string
 	env     map[string]string
-	build   time.Duration // the build deadline
+	build   time.Duration         // the build deadline
 	req     *backend.StartRequest // for Config.ExtraEnv
 
 	state    state

@@ -2,6 +2,7 @@ package nova
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
+	"github.com/rackfork/rack/backend"
 )
 
 // pollLoop is the Compute's one poller: while it has servers to watch, it
@@ -366,15 +368,24 @@ func (c *Compute) reap(ctx context.Context, in *instance) error {
 func (c *Compute) retryBoot(ctx context.Context, in *instance, oldID, reason string, quota bool) {
 	defer c.wg.Done()
 	name := in.info.Name
-	c.mu.Lock()
-	freed := c.freed
-	c.mu.Unlock()
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-	err := c.removeServer(dctx, name, oldID)
+	var err error
+	if quota {
+		// Wait until the refused server is gone: its going frees no
+		// quota for this one.
+		if err = c.deleteServer(dctx, name, oldID); err == nil {
+			err = c.confirmGone(dctx, name, oldID, true)
+		} else if errors.Is(err, backend.ErrNotFound) {
+			err = nil
+		}
+	} else {
+		err = c.removeServer(dctx, name, oldID)
+	}
 	cancel()
 	if err == nil && quota {
 		c.mu.Lock()
 		n := in.quotaErr
+		freed := c.freed
 		c.mu.Unlock()
 		wait := max(firstBackoff, c.cfg.PollInterval) << min(n, 8)
 		wait = min(wait, max(maxQuotaWait, c.cfg.PollInterval))
@@ -382,7 +393,7 @@ func (c *Compute) retryBoot(ctx context.Context, in *instance, oldID, reason str
 		t := time.NewTimer(jitter(wait))
 		select {
 		case <-t.C:
-		case <-freed: // (our own server's going counts: a retry costs little)
+		case <-freed: // another server of this Compute went
 		case <-ctx.Done():
 			err = context.Cause(ctx)
 		}
