@@ -424,7 +424,9 @@ const maxDeletes = 4
 // ends. Only then are the Starts waiting for quota woken. Without
 // patience, it returns once Nova shows the delete under way.
 func (c *Compute) confirmGone(ctx context.Context, name, id string, patient bool) error {
-	backoff := firstBackoff
+	// A delete takes Nova seconds: look at once (a quick one is gone),
+	// then after 1 s, 2 s, ... up to 30 s between looks.
+	backoff := time.Second
 	deletes, forced := 1, false
 	for {
 		var s *servers.Server
@@ -484,7 +486,7 @@ func (c *Compute) confirmGone(ctx context.Context, name, id string, patient bool
 		if err := sleepCtx(ctx, jitter(backoff)); err != nil {
 			return fmt.Errorf("nova: delete server %s (%s): waiting for it to go: %w", id, name, err)
 		}
-		backoff = min(2*backoff, maxBackoff)
+		backoff = min(2*backoff, maxQuotaWait)
 	}
 }
 
