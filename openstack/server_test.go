@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -159,5 +160,93 @@ func TestChildOpensOtherNamespace(t *testing.T) {
 	}
 	if os.Getenv(credentialGetEnv) == "" {
 		t.Errorf("the credential's URL was taken from the environment")
+	}
+}
+
+// On a cloud without a metadata service, a child learns its server's id
+// from its config drive or from what cloud-init wrote, and deletes it;
+// DeleteSelfAfterExit does so after leaving the forker its grace.
+func TestChildDeleteSelfWithoutMetadataService(t *testing.T) {
+	e, err := novaemu.Start(novaemu.Config{Faults: novaemu.Faults{NoMetadataService: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	admin := &gophercloud.ServiceClient{
+		ProviderClient: &gophercloud.ProviderClient{TokenID: "admin"},
+		Endpoint:       e.URL() + "/", Type: "compute", Microversion: "2.37",
+	}
+	// A VM that runs until deleted: what it knows of itself is written
+	// when it boots.
+	boot := func(name string) novaemu.ServerInfo {
+		t.Helper()
+		s, err := servers.Create(ctx, admin, servers.CreateOpts{Name: name, ImageRef: "img-1", FlavorRef: "1", Networks: "none",
+			UserData: []byte("#!/bin/sh\nsleep 600\n")}, nil).Extract()
+		if err != nil {
+			t.Fatalf("creating server %s: %v", name, err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, si := range e.Servers() {
+				if si.ID == s.ID && si.Status == "ACTIVE" && si.PID != 0 {
+					return si
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("server %s did not boot", name)
+		return novaemu.ServerInfo{}
+	}
+	gone := func(id string) bool {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			_, err := servers.Get(ctx, admin, id).Extract()
+			if gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+				return true
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return false
+	}
+	const secret = "child-s3cret-value"
+	ks := fakeKeystone(t, "cred-1", secret, e.URL())
+	cc := childCompute{cred: &credential.Credential{ID: "cred-1", Secret: secret, AuthURL: ks.URL + "/v3", Region: "RegionOne"}}
+
+	drive, cloud := boot("by-drive"), boot("by-cloud-init")
+	t.Setenv("RACK_METADATA_URL", e.BaseURL()+"/servers/"+drive.ID+"/metadata-service") // answers 404
+	t.Setenv("RACK_CLOUD_DIR", filepath.Join(t.TempDir(), "none"))
+	// The config drive.
+	t.Setenv("RACK_CONFIG_DRIVE", filepath.Join(filepath.Dir(drive.Dir), "config-2"))
+	if err := cc.DeleteSelf(ctx); err != nil {
+		t.Fatalf("DeleteSelf with a config drive: %v", err)
+	}
+	if !gone(drive.ID) {
+		t.Error("the server with the config drive is still there")
+	}
+	// cloud-init's instance-id, after a grace left to the forker.
+	t.Setenv("RACK_CONFIG_DRIVE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("RACK_CLOUD_DIR", filepath.Join(filepath.Dir(cloud.Dir), "cloud"))
+	cc.afterExit = 100 * time.Millisecond
+	t0 := time.Now()
+	if err := cc.DeleteSelfAfterExit(ctx); err != nil {
+		t.Fatalf("DeleteSelfAfterExit with cloud-init's instance-id: %v", err)
+	}
+	if d := time.Since(t0); d < cc.afterExit {
+		t.Errorf("DeleteSelfAfterExit returned after %v, before its grace of %v", d, cc.afterExit)
+	}
+	if !gone(cloud.ID) {
+		t.Error("the server found through cloud-init is still there")
+	}
+	// Nothing to go by: an error naming every source, nothing deleted.
+	other := boot("other")
+	t.Setenv("RACK_CLOUD_DIR", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("RACK_METADATA_URL", e.BaseURL()+"/servers/"+other.ID+"/metadata-service")
+	err = cc.DeleteSelf(ctx)
+	if err == nil || !strings.Contains(err.Error(), "metadata") || !strings.Contains(err.Error(), "config drive") || !strings.Contains(err.Error(), "cloud-init") {
+		t.Errorf("DeleteSelf with no source of its id: %v, want an error naming each", err)
+	}
+	if _, err := servers.Get(ctx, admin, other.ID).Extract(); err != nil {
+		t.Errorf("a failed DeleteSelf deleted a server: %v", err)
 	}
 }
