@@ -21,33 +21,57 @@
 // server of that name exists, and a create whose outcome is unknown (a
 // timeout, a 5xx) is followed by a look-up of the exact name before any
 // retry, so a retried create never makes a second server. A create refused
-// for quota (403 "Quota exceeded") or rate (429) waits and tries again for
-// as long as Start's context allows; at most Config.MaxBootsInFlight
-// servers are building at once (further Starts queue). Start owns these
+// for quota (a 403 in any of Nova's wordings: "Quota exceeded ...", unified
+// limits' "Project ... is over a limit for [...]", "Maximum number of
+// ports exceeded") or rate (429) waits and tries again for as long as
+// Start's context allows; at most Config.MaxBootsInFlight servers are
+// building at once (further Starts queue). A create refused for its
+// configuration (a 409 such as NetworkAmbiguous, or a 400) fails at once
+// with backend.ErrInvalid and a message naming the option to set. Start owns these
 // attempts (it implements backend.StartRetrier, and retries a transient
 // failure to stage the program too), so the kernel calls it once per
 // process rather than retrying it.
 //
 // # Watching
 //
+// The kernel calls Reap (backend.Reaper) once it has read a child's exit
+// record, and the server is deleted then: Nova shows a powered-off server
+// SHUTOFF only 15 s later with libvirt, and up to 10 minutes later with
+// drivers that have no lifecycle events, while it holds quota.
+//
 // One poller per Compute lists the Compute's servers (one servers.List
 // every PollInterval, however many servers; none while it has none) and
 // acts on what it sees: a server that goes ERROR before it ever ran (e.g.
-// "No valid host was found") is deleted and created again under the same
+// "No valid host was found"), or is still in BUILD at its build deadline
+// (Config.BuildTimeout), is deleted and created again under the same
 // name, up to BootRetries times, and then the instance is marked failed;
+// one that lost the conductor's quota recheck (ERROR with a quota fault)
+// is re-created after a wait for quota, without counting as a failed boot;
 // a server that goes SHUTOFF (its program ended and the script powered the
-// VM off) is deleted. Failure reports why an instance ended abnormally, so
-// that a kernel can report an infrastructure error instead of waiting.
+// VM off) is deleted, a last resort. A server missing from two listings in
+// a row is declared deleted only once a GET of it answers 404 (Nova leaves
+// out of its listings the servers of a cell that does not respond).
+// Failure reports why an instance ended abnormally, so that a kernel can
+// report an infrastructure error instead of waiting.
+//
+// A delete is seen through: a GET confirms the server is gone (404); a
+// server whose delete failed on its compute host (it shows ERROR) is
+// deleted again, and a soft-deleted one (SOFT_DELETED, on clouds with
+// reclaim_instance_interval > 0), which still holds quota, is
+// force-deleted. Starts waiting for quota are woken when a server is
+// gone, not when its delete is accepted.
 //
 // # API requests
 //
-// A child costs three Nova calls: a look-up of its name
-// (GET /servers?name=^name$), the create, and the delete (at exit, Stop or
-// Close). The shared poll adds one GET /servers/detail per PollInterval,
+// A child costs four Nova calls: a look-up of its name
+// (GET /servers?name=^name$), the create, the delete (at exit, Stop or
+// Close) and the GET that confirms it (more while a slow delete is under
+// way). The shared poll adds one GET /servers/detail per PollInterval,
 // whatever the number of children. A failure costs more: a re-create and
-// delete per boot retry, a look-up per ambiguous create, and one
-// os-getConsoleOutput to explain a server that ended without its program
-// having started (see Config.ProgramStarted).
+// delete per boot retry, a look-up per ambiguous create, a GET per two
+// listings that miss a server, and one os-getConsoleOutput (never retried
+// on 501) to explain a server that ended without its program having
+// started (see Config.ProgramStarted).
 package nova
 
 import (
