@@ -420,11 +420,16 @@ func (c *Compute) Start(ctx context.Context, req *backend.StartRequest) (backend
 	in.state = stBuilding
 	in.cancel = nil
 	c.mu.Unlock()
+	c.wake()
+	return in.info, nil
+}
+
+// wake makes an idle poller look again: an instance needs it.
+func (c *Compute) wake() {
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
-	return in.info, nil
 }
 
 // prepare checks req and makes its instance, with the create options and

@@ -259,6 +259,7 @@ func (c *Compute) lost(in *instance, now time.Time) {
 // hidden from listings is not lost).
 func (c *Compute) confirmMissing(in *instance, id string) {
 	defer c.wg.Done()
+	defer c.wake() // the poller may have gone idle meanwhile
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.RequestTimeout)
 	s, err := servers.Get(ctx, c.client, id).Extract()
 	cancel()
@@ -323,6 +324,7 @@ func (c *Compute) end(in *instance, probe bool) {
 		c.mu.Lock()
 		in.busy = false
 		c.mu.Unlock()
+		c.wake()
 	}
 }
 
@@ -367,6 +369,7 @@ func (c *Compute) reap(ctx context.Context, in *instance) error {
 // one of this Compute's servers to go, or a while.
 func (c *Compute) retryBoot(ctx context.Context, in *instance, oldID, reason string, quota bool) {
 	defer c.wg.Done()
+	defer c.wake() // the poller may have gone idle meanwhile
 	name := in.info.Name
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 	var err error

@@ -354,3 +354,31 @@ func TestSoftDelete(t *testing.T) {
 		}
 	}
 }
+
+// TestRecheckQuotaAlone: the only instance of a Compute, refused by the
+// quota recheck while a server of someone else holds the quota, runs once
+// that server goes (the poller keeps following it between retries).
+func TestRecheckQuotaAlone(t *testing.T) {
+	e := startEmu(t, novaemu.Config{Faults: novaemu.Faults{BootDelay: 10 * time.Millisecond,
+		InstanceQuota: 1, RecheckQuota: true}})
+	other, err := servers.Create(context.Background(), client(e), servers.CreateOpts{Name: "someone-else", ImageRef: "i", FlavorRef: "1"}, nil).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCompute(t, e, nil)
+	m := newMarkers(t)
+	req := request(m, "rqa", 100, computetest.ExitAtOnce)
+	if _, err := c.Start(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "two refused creates", func() bool { return e.Calls()["POST /servers"] >= 3 })
+	if err := servers.Delete(context.Background(), client(e), other.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	waitEnded(t, m, req.Name)
+	t.Logf("ran %v after the other server went (%d creates)", time.Since(t0).Round(time.Millisecond), e.Calls()["POST /servers"])
+	if reason, failed := c.Failure(req.Name); failed {
+		t.Errorf("Failure = %q", reason)
+	}
+}
