@@ -212,8 +212,9 @@ type Kernel struct {
 
 // New composes a kernel from drivers. The kernel owns them: Close closes
 // them. New finds the drivers' optional abilities (backend.Notifier,
-// LooseCreate, PipeHinter; InProcess, SameMachine, SelfDeleter, LogReader,
-// FailureReporter, Sweeper) on the drivers given, so a driver that wraps
+// LooseCreate, PipeHinter; InProcess, SameMachine, SelfDeleter,
+// ExitSelfDeleter, Reaper, LogReader, FailureReporter, Sweeper) on the
+// drivers given, so a driver that wraps
 // another must implement the ones it passes on.
 func New(ctx context.Context, store backend.Store, compute backend.Compute, opts ...Option) (*Kernel, error) {
 	if store == nil || compute == nil {

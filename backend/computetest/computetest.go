@@ -41,6 +41,9 @@ import (
 //     and is not also backend.InProcess;
 //   - a backend.SelfDeleter's DeleteSelf, called from the test program,
 //     which runs in no instance, fails and deletes no instance;
+//   - a backend.Reaper's Reap of an instance whose program ended returns
+//     within PromptLimit and the instance leaves List; Reap of a name never
+//     started does nothing to a running instance;
 //   - a backend.StartRetrier that owns its attempts answers the same every
 //     time, and retries only what may succeed: a Start of a live name
 //     (ErrExist) or of an empty one (ErrInvalid) fails within PromptLimit,
@@ -73,6 +76,7 @@ func Run(t *testing.T, newHarness HarnessMaker) {
 		{"SameMachine", testSameMachine},
 		{"SelfDeleteOutsideInstance", testSelfDeleteOutsideInstance},
 		{"StartRetrierFailsPermanentAtOnce", testStartRetrierFailsPermanentAtOnce},
+		{"ReaperEndsExited", testReaperEndsExited},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -707,6 +711,29 @@ func testSelfDeleteOutsideInstance(f *fixture) {
 	f.pause()
 	f.wantRuns(req.Name, 1, 0)
 	f.wantListed(nsMain, req)
+}
+
+func testReaperEndsExited(f *fixture) {
+	r, ok := f.c.(backend.Reaper)
+	if !ok {
+		f.t.Skip("compute does not implement backend.Reaper")
+	}
+	running := f.request(nsMain, 1, RunUntilStopped)
+	f.start(running)
+	exited := f.request(nsMain, 2, ExitAtOnce)
+	f.start(exited)
+	f.waitEnded(exited.Name)
+	t0 := time.Now()
+	r.Reap(exited.Name)
+	r.Reap(f.request(nsMain, 3, ExitAtOnce).Name) // never started
+	if d := time.Since(t0); d > PromptLimit {
+		f.t.Errorf("Reap took %v, want it in the background (at most %v)", d, PromptLimit)
+	}
+	f.waitUnlisted(exited.Name)
+	f.waitStarted(running.Name)
+	f.pause()
+	f.wantRuns(running.Name, 1, 0)
+	f.wantListed(nsMain, running)
 }
 
 func testStartRetrierFailsPermanentAtOnce(f *fixture) {
