@@ -139,7 +139,7 @@ func (e *liveEnv) container(t *testing.T, what string) string {
 	}
 	t.Cleanup(func() {
 		for _, cc := range []string{c, swift.SegmentContainer(c)} {
-			for {
+			for range 10 { // bounded: a clean-up must not loop
 				objs, err := e.parent.List(ctx, cc, backend.ListOptions{})
 				if err != nil || len(objs) == 0 {
 					break
@@ -163,6 +163,11 @@ func (e *liveEnv) issue(t *testing.T, opts IssueOptions) *Credential {
 		opts.SegmentContainer = swift.SegmentContainer(opts.Container) // as the openstack opener asks
 	}
 	start := time.Now()
+	if err := Grant(ctx, e.idc, "", opts); err != nil {
+		t.Fatal(e.err(err))
+	}
+	t.Logf("Grant: %v", time.Since(start))
+	start = time.Now()
 	cred, err := Issue(ctx, e.idc, "", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -473,6 +478,9 @@ func TestLiveRevoke(t *testing.T) {
 	namespace := "credtest-" + ns
 	opts := IssueOptions{Namespace: namespace, Container: ns, Expires: time.Now().Add(time.Hour),
 		Region: e.cfg.Region, Interface: e.cfg.Interface}
+	if err := Grant(ctx, e.idc, "", opts); err != nil {
+		t.Fatal(e.err(err))
+	}
 	cred, err := Issue(ctx, e.idc, "", opts)
 	if err != nil {
 		t.Fatal(e.err(err))
