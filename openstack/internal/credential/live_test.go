@@ -562,7 +562,7 @@ func TestLiveRevoke(t *testing.T) {
 func TestLiveServerDelete(t *testing.T) {
 	e := newLive(t)
 	ctx := context.Background()
-	opts := IssueOptions{Namespace: "credtest-srv", Container: "rack-credtest-srv", AllowServerDelete: true,
+	opts := IssueOptions{Namespace: "credtest-srv", Container: e.container(t, "srv"), AllowServerDelete: true,
 		Expires: time.Now().Add(time.Hour), Region: e.cfg.Region, Interface: e.cfg.Interface}
 	if _, err := endpointPath(e.idc, ServiceCompute, e.cfg.Region, gophercloud.AvailabilityPublic); err != nil {
 		_, err := Issue(ctx, e.idc, "", opts)
