@@ -341,8 +341,8 @@ func TestDeliverFetch(t *testing.T) {
 
 	// Expired or tampered URLs.
 	_, err = Fetch(ctx, nil, strings.Replace(get, "sig-GET", "sig-bad", 1), del)
-	if !errors.Is(err, ErrTaken) {
-		t.Errorf("bad signature: %v, want ErrTaken", err)
+	if !errors.Is(err, ErrURLRefused) || errors.Is(err, ErrTaken) || !strings.Contains(err.Error(), "401") {
+		t.Errorf("bad signature: %v, want ErrURLRefused (HTTP 401), not ErrTaken", err)
 	}
 	errs = append(errs, err.Error())
 	for _, bad := range [][2]string{{"", del}, {get, "ftp://x/y"}, {"http://host/v1/a/c/o", del}} {
