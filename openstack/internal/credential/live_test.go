@@ -451,7 +451,7 @@ func TestLiveExpiry(t *testing.T) {
 	e := newLive(t)
 	ctx := context.Background()
 	ns := e.container(t, "exp")
-	expires := time.Now().Add(6 * time.Second)
+	expires := time.Now().Add(12 * time.Second) // Grant and Issue take a few seconds on a loaded machine
 	cred := e.issue(t, IssueOptions{Namespace: "credtest-" + ns, Container: ns, Expires: expires})
 	raw, err := rawLogin(ctx, cred, e.cfg.Region, e.cfg.Interface)
 	if err != nil {
