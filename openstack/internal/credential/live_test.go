@@ -326,7 +326,7 @@ func TestLiveChildScope(t *testing.T) {
 		t.Errorf("List of its container: %v, %v", objs, e.err(err))
 	}
 	// A large object: segments go to the segment container, which the
-	// child creates.
+	// parent created (Grant): the child may not create containers.
 	big := bytes.Repeat([]byte("0123456789abcdef"), (3<<20)/16)
 	if _, err := child.Put(ctx, ns, "big", bytes.NewReader(big), nil); err != nil {
 		t.Errorf("large Put: %v", e.err(err))
