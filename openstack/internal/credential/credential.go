@@ -96,8 +96,9 @@ type IssueOptions struct {
 	// written and deleted, it may be listed and HEADed (required).
 	Container string
 	// SegmentContainer holds Container's large-object segments, with
-	// Container's object rights and PUT (create), GET and HEAD on itself.
-	// "" means none. (A Swift store names it swift.SegmentContainer.)
+	// Container's object rights and HEAD on itself (Grant creates it; the
+	// child may not). "" means none. (A Swift store names it
+	// swift.SegmentContainer.)
 	SegmentContainer string
 	// ReadOnlyContainers' objects may be read (GET, HEAD), e.g. the
 	// container of the program's binaries. Not listed.
@@ -142,8 +143,11 @@ var operatorRoles = []string{"admin", "member", "_member_", "swiftoperator", "re
 
 // Issue creates an application credential of user userID ("" for the
 // identity client's token's user) for the token's project: restricted,
-// expiring at opts.Expires, with the access rules described in the package
-// documentation. identity is a Keystone v3 client authenticated with a
+// expiring at opts.Expires, carrying opts.Roles (by default the first of
+// DefaultChildRoles the token holds, never an operator role), with the
+// access rules described in the package documentation. Its role reaches
+// containers only through ACLs: call Grant with the same opts first, and
+// Check after. identity is a Keystone v3 client authenticated with a
 // password (see openstack.Login); the returned Credential holds the
 // only copy of the secret.
 //
