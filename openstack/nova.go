@@ -3,6 +3,7 @@ package openstack
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
@@ -160,7 +161,7 @@ func (n *namespaceCredential) get(ctx context.Context) (*credential.Credential, 
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cred == nil {
-		cred, err := credential.Issue(ctx, n.identity, "", credential.IssueOptions{
+		opts := credential.IssueOptions{
 			Namespace:        n.container,
 			Container:        n.container,
 			SegmentContainer: swift.SegmentContainer(n.container),
@@ -171,9 +172,31 @@ func (n *namespaceCredential) get(ctx context.Context) (*credential.Credential, 
 			// rules cannot name a server not made yet: any server of the
 			// project (see the threat model).
 			AllowServerDelete: true,
-		})
+		}
+		// The credential's role is not a Swift operator role: it reaches
+		// the namespace's containers through the ACLs Grant writes.
+		if err := credential.Grant(ctx, n.identity, "", opts); err != nil {
+			return nil, fmt.Errorf("granting the namespace's containers to its children: %w", err)
+		}
+		cred, err := credential.Issue(ctx, n.identity, "", opts)
 		if err != nil {
 			return nil, fmt.Errorf("issuing the namespace's credential: %w", err)
+		}
+		// What the cloud lets it do beyond the namespace: an operator
+		// role is refused, the rest is logged.
+		f, err := credential.Check(ctx, nil, cred, n.container)
+		if err != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			_ = credential.Revoke(rctx, n.identity, "", cred.ID)
+			cancel()
+			return nil, fmt.Errorf("checking the namespace's credential: %w", err)
+		}
+		log := n.cfg.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		for _, w := range f.Warnings {
+			log.Warn("openstack: the children's credential reaches beyond the namespace", "namespace", n.container, "why", w)
 		}
 		n.cred = cred
 	}

@@ -19,7 +19,10 @@
 #
 # What 'start' sets up (region RegionOne, domain Default):
 #   admin / $KEYSTONE_ADMIN_PASSWORD     role admin on project admin (bootstrap)
-#   tester / testing                     role member on project "test"
+#   tester / testing                     roles member and rack-child on
+#                                        project "test" (rack-child: not a
+#                                        Swift operator role, what rack's
+#                                        child credentials carry)
 #   swift / $SWIFT_KS_SERVICE_PASSWORD   role admin on project "service" (the
 #                                        Swift proxy's keystonemiddleware user)
 #   catalog: identity  http://IP:PORT/v3/ (public, internal, admin)
@@ -28,6 +31,12 @@
 #                         that 'SWIFT_KEYSTONE_URL=... swift-saio.sh start' runs
 #            compute (nova) $NOVA_URL (public, internal), only if NOVA_URL is set
 #   Endpoints are created or updated to these URLs on every (re)start.
+#
+# Policy (DIR/policy.yaml): creating EC2 credentials (OS-EC2, and the
+# credentials API) needs the role member (or admin) besides owning them,
+# so a token of an application credential that carries only rack-child or
+# reader cannot make one (an EC2 credential has no access rules and
+# outlives the application credential's revocation).
 #
 # Files written (mode 600 where they hold passwords):
 #   DIR/keystone.env  OS_AUTH_URL OS_USERNAME OS_PASSWORD OS_PROJECT_NAME
@@ -193,6 +202,9 @@ key_repository = $K/fernet-keys
 [credential]
 key_repository = $K/credential-keys
 
+[oslo_policy]
+policy_file = $K/policy.yaml
+
 [identity]
 # test passwords: the cheapest bcrypt (the default 12 rounds cost ~0.25 s a check)
 password_hash_rounds = 4
@@ -203,6 +215,14 @@ password_hash_rounds = 4
 enabled = true
 backend = oslo_cache.dict
 expiration_time = 600
+EOF
+  cat > "$K/policy.yaml" <<'EOF'
+# keystone-dev.sh: an application credential's token without the role
+# member (rack's child credentials carry rack-child or reader) cannot make
+# EC2 credentials, which would carry the user's roles without its access
+# rules and survive its revocation.
+"identity:ec2_create_credential": "rule:admin_required or (role:member and rule:owner)"
+"identity:create_credential": "rule:admin_required or (role:member and user_id:%(target.credential.user_id)s)"
 EOF
   cat > "$K/uwsgi.ini" <<EOF
 [uwsgi]
@@ -300,13 +320,16 @@ def ensure_user(name, password, project, role):
         req('PATCH', '/users/' + u['id'], {'user': {'password': password}}, token=tok)
     req('PUT', '/projects/%s/users/%s/roles/%s' % (project['id'], u['id'], role['id']), token=tok)
 
-roles = {r: find('roles', name=r) for r in ('admin', 'member')}
-if roles['member'] is None:
-    roles['member'] = ensure('roles', {'name': 'member'}, name='member')
+roles = {r: find('roles', name=r) for r in ('admin', 'member', 'rack-child', 'service')}
+for r in ('member', 'rack-child', 'service'):
+    if roles[r] is None:
+        roles[r] = ensure('roles', {'name': r}, name=r)
 service = ensure('projects', {'name': 'service', 'domain_id': 'default'}, name='service', domain_id='default')
 test = ensure('projects', {'name': 'test', 'domain_id': 'default'}, name='test', domain_id='default')
 ensure_user('swift', os.environ['SWIFT_SVC_PW'], service, roles['admin'])
+ensure_user('swift', os.environ['SWIFT_SVC_PW'], service, roles['service'])
 ensure_user('tester', 'testing', test, roles['member'])
+ensure_user('tester', 'testing', test, roles['rack-child'])
 
 def ensure_service(name, stype, url):
     svc = ensure('services', {'name': name, 'type': stype}, type=stype)

@@ -24,7 +24,12 @@
 # pipeline has keystonemiddleware's authtoken + Swift's keystoneauth where
 # the first proxy has tempauth (tempurl, formpost, slo, dlo, ... as there).
 # Accounts are AUTH_<project_id>; roles admin and member own their project's
-# account (and so may set X-Account-Meta-Temp-URL-Key).  Its pid is recorded
+# account (and so may set X-Account-Meta-Temp-URL-Key); any other role (e.g.
+# rack-child, reader) reaches only what container ACLs grant.  authtoken
+# has service_token_roles_required = true (a service token needs the role
+# service), and the pipeline has the middlewares a production Swift runs
+# (bulk, tempurl, copy, slo, dlo, versioned_writes, symlink), so rack's
+# credential tests see their follow-on requests.  Its pid is recorded
 # like the others; stop/reset stop it; the tempauth proxy is unchanged.
 # Typical use (after 'keystone-dev.sh start'):
 #   SWIFT_KEYSTONE_URL=http://127.0.0.1:5000 swift-saio.sh start DATA_DIR
@@ -489,6 +494,11 @@ token_cache_time = $KS_CACHE_TIME
 # service type set, and keystonemiddleware needs the catalog to check them
 include_service_catalog = True
 service_type = object-store
+# an X-Service-Token counts only with a service role: without this a client
+# that sends its own token as service token skips its access rules
+# (keystonemiddleware returns early for any service token)
+service_token_roles = service
+service_token_roles_required = true
 
 [filter:keystoneauth]
 use = egg:swift#keystoneauth

@@ -101,6 +101,10 @@ func (s *Store) redact(msg string) string {
 	if s.ks != nil {
 		secrets = append(secrets, s.ks.currentToken())
 	}
+	s.containerKeys.Range(func(_, v any) bool {
+		secrets = append(secrets, v.(containerKey).key)
+		return true
+	})
 	return redact(msg, secrets...)
 }
 

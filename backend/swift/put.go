@@ -394,13 +394,33 @@ func sloETag(segs []sloSegment) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// ensureContainer creates a segment container once per Store.
+// ensureContainer makes sure, once per Store, that a segment container
+// exists: a HEAD, and a create if that finds none. A credential that may
+// write a container's objects but not create containers (a rack child's,
+// whose forker creates the segment container) finds it with the HEAD; a
+// refused create (HTTP 403) is taken for a container someone else made
+// (a missing one then fails the segment's PUT with 404).
 func (s *Store) ensureContainer(ctx context.Context, c string) error {
 	if _, ok := s.segConts.Load(c); ok {
 		return nil
 	}
-	if err := s.CreateContainer(ctx, c); err != nil {
+	if err := s.checkContainer(c); err != nil {
 		return err
+	}
+	if _, _, err := s.call(ctx, sw.RequestOpts{Container: c, Operation: "HEAD", NoResponse: true}); err == nil {
+		s.segConts.Store(c, true)
+		return nil
+	}
+	_, _, err := s.call(ctx, sw.RequestOpts{
+		Container: c, Operation: "PUT", NoResponse: true,
+		Headers: sw.Headers{"Content-Length": "0"},
+	})
+	if isStatus(err, 403) {
+		s.log.Debug("swift: may not create the segment container; assuming it exists", "container", c)
+		err = nil
+	}
+	if err != nil {
+		return s.mapErr(ctx, err, "create container", c, "")
 	}
 	s.segConts.Store(c, true)
 	return nil

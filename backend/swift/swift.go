@@ -98,7 +98,6 @@
 package swift
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -266,6 +265,8 @@ type Store struct {
 	segConts sync.Map
 	// tempURL caches the account's Temp-URL key (see TempURL).
 	tempURL tempURLState
+	// containerKeys caches containers' Temp-URL keys (containerKey), under tempURL.mu.
+	containerKeys sync.Map
 }
 
 var _ backend.Store = (*Store)(nil)
@@ -664,91 +665,83 @@ func (b *body) Read(p []byte) (int, error) {
 
 func (b *body) Close() error { return b.rc.Close() }
 
-// Delete removes c/name, with its segments if it is a Static Large Object.
+// Delete removes c/name, with its segments if it is a Static Large Object
+// whose segments are in c's segment container (SegmentContainer).
+//
+// It never asks Swift to follow the object: ?multipart-manifest=delete
+// follows a symlink and deletes whatever segments a manifest names, in
+// any container of the account, so a symlink or manifest that someone
+// with write access to c planted would make the kernel's own clean-up
+// delete objects of other containers (and a dangling symlink answered 404
+// for ever). Delete instead looks at the object itself (HEAD
+// ?multipart-manifest=get&symlink=get); a manifest's segments are read
+// from it (GET, the same) and deleted one by one, only those in
+// SegmentContainer(c), before the manifest; segments it names elsewhere
+// are left alone. Everything else (a plain object, a symlink, a Dynamic
+// Large Object manifest) is deleted as the object it is.
 func (s *Store) Delete(ctx context.Context, c, name string) error {
 	if err := s.checkObject(c, name); err != nil {
 		return err
 	}
-	var err error
-	for try := 0; try < 2; try++ {
-		var resp *http.Response
-		resp, _, err = s.call(ctx, sw.RequestOpts{
-			Container: c, ObjectName: name, Operation: "DELETE",
-			Parameters: url.Values{"multipart-manifest": {"delete"}},
-			Headers:    sw.Headers{"Accept": "application/json"},
-		})
-		if err == nil {
-			err = s.bulkResult(resp)
-		}
-		if !errors.Is(err, errBulk401) || try > 0 {
-			break
-		}
-		// Swift refused the token inside the bulk answer (keystoneauth
-		// with delay_auth_decision answers 200 and reports the refused
-		// manifest GET in the body), where ncw/swift does not see the
-		// 401: authenticate again, once.
-		s.conn.UnAuthenticate()
+	raw := url.Values{"multipart-manifest": {"get"}, "symlink": {"get"}}
+	_, h, err := s.call(ctx, sw.RequestOpts{Container: c, ObjectName: name, Operation: "HEAD", Parameters: raw, NoResponse: true})
+	if err != nil {
+		return s.mapErr(ctx, err, "delete", c, name)
 	}
-	if errors.Is(err, errNotSLO) {
-		// A plain object: delete it as such.
-		_, _, err = s.call(ctx, sw.RequestOpts{Container: c, ObjectName: name, Operation: "DELETE", NoResponse: true})
+	if strings.EqualFold(h["X-Static-Large-Object"], "true") {
+		if err := s.deleteOwnSegments(ctx, c, name); err != nil {
+			return err
+		}
 	}
+	_, _, err = s.call(ctx, sw.RequestOpts{Container: c, ObjectName: name, Operation: "DELETE", NoResponse: true})
 	return s.mapErr(ctx, err, "delete", c, name)
 }
 
-// errNotSLO: a ?multipart-manifest=delete found a plain object.
-var errNotSLO = errors.New("not an SLO manifest")
+// maxManifestSize bounds the manifest Delete reads (Swift's own limit,
+// max_manifest_size, is 8 MiB by default).
+const maxManifestSize = 16 << 20
 
-// errBulk401: a ?multipart-manifest=delete reported only 401s.
-var errBulk401 = &sw.Error{StatusCode: 401, Text: "Unauthorized (in a multipart-manifest=delete result)"}
-
-// bulkResult reads the body of a ?multipart-manifest=delete response: a
-// 200 with a bulk-delete summary, whose "Response Status" is the outcome.
-func (s *Store) bulkResult(resp *http.Response) error {
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+// deleteOwnSegments deletes the segments the manifest c/name names that
+// are in c's segment container; a segment already gone is no error.
+func (s *Store) deleteOwnSegments(ctx context.Context, c, name string) error {
+	resp, h, err := s.call(ctx, sw.RequestOpts{Container: c, ObjectName: name, Operation: "GET",
+		Parameters: url.Values{"multipart-manifest": {"get"}, "symlink": {"get"}}})
 	if err != nil {
-		return err
+		return s.mapErr(ctx, err, "delete: reading the manifest of", c, name)
 	}
-	if !strings.Contains(resp.Header.Get("Content-Type"), "json") || len(bytes.TrimSpace(data)) == 0 {
-		return nil // a plain DELETE answer (204)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestSize+1))
+	resp.Body.Close()
+	if err != nil {
+		return s.mapErr(ctx, err, "delete: reading the manifest of", c, name)
 	}
-	var r struct {
-		Status   string     `json:"Response Status"`
-		Body     string     `json:"Response Body"`
-		NotFound int        `json:"Number Not Found"`
-		Deleted  int        `json:"Number Deleted"`
-		Errors   [][]string `json:"Errors"`
+	if !strings.EqualFold(h["X-Static-Large-Object"], "true") {
+		return nil // replaced by a plain object meanwhile
 	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		return fmt.Errorf("decoding the delete result: %w", err)
+	if len(data) > maxManifestSize {
+		return fmt.Errorf("swift: delete %s/%s: its manifest is larger than %d bytes: %w", c, name, maxManifestSize, backend.ErrInvalid)
 	}
-	code, _ := strconv.Atoi(strings.SplitN(r.Status, " ", 2)[0])
-	if code == 400 && len(r.Errors) == 1 && len(r.Errors[0]) == 2 && r.Errors[0][1] == "Not an SLO manifest" {
-		return errNotSLO
+	var segs []struct {
+		Name string `json:"name"` // what Swift returns
+		Path string `json:"path"` // the form it was put in
 	}
-	if code == 401 || (code == 400 && len(r.Errors) > 0 && all401(r.Errors)) {
-		return errBulk401
+	if err := json.Unmarshal(data, &segs); err != nil {
+		return fmt.Errorf("swift: delete %s/%s: its manifest is not a JSON list of segments: %v: %w", c, name, err, backend.ErrInvalid)
 	}
-	switch {
-	case code >= 200 && code < 300 && r.Deleted == 0 && r.NotFound > 0:
-		return &sw.Error{StatusCode: 404, Text: "Object Not Found"}
-	case code >= 200 && code < 300:
-		return nil
-	case code == 0:
-		return fmt.Errorf("unexpected delete result %q", data)
-	}
-	return &sw.Error{StatusCode: code, Text: fmt.Sprintf("HTTP Error: %s: %s %v", r.Status, r.Body, r.Errors)}
-}
-
-// all401 reports whether every bulk error entry is a 401.
-func all401(errs [][]string) bool {
-	for _, e := range errs {
-		if len(e) != 2 || !strings.HasPrefix(e[1], "401") {
-			return false
+	segc := segmentContainer(c)
+	for _, sg := range segs {
+		p := strings.TrimPrefix(coalesce(sg.Name, sg.Path), "/")
+		sc, obj, ok := strings.Cut(p, "/")
+		if !ok || sc != segc || obj == "" {
+			s.log.Debug("swift: delete: leaving a segment the manifest names outside its segment container",
+				"container", c, "object", name, "segment", p)
+			continue
+		}
+		_, _, err := s.call(ctx, sw.RequestOpts{Container: segc, ObjectName: obj, Operation: "DELETE", NoResponse: true})
+		if err != nil && !isStatus(err, 404) {
+			return s.mapErr(ctx, err, "delete: deleting segment", segc, obj)
 		}
 	}
-	return true
+	return nil
 }
 
 // infoFromHeaders builds an ObjectInfo from a HEAD or GET response. size

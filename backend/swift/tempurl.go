@@ -74,9 +74,16 @@ type tempURLInfo struct {
 // fail from then on. Set the key once up front (a first TempURL call) where
 // that matters.
 //
-// The signature is HMAC-SHA256 when the cluster allows it (/info
-// tempurl.allowed_digests), else HMAC-SHA512, else HMAC-SHA1; HMAC-SHA1
-// when /info is unavailable.
+// A container-scoped key is preferred: TempURL signs with container c's
+// Temp-URL key (X-Container-Meta-Temp-URL-Key), setting one of 32 random
+// bytes if c has none, where the cluster lets this Store do so (an owner
+// of the account); such a URL works for objects of c only, and neither the
+// account key nor a key of another container is needed. Where setting it
+// is refused (HTTP 401/403) or c does not exist, the account key is used.
+//
+// The signature is HMAC-SHA256 unless the cluster's /info lists allowed
+// digests without it (then HMAC-SHA512, else HMAC-SHA1); HMAC-SHA256 when
+// /info is unavailable or silent (Swift 2.22 and later accept it).
 func (s *Store) TempURL(ctx context.Context, method, c, name string, ttl time.Duration) (string, error) {
 	if err := s.checkObject(c, name); err != nil {
 		return "", err
@@ -96,9 +103,14 @@ func (s *Store) TempURL(ctx context.Context, method, c, name string, ttl time.Du
 	if ttl <= 0 {
 		return "", fmt.Errorf("swift: temp URL for %s/%s: ttl %v is not positive: %w", c, name, ttl, backend.ErrInvalid)
 	}
-	key, err := s.tempURLKey(ctx)
+	key, err := s.containerTempURLKey(ctx, c)
 	if err != nil {
 		return "", err
+	}
+	if key == "" {
+		if key, err = s.tempURLKey(ctx); err != nil {
+			return "", err
+		}
 	}
 	storageURL, err := s.conn.GetStorageUrl(ctx)
 	if err != nil {
@@ -116,14 +128,76 @@ func (s *Store) TempURL(ctx context.Context, method, c, name string, ttl time.Du
 	return u, nil
 }
 
-// pickDigest prefers sha256, then sha512, then sha1.
+// pickDigest prefers sha256, then sha512, then sha1; sha256 when /info
+// lists no digests.
 func pickDigest(ti tempURLInfo) string {
+	if len(ti.digests) == 0 {
+		return "sha256"
+	}
 	for _, d := range []string{"sha256", "sha512", "sha1"} {
 		if slices.Contains(ti.digests, d) {
 			return d
 		}
 	}
-	return "sha1" // /info unavailable or silent: what every version accepts
+	return "sha256"
+}
+
+// The container metadata that holds a container's Temp-URL keys.
+const (
+	hdrContainerTempURLKey  = "X-Container-Meta-Temp-Url-Key"
+	hdrContainerTempURLKey2 = "X-Container-Meta-Temp-Url-Key-2"
+)
+
+// containerKey is a cached container Temp-URL key.
+type containerKey struct {
+	key     string
+	fetched time.Time
+}
+
+// containerTempURLKey returns container c's Temp-URL key, setting one if
+// c has none; "" when this Store may not set it (401/403: not an owner)
+// or c does not exist, for the account key to be used.
+func (s *Store) containerTempURLKey(ctx context.Context, c string) (string, error) {
+	s.tempURL.mu.Lock()
+	defer s.tempURL.mu.Unlock()
+	if v, ok := s.containerKeys.Load(c); ok {
+		if ck := v.(containerKey); time.Since(ck.fetched) < tempURLKeyTTL {
+			return ck.key, nil
+		}
+	}
+	refused := func(err error) bool { return isStatus(err, 401) || isStatus(err, 403) || isStatus(err, 404) }
+	read := func() (string, error) {
+		_, h, err := s.call(retryable(ctx), sw.RequestOpts{Container: c, Operation: "HEAD", NoResponse: true})
+		if err != nil {
+			return "", err
+		}
+		return coalesce(h[hdrContainerTempURLKey], h[hdrContainerTempURLKey2]), nil
+	}
+	key, err := read()
+	if err == nil && key == "" {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("swift: temp URL key of %s: %w", c, err)
+		}
+		_, _, err = s.call(retryable(ctx), sw.RequestOpts{
+			Container: c, Operation: "POST", NoResponse: true,
+			Headers: sw.Headers{hdrContainerTempURLKey: hex.EncodeToString(b[:]), "Content-Length": "0"},
+		})
+		if err == nil {
+			s.log.Debug("swift: set the container's Temp-URL key", "container", c)
+			// Sign with what is stored: a concurrent writer may have won;
+			// a cluster that does not show it to us leaves "" (account key).
+			key, err = read()
+		}
+	}
+	if refused(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", s.mapErr(ctx, err, "temp URL key: container", c, "")
+	}
+	s.containerKeys.Store(c, containerKey{key: key, fetched: time.Now()})
+	return key, nil
 }
 
 // signTempURL builds the URL of c/name under storageURL signed for method

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -97,8 +96,9 @@ type IssueOptions struct {
 	// written and deleted, it may be listed and HEADed (required).
 	Container string
 	// SegmentContainer holds Container's large-object segments, with
-	// Container's object rights and PUT (create), GET and HEAD on itself.
-	// "" means none. (A Swift store names it swift.SegmentContainer.)
+	// Container's object rights and HEAD on itself (Grant creates it; the
+	// child may not). "" means none. (A Swift store names it
+	// swift.SegmentContainer.)
 	SegmentContainer string
 	// ReadOnlyContainers' objects may be read (GET, HEAD), e.g. the
 	// container of the program's binaries. Not listed.
@@ -108,9 +108,11 @@ type IssueOptions struct {
 	AllowServerDelete bool
 	// Expires is when the credential stops working (required, future).
 	Expires time.Time
-	// Roles names the roles it carries on the project (each must be in
-	// the identity client's token). Nil: the token's roles except admin
-	// and ResellerAdmin; an error if none is left.
+	// Roles names the roles it carries on the project (each must be one
+	// the user holds there), none of them a Swift operator role (Issue
+	// refuses admin, member, _member_, swiftoperator and ResellerAdmin).
+	// Nil: the first of DefaultChildRoles the identity client's token
+	// holds; an error if it holds none.
 	Roles []string
 	// Region and Interface ("public" by default) select the object-store
 	// and compute endpoints in the token's catalog, whose paths the rules
@@ -124,14 +126,28 @@ type IssueOptions struct {
 	ComputePath string
 }
 
-// excludedRoles are never passed on by default: admin grants Keystone
-// and cloud administration, ResellerAdmin every Swift account.
-var excludedRoles = []string{"admin", "reselleradmin"}
+// DefaultChildRoles are the roles Issue gives when IssueOptions.Roles is
+// nil: the first of them that the identity client's token holds. Neither
+// is a Swift operator role where the cloud follows Swift's and Keystone's
+// defaults (keystoneauth's operator_roles "admin, swiftoperator", or
+// "admin, member"); rack-child is a role a cloud makes for rack
+// (scripts/keystone-dev.sh does) and grants to its users, reader is the
+// role Keystone's bootstrap makes and member implies.
+var DefaultChildRoles = []string{"rack-child", "reader"}
+
+// operatorRoles are names clouds commonly list in keystoneauth's
+// operator_roles (or reseller_admin_role): a token with one of them is an
+// owner of the whole account for every request Swift's middlewares make
+// on its behalf, which access rules do not see. Issue refuses them.
+var operatorRoles = []string{"admin", "member", "_member_", "swiftoperator", "reselleradmin", "resellerAdmin"}
 
 // Issue creates an application credential of user userID ("" for the
 // identity client's token's user) for the token's project: restricted,
-// expiring at opts.Expires, with the access rules described in the package
-// documentation. identity is a Keystone v3 client authenticated with a
+// expiring at opts.Expires, carrying opts.Roles (by default the first of
+// DefaultChildRoles the token holds, never an operator role), with the
+// access rules described in the package documentation. Its role reaches
+// containers only through ACLs: call Grant with the same opts first, and
+// Check after. identity is a Keystone v3 client authenticated with a
 // password (see openstack.Login); the returned Credential holds the
 // only copy of the secret.
 //
@@ -309,8 +325,8 @@ func tokenInfo(identity *gophercloud.ServiceClient) (authInfo, error) {
 	return ai, nil
 }
 
-// pickRoles returns the roles to give: the named ones, or the token's
-// except the administrative ones.
+// pickRoles returns the roles to give: the named ones, or the first of
+// DefaultChildRoles the token holds. Operator roles are refused.
 func pickRoles(have []tokens3.Role, want []string) ([]applicationcredentials.Role, error) {
 	var out []applicationcredentials.Role
 	if want != nil {
@@ -318,26 +334,39 @@ func pickRoles(have []tokens3.Role, want []string) ([]applicationcredentials.Rol
 			if w == "" {
 				return nil, fmt.Errorf("an empty role name in IssueOptions.Roles: %w", backend.ErrInvalid)
 			}
+			if isOperatorRole(w) {
+				return nil, fmt.Errorf("role %q is a Swift operator role in common clouds: with it every request Swift's middlewares make for the child (copy, large objects, symlinks, versions) may reach the whole account; give a role that is not (e.g. %s): %w",
+					w, strings.Join(DefaultChildRoles, " or "), backend.ErrInvalid)
+			}
 			out = append(out, applicationcredentials.Role{Name: w})
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("IssueOptions.Roles is empty (nil means the token's roles): %w", backend.ErrInvalid)
+			return nil, fmt.Errorf("IssueOptions.Roles is empty (nil means the first of %s the token holds): %w", strings.Join(DefaultChildRoles, ", "), backend.ErrInvalid)
 		}
 		return out, nil
 	}
 	var names []string
 	for _, r := range have {
 		names = append(names, r.Name)
-		if slices.Contains(excludedRoles, strings.ToLower(r.Name)) {
-			continue
+	}
+	for _, d := range DefaultChildRoles {
+		for _, r := range have {
+			if strings.EqualFold(r.Name, d) {
+				return []applicationcredentials.Role{{ID: r.ID}}, nil
+			}
 		}
-		out = append(out, applicationcredentials.Role{ID: r.ID})
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("the token's roles on the project (%s) are all administrative; name the roles to give in IssueOptions.Roles: %w",
-			strings.Join(names, ", "), backend.ErrInvalid)
+	return nil, fmt.Errorf("the token's roles on the project (%s) include none of %s: a child credential needs a role that is not a Swift operator role (ask the cloud's administrator to grant one, e.g. %q; scripts/keystone-dev.sh makes it) or name one in IssueOptions.Roles: %w",
+		strings.Join(names, ", "), strings.Join(DefaultChildRoles, ", "), DefaultChildRoles[0], backend.ErrInvalid)
+}
+
+func isOperatorRole(name string) bool {
+	for _, o := range operatorRoles {
+		if strings.EqualFold(o, name) {
+			return true
+		}
 	}
-	return out, nil
+	return false
 }
 
 // accessRules builds the rules for account path acct ("/v1/AUTH_x") and
@@ -357,21 +386,33 @@ func accessRules(acct, comp string, opts IssueOptions) ([]Rule, error) {
 			rules = append(rules, Rule{Service: service, Method: m, Path: path})
 		}
 	}
+	// "*" matches one non-empty segment: ".../NS/*" and ".../NS/*/**"
+	// match every object of NS but not ".../NS/", which Swift takes for a
+	// request to the container itself (".../NS/**" matched it).
+	objects := func(c string) []string { return []string{acct + "/" + q(c) + "/*", acct + "/" + q(c) + "/*/**"} }
 	rw := []string{"GET", "PUT", "HEAD", "DELETE", "POST"}
-	add(ServiceObjectStore, acct+"/"+q(opts.Container)+"/**", rw...)
+	for _, p := range objects(opts.Container) {
+		add(ServiceObjectStore, p, rw...)
+	}
 	add(ServiceObjectStore, acct+"/"+q(opts.Container), "GET", "HEAD")
 	if seg := opts.SegmentContainer; seg != "" {
 		if err := checkContainer("segment container", seg); err != nil {
 			return nil, err
 		}
-		add(ServiceObjectStore, acct+"/"+q(seg)+"/**", rw...)
-		add(ServiceObjectStore, acct+"/"+q(seg), "PUT", "GET", "HEAD")
+		for _, p := range objects(seg) {
+			add(ServiceObjectStore, p, rw...)
+		}
+		// HEAD only: the forker creates it (Grant); a Store HEADs it
+		// before its first large Put.
+		add(ServiceObjectStore, acct+"/"+q(seg), "HEAD")
 	}
 	for _, c := range opts.ReadOnlyContainers {
 		if err := checkContainer("read-only container", c); err != nil {
 			return nil, err
 		}
-		add(ServiceObjectStore, acct+"/"+q(c)+"/**", "GET", "HEAD")
+		for _, p := range objects(c) {
+			add(ServiceObjectStore, p, "GET", "HEAD")
+		}
 	}
 	if opts.AllowServerDelete {
 		comp = strings.TrimSuffix(comp, "/")
@@ -529,7 +570,10 @@ func validName(s string) error {
 
 // keystoneErr describes a Keystone error by status and message (the
 // request body, which holds no secret here, is not repeated).
-func keystoneErr(err error) error {
+func keystoneErr(err error) error { return keystoneErrAs("Keystone", err) }
+
+// keystoneErrAs is keystoneErr for service.
+func keystoneErrAs(service string, err error) error {
 	var ue gophercloud.ErrUnexpectedResponseCode
 	if errors.As(err, &ue) {
 		msg := strings.TrimSpace(string(ue.Body))
@@ -540,7 +584,7 @@ func keystoneErr(err error) error {
 		if ue.Actual == 429 || ue.Actual >= 500 {
 			kind = backend.ErrTransient
 		}
-		return fmt.Errorf("Keystone answered HTTP %d to %s %s: %s: %w", ue.Actual, ue.Method, ue.URL, msg, kind)
+		return fmt.Errorf("%s answered HTTP %d to %s %s: %s: %w", service, ue.Actual, ue.Method, ue.URL, msg, kind)
 	}
 	return err
 }

@@ -33,25 +33,28 @@ func TestAccessRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []Rule
-	for _, m := range []string{"GET", "PUT", "HEAD", "DELETE", "POST"} {
-		want = append(want, Rule{"object-store", m, acct + "/ns/**"})
+	for _, p := range []string{"/ns/*", "/ns/*/**"} {
+		for _, m := range []string{"GET", "PUT", "HEAD", "DELETE", "POST"} {
+			want = append(want, Rule{"object-store", m, acct + p})
+		}
 	}
 	want = append(want, Rule{"object-store", "GET", acct + "/ns"}, Rule{"object-store", "HEAD", acct + "/ns"})
-	for _, m := range []string{"GET", "PUT", "HEAD", "DELETE", "POST"} {
-		want = append(want, Rule{"object-store", m, acct + "/ns_segments/**"})
+	for _, p := range []string{"/ns_segments/*", "/ns_segments/*/**"} {
+		for _, m := range []string{"GET", "PUT", "HEAD", "DELETE", "POST"} {
+			want = append(want, Rule{"object-store", m, acct + p})
+		}
 	}
-	for _, m := range []string{"PUT", "GET", "HEAD"} {
-		want = append(want, Rule{"object-store", m, acct + "/ns_segments"})
-	}
-	want = append(want, Rule{"object-store", "GET", acct + "/bin/**"}, Rule{"object-store", "HEAD", acct + "/bin/**"},
+	want = append(want, Rule{"object-store", "HEAD", acct + "/ns_segments"})
+	want = append(want, Rule{"object-store", "GET", acct + "/bin/*"}, Rule{"object-store", "HEAD", acct + "/bin/*"},
+		Rule{"object-store", "GET", acct + "/bin/*/**"}, Rule{"object-store", "HEAD", acct + "/bin/*/**"},
 		Rule{"compute", "DELETE", "/v2.1/servers/*"})
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("rules (-want +got):\n%s", d)
 	}
 
 	got, err = accessRules(acct, "", IssueOptions{Container: "ns", SegmentContainer: ""})
-	if err != nil || len(got) != 7 {
-		t.Errorf("without segments: %d rules, %v; want 7", len(got), err)
+	if err != nil || len(got) != 12 {
+		t.Errorf("without segments: %d rules, %v; want 12", len(got), err)
 	}
 
 	for _, o := range []IssueOptions{
@@ -61,7 +64,7 @@ func TestAccessRules(t *testing.T) {
 		{Container: "a/b"},
 		{Container: "ok", ReadOnlyContainers: []string{"b(in)"}},
 		{Container: "ok", SegmentContainer: "s+"},
-		{Container: strings.Repeat("c", 212)}, // the path exceeds Keystone's 225
+		{Container: strings.Repeat("c", 210)}, // the path exceeds Keystone's 225
 		{Container: "ok\x01"},
 	} {
 		if _, err := accessRules(acct, "", o); !errors.Is(err, backend.ErrInvalid) {
@@ -79,7 +82,7 @@ func TestAccessRules(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a container with non-ASCII, space and braces: %v", err)
 	}
-	if p := got[0].Path; p != acct+"/n%C3%A4%20m%7B1%7D%25/**" {
+	if p := got[0].Path; p != acct+"/n%C3%A4%20m%7B1%7D%25/*" {
 		t.Errorf("escaped rule path %q", p)
 	}
 	if e := escapeSegment("a-Z_0.~!$&'()*+,;=:@ü/"); e != "a-Z_0.~!$&'()*+,;=:@%C3%BC/" {
@@ -93,14 +96,23 @@ func TestPickRoles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].ID != "r1" || got[1].ID != "r3" {
-		t.Errorf("default roles %+v, want r1 and r3", got)
+	if len(got) != 1 || got[0].ID != "r3" {
+		t.Errorf("default roles %+v, want reader (r3) alone", got)
 	}
-	if _, err := pickRoles(have[1:2], nil); !errors.Is(err, backend.ErrInvalid) || !strings.Contains(err.Error(), "admin") {
-		t.Errorf("admin only: %v", err)
+	got, err = pickRoles(append(have, tokens3.Role{ID: "r5", Name: "rack-child"}), nil)
+	if err != nil || len(got) != 1 || got[0].ID != "r5" {
+		t.Errorf("default roles with rack-child: %+v, %v; want rack-child (r5) alone", got, err)
 	}
-	got, err = pickRoles(have, []string{"member"})
-	if err != nil || len(got) != 1 || got[0].Name != "member" {
+	if _, err := pickRoles(have[:2], nil); !errors.Is(err, backend.ErrInvalid) || !strings.Contains(err.Error(), "rack-child") {
+		t.Errorf("member and admin only: %v", err)
+	}
+	for _, op := range []string{"member", "Admin", "swiftoperator", "ResellerAdmin", "_member_"} {
+		if _, err := pickRoles(have, []string{op}); !errors.Is(err, backend.ErrInvalid) || !strings.Contains(err.Error(), "operator role") {
+			t.Errorf("operator role %s: %v", op, err)
+		}
+	}
+	got, err = pickRoles(have, []string{"rack-child"})
+	if err != nil || len(got) != 1 || got[0].Name != "rack-child" {
 		t.Errorf("named roles: %+v, %v", got, err)
 	}
 	if _, err := pickRoles(have, []string{}); err == nil {
@@ -329,8 +341,8 @@ func TestDeliverFetch(t *testing.T) {
 
 	// Expired or tampered URLs.
 	_, err = Fetch(ctx, nil, strings.Replace(get, "sig-GET", "sig-bad", 1), del)
-	if !errors.Is(err, ErrTaken) {
-		t.Errorf("bad signature: %v, want ErrTaken", err)
+	if !errors.Is(err, ErrURLRefused) || errors.Is(err, ErrTaken) || !strings.Contains(err.Error(), "401") {
+		t.Errorf("bad signature: %v, want ErrURLRefused (HTTP 401), not ErrTaken", err)
 	}
 	errs = append(errs, err.Error())
 	for _, bad := range [][2]string{{"", del}, {get, "ftp://x/y"}, {"http://host/v1/a/c/o", del}} {

@@ -21,6 +21,12 @@ import (
 // that sees it must not start: someone else may hold its credential.
 var ErrTaken = errors.New("credential already taken or expired")
 
+// ErrURLRefused is wrapped by Fetch's errors when Swift refuses a
+// one-time URL (HTTP 401): it expired, or the Temp-URL key that signed it
+// was changed or removed since. The object may still be there; the child
+// must not start either way.
+var ErrURLRefused = errors.New("the credential's one-time URL was refused (expired, or its Temp-URL key changed)")
+
 // BootstrapPrefix starts the names Deliver picks for one-time objects.
 const BootstrapPrefix = "bootstrap/"
 
@@ -149,8 +155,10 @@ func Fetch(ctx context.Context, client *http.Client, getURL, deleteURL string) (
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", what, err)
-	case status == http.StatusNotFound || status == http.StatusUnauthorized:
-		return nil, fmt.Errorf("%s: HTTP %d: %w (fetched before, or its TempURL expired)", what, status, ErrTaken)
+	case status == http.StatusNotFound:
+		return nil, fmt.Errorf("%s: HTTP 404: %w (fetched before, or the object expired)", what, ErrTaken)
+	case status == http.StatusUnauthorized:
+		return nil, fmt.Errorf("%s: HTTP 401: %w", what, ErrURLRefused)
 	case status != http.StatusOK:
 		return nil, fmt.Errorf("%s: HTTP %d: %w", what, status, kindOf(status))
 	}
@@ -170,7 +178,7 @@ func Fetch(ctx context.Context, client *http.Client, getURL, deleteURL string) (
 	case status == http.StatusNotFound:
 		return nil, fmt.Errorf("credential: delete %s after reading it: it is gone already, so someone else fetched it too; not using it: %w", du, ErrTaken)
 	case status == http.StatusUnauthorized:
-		return nil, fmt.Errorf("credential: delete %s after reading it: HTTP 401, its TempURL expired; not using it: %w", du, ErrTaken)
+		return nil, fmt.Errorf("credential: delete %s after reading it: HTTP 401; not using it: %w", du, ErrURLRefused)
 	case status/100 != 2:
 		return nil, fmt.Errorf("credential: delete %s after reading it: HTTP %d: %w", du, status, kindOf(status))
 	}
