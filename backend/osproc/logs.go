@@ -232,7 +232,7 @@ func (c *Compute) openLog(name string) (*os.File, error) {
 // logError classifies a failure to open a log.
 func logError(err error) error {
 	kind := backend.ErrTransient
-	if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, osfile.ErrUnsafeDir) {
 		kind = backend.ErrInvalid
 	}
 	return fmt.Errorf("instance log: %v: %w", err, kind)

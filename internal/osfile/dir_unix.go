@@ -58,14 +58,14 @@ func checkDir(dir string, group bool) (fs.FileInfo, error) {
 		return nil, nil
 	}
 	if me := os.Geteuid(); int64(st.Uid) != int64(me) {
-		return nil, fmt.Errorf("refusing directory %s: it belongs to user %d, not to this user (%d), who would write and read its files there", dir, st.Uid, me)
+		return nil, fmt.Errorf("%w %s: it belongs to user %d, not to this user (%d), who would write and read its files there", ErrUnsafeDir, dir, st.Uid, me)
 	}
 	perm := fi.Mode().Perm()
 	if perm&0o002 != 0 {
-		return nil, fmt.Errorf("refusing directory %s: every user may write in it (mode %#o): another user could plant files or links there", dir, perm)
+		return nil, fmt.Errorf("%w %s: every user may write in it (mode %#o): another user could plant files or links there", ErrUnsafeDir, dir, perm)
 	}
 	if !group && perm&0o020 != 0 {
-		return nil, fmt.Errorf("refusing directory %s: its group may write in it (mode %#o): make it 0700, or share it with the group on purpose (a group-shared namespace)", dir, perm)
+		return nil, fmt.Errorf("%w %s: its group may write in it (mode %#o): make it 0700, or share it with the group on purpose (a group-shared namespace)", ErrUnsafeDir, dir, perm)
 	}
 	return fi, nil
 }

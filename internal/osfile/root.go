@@ -30,6 +30,10 @@ var ErrNotRegular = errors.New("not a regular file")
 // to another user or has other names (hard links).
 var ErrNotOwned = errors.New("not a file of this user's alone")
 
+// ErrUnsafeDir is wrapped by the errors of CheckDir and RestrictDir that
+// refuse a directory (another user's, or one others may write in).
+var ErrUnsafeDir = errors.New("refusing directory")
+
 // Root is a directory under which files are opened without following
 // symbolic links. Its methods are safe for concurrent use.
 type Root struct {
