@@ -61,27 +61,22 @@ func (r *Root) Path() string { return r.path }
 // Close releases the root's directory descriptor.
 func (r *Root) Close() error { return r.sys.close() }
 
-// rel returns name relative to the root: name is absolute under it, or
-// relative already.
-func (r *Root) rel(name string) (string, error) {
+// paths returns name relative to the root, and absolute: name is
+// absolute under the root, or relative to it.
+func (r *Root) paths(name string) (rel, abs string, err error) {
 	if !filepath.IsAbs(name) {
-		return name, nil
+		if name == "." {
+			return name, r.path, nil
+		}
+		return name, r.path + string(os.PathSeparator) + name, nil
 	}
 	if name == r.path {
-		return ".", nil
+		return ".", name, nil
 	}
-	if rest, ok := strings.CutPrefix(name, r.path+string(os.PathSeparator)); ok && rest != "" {
-		return rest, nil
+	if rest, ok := strings.CutPrefix(name, r.path); ok && len(rest) > 1 && os.IsPathSeparator(rest[0]) {
+		return rest[1:], name, nil
 	}
-	return "", fmt.Errorf("%s is not under %s", name, r.path)
-}
-
-// abs returns the absolute path of rel.
-func (r *Root) abs(rel string) string {
-	if rel == "." {
-		return r.path
-	}
-	return r.path + string(os.PathSeparator) + rel
+	return "", "", &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("not under %s", r.path)}
 }
 
 // OpenFile opens the regular file name (absolute under the root, or
@@ -114,11 +109,11 @@ func (r *Root) OpenOwned(name string, flag int, perm fs.FileMode) (*os.File, err
 // OpenDir opens the directory name (absolute under the root, or relative
 // to it; "." or the root's path for the root) for reading its names.
 func (r *Root) OpenDir(name string) (*os.File, error) {
-	rel, err := r.rel(name)
+	rel, abs, err := r.paths(name)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		return nil, err
 	}
-	return r.sys.openDir(r, rel)
+	return r.sys.openDir(rel, abs)
 }
 
 // ReadFile reads the regular file name whole (see OpenFile).
@@ -136,11 +131,11 @@ const maxReadFile = 1 << 20
 
 // openFile opens a regular file and returns what fstat told of it.
 func (r *Root) openFile(name string, flag int, perm fs.FileMode) (*os.File, fileStat, error) {
-	rel, err := r.rel(name)
+	rel, abs, err := r.paths(name)
 	if err != nil {
-		return nil, fileStat{}, &fs.PathError{Op: "open", Path: name, Err: err}
+		return nil, fileStat{}, err
 	}
-	return r.sys.openFile(r, rel, flag, perm)
+	return r.sys.openFile(rel, abs, flag, perm)
 }
 
 // fileStat is what an open checked of the file it opened.

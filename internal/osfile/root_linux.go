@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,11 +16,12 @@ import (
 var noOpenat2 atomic.Bool
 
 // rootSys holds the root directory's descriptor (O_PATH), which openat2
-// resolves paths beneath. It is an *os.File, whose Control keeps the
-// descriptor from being closed (and its number reused) while in use.
+// resolves paths beneath; mu keeps it from being closed (and its number
+// reused) while in use.
 type rootSys struct {
-	f  *os.File
-	rc syscall.RawConn
+	mu     sync.RWMutex
+	fd     int
+	closed bool
 }
 
 func (s *rootSys) open(abs string) error {
@@ -28,16 +29,19 @@ func (s *rootSys) open(abs string) error {
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: abs, Err: err}
 	}
-	s.f = os.NewFile(uintptr(fd), abs)
-	s.rc, err = s.f.SyscallConn()
-	if err != nil {
-		s.f.Close()
-		return err
-	}
+	s.fd = fd
 	return nil
 }
 
-func (s *rootSys) close() error { return s.f.Close() }
+func (s *rootSys) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return os.ErrClosed
+	}
+	s.closed = true
+	return unix.Close(s.fd)
+}
 
 // openat opens rel (abs is the same path, absolute) beneath the root
 // without following any symbolic link on the way.
@@ -49,10 +53,13 @@ func (s *rootSys) openat(rel, abs string, flags int, perm fs.FileMode) (int, err
 			how.Mode = uint64(perm.Perm())
 		}
 		for attempt := 0; ; attempt++ {
-			fd, err := -1, error(nil)
-			if cerr := s.rc.Control(func(dirfd uintptr) { fd, err = unix.Openat2(int(dirfd), rel, &how) }); cerr != nil {
-				return -1, cerr // the root is closed
+			s.mu.RLock()
+			if s.closed {
+				s.mu.RUnlock()
+				return -1, os.ErrClosed
 			}
+			fd, err := unix.Openat2(s.fd, rel, &how)
+			s.mu.RUnlock()
 			switch {
 			case err == nil:
 				return fd, nil
@@ -94,8 +101,7 @@ func (s *rootSys) path(abs, rel string) string {
 	return abs
 }
 
-func (s *rootSys) openFile(r *Root, rel string, flag int, perm fs.FileMode) (*os.File, fileStat, error) {
-	abs := r.abs(rel)
+func (s *rootSys) openFile(rel, abs string, flag int, perm fs.FileMode) (*os.File, fileStat, error) {
 	// O_NONBLOCK: a FIFO or a device opens at once (and is then refused)
 	// instead of blocking the open.
 	fd, err := s.openat(rel, abs, flag|unix.O_NONBLOCK, perm)
@@ -120,8 +126,7 @@ func (s *rootSys) openFile(r *Root, rel string, flag int, perm fs.FileMode) (*os
 	return os.NewFile(uintptr(fd), abs), fileStat{uid: uint64(st.Uid), nlink: uint64(st.Nlink)}, nil
 }
 
-func (s *rootSys) openDir(r *Root, rel string) (*os.File, error) {
-	abs := r.abs(rel)
+func (s *rootSys) openDir(rel, abs string) (*os.File, error) {
 	fd, err := s.openat(rel, abs, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: abs, Err: err}

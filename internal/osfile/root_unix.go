@@ -6,12 +6,16 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"sync/atomic"
 	"syscall"
 )
 
 // rootSys: without openat2, opens use O_NOFOLLOW, which checks only the
 // last element of a path.
 type rootSys struct{}
+
+// noOpenat2 is always true in effect here (the tests set it).
+var noOpenat2 atomic.Bool
 
 func (s *rootSys) open(abs string) error {
 	fi, err := os.Stat(abs)
@@ -23,8 +27,7 @@ func (s *rootSys) open(abs string) error {
 
 func (s *rootSys) close() error { return nil }
 
-func (s *rootSys) openFile(r *Root, rel string, flag int, perm fs.FileMode) (*os.File, fileStat, error) {
-	abs := r.abs(rel)
+func (s *rootSys) openFile(rel, abs string, flag int, perm fs.FileMode) (*os.File, fileStat, error) {
 	f, err := os.OpenFile(abs, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, perm)
 	if err != nil {
 		return nil, fileStat{}, symlinkErr(err)
@@ -45,8 +48,8 @@ func (s *rootSys) openFile(r *Root, rel string, flag int, perm fs.FileMode) (*os
 	return f, st, nil
 }
 
-func (s *rootSys) openDir(r *Root, rel string) (*os.File, error) {
-	f, err := os.OpenFile(r.abs(rel), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
+func (s *rootSys) openDir(rel, abs string) (*os.File, error) {
+	f, err := os.OpenFile(abs, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
 	return f, symlinkErr(err)
 }
 
