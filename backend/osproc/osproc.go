@@ -110,8 +110,8 @@ func New(opts ...Option) (*Compute, error) {
 }
 
 // SameMachine reports true: each instance is an OS process on this
-// machine, started at once with StartRequest.Env in its environment
-// (backend.SameMachine).
+// machine, started at once with StartRequest.Env in its environment, the
+// process record through a pipe (see Start) (backend.SameMachine).
 func (c *Compute) SameMachine() bool { return true }
 
 // executable returns the program to start by default.
