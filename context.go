@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/handoff"
 	"github.com/rackfork/rack/internal/record"
 )
 
@@ -290,10 +291,14 @@ const kernelEnv = "RACK_KERNEL"
 // makes no lease for it, nor adopt a host record.
 func joinAs(id string) Option { return func(c *config) { c.kernelID = id } }
 
-// recordFromEnv returns the process record the forker put in the
-// environment for pid, or nil (then the store has it).
+// recordFromEnv returns the process record the forker handed over for
+// pid, or nil (then the store has it): through the pipe of
+// internal/handoff (osproc), else in the environment.
 func recordFromEnv(pid PID) (*record.Proc, error) {
-	data := os.Getenv(recordEnv)
+	data, ok := handoff.Get(recordEnv)
+	if !ok {
+		data = os.Getenv(recordEnv)
+	}
 	os.Unsetenv(recordEnv) // not for this process's own children
 	if data == "" {
 		return nil, nil

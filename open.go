@@ -95,7 +95,9 @@ func Schemes() []string {
 //	mem://        a new private in-memory namespace with goroutine processes
 //	mem://NAME    the in-memory namespace NAME, shared within this OS process
 //	file:///DIR   the directory DIR as the store, processes as OS processes
-//	              running this program again (see Main)
+//	              running this program again (see Main); private to this
+//	              user (DIR 0700, files 0600), or with ?mode=group shared
+//	              with DIR's group (0770, 0660)
 //
 // file:// is built in because it costs nothing to link (its drivers use
 // only the standard library and golang.org/x/sys), because a local
@@ -176,20 +178,28 @@ func openMem(ctx context.Context, u *url.URL, opts []Option) (*Kernel, error) {
 	return New(ctx, s, inproc.New(), opts...)
 }
 
-// openFile opens file:///DIR.
+// openFile opens file:///DIR, and file:///DIR?mode=group for a namespace
+// shared with DIR's group (file.WithGroupAccess).
 func openFile(ctx context.Context, u *url.URL, opts []Option) (*Kernel, error) {
-	if u.Host != "" || u.Path == "" || u.RawQuery != "" {
-		return nil, fmt.Errorf("%w: a file URL is file:///absolute/dir", ErrInvalid)
+	group := u.RawQuery == "mode=group"
+	if u.Host != "" || u.Path == "" || u.RawQuery != "" && !group {
+		return nil, fmt.Errorf("%w: a file URL is file:///absolute/dir, or file:///absolute/dir?mode=group for a namespace its group shares", ErrInvalid)
 	}
 	// No fsync: in a local namespace a machine crash ends every process
 	// anyway, and the page cache outlives any one process.
-	s, err := file.New(u.Path, file.WithoutSync())
+	fopts := []file.Option{file.WithoutSync()}
+	// The children's own output goes to DIR/logs (beside the store's
+	// containers, not in one), which "rack logs" reads.
+	copts := []osproc.Option{osproc.WithLogDir(filepath.Join(u.Path, "logs"))}
+	if group {
+		fopts = append(fopts, file.WithGroupAccess())
+		copts = append(copts, osproc.WithGroupAccess())
+	}
+	s, err := file.New(u.Path, fopts...)
 	if err != nil {
 		return nil, err
 	}
-	// The children's own output goes to DIR/logs (beside the store's
-	// containers, not in one), which "rack logs" reads.
-	c, err := osproc.New(osproc.WithLogDir(filepath.Join(u.Path, "logs")))
+	c, err := osproc.New(copts...)
 	if err != nil {
 		s.Close()
 		return nil, err

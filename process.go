@@ -375,6 +375,9 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 			rec.Options[key] = v
 		}
 	case parent != nil:
+		if err := checkInheritedExe(parent); err != nil {
+			return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
+		}
 		rec.Options = parent.rec.Options // records never change: sharing is safe
 	}
 	if spec.Group != nil {

@@ -97,6 +97,7 @@ import (
 
 	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/backend/internal/watch"
+	"github.com/rackfork/rack/internal/osfile"
 )
 
 // Interface checks.
@@ -115,6 +116,7 @@ const (
 type config struct {
 	noSync       bool
 	noInotify    bool
+	group        bool
 	pollInterval time.Duration
 }
 
@@ -125,6 +127,15 @@ type Option func(*config)
 // crash of the machine (not of a process) may then lose or truncate
 // recently written objects. For scratch namespaces and tests.
 func WithoutSync() Option { return func(c *config) { c.noSync = true } }
+
+// WithGroupAccess shares the store with the members of its directory's
+// group: directories are made 0770 and files 0660 (whatever the umask),
+// and a directory its group may write in is accepted. Without it the
+// store is private to its owner: directories 0700, files 0600, and a
+// directory its group may write in is refused. Every member of the group
+// can then read and forge every record of the namespace: share it only
+// with users who may run programs as you.
+func WithGroupAccess() Option { return func(c *config) { c.group = true } }
 
 // WithoutInotify makes the Store poll for other processes' changes even
 // where inotify is available.
@@ -144,11 +155,15 @@ func WithPollInterval(d time.Duration) Option {
 // one with New. All methods are safe for concurrent use, and any number of
 // Stores, in any number of processes, may share a directory.
 type Store struct {
-	dir    string // absolute
-	cdir   string // dir/c
-	tmp    string // dir/tmp
-	id     string // this Store's writer id (journal names, temp names)
-	noSync bool
+	dir      string       // absolute
+	root     *osfile.Root // dir, for opening files beneath it
+	cdir     string       // dir/c
+	tmp      string       // dir/tmp
+	id       string       // this Store's writer id (journal names, temp names)
+	noSync   bool
+	group    bool        // WithGroupAccess
+	dirMode  fs.FileMode // 0700, or 0770 with WithGroupAccess
+	fileMode fs.FileMode // 0600, or 0660 with WithGroupAccess
 
 	closed atomic.Bool
 
@@ -161,6 +176,20 @@ type Store struct {
 // New opens the store in dir, creating dir if needed. A dir that exists,
 // is not empty and is not a store already is refused, so that a mistyped
 // path does not litter a home directory.
+//
+// # Security
+//
+// The store is private to the user who runs it (see WithGroupAccess for
+// a group-shared one): dir must be this user's, and no other user may
+// write in it (the error says which of these fails); New takes away the
+// others' read and search permissions on dir (mode 0700), and makes every
+// directory 0700 and every file 0600. Nothing under dir is ever opened
+// through a symbolic link (openat2(2) with RESOLVE_BENEATH and
+// RESOLVE_NO_SYMLINKS where Linux has it, O_NOFOLLOW otherwise), nor a
+// FIFO or a device; a file this Store writes into after another process
+// could have named it (a spare, a journal) must be a regular file of this
+// user's with one link, checked on the opened descriptor, else it is
+// discarded and a new one made.
 func New(dir string, opts ...Option) (*Store, error) {
 	cfg := config{pollInterval: 20 * time.Millisecond}
 	for _, o := range opts {
@@ -170,47 +199,73 @@ func New(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file: store directory %q: %w", dir, err)
 	}
-	if err := initDir(abs); err != nil {
-		return nil, fmt.Errorf("file: store directory %q: %w", dir, err)
-	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("file: store directory %q: %w", dir, err)
 	}
 	s := &Store{
-		dir:    abs,
-		cdir:   filepath.Join(abs, "c"),
-		tmp:    filepath.Join(abs, "tmp"),
-		id:     hex.EncodeToString(b[:]),
-		noSync: cfg.noSync,
+		cdir:     filepath.Join(abs, "c"),
+		tmp:      filepath.Join(abs, "tmp"),
+		id:       hex.EncodeToString(b[:]),
+		noSync:   cfg.noSync,
+		group:    cfg.group,
+		dirMode:  0o700,
+		fileMode: 0o600,
+	}
+	if cfg.group {
+		s.dirMode, s.fileMode = 0o770, 0o660
+	}
+	if err := s.initDir(abs); err != nil {
+		if s.root != nil {
+			s.root.Close()
+		}
+		return nil, fmt.Errorf("file: store directory %q: %w", dir, err)
 	}
 	s.x.init(s, cfg.pollInterval, !cfg.noInotify)
-	s.spare.init(filepath.Join(abs, "spare"), sparesHelp(abs))
+	s.spare.init(s, filepath.Join(s.dir, "spare"), sparesHelp(s.dir))
 	go s.cleanTmp()
 	return s, nil
 }
 
-// initDir makes dir a store if it is not one yet.
-func initDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// initDir checks dir, makes it a store if it is not one yet, and sets
+// s.dir and s.root.
+func (s *Store) initDir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
+	if err := s.mkdir(dir); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if err := osfile.CheckDir(dir, s.group); err != nil {
+		return err
+	}
+	// The store's own paths lead to the directory the checks saw, even if
+	// dir is a symbolic link that changes later.
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	if s.root, err = osfile.OpenRoot(real); err != nil {
+		return err
+	}
+	s.dir, s.cdir, s.tmp = real, filepath.Join(real, "c"), filepath.Join(real, "tmp")
+	dir = real
 	marker := filepath.Join(dir, markerName)
-	data, err := os.ReadFile(marker)
+	data, err := s.root.ReadFile(marker)
 	switch {
 	case err == nil:
 		if string(data) != markerText {
 			return fmt.Errorf("%s holds %q, not %q: not a store of this version", marker, data, markerText)
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		names, err := readNames(dir)
+		names, err := s.readNames(dir)
 		if err != nil {
 			return err
 		}
 		if len(names) > 0 && !slices.Contains(names, markerName) {
 			return errors.New("directory is not empty and is not a rack file store (no " + markerName + " file)")
 		}
-		f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := s.create(marker)
 		if err == nil {
 			_, err = f.WriteString(markerText)
 			if cerr := f.Close(); err == nil {
@@ -225,17 +280,71 @@ func initDir(dir string) error {
 	default:
 		return err
 	}
+	// A store now (or empty, as made): the others lose their access to it.
+	if err := osfile.RestrictDir(dir, s.group); err != nil {
+		return err
+	}
 	for _, sub := range []string{"tmp", "c"} {
-		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := s.mkdir(filepath.Join(dir, sub)); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
 	}
 	return nil
 }
 
+// mkdir makes directory path with the store's mode (0700, or 0770 with
+// WithGroupAccess whatever the umask, keeping a set-group-ID bit the new
+// directory inherits).
+func (s *Store) mkdir(path string) error {
+	if err := os.Mkdir(path, s.dirMode); err != nil {
+		return err
+	}
+	if s.group {
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm() != s.dirMode {
+			return os.Chmod(path, s.dirMode|fi.Mode()&fs.ModeSetgid)
+		}
+	}
+	return nil
+}
+
+// create makes the new file path for writing, with the store's mode
+// (0600, or 0660 with WithGroupAccess whatever the umask); it fails if
+// path exists, whatever it is.
+func (s *Store) create(path string) (*os.File, error) {
+	f, err := s.root.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, s.fileMode)
+	if err != nil {
+		return nil, err
+	}
+	if s.group {
+		if err := f.Chmod(s.fileMode); err != nil {
+			f.Close()
+			os.Remove(path)
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// writeNew makes the new file path holding data (see create).
+func (s *Store) writeNew(path string, data []byte) error {
+	f, err := s.create(path)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // readNames returns the names in directory dir, unsorted.
-func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
+func (s *Store) readNames(dir string) ([]string, error) {
+	f, err := s.root.OpenDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +359,7 @@ const staleTmp = time.Hour
 
 // cleanTmp removes stale leftovers of crashed processes from DIR/tmp.
 func (s *Store) cleanTmp() {
-	names, err := readNames(s.tmp)
+	names, err := s.readNames(s.tmp)
 	if err != nil {
 		return
 	}
@@ -284,6 +393,7 @@ func (s *Store) Close() error {
 	s.spare.close()
 	s.watch.Close()
 	s.journal.forget()
+	s.root.Close() // after the loops that use it; a late cleanTmp fails
 	return nil
 }
 
@@ -317,10 +427,10 @@ var errNoContainer = errors.New("no container")
 // shared or exclusively; with try it returns (nil, nil) if the lock is
 // held elsewhere. It fails with errNoContainer if the container is gone,
 // and retries if the container was replaced while it waited.
-func lockContainer(cpath string, exclusive, try bool) (*os.File, error) {
+func (s *Store) lockContainer(cpath string, exclusive, try bool) (*os.File, error) {
 	path := cpath + "/.lock"
 	for range 100 {
-		f, err := os.Open(path)
+		f, err := s.root.OpenFile(path, os.O_RDONLY, 0)
 		if err != nil {
 			if notExist(err) {
 				return nil, errNoContainer
@@ -370,15 +480,15 @@ func (s *Store) CreateContainer(ctx context.Context, container string) error {
 		return nil
 	}
 	tmp := s.tempName("container")
-	err := os.Mkdir(tmp, 0o755)
+	err := s.mkdir(tmp)
 	if err == nil {
-		err = os.Mkdir(tmp+"/.notify", 0o755)
+		err = s.mkdir(tmp + "/.notify")
 	}
 	if err == nil {
-		err = os.WriteFile(tmp+"/.lock", nil, 0o644)
+		err = s.writeNew(tmp+"/.lock", nil)
 	}
 	if err == nil {
-		err = os.WriteFile(tmp+"/.name", []byte(container), 0o644)
+		err = s.writeNew(tmp+"/.name", []byte(container))
 	}
 	if err == nil {
 		err = os.Rename(tmp, cpath)
@@ -405,7 +515,7 @@ func (s *Store) DeleteContainer(ctx context.Context, container string) error {
 		return containerError(op, container, d, backend.ErrInvalid)
 	}
 	cpath := s.containerPath(container)
-	lk, err := lockContainer(cpath, true, false)
+	lk, err := s.lockContainer(cpath, true, false)
 	if err != nil {
 		if err == errNoContainer {
 			return containerError(op, container, "", backend.ErrNotFound)
@@ -445,7 +555,7 @@ func (s *Store) ListContainers(ctx context.Context, opts backend.ListOptions) ([
 	if d != "" {
 		return nil, storeError(op, d, backend.ErrInvalid)
 	}
-	entries, err := readNames(s.cdir)
+	entries, err := s.readNames(s.cdir)
 	if err != nil {
 		return nil, storeError(op, "", fsErr(err))
 	}
@@ -460,7 +570,7 @@ func (s *Store) ListContainers(ctx context.Context, opts backend.ListOptions) ([
 			}
 			name = n
 		case strings.HasSuffix(e, sufHashed):
-			data, err := os.ReadFile(filepath.Join(s.cdir, e, ".name"))
+			data, err := s.root.ReadFile(filepath.Join(s.cdir, e, ".name"))
 			if err != nil || containerDirName(string(data)) != e {
 				continue
 			}

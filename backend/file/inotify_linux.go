@@ -31,7 +31,8 @@ func newInotify() (*inotify, error) {
 }
 
 const watchMask = syscall.IN_MODIFY | syscall.IN_CREATE | syscall.IN_DELETE | syscall.IN_MOVED_FROM |
-	syscall.IN_MOVED_TO | syscall.IN_DELETE_SELF | syscall.IN_MOVE_SELF | syscall.IN_ONLYDIR
+	syscall.IN_MOVED_TO | syscall.IN_DELETE_SELF | syscall.IN_MOVE_SELF | syscall.IN_ONLYDIR |
+	syscall.IN_DONT_FOLLOW // a symbolic link planted for .notify is not followed
 
 func (n *inotify) add(dir string) (int32, error) {
 	wd, err := syscall.InotifyAddWatch(n.fd, dir, watchMask)

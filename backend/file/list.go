@@ -122,7 +122,7 @@ func (l *lister) dir(path, base string) error {
 	if err := l.ctx.Err(); err != nil {
 		return err
 	}
-	names, err := readNames(path)
+	names, err := l.s.readNames(path)
 	if err != nil {
 		if notExist(err) {
 			return nil // removed meanwhile, or never made
@@ -178,7 +178,7 @@ func (l *lister) file(path, name string) error {
 	if !strings.HasPrefix(name, l.prefix) || name <= l.marker || l.skip != "" && strings.HasPrefix(name, l.skip) {
 		return nil
 	}
-	h, err := statObject(path, false)
+	h, err := l.s.statObject(path, false)
 	if err != nil {
 		if notExist(err) {
 			return nil

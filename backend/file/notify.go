@@ -2,12 +2,15 @@ package file
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rackfork/rack/internal/osfile"
 )
 
 // Changed returns a channel closed at the next Put or Delete of an object in
@@ -85,9 +88,19 @@ func (j *journal) append(s *Store, cpath, name string) {
 		st.made = true
 	}
 	for range 3 {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		// The journal must be this user's own regular file: a spare, or
+		// a name, another user planted (a link to one of this user's
+		// files) is removed, and a new journal made.
+		f, err := s.root.OpenOwned(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, s.fileMode)
 		if err != nil {
+			if errors.Is(err, osfile.ErrNotOwned) || errors.Is(err, osfile.ErrSymlink) || errors.Is(err, osfile.ErrNotRegular) {
+				os.Remove(path)
+				continue
+			}
 			return
+		}
+		if s.group {
+			f.Chmod(s.fileMode) // whatever the umask
 		}
 		if ok, err := flock(f, false, false); err != nil || !ok {
 			f.Close()
@@ -288,7 +301,7 @@ func (x *xwatch) ticker() {
 // scanAll reads what is new in every journal of cs; initial only records
 // the current sizes. x.mu must be held.
 func (x *xwatch) scanAll(cs *cstate, initial bool) {
-	f, err := os.Open(cs.dir)
+	f, err := x.s.root.OpenDir(cs.dir)
 	if err != nil {
 		clear(cs.files) // the container is gone (and was empty)
 		return
@@ -327,7 +340,7 @@ func (x *xwatch) scanFile(cs *cstate, fname string, initial bool) {
 			return
 		}
 	}
-	f, err := os.Open(cs.dir + "/" + fname)
+	f, err := x.s.root.OpenFile(cs.dir+"/"+fname, os.O_RDONLY, 0)
 	if err != nil {
 		if notExist(err) {
 			x.removed(cs, fname)
@@ -398,7 +411,7 @@ func (x *xwatch) removed(cs *cstate, fname string) {
 
 // collect removes this Store's own journal fname of cs if it is idle.
 func (x *xwatch) collect(cs *cstate, fname string) {
-	f, err := os.Open(cs.dir + "/" + fname)
+	f, err := x.s.root.OpenFile(cs.dir+"/"+fname, os.O_RDONLY, 0)
 	if err != nil {
 		return
 	}

@@ -167,8 +167,8 @@ var (
 
 // statObject reads the header of the object file at path. It reports
 // fs.ErrNotExist (wrapped) if there is no such file.
-func statObject(path string, withMeta bool) (header, error) {
-	f, err := os.Open(path)
+func (s *Store) statObject(path string, withMeta bool) (header, error) {
+	f, err := s.root.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return header{}, err
 	}
@@ -345,7 +345,7 @@ var errExist = errors.New("exists")
 // holding the container lock shared.
 func (s *Store) commit(cpath, name, tmp string, createOnly bool) (moved bool, err error) {
 	final := objectPath(cpath, name)
-	lk, err := lockContainer(cpath, false, false)
+	lk, err := s.lockContainer(cpath, false, false)
 	if err != nil {
 		return false, err
 	}
@@ -368,11 +368,11 @@ func (s *Store) commit(cpath, name, tmp string, createOnly bool) (moved bool, er
 			// A parent directory is missing (or was just removed by a
 			// Delete that emptied it). Another Delete may remove a parent
 			// again while mkdirs makes its child: then go round again.
-			if err := mkdirs(cpath, name); err != nil && !(notExist(err) && !errors.Is(err, errNoContainer)) {
+			if err := s.mkdirs(cpath, name); err != nil && !(notExist(err) && !errors.Is(err, errNoContainer)) {
 				return false, err
 			}
 		case createOnly && errors.Is(err, fs.ErrExist):
-			h, herr := statObject(final, false)
+			h, herr := s.statObject(final, false)
 			switch {
 			case herr == nil && !h.expired(time.Now().UnixNano()):
 				return false, errExist
@@ -383,7 +383,7 @@ func (s *Store) commit(cpath, name, tmp string, createOnly bool) (moved bool, er
 				unlock(lk)
 				lk = nil
 				s.reap(cpath, "", name, false)
-				if lk, err = lockContainer(cpath, false, false); err != nil {
+				if lk, err = s.lockContainer(cpath, false, false); err != nil {
 					return false, err
 				}
 			}
@@ -395,7 +395,7 @@ func (s *Store) commit(cpath, name, tmp string, createOnly bool) (moved bool, er
 
 // mkdirs makes the directories of object name under container directory
 // cpath. It fails with errNoContainer if cpath is gone.
-func mkdirs(cpath, name string) error {
+func (s *Store) mkdirs(cpath, name string) error {
 	p := []byte(cpath)
 	var err error
 	segments(name, func(seg string, last bool) bool {
@@ -403,7 +403,7 @@ func mkdirs(cpath, name string) error {
 			return false
 		}
 		p = appendSegment(append(p, '/'), seg, false)
-		if e := os.Mkdir(string(p), 0o755); e != nil && !errors.Is(e, fs.ErrExist) {
+		if e := s.mkdir(string(p)); e != nil && !errors.Is(e, fs.ErrExist) {
 			if notExist(e) {
 				if _, serr := os.Stat(cpath); notExist(serr) {
 					e = errNoContainer
@@ -440,7 +440,7 @@ func removeParents(cpath, name string) {
 // container lock exclusively (waiting for it unless try). container is
 // for notifications ("" to look it up from .name when needed).
 func (s *Store) reap(cpath, container, name string, try bool) {
-	lk, err := lockContainer(cpath, true, try)
+	lk, err := s.lockContainer(cpath, true, try)
 	if err != nil || lk == nil {
 		return
 	}
@@ -451,7 +451,7 @@ func (s *Store) reap(cpath, container, name string, try bool) {
 // reapLocked is reap with the lock held.
 func (s *Store) reapLocked(cpath, container, name string) {
 	path := objectPath(cpath, name)
-	h, err := statObject(path, false)
+	h, err := s.statObject(path, false)
 	if err != nil || !h.expired(time.Now().UnixNano()) {
 		return
 	}
@@ -460,7 +460,7 @@ func (s *Store) reapLocked(cpath, container, name string) {
 	}
 	removeParents(cpath, name)
 	if container == "" {
-		data, err := os.ReadFile(cpath + "/.name")
+		data, err := s.root.ReadFile(cpath + "/.name")
 		if err != nil {
 			return
 		}
@@ -479,7 +479,7 @@ func (s *Store) open(op, container, name string, withMeta bool) (*os.File, heade
 		return nil, header{}, "", objectError(op, container, name, d, backend.ErrInvalid)
 	}
 	cpath := s.containerPath(container)
-	f, err := os.Open(objectPath(cpath, name))
+	f, err := s.root.OpenFile(objectPath(cpath, name), os.O_RDONLY, 0)
 	if err != nil {
 		if notExist(err) {
 			return nil, header{}, "", objectError(op, container, name, "", backend.ErrNotFound)

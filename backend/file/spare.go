@@ -33,6 +33,7 @@ const (
 )
 
 type spares struct {
+	s       *Store
 	dir     string // DIR/spare
 	off     bool   // spares do not pay here (sparesHelp)
 	born    time.Time
@@ -45,8 +46,8 @@ type spares struct {
 	wg      sync.WaitGroup // the refill loop
 }
 
-func (p *spares) init(dir string, on bool) {
-	p.dir, p.born, p.stop, p.off = dir, time.Now(), make(chan struct{}), !on
+func (p *spares) init(s *Store, dir string, on bool) {
+	p.s, p.dir, p.born, p.stop, p.off = s, dir, time.Now(), make(chan struct{}), !on
 }
 
 // take renames a spare to path, which must not exist, and reports whether
@@ -89,7 +90,7 @@ func (p *spares) take(path string) bool {
 // look reads up to spareLook names of DIR/spare, in random order so that
 // Stores taking at once mostly take different ones.
 func (p *spares) look() {
-	f, err := os.Open(p.dir)
+	f, err := p.s.root.OpenDir(p.dir)
 	if err != nil {
 		return
 	}
@@ -135,11 +136,11 @@ func (p *spares) refill() {
 			return
 		case <-p.refills:
 		}
-		f, err := os.Open(p.dir)
+		f, err := p.s.root.OpenDir(p.dir)
 		if errors.Is(err, fs.ErrNotExist) {
-			err = os.Mkdir(p.dir, 0o755)
+			err = p.s.mkdir(p.dir)
 			if err == nil || errors.Is(err, fs.ErrExist) {
-				f, err = os.Open(p.dir)
+				f, err = p.s.root.OpenDir(p.dir)
 			}
 		}
 		if err != nil {
@@ -155,7 +156,7 @@ func (p *spares) refill() {
 			}
 			seq++
 			name := filepath.Join(p.dir, id+strconv.Itoa(seq))
-			sf, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			sf, err := p.s.create(name)
 			if err != nil {
 				break
 			}
@@ -175,16 +176,22 @@ func (p *spares) close() {
 }
 
 // createFile makes the new file path (a fresh name of this Store's) for
-// writing, from a spare when there is one. A spare is opened truncated,
-// which also makes its modification time now: cleanTmp takes an old one
-// for a crashed Put's leftover.
+// writing, from a spare when there is one. A spare is used only if it is
+// a regular file of this user's with no other name, checked on the opened
+// descriptor (anyone who can write in DIR/spare could have put a link to
+// another file there); else its name is removed, which leaves whatever it
+// named alone. It is then truncated, which also makes its modification
+// time now: cleanTmp takes an old one for a crashed Put's leftover.
 func (s *Store) createFile(path string) (*os.File, error) {
 	if s.spare.take(path) {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		f, err := s.root.OpenOwned(path, os.O_WRONLY, 0)
 		if err == nil {
-			return f, nil
+			if err = f.Truncate(0); err == nil {
+				return f, nil
+			}
+			f.Close()
 		}
-		os.Remove(path)
+		os.RemoveAll(path) // not a spare of ours: a link, a directory...
 	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	return s.create(path)
 }

@@ -201,3 +201,13 @@ func TestOldSpareIsNew(t *testing.T) {
 		t.Fatal("the file was not made from a spare")
 	}
 }
+
+// readNames returns the names in dir.
+func readNames(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name()
+	}
+	return names, err
+}

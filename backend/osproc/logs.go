@@ -19,8 +19,13 @@ import (
 // Logs.
 //
 // With WithLogDir(dir), an instance's OS stdout and stderr both go to
-// dir/<instance name>.log: created mode 0600 (dir 0700, as needed), opened
-// for appending, so a second instance of one name adds to the file.
+// dir/<instance name>.log: created mode 0600 (dir 0700, as needed; 0660
+// and 0770 with WithGroupAccess), opened for appending, so a second
+// instance of one name adds to the file. dir must be this user's, and
+// writable by no other user (its group may with WithGroupAccess): Start
+// and Logs refuse it otherwise. A log is never opened through a symbolic
+// link, and one to append to must be a regular file of this user's with
+// one link, else it is replaced.
 //
 // Whether an instance is still running is told by the file itself, so a
 // reader needs no Compute in common with the writer: Start takes a shared
@@ -42,6 +47,49 @@ import (
 // "..").
 func WithLogDir(dir string) Option {
 	return func(c *Compute) { c.logDir = dir }
+}
+
+// WithGroupAccess shares the log directory with its group: it is made
+// 0770 and logs 0660, and a log directory its group may write in is
+// accepted (see Logs).
+func WithGroupAccess() Option {
+	return func(c *Compute) { c.group = true }
+}
+
+// logRoot returns the log directory, made if need be and checked (once
+// per Compute: nobody else can change it then).
+func (c *Compute) logRoot() (*osfile.Root, error) {
+	c.logOnce.Do(func() {
+		c.logRootErr = c.openLogRoot()
+	})
+	return c.logDirRoot, c.logRootErr
+}
+
+func (c *Compute) openLogRoot() error {
+	mode := fs.FileMode(0o700)
+	if c.group {
+		mode = 0o770
+	}
+	if err := os.MkdirAll(filepath.Dir(c.logDir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(c.logDir, mode); err == nil && c.group {
+		// Whatever the umask, keeping a set-group-ID bit inherited.
+		if fi, err := os.Lstat(c.logDir); err == nil && fi.Mode().Perm() != mode {
+			os.Chmod(c.logDir, mode|fi.Mode()&fs.ModeSetgid)
+		}
+	} else if err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if err := osfile.RestrictDir(c.logDir, c.group); err != nil {
+		return err
+	}
+	r, err := osfile.OpenRoot(c.logDir)
+	if err != nil {
+		return err
+	}
+	c.logDirRoot = r
+	return nil
 }
 
 // LogSuffix ends the name of each instance's log file in the log
@@ -81,7 +129,11 @@ func (c *Compute) Logs(ctx context.Context, name string, follow bool) (io.ReadCl
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("osproc: logs %s: %w", name, context.Cause(ctx))
 	}
-	f, err := os.Open(filepath.Join(c.logDir, name+LogSuffix))
+	root, err := c.logRoot()
+	if err != nil {
+		return nil, fmt.Errorf("osproc: logs %s: %w", name, logError(err))
+	}
+	f, err := root.OpenFile(name+LogSuffix, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("osproc: logs %s: %w", name, backend.ErrNotFound)
 	}
@@ -102,16 +154,18 @@ func checkLogName(name string) error {
 	return nil
 }
 
-// openLog opens (creating it if need be) the log of instance name in dir
-// for appending, with the shared lock taken.
-func openLog(dir, name string) (*os.File, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// openLog opens (creating it if need be) the log of instance name in the
+// log directory for appending, with the shared lock taken.
+func (c *Compute) openLog(name string) (*os.File, error) {
+	root, err := c.logRoot()
+	if err != nil {
 		return nil, logError(err)
 	}
+	dir := root.Path()
 	path := filepath.Join(dir, name+LogSuffix)
 	for range 3 {
-		// An existing log: append to it.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		// An existing log: append to it, if it is this user's own file.
+		f, err := root.OpenOwned(path, os.O_WRONLY|os.O_APPEND, 0)
 		if err == nil {
 			if err := osfile.Lock(f, false); err != nil {
 				f.Close()
@@ -119,7 +173,14 @@ func openLog(dir, name string) (*os.File, error) {
 			}
 			return f, nil
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, osfile.ErrSymlink), errors.Is(err, osfile.ErrNotOwned), errors.Is(err, osfile.ErrNotRegular):
+			// Not a log of ours (a link, a FIFO, another user's file):
+			// its name goes, whatever it named stays untouched.
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, logError(err)
+			}
+		case !errors.Is(err, fs.ErrNotExist):
 			return nil, logError(err)
 		}
 		// A new one: made and locked under a temporary name, then moved
@@ -129,7 +190,12 @@ func openLog(dir, name string) (*os.File, error) {
 			return nil, logError(err)
 		}
 		// CreateTemp made it 0600 already.
-		err = osfile.Lock(tmp, false)
+		if c.group {
+			err = tmp.Chmod(0o660)
+		}
+		if err == nil {
+			err = osfile.Lock(tmp, false)
+		}
 		moved := false
 		if err == nil {
 			moved, err = osfile.LinkNoReplace(tmp.Name(), path)
@@ -141,7 +207,7 @@ func openLog(dir, name string) (*os.File, error) {
 			// Linked, and locked through tmp. CreateTemp did not open it
 			// for appending: open it again so, and lock that before tmp
 			// lets go.
-			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			f, err := root.OpenOwned(path, os.O_WRONLY|os.O_APPEND, 0)
 			if err == nil {
 				err = osfile.Lock(f, false)
 				if err != nil {
@@ -166,7 +232,7 @@ func openLog(dir, name string) (*os.File, error) {
 // logError classifies a failure to open a log.
 func logError(err error) error {
 	kind := backend.ErrTransient
-	if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, osfile.ErrUnsafeDir) {
 		kind = backend.ErrInvalid
 	}
 	return fmt.Errorf("instance log: %v: %w", err, kind)

@@ -41,6 +41,8 @@ func serveTestChild(mode string) int {
 		return waitRelease(dir, name, "after "+name+"\n")
 	case "spawner": // start a print-wait grandchild, then block until killed
 		return spawn(dir, name)
+	case "handoff": // report what was handed over, and what the environment shows
+		return reportHandoff(dir, name)
 	}
 	fmt.Fprintf(os.Stderr, "unknown %s %q\n", modeEnv, mode)
 	return 2

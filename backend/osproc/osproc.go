@@ -7,6 +7,18 @@
 // An instance's own OS stdout and stderr (what it writes outside rack's
 // streams: a panic of the runtime, a library's log) go to this process's,
 // or, with WithLogDir, to a log file per instance that Logs reads.
+//
+// # Environment
+//
+// An instance inherits this process's environment, as a child of a Unix
+// process does, less the variables that hold cloud credentials or are
+// rack's own hand-over (see Withheld): a program started in a local
+// namespace has no use for the OpenStack password of the shell that
+// started it, and should not be able to read it. StartRequest.Env is
+// added; rack's process record (the process's Spec.Args and Spec.Env,
+// which may hold secrets) is handed over through an inherited pipe, not
+// the environment, which stays readable in /proc/PID/environ for the
+// program's whole life.
 package osproc
 
 import (
@@ -17,10 +29,13 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/handoff"
+	"github.com/rackfork/rack/internal/osfile"
 )
 
 // ErrClosed is returned by calls on a closed Compute.
@@ -39,6 +54,10 @@ type Compute struct {
 	args           []string
 	stdout, stderr io.Writer
 	logDir         string
+	group          bool // WithGroupAccess
+	logOnce        sync.Once
+	logDirRoot     *osfile.Root // logDir, checked, once opened
+	logRootErr     error
 	exitHook       func(backend.Instance, *os.ProcessState)
 
 	mu     sync.Mutex
@@ -91,8 +110,8 @@ func New(opts ...Option) (*Compute, error) {
 }
 
 // SameMachine reports true: each instance is an OS process on this
-// machine, started at once with StartRequest.Env in its environment
-// (backend.SameMachine).
+// machine, started at once with StartRequest.Env in its environment, the
+// process record through a pipe (see Start) (backend.SameMachine).
 func (c *Compute) SameMachine() bool { return true }
 
 // executable returns the program to start by default.
@@ -107,8 +126,11 @@ func (c *Compute) executable() (string, error) {
 	return c.exe, c.exeErr
 }
 
-// Start starts the program with req.Env added to this process's
-// environment. The child ends when this process dies (Pdeathsig on Linux),
+// Start starts the program with req.Env added to the environment it
+// inherits from this process (see the package documentation), except
+// rack's process record (RACK_PROC), which it hands over through an
+// inherited pipe (internal/handoff) where the system has them, so that it
+// does not stay readable in the child's /proc/PID/environ. The child ends when this process dies (Pdeathsig on Linux),
 // in addition to rack's lease watchdog. The name is reserved at once, so
 // concurrent Starts of one name start one process; starts of different
 // names run in parallel.
@@ -169,15 +191,21 @@ func (c *Compute) startProcess(req *backend.StartRequest) (*exec.Cmd, error) {
 		}
 	}
 	cmd := exec.Command(exe, args...)
-	env := os.Environ()
-	cmd.Env = make([]string, 0, len(env)+len(req.Env))
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = inheritedEnv(len(req.Env))
+	var private map[string]string
 	for k, v := range req.Env {
+		if handoff.Supported && handoff.Private(k) {
+			if private == nil {
+				private = make(map[string]string)
+			}
+			private[k] = v
+			continue
+		}
 		cmd.Env = append(cmd.Env, k+"="+v) // os/exec keeps the last of duplicate keys
 	}
 	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
 	if c.logDir != "" {
-		log, err := openLog(c.logDir, req.Name)
+		log, err := c.openLog(req.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -186,8 +214,31 @@ func (c *Compute) startProcess(req *backend.StartRequest) (*exec.Cmd, error) {
 		defer log.Close()
 		cmd.Stdout, cmd.Stderr = log, log
 	}
+	// The private variables go through a pipe the child inherits as fd 3
+	// (see internal/handoff): what fits in the pipe's buffer is written
+	// now, the rest once the child runs.
+	var rest []byte
+	var hw *os.File
+	if private != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", err, backend.ErrTransient)
+		}
+		defer r.Close() // the child's copy stays
+		data := handoff.Encode(private)
+		if n := handoff.WriteNow(w, data); n < len(data) {
+			rest, hw = data[n:], w
+		} else {
+			w.Close()
+		}
+		cmd.ExtraFiles = []*os.File{r}
+		cmd.Env = append(cmd.Env, handoff.FDEnv+"=3")
+	}
 	setDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
+		if hw != nil {
+			hw.Close()
+		}
 		// Resource exhaustion (EAGAIN, ENOMEM) passes; a missing program does not.
 		kind := backend.ErrTransient
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
@@ -195,7 +246,50 @@ func (c *Compute) startProcess(req *backend.StartRequest) (*exec.Cmd, error) {
 		}
 		return nil, fmt.Errorf("%v: %w", err, kind)
 	}
+	if hw != nil {
+		// A program that never reads it (one not built with rack) ends
+		// the write when it exits.
+		go func() {
+			hw.Write(rest)
+			hw.Close()
+		}()
+	}
 	return cmd, nil
+}
+
+// inheritedEnv returns the environment an instance inherits from this
+// process, with room for n more variables: all of it, less the
+// variables that hold credentials or are rack's own hand-over to a
+// child (see the package documentation).
+func inheritedEnv(n int) []string {
+	env := os.Environ()
+	out := make([]string, 0, len(env)+n+1)
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !Withheld(k) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// Withheld reports whether the environment variable key of this process
+// is kept from the instances a Compute starts: the OpenStack clients'
+// settings and credentials (OS_*: OS_PASSWORD, OS_TOKEN,
+// OS_APPLICATION_CREDENTIAL_SECRET...), python-swiftclient's (ST_AUTH,
+// ST_USER, ST_KEY), and rack's own hand-over to a child (RACK_PROC,
+// RACK_KERNEL, RACK_CREDENTIAL_*, RACK_HANDOFF_FD), which a child
+// receives anew from its own forker.
+func Withheld(key string) bool {
+	switch {
+	case strings.HasPrefix(key, "OS_"), strings.HasPrefix(key, "RACK_CREDENTIAL_"):
+		return true
+	}
+	switch key {
+	case "ST_AUTH", "ST_USER", "ST_KEY", "RACK_PROC", "RACK_KERNEL", handoff.FDEnv:
+		return true
+	}
+	return false
 }
 
 // reap waits for in's process to end, removes it from List, and calls the
