@@ -39,14 +39,15 @@ func (n *nsStore) putSummarized(ctx context.Context, key string, data []byte, cr
 	return err
 }
 
-// get reads a whole record.
+// get reads a whole record, at most record.MaxSize bytes: a larger
+// object is corrupt (an error wrapping record.ErrCorrupt that names it).
 func (n *nsStore) get(ctx context.Context, key string) ([]byte, error) {
-	rc, _, err := n.store.Get(ctx, n.container, key, nil)
+	rc, info, err := n.store.Get(ctx, n.container, key, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	return record.Read(key, rc, info.Size)
 }
 
 func (n *nsStore) getRecord(ctx context.Context, key string, v any) error {

@@ -186,10 +186,19 @@ func Encode(v any) []byte {
 	return b
 }
 
-// Decode unmarshals a record read from name, naming it on error.
+// Decode unmarshals a record read from name and, for the record types of
+// this package, checks it (see Validate): data larger than MaxSize, JSON
+// that does not parse, and a record out of range are all errors that wrap
+// ErrCorrupt and name the object.
 func Decode(name string, data []byte, v any) error {
+	if len(data) > MaxSize {
+		return fmt.Errorf("record %s: %w: %d bytes, over the %d-byte limit", name, ErrCorrupt, len(data), MaxSize)
+	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("record %s: corrupt: %w", name, err)
+		return fmt.Errorf("record %s: %w: %w", name, ErrCorrupt, err)
+	}
+	if err := Validate(v); err != nil {
+		return fmt.Errorf("record %s: %w: %w", name, ErrCorrupt, err)
 	}
 	return nil
 }
