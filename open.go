@@ -178,6 +178,11 @@ func openMem(ctx context.Context, u *url.URL, opts []Option) (*Kernel, error) {
 
 // openFile opens file:///DIR.
 func openFile(ctx context.Context, u *url.URL, opts []Option) (*Kernel, error) {
+	if u.User != nil {
+		// It would reach the children's RACK_URL; a local namespace has
+		// no use for it.
+		return nil, fmt.Errorf("%w: a file URL takes no user or password (file:///absolute/dir)", ErrInvalid)
+	}
 	if u.Host != "" || u.Path == "" || u.RawQuery != "" {
 		return nil, fmt.Errorf("%w: a file URL is file:///absolute/dir", ErrInvalid)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/backend/inproc"
 	"github.com/rackfork/rack/backend/mem"
+	"github.com/rackfork/rack/backend/osproc"
 	"github.com/rackfork/rack/internal/record"
 )
 
@@ -107,5 +108,21 @@ func TestHugeRecord(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestChildURLWithoutPassword: a compute that starts new programs gives
+// them the namespace's URL in their environment, so New refuses one that
+// holds a password (and does not repeat it).
+func TestChildURLWithoutPassword(t *testing.T) {
+	compute, err := osproc.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer compute.Close()
+	_, err = rack.New(context.Background(), mem.New(), compute, rack.WithURL("swift+v1://u:s3cret@h/ns"),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if !errors.Is(err, rack.ErrInvalid) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("New with a keyed child URL: %v, want ErrInvalid without the key", err)
 	}
 }
