@@ -252,17 +252,19 @@ func (g *gc) namespaces(ctx context.Context) error {
 	return nil
 }
 
-// namespaceDead reports whether container ns holds a rack namespace none
-// of whose kernels renews its lease any more, and that has had no write
-// for quiet. A namespace without a container here is not known dead: its
-// servers may belong to another store.
+// namespaceDead reports whether container ns holds a rack namespace (its
+// marker, record.NamespaceMarker) none of whose kernels renews its lease
+// any more, and that has had no write for quiet. A namespace without a
+// container here is not known dead: its servers may belong to another
+// store. A container without the marker is never collected, whatever it
+// holds (a namespace older than markers gets one when a kernel opens it).
 func (k *Kernel) namespaceDead(ctx context.Context, ns string, quiet time.Duration) (bool, error) {
-	claims, err := k.ns.store.List(ctx, ns, backend.ListOptions{Prefix: record.PIDBlocks, Limit: 1})
+	marker, err := k.ns.store.Head(ctx, ns, record.NamespaceMarker)
 	if errors.Is(err, backend.ErrNotFound) {
-		return false, nil
+		return false, nil // no container, or not a rack namespace
 	}
-	if err != nil || len(claims) == 0 {
-		return false, err // not a rack namespace: never collected
+	if err != nil || !strings.HasPrefix(marker.ContentType, record.NamespaceType) {
+		return false, err
 	}
 	leases, err := k.ns.listAllIn(ctx, ns, record.Kernels)
 	if errors.Is(err, backend.ErrNotFound) {

@@ -294,6 +294,10 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		}
 	}
 	if cfg.kernelID == "" {
+		if err := k.ns.mark(ctx); err != nil {
+			k.cancel()
+			return nil, fmt.Errorf("rack: new: namespace marker: %w", err)
+		}
 		if err := k.leases.renew(ctx); err != nil {
 			k.cancel()
 			return nil, fmt.Errorf("rack: new: lease: %w", err)

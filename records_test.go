@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,73 @@ func TestChildURLWithoutPassword(t *testing.T) {
 		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
 	if !errors.Is(err, rack.ErrInvalid) || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("New with a keyed child URL: %v, want ErrInvalid without the key", err)
+	}
+}
+
+// TestGCNamespacesMarked: gc -a (GCOptions.Namespaces) collects a dead
+// namespace, which carries the marker its first kernel wrote, and leaves
+// alone a container without one, even one that holds a pids/ object and
+// has no lease; a namespace made before markers gets one when a kernel
+// opens it.
+func TestGCNamespacesMarked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	storeName := "gc-marked-" + strings.ReplaceAll(t.Name(), "/", "-")
+	store := mem.Shared(storeName)
+	open := func(ns string) *rack.Kernel {
+		k, err := rack.Open(ctx, "mem://"+storeName, rack.WithNamespace(ns), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	// A dead namespace: its only kernel ran a process and closed.
+	dead := open("dead")
+	p, err := dead.Start(ctx, rack.Spec{Name: "p"}, func(context.Context, *rack.Self) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	if _, err := store.Head(ctx, "dead", record.NamespaceMarker); err != nil {
+		t.Fatalf("namespace marker: %v", err)
+	}
+	// An unrelated container that looks like a namespace without a lease.
+	put := func(c, name string) {
+		t.Helper()
+		if _, err := store.Put(ctx, c, name, strings.NewReader("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []string{"unrelated", "legacy"} {
+		if err := store.CreateContainer(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		put(c, record.PIDKey(1))
+		put(c, "precious")
+	}
+	// A namespace older than markers: a kernel opening it marks it.
+	legacy := open("legacy")
+	legacy.Close()
+
+	gc := open("collector")
+	defer gc.Close()
+	rep, err := gc.GC(ctx, &rack.GCOptions{Namespaces: true, NamespaceQuiet: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(rep.DeadNamespaces)
+	if !slices.Equal(rep.DeadNamespaces, []string{"dead", "legacy"}) {
+		t.Errorf("dead namespaces %q, want [dead legacy]", rep.DeadNamespaces)
+	}
+	for _, name := range []string{record.PIDKey(1), "precious"} {
+		if _, err := store.Head(ctx, "unrelated", name); err != nil {
+			t.Errorf("unmarked container: %s: %v", name, err)
+		}
+	}
+	if objs, err := store.List(ctx, "dead", backend.ListOptions{}); !errors.Is(err, backend.ErrNotFound) && len(objs) > 0 {
+		t.Errorf("dead namespace left: %d objects, %v", len(objs), err)
 	}
 }

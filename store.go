@@ -3,6 +3,7 @@ package rack
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -193,6 +194,21 @@ func (n *nsStore) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
 		}
 	}
 	return pids, nil
+}
+
+// mark writes the namespace marker (record.NamespaceMarker) unless it is
+// there: a container is collected as a dead namespace only if it holds
+// one. A namespace made before markers existed gets one here, the next
+// time a kernel opens it.
+func (n *nsStore) mark(ctx context.Context) error {
+	data := record.Encode(record.Namespace{Version: 1, Created: time.Now().UTC()})
+	_, err := n.store.Put(ctx, n.container, record.NamespaceMarker, bytesReader(data), &backend.PutOptions{
+		CreateOnly: true, ContentType: record.NamespaceType,
+	})
+	if errors.Is(err, backend.ErrExist) {
+		return nil
+	}
+	return err
 }
 
 // bytesReader returns a rewindable reader, so that retries can resend it.

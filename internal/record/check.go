@@ -117,6 +117,10 @@ func Validate(v any) error {
 		return checkID("host: kernel", r.Kernel)
 	case *Lease:
 		return checkID("lease: kernel", r.Kernel)
+	case *Namespace:
+		if r.Version < 1 {
+			return fmt.Errorf("namespace marker: version %d", r.Version)
+		}
 	}
 	return nil
 }

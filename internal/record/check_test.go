@@ -25,6 +25,7 @@ var valid = []any{
 	&Fifo{Name: "f", Pipe: "k-1"},
 	&Host{PID: 5, Kernel: "k"},
 	&Lease{Kernel: "k"},
+	&Namespace{Version: 1},
 }
 
 // newLike returns a new zero record of v's type.
@@ -48,6 +49,8 @@ func newLike(v any) any {
 		return new(Host)
 	case *Lease:
 		return new(Lease)
+	case *Namespace:
+		return new(Namespace)
 	}
 	panic("unknown record type")
 }
@@ -96,6 +99,7 @@ func TestDecodeInvalid(t *testing.T) {
 		{new(Fifo), `{"name":"f","pipe":"../x"}`},
 		{new(Host), `{"pid":5,"kernel":"a\nb"}`},
 		{new(Lease), `{"kernel":""}`},
+		{new(Namespace), `{"version":0}`},
 	} {
 		err := Decode("procs/0000000005", []byte(c.data), c.v)
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "procs/0000000005") {

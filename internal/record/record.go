@@ -29,6 +29,15 @@ const (
 	Hosts     = "hosts/"   // hosts/<pid>: the kernel that runs a process started as a new program
 )
 
+// NamespaceMarker names the object that marks a container as a rack
+// namespace, written (create-only, never expiring) when a kernel that is
+// not a forked child's first opens the namespace. GC's namespace pass
+// (rack gc -a) collects only containers that hold it.
+const NamespaceMarker = "rack-namespace"
+
+// NamespaceType is the marker's content type (Head shows it).
+const NamespaceType = "application/x-rack-namespace"
+
 // PIDKey is the name of a pid's block claim.
 func PIDKey(block int64) string { return PIDBlocks + pad(block) }
 
@@ -173,6 +182,12 @@ type Host struct {
 type Lease struct {
 	Kernel  string    `json:"kernel"`
 	Renewed time.Time `json:"renewed"`
+}
+
+// Namespace is the namespace marker's content.
+type Namespace struct {
+	Version int       `json:"version"` // 1
+	Created time.Time `json:"created"`
 }
 
 // Encode marshals a record.
