@@ -414,7 +414,14 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
 	}
 	rec.Started = time.Now().UnixNano()
-	if err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), record.Encode(rec), true, record.ProcSummary(rec)); err != nil {
+	data := record.Encode(rec)
+	if len(data) > record.MaxSize {
+		// Readers would refuse it as corrupt (only a moved reader of a
+		// pipe with some 300,000 writer ends gets there).
+		k.closeEnds(pr, false)
+		return nil, fmt.Errorf("rack: fork %s: %w: its process record is %d bytes, over %d", rec.Name, ErrInvalid, len(data), record.MaxSize)
+	}
+	if err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), data, true, record.ProcSummary(rec)); err != nil {
 		k.closeEnds(pr, false)
 		if errors.Is(err, backend.ErrExist) {
 			// Another kernel uses this pid: both took its block (two
