@@ -23,7 +23,9 @@ type GCOptions struct {
 	// Namespaces also collects the other namespaces of the store whose
 	// kernels are all gone (a root killed with kill -9, a lost machine):
 	// their instances, through the compute, then every object and the
-	// container itself.
+	// container itself. Only containers that carry the namespace marker
+	// (the object "rack-namespace", which a kernel writes when it opens
+	// the namespace) count as namespaces; any other is left alone.
 	Namespaces bool
 	// NamespaceQuiet is how long a namespace without a live lease must
 	// have had no write before it counts as dead (default 10 minutes:
