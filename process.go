@@ -415,11 +415,11 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	}
 	rec.Started = time.Now().UnixNano()
 	data := record.Encode(rec)
-	if len(data) > record.MaxSize {
-		// Readers would refuse it as corrupt (only a moved reader of a
-		// pipe with some 300,000 writer ends gets there).
+	if err := record.Check(record.ProcKey(int64(pid)), data); err != nil {
+		// Readers would refuse it (over 131,072 args and env entries, or
+		// a moved reader of a pipe with that many ends).
 		k.closeEnds(pr, false)
-		return nil, fmt.Errorf("rack: fork %s: %w: its process record is %d bytes, over %d", rec.Name, ErrInvalid, len(data), record.MaxSize)
+		return nil, fmt.Errorf("rack: fork %s: %w: %v", rec.Name, ErrInvalid, err)
 	}
 	if err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), data, true, record.ProcSummary(rec)); err != nil {
 		k.closeEnds(pr, false)

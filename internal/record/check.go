@@ -25,7 +25,19 @@ const MaxSize = 8 << 20
 // MaxPipeEnd bounds a pipe's writer end numbers: a record naming an end
 // at or above it is corrupt (a reader holds a slot for every end below the
 // highest it has read from).
-const MaxPipeEnd = 1 << 20
+const MaxPipeEnd = 1 << 16
+
+// Bounds on a record's JSON shape, checked before it is decoded: decoding
+// allocates per element (a process record's files are 72 bytes each in
+// memory, 3 in JSON), so the size limit alone would let an 8 MiB record
+// cost a gigabyte. Legal records are flat: a depth of 3, a dozen objects,
+// and elements (array items, object members) counted in args, env,
+// options and a moved reader's positions (at most MaxPipeEnd).
+const (
+	maxDepth      = 8
+	maxContainers = 1024
+	maxElements   = 1 << 17
+)
 
 // maxID bounds a kernel or pipe id (ids rack makes are 16 to 30 bytes).
 const maxID = 255
@@ -80,6 +92,50 @@ func Read(name string, r io.Reader, size int64) ([]byte, error) {
 		out = append(out, c...)
 	}
 	return out, nil
+}
+
+// Check refuses data that Decode would refuse before parsing it: larger
+// than MaxSize, or JSON nested deeper, or with more objects, arrays or
+// elements, than any legal record. It allocates nothing. A writer calls
+// it on a record it is about to store, so that it never writes one that
+// readers refuse.
+func Check(name string, data []byte) error {
+	if len(data) > MaxSize {
+		return fmt.Errorf("record %s: %w: %d bytes, over the %d-byte limit", name, ErrCorrupt, len(data), MaxSize)
+	}
+	depth, containers, elements := 0, 0, 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			containers++
+			if depth > maxDepth {
+				return fmt.Errorf("record %s: %w: nested over %d deep", name, ErrCorrupt, maxDepth)
+			}
+			if containers > maxContainers {
+				return fmt.Errorf("record %s: %w: over %d objects and arrays", name, ErrCorrupt, maxContainers)
+			}
+		case c == '}' || c == ']':
+			depth--
+		case c == ',':
+			if elements++; elements >= maxElements {
+				return fmt.Errorf("record %s: %w: over %d elements", name, ErrCorrupt, maxElements)
+			}
+		}
+	}
+	return nil // what is malformed, json says
 }
 
 // Validate checks a decoded record of this package (a pointer to one);

@@ -212,3 +212,16 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckCountsOutsideStrings: commas, brackets and escaped quotes
+// inside strings are text, not structure.
+func TestCheckCountsOutsideStrings(t *testing.T) {
+	p := &Proc{PID: 1, Kernel: "k", Args: []string{strings.Repeat(`,[{"\`, maxElements)}, Env: map[string]string{`"\,`: `\"`}}
+	if err := Decode("x", Encode(p), new(Proc)); err != nil {
+		t.Errorf("Decode of a record with JSON syntax in its strings: %v", err)
+	}
+	many := &Proc{PID: 1, Kernel: "k", Args: make([]string, maxElements)}
+	if err := Check("procs/1", Encode(many)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "procs/1") {
+		t.Errorf("Check of %d args: %v", maxElements, err)
+	}
+}

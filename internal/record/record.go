@@ -202,12 +202,12 @@ func Encode(v any) []byte {
 }
 
 // Decode unmarshals a record read from name and, for the record types of
-// this package, checks it (see Validate): data larger than MaxSize, JSON
+// this package, checks it (see Validate): data that Check refuses, JSON
 // that does not parse, and a record out of range are all errors that wrap
 // ErrCorrupt and name the object.
 func Decode(name string, data []byte, v any) error {
-	if len(data) > MaxSize {
-		return fmt.Errorf("record %s: %w: %d bytes, over the %d-byte limit", name, ErrCorrupt, len(data), MaxSize)
+	if err := Check(name, data); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("record %s: %w: %w", name, ErrCorrupt, err)
