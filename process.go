@@ -417,7 +417,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	data := record.Encode(rec)
 	if err := record.Check(record.ProcKey(int64(pid)), data); err != nil {
 		// Readers would refuse it (over 131,072 args and env entries, or
-		// a moved reader of a pipe with that many ends).
+		// a reader moved after reading from that many writer ends).
 		k.closeEnds(pr, false)
 		return nil, fmt.Errorf("rack: fork %s: %w: %v", rec.Name, ErrInvalid, err)
 	}

@@ -32,7 +32,7 @@ func TestDecodeAllocation(t *testing.T) {
 		{"files", `{"pid":1,"kernel":"k","files":[` + strings.Repeat(`{},`, (MaxSize-100)/3) + `{}]}`},
 		{"files under the container limit", `{"pid":1,"kernel":"k","files":[` + strings.Repeat(`{"read":{}},`, maxContainers/2-4) + `{}]}`},
 		{"env", distinct(`{"pid":1,"kernel":"k","env":{`, `"N":""`, maxElements-2) + `}}`},
-		{"read", distinct(`{"pid":1,"kernel":"k","stdin":{"kind":"pipe","pipe":"p","end":-1,"read":{`, `"N":1`, MaxPipeEnd) + `}}}`},
+		{"read", distinct(`{"pid":1,"kernel":"k","stdin":{"kind":"pipe","pipe":"p","end":-1,"read":{`, `"N":1`, maxElements-10) + `}}}`},
 		{"read, keys out of range", distinct(`{"pid":1,"kernel":"k","stdin":{"kind":"pipe","pipe":"p","end":-1,"read":{`, `"1000N":1`, maxElements-10) + `}}}`},
 		{"deep", `{"pid":1,"kernel":"k","env":` + strings.Repeat(`[`, MaxSize/2-100) + `}`},
 	} {

@@ -25,7 +25,7 @@ const MaxSize = 8 << 20
 // MaxPipeEnd bounds a pipe's writer end numbers: a record naming an end
 // at or above it is corrupt (a reader holds a slot for every end below the
 // highest it has read from).
-const MaxPipeEnd = 1 << 16
+const MaxPipeEnd = 1 << 20
 
 // Bounds on a record's JSON shape, checked before it is decoded: decoding
 // allocates per element (a process record's files are 72 bytes each in
