@@ -30,9 +30,10 @@ const (
 )
 
 // NamespaceMarker names the object that marks a container as a rack
-// namespace, written (create-only, never expiring) when a kernel that is
-// not a forked child's first opens the namespace. GC's namespace pass
-// (rack gc -a) collects only containers that hold it.
+// namespace, written create-only (present already: nothing to do) and
+// never expiring by every kernel that opens the namespace with a lease of
+// its own, so by its first one. GC's namespace pass (rack gc -a) collects
+// only containers that hold it.
 const NamespaceMarker = "rack-namespace"
 
 // NamespaceType is the marker's content type (Head shows it).
