@@ -23,7 +23,9 @@ type GCOptions struct {
 	// Namespaces also collects the other namespaces of the store whose
 	// kernels are all gone (a root killed with kill -9, a lost machine):
 	// their instances, through the compute, then every object and the
-	// container itself.
+	// container itself. Only containers that carry the namespace marker
+	// (the object "rack-namespace", which a kernel writes when it opens
+	// the namespace) count as namespaces; any other is left alone.
 	Namespaces bool
 	// NamespaceQuiet is how long a namespace without a live lease must
 	// have had no write before it counts as dead (default 10 minutes:
@@ -252,17 +254,19 @@ func (g *gc) namespaces(ctx context.Context) error {
 	return nil
 }
 
-// namespaceDead reports whether container ns holds a rack namespace none
-// of whose kernels renews its lease any more, and that has had no write
-// for quiet. A namespace without a container here is not known dead: its
-// servers may belong to another store.
+// namespaceDead reports whether container ns holds a rack namespace (its
+// marker, record.NamespaceMarker) none of whose kernels renews its lease
+// any more, and that has had no write for quiet. A namespace without a
+// container here is not known dead: its servers may belong to another
+// store. A container without the marker is never collected, whatever it
+// holds (a namespace older than markers gets one when a kernel opens it).
 func (k *Kernel) namespaceDead(ctx context.Context, ns string, quiet time.Duration) (bool, error) {
-	claims, err := k.ns.store.List(ctx, ns, backend.ListOptions{Prefix: record.PIDBlocks, Limit: 1})
+	marker, err := k.ns.store.Head(ctx, ns, record.NamespaceMarker)
 	if errors.Is(err, backend.ErrNotFound) {
-		return false, nil
+		return false, nil // no container, or not a rack namespace
 	}
-	if err != nil || len(claims) == 0 {
-		return false, err // not a rack namespace: never collected
+	if err != nil || !strings.HasPrefix(marker.ContentType, record.NamespaceType) {
+		return false, err
 	}
 	leases, err := k.ns.listAllIn(ctx, ns, record.Kernels)
 	if errors.Is(err, backend.ErrNotFound) {

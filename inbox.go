@@ -108,7 +108,13 @@ func (in *inbox) drain(ctx context.Context, prefix string) int {
 		}
 		var s record.Signal
 		if err := in.ns.getRecord(ctx, o.Name, &s); err != nil {
-			if !errors.Is(err, backend.ErrNotFound) {
+			switch {
+			case errors.Is(err, record.ErrCorrupt):
+				// Never readable: drop it, or it is read (and warned
+				// about) again at every look.
+				in.log.Warn("rack: dropping a corrupt signal", "name", o.Name, "err", err)
+				_ = in.ns.store.Delete(ctx, in.ns.container, o.Name)
+			case !errors.Is(err, backend.ErrNotFound):
 				in.log.Warn("rack: reading signal", "name", o.Name, "err", err)
 			}
 			continue

@@ -144,8 +144,10 @@ func TestOpenErrorsHideKeys(t *testing.T) {
 		"swift+v1://user:s3cret-key@127.0.0.1:1/c%zz",        // malformed
 		"swift+v1://user:s3cret-key@127.0.0.1:1/c?compute=x", // unsupported compute
 		"nope://user:s3cret-key@host/c",
-		"swift://user:s3cret-key@mycloud/c", // credentials belong in clouds.yaml
-		"swift://no-such-cloud/c",           // no such cloud
+		"swift://user:s3cret-key@mycloud/c",           // credentials belong in clouds.yaml
+		"swift://no-such-cloud/c",                     // no such cloud
+		"file://user:s3cret-key@/tmp/rack-never-made", // file URLs take no user info
+		"file://user@/tmp/rack-never-made",
 	} {
 		k, err := rack.Open(ctx, u)
 		if err == nil {

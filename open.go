@@ -181,6 +181,11 @@ func openMem(ctx context.Context, u *url.URL, opts []Option) (*Kernel, error) {
 // openFile opens file:///DIR, and file:///DIR?mode=group for a namespace
 // shared with DIR's group (file.WithGroupAccess).
 func openFile(ctx context.Context, u *url.URL, opts []Option) (*Kernel, error) {
+	if u.User != nil {
+		// It would reach the children's RACK_URL; a local namespace has
+		// no use for it.
+		return nil, fmt.Errorf("%w: a file URL takes no user or password (file:///absolute/dir)", ErrInvalid)
+	}
 	group := u.RawQuery == "mode=group"
 	if u.Host != "" || u.Path == "" || u.RawQuery != "" && !group {
 		return nil, fmt.Errorf("%w: a file URL is file:///absolute/dir, or file:///absolute/dir?mode=group for a namespace its group shares", ErrInvalid)

@@ -71,6 +71,9 @@ func (s *Self) Pipe(ctx context.Context) (*PipeReader, *PipeWriter, error) {
 func (k *Kernel) claimWriter(ctx context.Context, owner *proc, pipe string, from, hint int) (*PipeWriter, error) {
 	data := record.Encode(record.PipeEnd{PID: int64(owner.pid), Kernel: k.id, From: from})
 	for n := hint; ; n++ {
+		if n >= record.MaxPipeEnd {
+			return nil, fmt.Errorf("pipe %s: %w: over %d writer ends", pipe, ErrInvalid, record.MaxPipeEnd)
+		}
 		err := k.ns.put(ctx, record.PipeEndKey(pipe, n), data, true)
 		if errors.Is(err, backend.ErrExist) {
 			continue

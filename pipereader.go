@@ -266,6 +266,9 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 // discover finds writer ends registered since the last look.
 func (r *PipeReader) discover(ctx context.Context) error {
 	for {
+		if len(r.ends) >= record.MaxPipeEnd {
+			return fmt.Errorf("pipe %s: %w: over %d writer ends", r.pipe, record.ErrCorrupt, record.MaxPipeEnd)
+		}
 		_, err := r.k.ns.store.Head(ctx, r.k.cfg.container, record.PipeEndKey(r.pipe, len(r.ends)))
 		if errors.Is(err, backend.ErrNotFound) {
 			return nil

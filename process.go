@@ -417,7 +417,14 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
 	}
 	rec.Started = time.Now().UnixNano()
-	if err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), record.Encode(rec), true, record.ProcSummary(rec)); err != nil {
+	data := record.Encode(rec)
+	if err := record.Check(record.ProcKey(int64(pid)), data); err != nil {
+		// Readers would refuse it (over 131,072 args and env entries, or
+		// a reader moved after reading from that many writer ends).
+		k.closeEnds(pr, false)
+		return nil, fmt.Errorf("rack: fork %s: %w: %v", rec.Name, ErrInvalid, err)
+	}
+	if err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), data, true, record.ProcSummary(rec)); err != nil {
 		k.closeEnds(pr, false)
 		if errors.Is(err, backend.ErrExist) {
 			// Another kernel uses this pid: both took its block (two

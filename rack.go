@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -277,6 +278,11 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		if cfg.url == "" {
 			return nil, fmt.Errorf("rack: new: %w: a compute that starts new programs needs the namespace's URL (rack.WithURL)", ErrInvalid)
 		}
+		if u, err := url.Parse(cfg.url); err != nil || hasPassword(u) {
+			// Children get it in their environment (RACK_URL), which other
+			// users of their machine may read, and errors would show it.
+			return nil, fmt.Errorf("rack: new: %w: the namespace's URL (rack.WithURL) must parse and hold no password: a child gets its credential another way", ErrInvalid)
+		}
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	k.compose()
@@ -289,6 +295,10 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		}
 	}
 	if cfg.kernelID == "" {
+		if err := k.ns.mark(ctx); err != nil {
+			k.cancel()
+			return nil, fmt.Errorf("rack: new: namespace marker: %w", err)
+		}
 		if err := k.leases.renew(ctx); err != nil {
 			k.cancel()
 			return nil, fmt.Errorf("rack: new: lease: %w", err)
@@ -439,4 +449,13 @@ func validName(what, s string) error {
 		}
 	}
 	return nil
+}
+
+// hasPassword reports whether u carries a password in its user info.
+func hasPassword(u *url.URL) bool {
+	if u.User == nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
 }

@@ -3,6 +3,7 @@ package rack
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -39,14 +40,15 @@ func (n *nsStore) putSummarized(ctx context.Context, key string, data []byte, cr
 	return err
 }
 
-// get reads a whole record.
+// get reads a whole record, at most record.MaxSize bytes: a larger
+// object is corrupt (an error wrapping record.ErrCorrupt that names it).
 func (n *nsStore) get(ctx context.Context, key string) ([]byte, error) {
-	rc, _, err := n.store.Get(ctx, n.container, key, nil)
+	rc, info, err := n.store.Get(ctx, n.container, key, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	return record.Read(key, rc, info.Size)
 }
 
 func (n *nsStore) getRecord(ctx context.Context, key string, v any) error {
@@ -192,6 +194,21 @@ func (n *nsStore) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
 		}
 	}
 	return pids, nil
+}
+
+// mark writes the namespace marker (record.NamespaceMarker) unless it is
+// there: a container is collected as a dead namespace only if it holds
+// one. A namespace made before markers existed gets one here, the next
+// time a kernel opens it.
+func (n *nsStore) mark(ctx context.Context) error {
+	data := record.Encode(record.Namespace{Version: 1, Created: time.Now().UTC()})
+	_, err := n.store.Put(ctx, n.container, record.NamespaceMarker, bytesReader(data), &backend.PutOptions{
+		CreateOnly: true, ContentType: record.NamespaceType,
+	})
+	if errors.Is(err, backend.ErrExist) {
+		return nil
+	}
+	return err
 }
 
 // bytesReader returns a rewindable reader, so that retries can resend it.

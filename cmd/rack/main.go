@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	sh := newShell(k, cfg)
 	sh.interactive = interactive
 	status := 0
-	root, err := k.Start(ctx, rack.Spec{Name: "rack", Args: args}, func(ctx context.Context, self *rack.Self) error {
+	root, err := k.Start(ctx, rack.Spec{Name: "rack", Args: recordedArgs(args)}, func(ctx context.Context, self *rack.Self) error {
 		sh.self = self
 		switch {
 		case isSet:
@@ -182,4 +183,40 @@ func quoteArg(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// recordedArgs returns the shell's arguments as its process record keeps
+// them (ps -f shows them, for as long as the record lives): a --url
+// value, and any other argument that is a URL with a password, with the
+// password replaced by "xxxxx" (url.URL.Redacted).
+func recordedArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if flag, v, ok := strings.Cut(a, "="); ok && (flag == "--url" || flag == "-url") {
+			a = flag + "=" + hidePassword(v, true)
+		} else {
+			a = hidePassword(a, i > 0 && (args[i-1] == "--url" || args[i-1] == "-url"))
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// hidePassword returns s with the password of the URL it is redacted, and
+// otherwise unchanged. isURL says s is a URL: then one that does not parse
+// loses what stands between "://" and its last '@'.
+func hidePassword(s string, isURL bool) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if isURL {
+			return redactURL(s)
+		}
+		return s
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return s
 }

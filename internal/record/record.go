@@ -29,6 +29,16 @@ const (
 	Hosts     = "hosts/"   // hosts/<pid>: the kernel that runs a process started as a new program
 )
 
+// NamespaceMarker names the object that marks a container as a rack
+// namespace, written create-only (present already: nothing to do) and
+// never expiring by every kernel that opens the namespace with a lease of
+// its own, so by its first one. GC's namespace pass (rack gc -a) collects
+// only containers that hold it.
+const NamespaceMarker = "rack-namespace"
+
+// NamespaceType is the marker's content type (Head shows it).
+const NamespaceType = "application/x-rack-namespace"
+
 // PIDKey is the name of a pid's block claim.
 func PIDKey(block int64) string { return PIDBlocks + pad(block) }
 
@@ -175,6 +185,12 @@ type Lease struct {
 	Renewed time.Time `json:"renewed"`
 }
 
+// Namespace is the namespace marker's content.
+type Namespace struct {
+	Version int       `json:"version"` // 1
+	Created time.Time `json:"created"`
+}
+
 // Encode marshals a record.
 func Encode(v any) []byte {
 	b, err := json.Marshal(v)
@@ -186,10 +202,19 @@ func Encode(v any) []byte {
 	return b
 }
 
-// Decode unmarshals a record read from name, naming it on error.
+// Decode unmarshals a record read from name and, for the record types of
+// this package, checks it (see Validate): data that Check refuses, JSON
+// that does not parse, and a record out of range are all errors that wrap
+// ErrCorrupt and name the object.
 func Decode(name string, data []byte, v any) error {
+	if err := Check(name, data); err != nil {
+		return err
+	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("record %s: corrupt: %w", name, err)
+		return fmt.Errorf("record %s: %w: %w", name, ErrCorrupt, err)
+	}
+	if err := Validate(v); err != nil {
+		return fmt.Errorf("record %s: %w: %w", name, ErrCorrupt, err)
 	}
 	return nil
 }

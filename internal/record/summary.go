@@ -89,7 +89,7 @@ func ParseProcSummary(pid int64, ct string) (*Proc, bool) {
 		}
 		group = g
 	}
-	if !ok1 || !ok2 || !v.Has("k") {
+	if !ok1 || !ok2 || !v.Has("k") || ppid < 0 || group < 0 {
 		return nil, false
 	}
 	return &Proc{PID: pid, PPID: ppid, Group: group, Name: v.Get("n"), Args: v["a"],
@@ -128,7 +128,7 @@ func ParseExitSummary(pid int64, ct string) (*Exit, bool) {
 		}
 		sig = s
 	}
-	if !ok1 || !ok2 {
+	if !ok1 || !ok2 || sig < 0 || sig > maxSignal || code != int64(int(code)) {
 		return nil, false
 	}
 	return &Exit{PID: pid, Code: int(code), Signal: int(sig), Lost: v.Get("l") == "1", Ended: ended}, true
