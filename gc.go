@@ -412,7 +412,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 				closes++
 			}
 		}
-		if ends == 0 || closes < ends || recent {
+		if ends == 0 || recent || (closes < ends && !g.unclosedEndsEnded(ctx, id, dir, objs)) {
 			continue
 		}
 		var creator record.PipeEnd
@@ -443,6 +443,41 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 		}
 	}
 	return nil
+}
+
+// unclosedEndsEnded reports whether every end of pipe id (whose objects,
+// under dir, are objs) that has no close record belongs to a process that
+// has ended: a process that exited while the store was unreachable may
+// have its exit recorded but not its ends' close records, and nothing will
+// write them any more.
+func (g *gc) unclosedEndsEnded(ctx context.Context, id, dir string, objs []backend.ObjectInfo) bool {
+	closed := map[string]bool{}
+	for _, o := range objs {
+		if n, ok := strings.CutPrefix(o.Name, dir+"close/"); ok {
+			closed[n] = true
+		}
+	}
+	for _, o := range objs {
+		n, ok := strings.CutPrefix(o.Name, dir+"ends/")
+		if !ok || closed[n] {
+			continue
+		}
+		var end record.PipeEnd
+		if err := g.k.ns.getRecord(ctx, o.Name, &end); err != nil {
+			return false
+		}
+		pid := PID(end.PID)
+		if _, ended := g.ended[pid]; ended || g.lostNow[pid] {
+			continue
+		}
+		if g.procs[pid] != nil {
+			return false // it runs
+		}
+		if _, err := g.k.records.exit(ctx, pid); err != nil {
+			return false // not listed, no exit found: spare it
+		}
+	}
+	return true
 }
 
 // kernels removes the leases and signal inboxes of kernels that are gone.

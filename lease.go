@@ -26,11 +26,13 @@ type leaseKeeper struct {
 	renewed atomic.Int64
 }
 
-// renewEvery is how many times per lease period the lease is renewed: a
-// renewal retries (through an outage) until the lease would expire, so
-// an outage of up to ttl - ttl/renewEvery (25 s of the default 30 s lease)
-// less a backoff (1 s) passes without the lease lapsing.
-const renewEvery = 6
+// renewEvery is how many times per lease period the lease is renewed. A
+// renewal retries through an outage until the store answers (or its
+// budget, the lease, is spent), and the lease lapses ttl after the last
+// renewal that succeeded, at most ttl/renewEvery before the outage began:
+// so an outage shorter than ttl - ttl/renewEvery less a backoff (1 s), 23 s
+// of the default 30 s lease, passes without the lease lapsing.
+const renewEvery = 5
 
 // renew refreshes this kernel's lease object.
 func (l *leaseKeeper) renew(ctx context.Context) error {

@@ -95,6 +95,9 @@ type config struct {
 	// requestTimeout: each store request's timeout without progress (see
 	// WithRequestTimeout).
 	requestTimeout time.Duration
+	// retrySet: WithRetry gave the store's policy; else New bounds each
+	// store operation by the lease.
+	retrySet bool
 }
 
 func defaultConfig() config {
@@ -106,7 +109,7 @@ func defaultConfig() config {
 		stderr:      os.Stderr,
 		stdin:       os.Stdin,
 		logger:      slog.New(slog.DiscardHandler),
-		retry:       leaseBounded,
+		retry:       retry.DefaultPolicy,
 		segmentSize: 0,  // chosen by New, from the store
 		flushDelay:  -1, // chosen by New, from the store
 		pollMin:     5 * time.Millisecond,
@@ -117,10 +120,6 @@ func defaultConfig() config {
 		requestTimeout: DefaultRequestTimeout,
 	}
 }
-
-// leaseBounded is the default retry policy: Attempts 0, so that New bounds
-// each operation by the lease.
-var leaseBounded = retry.Policy{Base: retry.DefaultPolicy.Base, Max: retry.DefaultPolicy.Max}
 
 // WithGracePeriod sets how long SIGTERM waits before escalating to SIGKILL
 // (default 10 s).
@@ -154,10 +153,9 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // By default an operation is bounded in time instead, by the lease (see
 // WithLease and the README's "Deadlines and outages"): it retries, with
 // backoff from 10 ms to 1 s, for as long as the lease, so that the kernel
-// rides through an outage its lease survives. attempts 0 keeps that time
-// bound with the backoff given.
+// rides through an outage its lease survives.
 func WithRetry(attempts int, base, max time.Duration) Option {
-	return func(c *config) { c.retry = retry.Policy{Attempts: attempts, Base: base, Max: max} }
+	return func(c *config) { c.retry, c.retrySet = retry.Policy{Attempts: attempts, Base: base, Max: max}, true }
 }
 
 // DefaultRequestTimeout is how long a store request may go without
@@ -265,7 +263,7 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	}
 	counted, counter := count.Wrap(store, cfg.logger)
 	policy := cfg.retry
-	if policy.Attempts <= 0 {
+	if !cfg.retrySet {
 		// Bounded by the lease: an outage the lease survives is ridden
 		// through; past it, this kernel's processes are lost anyway.
 		policy.Attempts, policy.Budget = 0, cfg.lease

@@ -201,7 +201,7 @@ func (s *Store) up(err error) {
 	}
 }
 
-// errTimedOut is the cause of a try the request timeout abandoned.
+// errTimedOut marks a try the request timeout abandoned (timeoutError).
 var errTimedOut = errors.New("store request made no progress within the request timeout")
 
 // timeoutError reports a try the request timeout abandoned: transient.
@@ -226,7 +226,7 @@ func (s *Store) try(ctx context.Context, op func(ctx context.Context) error) err
 	if d <= 0 {
 		return op(ctx)
 	}
-	actx, cancel := context.WithTimeoutCause(ctx, d, errTimedOut)
+	actx, cancel := context.WithTimeoutCause(ctx, d, &timeoutError{d: d})
 	defer cancel()
 	return s.timedOut(ctx, actx, op(actx))
 }
@@ -263,7 +263,7 @@ func (s *Store) watch(ctx context.Context) (context.Context, *watchdog) {
 	}
 	actx, cancel := context.WithCancelCause(ctx)
 	w := &watchdog{d: d, cancel: cancel}
-	w.t = time.AfterFunc(d, func() { cancel(errTimedOut) })
+	w.t = time.AfterFunc(d, func() { cancel(&timeoutError{d: d}) })
 	return actx, w
 }
 
