@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -153,37 +152,49 @@ func TestSwiftOutage(t *testing.T) {
 }
 
 // TestSwiftNeverAnswers: with Swift accepting connections and never
-// answering, a job fails with a clear error (not a hang), and the kernel
-// closes, within a bound: the lease (30 s) for the operation that finds
-// it, and a request timeout (5 s) for each clean-up request.
+// answering (hang), or refusing every connection (refuse), for good, a job
+// fails with a clear error (not a hang), and the kernel closes, within a
+// bound: the lease (30 s) for the operation that finds it, then one try
+// per clean-up operation (a request timeout, 5 s, each when it hangs).
 func TestSwiftNeverAnswers(t *testing.T) {
 	p, cfg := otProxy(t)
 	ctx := context.Background()
-	ns := fmt.Sprintf("rack-hang-%d", time.Now().UnixNano())
-	k, _ := otKernel(t, ctx, cfg, ns)
-	if err := p.SetMode(tcpfault.Hang); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	_, err := sfRun(ctx, t, k, "montecarlo", 5*time.Minute, nil)
-	failed := time.Since(start)
-	closed := make(chan error, 1)
-	go func() { closed <- k.Close() }()
-	select {
-	case <-closed:
-	case <-time.After(3 * time.Minute):
-		t.Fatal("Close did not return within 3 minutes of the failure")
-	}
-	t.Logf("montecarlo against a Swift that never answers: failed after %v (%v), closed after %v",
-		failed.Round(time.Millisecond), err, time.Since(start).Round(time.Millisecond))
-	if err == nil || strings.Contains(err.Error(), "did not end within") {
-		t.Fatalf("montecarlo against a Swift that never answers: %v, want a clear error", err)
-	}
-	if !strings.Contains(err.Error(), "request timeout") && !strings.Contains(err.Error(), "timed out") && !strings.Contains(err.Error(), "Timeout") {
-		t.Errorf("error does not say the store did not answer: %v", err)
-	}
-	_ = p.SetMode(tcpfault.Pass)
-	if os.Getenv("RACK_KEEP_NAMESPACES") == "" {
+	for _, c := range []struct {
+		mode tcpfault.Mode
+		says []string
+	}{
+		{tcpfault.Hang, []string{"request timeout"}},
+		{tcpfault.Refuse, []string{"connection refused", "connection reset"}},
+	} {
+		_ = p.SetMode(tcpfault.Pass)
+		ns := fmt.Sprintf("rack-%v-%d", c.mode, time.Now().UnixNano())
+		k, _ := otKernel(t, ctx, cfg, ns)
+		if err := p.SetMode(c.mode); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err := sfRun(ctx, t, k, "montecarlo", 5*time.Minute, nil)
+		failed := time.Since(start)
+		closed := make(chan error, 1)
+		go func() { closed <- k.Close() }()
+		select {
+		case <-closed:
+		case <-time.After(3 * time.Minute):
+			t.Fatalf("%v: Close did not return within 3 minutes of the failure", c.mode)
+		}
+		t.Logf("montecarlo against a Swift that %v: failed after %v (%v), closed after %v",
+			c.mode, failed.Round(time.Millisecond), err, time.Since(start).Round(time.Millisecond))
+		if err == nil || strings.Contains(err.Error(), "did not end within") {
+			t.Fatalf("%v: %v, want a clear error", c.mode, err)
+		}
+		clear := false
+		for _, w := range c.says {
+			clear = clear || strings.Contains(err.Error(), w)
+		}
+		if !clear {
+			t.Errorf("%v: the error does not say what the store did (%q): %v", c.mode, c.says, err)
+		}
+		_ = p.SetMode(tcpfault.Pass)
 		if raw, err := swift.New(ctx, cfg); err == nil {
 			objs, _ := raw.List(ctx, ns, backend.ListOptions{})
 			for _, o := range objs {
