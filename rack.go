@@ -223,6 +223,8 @@ type Kernel struct {
 	groups  groupState  // group members known here (group.go)
 	files   fileSet     // open files not owned by a process (file.go)
 	compute backend.Compute
+	// store is the store as given to New, for its optional abilities.
+	store backend.Store
 	// sameMachine: the compute starts children on this machine, handing
 	// them their environment privately (backend.SameMachine).
 	sameMachine bool
@@ -277,6 +279,7 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		ns:      nsStore{store: retry.Wrap(counted, policy)},
 		counter: counter,
 		compute: compute,
+		store:   store,
 		id:      cfg.kernelID,
 
 		remoteWake: make(chan struct{}, 1),

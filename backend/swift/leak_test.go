@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rackfork/rack/backend"
 )
@@ -98,5 +100,53 @@ func TestCreateOnlyConsumedNotResurrected(t *testing.T) {
 	}
 	if _, err := s.Head(ctx, c, "seg"); !errors.Is(err, backend.ErrNotFound) {
 		t.Fatalf("the consumed object is back: %v", err)
+	}
+}
+
+// TestSweepSegments: SweepSegments deletes the segments no manifest names
+// (of an object overwritten or deleted by a client that kept them), once
+// their upload is an hour old, and keeps those in use and young ones.
+func TestSweepSegments(t *testing.T) {
+	cfg := config(t)
+	cfg.SegmentSize = 1 << 20
+	s := open(t, cfg)
+	c := container(t, s)
+	segc := c + "_segments"
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("x"), 2<<20+5) // 3 segments, in use
+	if _, err := s.Put(ctx, c, "f", bytes.NewReader(big), nil); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour).UnixNano()
+	orphans := []string{
+		fmt.Sprintf("f/slo/%d/tok1/00000000", old), // an earlier version of f
+		fmt.Sprintf("f/slo/%d/tok1/00000001", old),
+		fmt.Sprintf("gone/slo/%d/tok2/00000000", old), // of an object deleted
+	}
+	young := fmt.Sprintf("gone/slo/%d/tok3/00000000", time.Now().UnixNano()) // an upload in progress
+	for _, n := range append(orphans, young, "not-a-segment") {
+		if _, err := s.Put(ctx, segc, n, bytes.NewReader([]byte("seg")), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.SweepSegments(ctx, c, 0)
+	if err != nil || n != len(orphans) {
+		t.Fatalf("SweepSegments: %d deleted, %v; want %d", n, err, len(orphans))
+	}
+	left, err := s.List(ctx, segc, backend.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 3+2 {
+		t.Fatalf("%d objects left in %s, want f's 3 segments, the young one and the foreign one: %v", len(left), segc, left)
+	}
+	rc, _, err := s.Get(ctx, c, "f", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, big) {
+		t.Fatalf("f read back %d bytes after the sweep, want %d", len(got), len(big))
 	}
 }
