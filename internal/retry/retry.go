@@ -33,9 +33,9 @@ type Policy struct {
 	// attempt starts once it is spent. Zero means no bound but Attempts
 	// and the context. With a Budget, an operation that spends it on
 	// transient failures marks the store down: until some request
-	// succeeds again, operations are tried once, so that a program that
-	// has failed cleans up promptly instead of retrying each request
-	// for a whole Budget.
+	// succeeds again, operations are tried once, with a request timeout
+	// of at most 1 s, so that a program that has failed cleans up
+	// promptly instead of retrying each request for a whole Budget.
 	Budget time.Duration
 	// RequestTimeout abandons an attempt that makes no progress for
 	// that long, as a transient failure (retried like any other): a
@@ -222,7 +222,7 @@ func (e *timeoutError) Unwrap() []error { return []error{errTimedOut, backend.Er
 // try runs one attempt of op, abandoning it (cancelling its context) if it
 // takes longer than the request timeout.
 func (s *Store) try(ctx context.Context, op func(ctx context.Context) error) error {
-	d := s.policy.RequestTimeout
+	d := s.requestTimeout()
 	if d <= 0 {
 		return op(ctx)
 	}
@@ -231,13 +231,28 @@ func (s *Store) try(ctx context.Context, op func(ctx context.Context) error) err
 	return s.timedOut(ctx, actx, op(actx))
 }
 
+// downTimeout caps the request timeout while the store is down (see
+// Policy.Budget): an operation then fails anyway unless the store answers,
+// and a program cleaning up after a store that never answers should not
+// wait a whole request timeout for each request.
+const downTimeout = time.Second
+
+// requestTimeout is the request timeout for the next try.
+func (s *Store) requestTimeout() time.Duration {
+	d := s.policy.RequestTimeout
+	if d > downTimeout && s.down.Load() {
+		d = downTimeout
+	}
+	return d
+}
+
 // timedOut turns err, an attempt's result under actx, into a timeoutError
 // when the request timeout (not the caller) ended actx.
 func (s *Store) timedOut(ctx, actx context.Context, err error) error {
 	if err == nil || ctx.Err() != nil || !errors.Is(context.Cause(actx), errTimedOut) || errors.Is(err, errTimedOut) {
 		return err
 	}
-	return &timeoutError{d: s.policy.RequestTimeout, err: err}
+	return &timeoutError{d: s.requestTimeout(), err: err}
 }
 
 // do runs op with a budget of its own.
@@ -257,7 +272,7 @@ type watchdog struct {
 // watch returns a context for one attempt, watched by a running watchdog
 // (nil without a request timeout: then the context is ctx).
 func (s *Store) watch(ctx context.Context) (context.Context, *watchdog) {
-	d := s.policy.RequestTimeout
+	d := s.requestTimeout()
 	if d <= 0 {
 		return ctx, nil
 	}
