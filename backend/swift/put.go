@@ -90,11 +90,13 @@ func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *back
 		}
 	}
 
-	// An object without an expiry (a file, not a record) may be a large
-	// object whose segments nothing else names: learn them, to delete
-	// them once it is replaced, as the swift CLI does.
+	// A large object without an expiry (a file, not a record) that
+	// replaces one: learn the old one's segments, if it is large too, to
+	// delete them once it is replaced, as the swift CLI does. (Small
+	// Puts skip the look, a request each; segments left by a small
+	// object replacing a large one are for SweepSegments.)
 	var old []string
-	if !o.CreateOnly && o.DeleteAfter == 0 {
+	if !o.CreateOnly && o.DeleteAfter == 0 && (size < 0 || size > s.cfg.SegmentSize) {
 		old = s.sloSegments(ctx, c, name)
 	}
 	var info backend.ObjectInfo
