@@ -59,7 +59,10 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		if ex.By == "" {                    // not read from the store: ours to record
 			ex.PID, ex.By, ex.Ended = int64(pr.pid), k.id, time.Now().UnixNano()
 			ex.Stderr = pr.tail.String()
-			err := k.ns.putSummarized(ctx, record.ExitKey(int64(pr.pid)), record.Encode(ex), true, record.ExitSummary(ex))
+			err := k.persist(ctx, "exit record", pr.pid, func() (bool, error) {
+				err := k.ns.putSummarized(ctx, record.ExitKey(int64(pr.pid)), record.Encode(ex), true, record.ExitSummary(ex))
+				return err != nil, err
+			})
 			if errors.Is(err, backend.ErrExist) {
 				var first record.Exit
 				if err = k.ns.getRecord(ctx, record.ExitKey(int64(pr.pid)), &first); err == nil {
@@ -97,6 +100,42 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 	})
 }
 
+// persistPause is the first pause between persist's tries, doubled up
+// to persistPauseMax.
+const (
+	persistPause    = time.Second
+	persistPauseMax = 5 * time.Second
+)
+
+// persist runs put, which reports whether to try again and its error, until
+// it succeeds or fails for good: it tries again, after a pause, while put
+// fails transiently (each try already retried through its own budget), this
+// kernel's lease holds and the kernel is open. So what a live kernel
+// acknowledged (an exit, a pipe's end) is recorded through any outage its
+// lease survives; past the lease, its processes are lost to the others
+// anyway.
+func (k *Kernel) persist(ctx context.Context, what string, pid PID, put func() (bool, error)) error {
+	pause := persistPause
+	for {
+		again, err := put()
+		if err == nil || !again || !errors.Is(err, backend.ErrTransient) || !k.leases.held() || k.ctx.Err() != nil {
+			return err
+		}
+		k.cfg.logger.Warn("rack: store unavailable, trying again", "what", what, "pid", pid, "err", err)
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-k.ctx.Done():
+			t.Stop()
+			return err
+		}
+		pause = min(2*pause, persistPauseMax)
+	}
+}
+
 func isDone(pr *proc) bool {
 	select {
 	case <-pr.done:
@@ -128,7 +167,13 @@ func (k *Kernel) closeEnds(pr *proc, commit bool) error {
 	}
 	pr.mu.Unlock()
 	for _, w := range ws {
-		if err := w.close(); err != nil {
+		err := k.persist(context.WithoutCancel(k.ctx), "pipe close record", pr.pid, func() (bool, error) {
+			err := w.close()
+			// Closed despite an error: a flush failed, and trying again
+			// would not bring its bytes back.
+			return err != nil && !w.isClosed(), err
+		})
+		if err != nil {
 			k.cfg.logger.Error("rack: closing pipe end on exit", "pid", pr.pid, "pipe", w.pipe, "err", err)
 			failed = append(failed, err)
 		}
@@ -284,4 +329,11 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// isClosed reports whether w's close record is written.
+func (w *PipeWriter) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
 }

@@ -57,6 +57,10 @@ type GCReport struct {
 	// Swept are the instances the compute's sweep deleted: of dead
 	// namespaces, or past the delete-at they were started with.
 	Swept []string
+	// Segments counts the segments of large objects that no object named
+	// any more, which GC deleted (GCOptions.Namespaces, on a store that
+	// keeps segments apart: Swift's "<container>_segments").
+	Segments int
 }
 
 // GC removes what dead processes left behind in the namespace, as the
@@ -179,6 +183,9 @@ func (g *gc) run(ctx context.Context) error {
 		return err
 	}
 	if g.opts.Namespaces {
+		if err := g.segments(ctx); err != nil {
+			return err
+		}
 		return g.namespaces(ctx)
 	}
 	return nil
@@ -416,7 +423,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 				closes++
 			}
 		}
-		if ends == 0 || closes < ends || recent {
+		if ends == 0 || recent || (closes < ends && !g.unclosedEndsEnded(ctx, id, dir, objs)) {
 			continue
 		}
 		var creator record.PipeEnd
@@ -447,6 +454,41 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 		}
 	}
 	return nil
+}
+
+// unclosedEndsEnded reports whether every end of pipe id (whose objects,
+// under dir, are objs) that has no close record belongs to a process that
+// has ended: a process that exited while the store was unreachable may
+// have its exit recorded but not its ends' close records, and nothing will
+// write them any more.
+func (g *gc) unclosedEndsEnded(ctx context.Context, id, dir string, objs []backend.ObjectInfo) bool {
+	closed := map[string]bool{}
+	for _, o := range objs {
+		if n, ok := strings.CutPrefix(o.Name, dir+"close/"); ok {
+			closed[n] = true
+		}
+	}
+	for _, o := range objs {
+		n, ok := strings.CutPrefix(o.Name, dir+"ends/")
+		if !ok || closed[n] {
+			continue
+		}
+		var end record.PipeEnd
+		if err := g.k.ns.getRecord(ctx, o.Name, &end); err != nil {
+			return false
+		}
+		pid := PID(end.PID)
+		if _, ended := g.ended[pid]; ended || g.lostNow[pid] {
+			continue
+		}
+		if g.procs[pid] != nil {
+			return false // it runs
+		}
+		if _, err := g.k.records.exit(ctx, pid); err != nil {
+			return false // not listed, no exit found: spare it
+		}
+	}
+	return true
 }
 
 // kernels removes the leases and signal inboxes of kernels that are gone.
@@ -533,6 +575,54 @@ func (g *gc) delete(ctx context.Context, names ...string) error {
 			g.report.Objects++
 		case errors.Is(err, backend.ErrNotFound):
 		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// segmentSweeper is a store that keeps the segments of large objects
+// apart and can delete those that no object names (swift.Store).
+type segmentSweeper interface {
+	SweepSegments(ctx context.Context, container string, minAge time.Duration) (int, error)
+}
+
+// segments deletes, in every container of the store that has a segment
+// container beside it, the segments no object names (with
+// GCOptions.Namespaces only: it looks beyond the namespace).
+func (g *gc) segments(ctx context.Context) error {
+	sw, ok := g.k.store.(segmentSweeper)
+	if !ok || g.opts.DryRun {
+		return nil
+	}
+	var names []string
+	opts := backend.ListOptions{}
+	for {
+		page, err := g.k.ns.store.ListContainers(ctx, opts)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, o := range page {
+			names = append(names, o.Name)
+		}
+		opts.Marker = page[len(page)-1].Name
+	}
+	have := map[string]bool{}
+	for _, n := range names {
+		have[n] = true
+	}
+	for _, n := range names {
+		base, ok := strings.CutSuffix(n, "_segments")
+		if !ok || !have[base] {
+			continue
+		}
+		swept, err := sw.SweepSegments(ctx, base, g.opts.MinAge)
+		g.report.Segments += swept
+		g.report.Objects += swept
+		if err != nil {
 			return err
 		}
 	}

@@ -21,11 +21,35 @@ type leaseKeeper struct {
 	ttl time.Duration // how long a lease lasts unrenewed
 	log *slog.Logger
 	off atomic.Bool // tests: stop renewing the lease, as a dead kernel would
+	// renewed is when the last renewal that succeeded was sent (Unix
+	// nanoseconds): the lease holds until then plus ttl.
+	renewed atomic.Int64
 }
+
+// renewEvery is how many times per lease period the lease is renewed. A
+// renewal retries through an outage until the store answers (or its
+// budget, the lease, is spent), and the lease lapses ttl after the last
+// renewal that succeeded, at most ttl/renewEvery before the outage began:
+// so an outage shorter than ttl - ttl/renewEvery less a backoff (1 s), 23 s
+// of the default 30 s lease, passes without the lease lapsing.
+const renewEvery = 5
 
 // renew refreshes this kernel's lease object.
 func (l *leaseKeeper) renew(ctx context.Context) error {
-	return l.put(ctx, l.id, l.ttl)
+	sent := time.Now()
+	err := l.put(ctx, l.id, l.ttl)
+	if err == nil {
+		l.renewed.Store(sent.UnixNano())
+	}
+	return err
+}
+
+// held reports whether this kernel's lease still holds: the last renewal
+// that succeeded was sent within the lease period. Past it, other kernels
+// may have found it gone and declared this kernel's processes lost.
+func (l *leaseKeeper) held() bool {
+	r := l.renewed.Load()
+	return r != 0 && time.Since(time.Unix(0, r)) < l.ttl
 }
 
 // put writes the lease of kernel id, good for lease.
@@ -36,10 +60,10 @@ func (l *leaseKeeper) put(ctx context.Context, id string, lease time.Duration) e
 	return err
 }
 
-// loop renews the lease every third of its time until ctx ends.
+// loop renews the lease renewEvery times per lease period until ctx ends.
 func (l *leaseKeeper) loop(ctx context.Context, wg *sync.WaitGroup) {
 	defer wg.Done()
-	t := time.NewTicker(l.ttl / 3)
+	t := time.NewTicker(l.ttl / renewEvery)
 	defer t.Stop()
 	for {
 		select {

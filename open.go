@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rackfork/rack/backend/file"
 	"github.com/rackfork/rack/backend/inproc"
@@ -110,6 +111,11 @@ func Schemes() []string {
 // compute starts as a new program runs the same binary, so it has the same
 // schemes.
 //
+// Any URL may carry the parameter timeout, a Go duration: the store
+// request timeout (see WithRequestTimeout), as in
+// swift://cloud/ns?timeout=10s or file:///tmp/ns?timeout=2s. Open takes
+// it out of the URL before the scheme's Opener sees it.
+//
 // Errors never repeat a key given in the URL.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 	u, err := url.Parse(rawURL)
@@ -135,6 +141,19 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 			return nil, fmt.Errorf("rack: open %q: %w: scheme %q is not registered: import _ %q to open it (registered: %s)", shown, ErrInvalid, u.Scheme, pkg, registered)
 		}
 		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (registered: %s)", shown, ErrInvalid, u.Scheme, registered)
+	}
+	// The kernel's own URL parameters: taken out before the opener sees
+	// the URL.
+	q := u.Query()
+	if vals, ok := q["timeout"]; ok {
+		d, err := time.ParseDuration(strings.Join(vals, ","))
+		if err != nil || d < 0 || len(vals) != 1 {
+			return nil, fmt.Errorf("rack: open %q: %w: timeout=%q is not a duration such as 5s (0 for none)", shown, ErrInvalid, strings.Join(vals, ","))
+		}
+		q.Del("timeout")
+		u.RawQuery = q.Encode()
+		// Before the caller's options, which win.
+		opts = append([]Option{WithRequestTimeout(d)}, opts...)
 	}
 	k, err := open(ctx, u, opts)
 	if err != nil {
@@ -216,4 +235,21 @@ func openFile(ctx context.Context, u *url.URL, opts []Option) (*Kernel, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// withTimeoutParam returns rawURL with the parameter timeout=d, unless d
+// is the default (then rawURL as it is): the URL a child opens then gives
+// it its forker's request timeout.
+func withTimeoutParam(rawURL string, d time.Duration) string {
+	if d == DefaultRequestTimeout {
+		return rawURL
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	q := u.Query()
+	q.Set("timeout", d.String())
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -121,12 +121,15 @@ func (a *pidAlloc) claim(ctx context.Context, hint int64) (int64, error) {
 // created in took, still names this kernel. On a store whose creates are
 // loose (backend.LooseCreate) a rival create in flight at the same moment
 // also succeeds, and the later one stays: it started before ours ended, so
-// it ends about one request later. Read back after twice took, then.
+// it ends about one request later. Read back after twice took, then, but
+// at most a request timeout later: took may hold the retries of an outage,
+// and a rival request in flight longer than that was abandoned by its own
+// kernel as one that made no progress.
 func (a *pidAlloc) stillMine(ctx context.Context, key string, took time.Duration) (bool, error) {
 	if !a.ns.looseCreate {
 		return true, nil
 	}
-	t := time.NewTimer(max(2*took, 5*time.Millisecond))
+	t := time.NewTimer(min(max(2*took, 5*time.Millisecond), DefaultRequestTimeout))
 	select {
 	case <-t.C:
 	case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/internal/record"
+	"github.com/rackfork/rack/internal/retry"
 )
 
 // A pipe is a byte stream in the store. Each writer end appends numbered,
@@ -172,7 +173,10 @@ func (w *PipeWriter) storeSegment(seq int, data []byte, more bool) error {
 	}
 	// The kernel's context, not the process's: acknowledged bytes are
 	// delivered even when the process is being killed.
-	_, err := w.k.ns.store.Put(w.k.ctx, w.k.cfg.container, record.PipeSegmentKey(w.pipe, w.end, seq), bytesReader(data), opts)
+	// Only this end writes the segment, and its reader deletes it once
+	// read: a retry must not put back one that was read meanwhile.
+	ctx := retry.SoleWriter(w.k.ctx)
+	_, err := w.k.ns.store.Put(ctx, w.k.cfg.container, record.PipeSegmentKey(w.pipe, w.end, seq), bytesReader(data), opts)
 	return err
 }
 

@@ -92,6 +92,13 @@ type config struct {
 	container   string
 	namespace   string
 	url         string
+
+	// requestTimeout: each store request's timeout without progress (see
+	// WithRequestTimeout).
+	requestTimeout time.Duration
+	// retrySet: WithRetry gave the store's policy; else New bounds each
+	// store operation by the lease.
+	retrySet bool
 }
 
 func defaultConfig() config {
@@ -110,6 +117,8 @@ func defaultConfig() config {
 		pollMax:     1500 * time.Millisecond,
 		container:   namespaceLabel,
 		namespace:   "default",
+
+		requestTimeout: DefaultRequestTimeout,
 	}
 }
 
@@ -140,9 +149,32 @@ func WithConsole(stdin io.Reader, stdout, stderr io.Writer) Option {
 // WithLogger sets the logger for the kernel's own events (default: none).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
-// WithRetry sets how transient store failures are retried.
+// WithRetry sets how transient store failures are retried: at most
+// attempts tries per operation, with jittered backoff from base to max.
+// By default an operation is bounded in time instead, by the lease (see
+// WithLease and the README's "Deadlines and outages"): it retries, with
+// backoff from 10 ms to 1 s, for as long as the lease, so that the kernel
+// rides through an outage its lease survives.
 func WithRetry(attempts int, base, max time.Duration) Option {
-	return func(c *config) { c.retry = retry.Policy{Attempts: attempts, Base: base, Max: max} }
+	return func(c *config) { c.retry, c.retrySet = retry.Policy{Attempts: attempts, Base: base, Max: max}, true }
+}
+
+// DefaultRequestTimeout is how long a store request may go without
+// progress before it is abandoned and retried (see WithRequestTimeout).
+const DefaultRequestTimeout = 5 * time.Second
+
+// WithRequestTimeout sets how long one store request may go without
+// progress before the kernel abandons it and tries again (default
+// DefaultRequestTimeout, 5 s; 0 for none, leaving only the driver's own
+// timeouts): a request without a body waits that long for its answer, a
+// Put that long after the store last took a byte of its body, and a
+// download that long for its next bytes, so a slow transfer that keeps
+// moving is never cut. Retrying follows the usual rules (a create-only
+// Put carries its writer token). The URL parameter timeout (as in
+// swift://host/ns?timeout=10s) sets it too. Children started as new
+// programs get it through the namespace's URL.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(c *config) { c.requestTimeout = d }
 }
 
 // WithPipeBuffer sets the largest pipe segment and how long small writes
@@ -192,6 +224,8 @@ type Kernel struct {
 	groups  groupState  // group members known here (group.go)
 	files   fileSet     // open files not owned by a process (file.go)
 	compute backend.Compute
+	// store is the store as given to New, for its optional abilities.
+	store backend.Store
 	// sameMachine: the compute starts children on this machine, handing
 	// them their environment privately (backend.SameMachine).
 	sameMachine bool
@@ -225,18 +259,29 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.segmentSize < 0 || cfg.grace < 0 || cfg.lease <= 0 || cfg.pollMin <= 0 || cfg.pollMax < cfg.pollMin {
+	if cfg.segmentSize < 0 || cfg.grace < 0 || cfg.lease <= 0 || cfg.pollMin <= 0 || cfg.pollMax < cfg.pollMin || cfg.requestTimeout < 0 {
 		return nil, fmt.Errorf("rack: new: %w: option out of range", ErrInvalid)
 	}
 	if err := validContainer(cfg.container); err != nil {
 		return nil, fmt.Errorf("rack: new: namespace: %w", err)
 	}
 	counted, counter := count.Wrap(store, cfg.logger)
+	policy := cfg.retry
+	if !cfg.retrySet {
+		// Bounded by the lease: an outage the lease survives is ridden
+		// through; past it, this kernel's processes are lost anyway.
+		policy.Attempts, policy.Budget = 0, cfg.lease
+	}
+	policy.RequestTimeout = cfg.requestTimeout
+	if cfg.url != "" {
+		cfg.url = withTimeoutParam(cfg.url, cfg.requestTimeout)
+	}
 	k := &Kernel{
 		cfg:     cfg,
-		ns:      nsStore{store: retry.Wrap(counted, cfg.retry)},
+		ns:      nsStore{store: retry.Wrap(counted, policy)},
 		counter: counter,
 		compute: compute,
+		store:   store,
 		id:      cfg.kernelID,
 
 		remoteWake: make(chan struct{}, 1),
@@ -293,6 +338,9 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 			k.cancel()
 			return nil, fmt.Errorf("rack: new: namespace container %q: %w", cfg.container, err)
 		}
+	}
+	if cfg.kernelID != "" {
+		k.leases.renewed.Store(time.Now().UnixNano()) // its forker just made it
 	}
 	if cfg.kernelID == "" {
 		if err := k.ns.mark(ctx); err != nil {

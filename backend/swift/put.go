@@ -90,6 +90,15 @@ func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *back
 		}
 	}
 
+	// A large object without an expiry (a file, not a record) that
+	// replaces one: learn the old one's segments, if it is large too, to
+	// delete them once it is replaced, as the swift CLI does. (Small
+	// Puts skip the look, a request each; segments left by a small
+	// object replacing a large one are for SweepSegments.)
+	var old []string
+	if !o.CreateOnly && o.DeleteAfter == 0 && (size < 0 || size > s.cfg.SegmentSize) {
+		old = s.sloSegments(ctx, c, name)
+	}
 	var info backend.ObjectInfo
 	if size >= 0 && size <= s.cfg.SegmentSize {
 		info, err = s.putPlain(ctx, c, name, body, size, h)
@@ -100,7 +109,10 @@ func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *back
 		return backend.ObjectInfo{}, err
 	}
 	if o.CreateOnly {
-		return s.verifyWriter(ctx, c, name, token)
+		return s.verifyWriter(ctx, c, name, token, info)
+	}
+	if len(old) > 0 {
+		s.deletePaths(old)
 	}
 	info.ContentType = ct
 	return info, nil
@@ -138,14 +150,20 @@ func putInfo(name string, size int64, rh sw.Headers) backend.ObjectInfo {
 // verifyWriter checks, after a create-only PUT returned 201, that the
 // stored object is this writer's: Swift checks If-None-Match on arrival,
 // so a concurrent create-only PUT may also have got a 201.
-func (s *Store) verifyWriter(ctx context.Context, c, name, token string) (backend.ObjectInfo, error) {
+//
+// A 201 followed by a 404 counts as created: the PUT found the name free
+// and was stored, and the object was deleted since (a pipe's reader
+// consumes its segments as soon as they land). Putting it again would
+// bring back an object its reader consumed, which nothing would delete.
+// (Should a concurrent create-only PUT have won meanwhile and its object
+// been deleted as fast, the caller is told it created it: both objects
+// are gone alike.)
+func (s *Store) verifyWriter(ctx context.Context, c, name, token string, put backend.ObjectInfo) (backend.ObjectInfo, error) {
 	info, err := s.Head(ctx, c, name)
 	switch {
 	case errors.Is(err, backend.ErrNotFound):
-		// Deleted since (a pipe reader consumes segments), or not visible
-		// yet: it cannot be told whose it was, so let the caller put it
-		// again with the same token rather than report a false conflict.
-		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: created, then gone before it could be verified: %w", c, name, backend.ErrTransient)
+		s.log.Debug("swift: created, then deleted before verified", "container", c, "object", name)
+		return put, nil
 	case err != nil:
 		return backend.ObjectInfo{}, fmt.Errorf("swift: put %s/%s: created, but not verified (%v): %w", c, name, err, backend.ErrTransient)
 	case info.Metadata[backend.WriterTokenKey] != token:
@@ -436,6 +454,53 @@ func (s *Store) deleteSegments(segc string, segs []sloSegment) {
 		// Retried by the transport: no other layer retries this clean-up.
 		if _, _, err := s.call(retryable(ctx), sw.RequestOpts{Container: segc, ObjectName: obj, Operation: "DELETE", NoResponse: true}); err != nil && !isStatus(err, 404) {
 			s.log.Debug("swift: leaving a segment behind", "container", segc, "object", obj, "err", err)
+		}
+	}
+}
+
+// sloSegments returns the segments ("/container/object") of c/name if it
+// is a Static Large Object, else (or if that cannot be learnt) none.
+func (s *Store) sloSegments(ctx context.Context, c, name string) []string {
+	_, h, err := s.call(ctx, sw.RequestOpts{Container: c, ObjectName: name, Operation: "HEAD", NoResponse: true})
+	if err != nil || !strings.EqualFold(h["X-Static-Large-Object"], "true") {
+		return nil
+	}
+	resp, _, err := s.call(ctx, sw.RequestOpts{
+		Container: c, ObjectName: name, Operation: "GET",
+		Parameters: url.Values{"multipart-manifest": {"get"}},
+	})
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var entries []struct {
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&entries); err != nil {
+		s.log.Debug("swift: unreadable manifest: its segments stay", "container", c, "object", name, "err", err)
+		return nil
+	}
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if strings.Count(e.Name, "/") >= 2 && strings.HasPrefix(e.Name, "/") {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}
+
+// deletePaths deletes the segments paths names ("/container/object"),
+// those of a large object just replaced, best effort.
+func (s *Store) deletePaths(paths []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range paths {
+		// As storedManifestIs reads them: the manifest names its
+		// segments unquoted.
+		segc, obj, _ := strings.Cut(p[1:], "/")
+		// Retried by the transport: no other layer retries this clean-up.
+		if _, _, err := s.call(retryable(ctx), sw.RequestOpts{Container: segc, ObjectName: obj, Operation: "DELETE", NoResponse: true}); err != nil && !isStatus(err, 404) {
+			s.log.Debug("swift: leaving an old segment behind", "container", segc, "object", obj, "err", err)
 		}
 	}
 }

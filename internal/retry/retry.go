@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/rackfork/rack/backend"
@@ -21,9 +22,30 @@ import (
 
 // Policy bounds the retries.
 type Policy struct {
-	Attempts int           // total tries, at least 1
+	// Attempts is the most tries of one operation. Zero with a Budget
+	// means as many as the Budget allows; zero without one means 1.
+	Attempts int
 	Base     time.Duration // first backoff (at least 1 ns)
 	Max      time.Duration // backoff cap (at least Base)
+	// Budget bounds one operation in time: all its attempts, their
+	// requests and the backoffs between them together (a Get's resumed
+	// downloads get a new one each time the download makes progress). No
+	// attempt starts once it is spent. Zero means no bound but Attempts
+	// and the context. With a Budget, an operation that spends it on
+	// transient failures marks the store down: until some request
+	// succeeds again, operations are tried once, with a request timeout
+	// of at most 1 s, so that a program that has failed cleans up
+	// promptly instead of retrying each request for a whole Budget.
+	Budget time.Duration
+	// RequestTimeout abandons an attempt that makes no progress for
+	// that long, as a transient failure (retried like any other): a
+	// request without a body waits at most that long for its answer; a
+	// Put's attempt, that long after the store last took a byte of the
+	// body (the time spent reading the caller's body does not count)
+	// and, once the body is sent, for the answer; a Get's body, that long
+	// within one Read. A slow transfer that keeps moving is never cut.
+	// Zero means none (the driver's own timeouts only).
+	RequestTimeout time.Duration
 	// Buffer is how much of a Put's body that cannot be read again (not an
 	// io.ReaderAt and io.Seeker: a pipe, a stream) Put holds in memory so
 	// that it can retry it: a body that ends within Buffer bytes is
@@ -36,19 +58,34 @@ type Policy struct {
 // driver reads ahead to learn a body's size.
 const DefaultBuffer = 8 << 20
 
-// DefaultPolicy suits an object store: about 6 s of retries in all.
+// DefaultPolicy suits an object store: about 6 s of retries in all. The
+// kernel's own default is time-bounded instead (see package rack's
+// WithLease): Attempts 0, Budget the lease.
 var DefaultPolicy = Policy{Attempts: 10, Base: 10 * time.Millisecond, Max: time.Second}
 
 // Store is a backend.Store that retries transient failures.
 type Store struct {
 	backend.Store
 	policy Policy
+	// down: an operation spent its whole Budget on transient failures
+	// and no request has succeeded since (see Policy.Budget).
+	down atomic.Bool
 }
+
+// Down reports whether the store is taken as down: an operation spent its
+// whole Budget on transient failures and no request has succeeded since.
+func (s *Store) Down() bool { return s.down.Load() }
 
 // Wrap returns s with retries. The result implements backend.Notifier when
 // s does.
 func Wrap(s backend.Store, p Policy) backend.Store {
-	if p.Attempts < 1 {
+	if p.Budget < 0 {
+		p.Budget = 0
+	}
+	if p.RequestTimeout < 0 {
+		p.RequestTimeout = 0
+	}
+	if p.Attempts < 1 && p.Budget == 0 {
 		p.Attempts = 1
 	}
 	if p.Base < 1 {
@@ -75,24 +112,45 @@ type notifyingStore struct {
 	backend.Notifier
 }
 
-// budget is one operation's attempts and backoff: an operation and, for a
-// Get, the re-opens that resume its download share one.
+// budget is one operation's attempts, backoff and time: an operation and,
+// for a Get, the re-opens that resume its download share one.
 type budget struct {
+	s     *Store
 	p     Policy
 	used  int
 	delay time.Duration
+	// end is when the Budget is spent (zero: no Budget).
+	end time.Time
+	// once: the store was down when the operation began: one attempt.
+	once bool
 }
 
-func (s *Store) budget() *budget { return &budget{p: s.policy, delay: s.policy.Base} }
+func (s *Store) budget() *budget {
+	b := &budget{s: s, p: s.policy, delay: s.policy.Base}
+	if s.policy.Budget > 0 {
+		b.end = time.Now().Add(s.policy.Budget)
+		b.once = s.down.Load()
+	}
+	return b
+}
 
 // pause follows a transient failure err: it waits a jittered backoff and
 // returns nil if an attempt is left, else the error to report.
 func (b *budget) pause(ctx context.Context, err error) error {
-	if b.used >= b.p.Attempts {
-		return fmt.Errorf("gave up after %d attempts: %w", b.used, err)
-	}
 	// Full jitter keeps retrying clients from marching in step.
 	sleep := time.Duration(mrand.Int64N(int64(b.delay)) + 1)
+	spent := b.once || (b.p.Attempts > 0 && b.used >= b.p.Attempts)
+	if !spent && !b.end.IsZero() && time.Now().Add(sleep).After(b.end) {
+		spent = true
+	}
+	if spent {
+		if !b.end.IsZero() {
+			b.s.down.Store(true)
+			return fmt.Errorf("gave up after %d attempts in %v (retry budget %v): %w", b.used,
+				(b.p.Budget - time.Until(b.end)).Round(time.Millisecond), b.p.Budget, err)
+		}
+		return fmt.Errorf("gave up after %d attempts: %w", b.used, err)
+	}
 	t := time.NewTimer(sleep)
 	select {
 	case <-ctx.Done():
@@ -106,12 +164,28 @@ func (b *budget) pause(ctx context.Context, err error) error {
 	return nil
 }
 
-// run runs op until it succeeds, fails for good, or b's attempts run out.
-func (b *budget) run(ctx context.Context, op func() error) error {
+// fresh starts the budget afresh (a download made progress).
+func (b *budget) fresh() {
+	nb := b.s.budget()
+	nb.once = false
+	*b = *nb
+}
+
+// run runs op until it succeeds, fails for good, or b is spent. Each try
+// runs under the policy's request timeout (see Store.try).
+func (b *budget) run(ctx context.Context, op func(ctx context.Context) error) error {
+	return b.loop(ctx, func() error { return b.s.try(ctx, op) })
+}
+
+// loop runs op until it succeeds, fails for good, or b is spent.
+func (b *budget) loop(ctx context.Context, op func() error) error {
 	for {
 		b.used++
 		err := op()
 		if err == nil || !errors.Is(err, backend.ErrTransient) {
+			if err == nil || !errors.Is(err, errTimedOut) {
+				b.s.up(err)
+			}
 			return err
 		}
 		if err = b.pause(ctx, err); err != nil {
@@ -120,20 +194,219 @@ func (b *budget) run(ctx context.Context, op func() error) error {
 	}
 }
 
+// up notes an answer from the store: the store is not down.
+func (s *Store) up(err error) {
+	if s.down.Load() && (err == nil || errors.Is(err, backend.ErrNotFound) || errors.Is(err, backend.ErrExist)) {
+		s.down.Store(false)
+	}
+}
+
+// errTimedOut marks a try the request timeout abandoned (timeoutError).
+var errTimedOut = errors.New("store request made no progress within the request timeout")
+
+// timeoutError reports a try the request timeout abandoned: transient.
+type timeoutError struct {
+	d   time.Duration
+	err error // what the driver reported, if anything
+}
+
+func (e *timeoutError) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("no progress within the request timeout (%v): %v", e.d, e.err)
+	}
+	return fmt.Sprintf("no progress within the request timeout (%v)", e.d)
+}
+
+func (e *timeoutError) Unwrap() []error { return []error{errTimedOut, backend.ErrTransient} }
+
+// try runs one attempt of op, abandoning it (cancelling its context) if it
+// takes longer than the request timeout.
+func (s *Store) try(ctx context.Context, op func(ctx context.Context) error) error {
+	d := s.requestTimeout()
+	if d <= 0 {
+		return op(ctx)
+	}
+	actx, cancel := context.WithTimeoutCause(ctx, d, &timeoutError{d: d})
+	defer cancel()
+	return s.timedOut(ctx, actx, op(actx))
+}
+
+// downTimeout caps the request timeout while the store is down (see
+// Policy.Budget): an operation then fails anyway unless the store answers,
+// and a program cleaning up after a store that never answers should not
+// wait a whole request timeout for each request.
+const downTimeout = time.Second
+
+// requestTimeout is the request timeout for the next try.
+func (s *Store) requestTimeout() time.Duration {
+	d := s.policy.RequestTimeout
+	if d > downTimeout && s.down.Load() {
+		d = downTimeout
+	}
+	return d
+}
+
+// timedOut turns err, an attempt's result under actx, into a timeoutError
+// when the request timeout (not the caller) ended actx.
+func (s *Store) timedOut(ctx, actx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil || !errors.Is(context.Cause(actx), errTimedOut) || errors.Is(err, errTimedOut) {
+		return err
+	}
+	return &timeoutError{d: s.requestTimeout(), err: err}
+}
+
 // do runs op with a budget of its own.
-func (s *Store) do(ctx context.Context, op func() error) error {
+func (s *Store) do(ctx context.Context, op func(ctx context.Context) error) error {
 	return s.budget().run(ctx, op)
+}
+
+// watchdog abandons an attempt (cancels its context) once it has made no
+// progress for the request timeout; the timer runs only between kick and
+// pause.
+type watchdog struct {
+	d      time.Duration
+	t      *time.Timer
+	cancel context.CancelCauseFunc
+}
+
+// watch returns a context for one attempt, watched by a running watchdog
+// (nil without a request timeout: then the context is ctx).
+func (s *Store) watch(ctx context.Context) (context.Context, *watchdog) {
+	d := s.requestTimeout()
+	if d <= 0 {
+		return ctx, nil
+	}
+	actx, cancel := context.WithCancelCause(ctx)
+	w := &watchdog{d: d, cancel: cancel}
+	w.t = time.AfterFunc(d, func() { cancel(&timeoutError{d: d}) })
+	return actx, w
+}
+
+func (w *watchdog) kick() {
+	if w != nil {
+		w.t.Reset(w.d)
+	}
+}
+
+func (w *watchdog) pause() {
+	if w != nil {
+		w.t.Stop()
+	}
+}
+
+// release ends the attempt's context.
+func (w *watchdog) release() {
+	if w != nil {
+		w.t.Stop()
+		w.cancel(context.Canceled)
+	}
+}
+
+// watchedBody is a Put body whose reads by the store kick the watchdog:
+// the timer runs while the store holds the bytes it was given (sending
+// them, or waiting for the answer after the last), not while this reads
+// the caller's body.
+type watchedBody struct {
+	r io.Reader
+	w *watchdog
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	b.w.pause()
+	n, err := b.r.Read(p)
+	b.w.kick()
+	return n, err
+}
+
+// watchedSection is a watchedBody that can be read afresh (an
+// io.ReaderAt and io.Seeker, like the body it watches) and tells the
+// bytes left, so that a driver learns its size and can resend it.
+type watchedSection struct {
+	watchedBody
+	ra   io.ReaderAt
+	sk   io.Seeker
+	size int64 // the body's length from offset 0
+}
+
+// watchBody wraps body (as a try gets it) for w; nil w leaves it alone.
+func watchBody(body io.Reader, w *watchdog) io.Reader {
+	if w == nil {
+		return body
+	}
+	wb := watchedBody{r: body, w: w}
+	ra, ok := body.(io.ReaderAt)
+	sk, ok2 := body.(io.Seeker)
+	if !ok || !ok2 {
+		return &wb
+	}
+	cur, err := sk.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return &wb
+	}
+	end, err := sk.Seek(0, io.SeekEnd)
+	if err != nil {
+		return &wb
+	}
+	if _, err := sk.Seek(cur, io.SeekStart); err != nil {
+		return &wb
+	}
+	return &watchedSection{watchedBody: wb, ra: ra, sk: sk, size: end}
+}
+
+func (b *watchedSection) ReadAt(p []byte, off int64) (int, error) {
+	b.w.pause()
+	n, err := b.ra.ReadAt(p, off)
+	b.w.kick()
+	return n, err
+}
+
+func (b *watchedSection) Seek(offset int64, whence int) (int64, error) {
+	return b.sk.Seek(offset, whence)
+}
+
+// Len returns the bytes left to read.
+func (b *watchedSection) Len() int {
+	cur, err := b.sk.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0
+	}
+	return int(max(b.size-cur, 0))
+}
+
+// watchedReader is a Get's body: each Read must make progress within the
+// request timeout.
+type watchedReader struct {
+	rc        io.ReadCloser
+	w         *watchdog
+	s         *Store
+	ctx, actx context.Context
+}
+
+func (r *watchedReader) Read(p []byte) (int, error) {
+	r.w.kick()
+	n, err := r.rc.Read(p)
+	r.w.pause()
+	if err != nil && err != io.EOF {
+		err = r.s.timedOut(r.ctx, r.actx, err)
+	}
+	return n, err
+}
+
+func (r *watchedReader) Close() error {
+	err := r.rc.Close()
+	r.w.release()
+	return err
 }
 
 // CreateContainer retries.
 func (s *Store) CreateContainer(ctx context.Context, c string) error {
-	return s.do(ctx, func() error { return s.Store.CreateContainer(ctx, c) })
+	return s.do(ctx, func(ctx context.Context) error { return s.Store.CreateContainer(ctx, c) })
 }
 
 // DeleteContainer retries; a not-found after an ambiguous try is success.
 func (s *Store) DeleteContainer(ctx context.Context, c string) error {
 	tried := false
-	return s.do(ctx, func() error {
+	return s.do(ctx, func(ctx context.Context) error {
 		err := s.Store.DeleteContainer(ctx, c)
 		if tried && errors.Is(err, backend.ErrNotFound) {
 			return nil
@@ -145,19 +418,22 @@ func (s *Store) DeleteContainer(ctx context.Context, c string) error {
 
 // ListContainers retries.
 func (s *Store) ListContainers(ctx context.Context, o backend.ListOptions) (out []backend.ObjectInfo, err error) {
-	err = s.do(ctx, func() (e error) { out, e = s.Store.ListContainers(ctx, o); return e })
+	err = s.do(ctx, func(ctx context.Context) (e error) { out, e = s.Store.ListContainers(ctx, o); return e })
 	return out, err
 }
 
 // Get retries opening the object, and its reader resumes a download cut
 // by a transient failure from where it stopped (checking the ETag, so it
 // never splices two versions). Opening and resuming share one budget of
-// Policy.Attempts GETs, with the policy's backoff between them, which
-// starts afresh once a resumed download delivers bytes: a store that keeps
-// cutting a download before any byte arrives costs at most Attempts GETs.
+// Policy.Attempts GETs (and Policy.Budget), with the policy's backoff
+// between them, which starts afresh once a resumed download delivers bytes:
+// a store that keeps cutting a download before any byte arrives costs at
+// most Attempts GETs. With a RequestTimeout, a Read that waits that long
+// for a byte cuts the download (and resumes it); a download that keeps
+// delivering is never cut, however long it takes.
 func (s *Store) Get(ctx context.Context, c, n string, o *backend.GetOptions) (rc io.ReadCloser, info backend.ObjectInfo, err error) {
 	b := s.budget()
-	err = b.run(ctx, func() (e error) { rc, info, e = s.Store.Get(ctx, c, n, o); return e })
+	err = b.loop(ctx, func() (e error) { rc, info, e = s.open(ctx, c, n, o); return e })
 	if err != nil {
 		return nil, info, err
 	}
@@ -166,6 +442,22 @@ func (s *Store) Get(ctx context.Context, c, n string, o *backend.GetOptions) (rc
 		opts = *o
 	}
 	return &resuming{s: s, b: b, ctx: ctx, c: c, n: n, opts: opts, etag: info.ETag, rc: rc}, info, nil
+}
+
+// open makes one attempt to open c/n (the range o), under a watchdog that
+// the reader it returns keeps watching each Read with.
+func (s *Store) open(ctx context.Context, c, n string, o *backend.GetOptions) (io.ReadCloser, backend.ObjectInfo, error) {
+	actx, w := s.watch(ctx)
+	rc, info, err := s.Store.Get(actx, c, n, o)
+	if err != nil {
+		w.release()
+		return nil, info, s.timedOut(ctx, actx, err)
+	}
+	if w == nil {
+		return rc, info, nil
+	}
+	w.pause()
+	return &watchedReader{rc: rc, w: w, s: s, ctx: ctx, actx: actx}, info, nil
 }
 
 // resuming re-opens a cut download at the offset it reached.
@@ -185,7 +477,7 @@ func (r *resuming) Read(p []byte) (int, error) {
 		n, err := r.rc.Read(p)
 		r.read += int64(n)
 		if n > 0 && r.b.used > 0 {
-			*r.b = budget{p: r.s.policy, delay: r.s.policy.Base} // progress: the next cut starts afresh
+			r.b.fresh() // progress: the next cut starts afresh
 		}
 		if err == nil || err == io.EOF || !errors.Is(err, backend.ErrTransient) {
 			return n, err
@@ -204,7 +496,7 @@ func (r *resuming) Read(p []byte) (int, error) {
 		rerr := r.b.pause(r.ctx, err)
 		if rerr == nil {
 			var info backend.ObjectInfo
-			rerr = r.b.run(r.ctx, func() (e error) { r.rc, info, e = r.s.Store.Get(r.ctx, r.c, r.n, &resume); return e })
+			rerr = r.b.loop(r.ctx, func() (e error) { r.rc, info, e = r.s.open(r.ctx, r.c, r.n, &resume); return e })
 			if rerr == nil && r.etag != "" && info.ETag != r.etag {
 				r.rc.Close()
 				rerr = fmt.Errorf("resuming %s/%s: the object changed during the download", r.c, r.n)
@@ -252,20 +544,20 @@ func (e errReader) Close() error             { return nil }
 
 // Head retries.
 func (s *Store) Head(ctx context.Context, c, n string) (info backend.ObjectInfo, err error) {
-	err = s.do(ctx, func() (e error) { info, e = s.Store.Head(ctx, c, n); return e })
+	err = s.do(ctx, func(ctx context.Context) (e error) { info, e = s.Store.Head(ctx, c, n); return e })
 	return info, err
 }
 
 // List retries.
 func (s *Store) List(ctx context.Context, c string, o backend.ListOptions) (out []backend.ObjectInfo, err error) {
-	err = s.do(ctx, func() (e error) { out, e = s.Store.List(ctx, c, o); return e })
+	err = s.do(ctx, func(ctx context.Context) (e error) { out, e = s.Store.List(ctx, c, o); return e })
 	return out, err
 }
 
 // Delete retries; a not-found after an ambiguous try is success.
 func (s *Store) Delete(ctx context.Context, c, n string) error {
 	tried := false
-	return s.do(ctx, func() error {
+	return s.do(ctx, func(ctx context.Context) error {
 		err := s.Store.Delete(ctx, c, n)
 		if tried && errors.Is(err, backend.ErrNotFound) {
 			return nil
@@ -314,18 +606,36 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 		}
 	}
 	if !ok {
-		return s.Store.Put(ctx, c, n, r, &opts)
+		// Tried once, under the watchdog.
+		actx, w := s.watch(ctx)
+		defer w.release()
+		info, err := s.Store.Put(actx, c, n, watchBody(r, w), &opts)
+		err = s.timedOut(ctx, actx, err)
+		if err == nil || !errors.Is(err, errTimedOut) {
+			s.up(err)
+		}
+		return info, err
 	}
 	ambiguous := false
 	var info backend.ObjectInfo
-	err := s.do(ctx, func() error {
+	err := s.budget().loop(ctx, func() error {
+		actx, w := s.watch(ctx)
+		defer w.release()
 		var err error
-		info, err = s.Store.Put(ctx, c, n, body(), &opts)
+		info, err = s.Store.Put(actx, c, n, watchBody(body(), w), &opts)
+		err = s.timedOut(ctx, actx, err)
 		if errors.Is(err, backend.ErrExist) && ambiguous {
-			h, herr := s.Store.Head(ctx, c, n)
+			var h backend.ObjectInfo
+			herr := s.try(ctx, func(ctx context.Context) (e error) { h, e = s.Store.Head(ctx, c, n); return e })
 			switch {
 			case herr == nil && h.Metadata[backend.WriterTokenKey] == token:
 				info, err = h, nil
+			case errors.Is(herr, backend.ErrNotFound) && soleWriter(ctx):
+				// Only this writer creates the name and its reader
+				// deletes what it read: the object was this writer's
+				// earlier attempt, written and consumed. Putting it
+				// again would leave it behind for good.
+				info, err = backend.ObjectInfo{Name: n}, nil
 			case errors.Is(herr, backend.ErrNotFound):
 				// There a moment ago, gone now (a consumed pipe segment):
 				// whose it was is unknown, so put it again.
@@ -340,6 +650,23 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 		return err
 	})
 	return info, err
+}
+
+type soleWriterKey struct{}
+
+// SoleWriter marks ctx's create-only Puts as ones of names that only their
+// writer ever creates, and that their reader deletes once read (a pipe's
+// segments). After an ambiguous attempt, such a Put that finds the object
+// there (ErrExist) and then gone takes it as its own earlier attempt,
+// written and consumed, and reports success instead of putting it again,
+// which would leave a consumed object behind.
+func SoleWriter(ctx context.Context) context.Context {
+	return context.WithValue(ctx, soleWriterKey{}, true)
+}
+
+func soleWriter(ctx context.Context) bool {
+	v, _ := ctx.Value(soleWriterKey{}).(bool)
+	return v
 }
 
 // bufferChunk is the largest unit in which Put holds a body to retry:

@@ -317,36 +317,42 @@ func (l *lenRecorder) Put(ctx context.Context, c, n string, r io.Reader, o *back
 func TestBufferedBodyTellsLength(t *testing.T) {
 	ctx := context.Background()
 	inner := &lenRecorder{Store: mem.New()}
-	s := retry.Wrap(inner, fast)
-	_ = s.CreateContainer(ctx, "c")
-	for _, size := range []int{0, 10, 5000, 300 << 10, 1 << 20} {
-		inner.lens = nil
-		data := bytes.Repeat([]byte("z"), size)
-		if _, err := s.Put(ctx, "c", "o", stream{bytes.NewReader(data)}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if len(inner.lens) != 1 || inner.lens[0] != size || !inner.readerAt {
-			t.Errorf("%d-byte stream: body lengths %v (want [%d]), io.ReaderAt and io.Seeker %v", size, inner.lens, size, inner.readerAt)
-		}
-		rc, _, err := s.Get(ctx, "c", "o", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(rc)
-		rc.Close()
-		if !bytes.Equal(got, data) {
-			t.Errorf("%d-byte stream stored %d bytes", size, len(got))
-		}
-		chunks, n, err := retry.ReadChunks(bytes.NewReader(data), 8<<20)
-		if err != nil || n != int64(size) {
-			t.Fatalf("ReadChunks: %d, %v", n, err)
-		}
-		held := 0
-		for _, c := range chunks {
-			held += cap(c)
-		}
-		if max := 2*size + 4096; held > max {
-			t.Errorf("%d bytes held in %d bytes of chunks, want at most %d", size, held, max)
+	// Under a request timeout too: the watched body still tells its
+	// length and can be read afresh.
+	timed := fast
+	timed.RequestTimeout = time.Minute
+	for _, p := range []retry.Policy{fast, timed} {
+		s := retry.Wrap(inner, p)
+		_ = s.CreateContainer(ctx, "c")
+		for _, size := range []int{0, 10, 5000, 300 << 10, 1 << 20} {
+			inner.lens = nil
+			data := bytes.Repeat([]byte("z"), size)
+			if _, err := s.Put(ctx, "c", "o", stream{bytes.NewReader(data)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if len(inner.lens) != 1 || inner.lens[0] != size || !inner.readerAt {
+				t.Errorf("%d-byte stream: body lengths %v (want [%d]), io.ReaderAt and io.Seeker %v", size, inner.lens, size, inner.readerAt)
+			}
+			rc, _, err := s.Get(ctx, "c", "o", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, data) {
+				t.Errorf("%d-byte stream stored %d bytes", size, len(got))
+			}
+			chunks, n, err := retry.ReadChunks(bytes.NewReader(data), 8<<20)
+			if err != nil || n != int64(size) {
+				t.Fatalf("ReadChunks: %d, %v", n, err)
+			}
+			held := 0
+			for _, c := range chunks {
+				held += cap(c)
+			}
+			if max := 2*size + 4096; held > max {
+				t.Errorf("%d bytes held in %d bytes of chunks, want at most %d", size, held, max)
+			}
 		}
 	}
 }
