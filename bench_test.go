@@ -1,7 +1,9 @@
 package rack_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,4 +60,81 @@ func BenchmarkForkWaitParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "forks/s")
+}
+
+// forkAllPipe forks n children from self that each write one line to a
+// pipe they share (or, with pipe false, to the console), reads the pipe to
+// EOF and waits for them all.
+func forkAllPipe(ctx context.Context, b *testing.B, self *rack.Self, n int, pipe bool) {
+	specs := make([]rack.Spec, n)
+	var r *rack.PipeReader
+	var w *rack.PipeWriter
+	if pipe {
+		var err error
+		if r, w, err = self.Pipe(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range specs {
+		specs[i] = rack.Spec{Args: []string{"line"}}
+		if pipe {
+			specs[i].Stdout = w
+		}
+	}
+	kids, err := self.ForkAll(ctx, specs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if pipe {
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		sc := bufio.NewScanner(r)
+		lines := 0
+		for sc.Scan() {
+			lines++
+		}
+		if err := sc.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if lines != n {
+			b.Fatalf("read %d lines from %d children", lines, n)
+		}
+	}
+	for _, c := range kids {
+		if err := c.Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkForkAllPipe forks N children on mem:// that share one pipe
+// writer, each writing one line, and reads the pipe to EOF; "nopipe" forks
+// as many with no pipe. Its ns/child should not grow with N.
+//
+//	go test -run '^$' -bench 'ForkAllPipe' -benchtime 1x .
+func BenchmarkForkAllPipe(b *testing.B) {
+	roles := pgRoles{"line": func(ctx context.Context, self *rack.Self) error {
+		_, err := fmt.Fprintln(self.Stdout(), "a line")
+		return err
+	}}
+	for _, n := range []int{1000, 2000, 10000, 100000} {
+		for _, pipe := range []bool{false, true} {
+			name := fmt.Sprintf("N=%d/nopipe", n)
+			if pipe {
+				name = fmt.Sprintf("N=%d/pipe", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				ctx := pgCtx(b, 10*time.Minute)
+				k := pgKernel(b)
+				self := pgRoot(b, ctx, k, roles)
+				b.ResetTimer()
+				start := time.Now()
+				for i := 0; i < b.N; i++ {
+					forkAllPipe(ctx, b, self, n, pipe)
+				}
+				b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N*n), "ns/child")
+			})
+		}
+	}
 }

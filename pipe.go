@@ -33,6 +33,9 @@ type PipeWriter struct {
 	owner *proc
 	pipe  string
 	end   int
+	// claims is shared by the ends of this pipe this kernel claimed: where
+	// the next claim starts looking.
+	claims *endClaims
 
 	mu     sync.Mutex
 	buf    []byte
@@ -55,7 +58,7 @@ func (s *Self) Pipe(ctx context.Context) (*PipeReader, *PipeWriter, error) {
 	}
 	k := pr.k
 	id := k.id + "-" + strconv.FormatInt(k.seq.Add(1), 36)
-	w, err := k.claimWriter(ctx, pr, id, -1, 0)
+	w, err := k.claimWriter(ctx, pr, id, -1, &endClaims{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("rack: pipe: %w", err)
 	}
@@ -66,19 +69,43 @@ func (s *Self) Pipe(ctx context.Context) (*PipeReader, *PipeWriter, error) {
 	return r, w, nil
 }
 
+// endClaims remembers, for the ends of one pipe that this kernel claims,
+// a number below which every end is claimed: the claims form a prefix
+// (each starts at such a number and takes the first free one), so a claim
+// may start there instead of probing every end already claimed, which
+// made N ends handed to N children cost N*N/2 refused creates.
+type endClaims struct {
+	mu   sync.Mutex
+	next int
+}
+
+func (c *endClaims) start(at int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(at, c.next)
+}
+
+func (c *endClaims) claimed(n int) {
+	c.mu.Lock()
+	c.next = max(c.next, n+1)
+	c.mu.Unlock()
+}
+
 // claimWriter registers a new writer end of pipe for owner, taking the
-// first free end number at or after hint.
-func (k *Kernel) claimWriter(ctx context.Context, owner *proc, pipe string, from, hint int) (*PipeWriter, error) {
+// first free end number at or after claims' start (or from+1).
+func (k *Kernel) claimWriter(ctx context.Context, owner *proc, pipe string, from int, claims *endClaims) (*PipeWriter, error) {
 	data := record.Encode(record.PipeEnd{PID: int64(owner.pid), Kernel: k.id, From: from})
-	for n := hint; ; n++ {
+	for n := claims.start(from + 1); ; n++ {
 		err := k.ns.put(ctx, record.PipeEndKey(pipe, n), data, true)
 		if errors.Is(err, backend.ErrExist) {
+			claims.claimed(n)
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		w := &PipeWriter{k: k, owner: owner, pipe: pipe, end: n}
+		claims.claimed(n)
+		w := &PipeWriter{k: k, owner: owner, pipe: pipe, end: n, claims: claims}
 		owner.mu.Lock()
 		if owner.writers == nil {
 			owner.writers = make(map[*PipeWriter]struct{})
@@ -322,7 +349,7 @@ func (w *PipeWriter) dup(ctx context.Context, child *proc) (*PipeWriter, error) 
 	if closed {
 		return nil, fmt.Errorf("pipe %s: %w", w.pipe, ErrClosedPipe)
 	}
-	return w.k.claimWriter(ctx, child, w.pipe, w.end, w.end+1)
+	return w.k.claimWriter(ctx, child, w.pipe, w.end, w.claims)
 }
 
 // Mkfifo creates the named pipe name; it fails with an error wrapping
@@ -387,7 +414,7 @@ func (s *Self) OpenFifoWriter(ctx context.Context, name string) (*PipeWriter, er
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo: %w", err)
 	}
-	w, err := pr.k.claimWriter(ctx, pr, id, -1, 0)
+	w, err := pr.k.claimWriter(ctx, pr, id, -1, &endClaims{})
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
 	}

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +30,23 @@ type PipeReader struct {
 	pipe  string
 	fifo  bool
 
-	mu     sync.Mutex
-	ends   []readEnd // by end number
+	mu   sync.Mutex
+	ends []readEnd // by end number
+	// active lists the ends not yet done (closed and read), in end order;
+	// done ones are taken out now and then (compact), so a poll's work
+	// does not grow with the ends that closed.
+	active []int
+	nDone  int // ends of active that are done
+	// With many active ends (manyEnds) the reader does not look at each
+	// one per poll: see fetchMany.
+	hints      []segHint // segments a listing showed, not opened yet
+	closeHints []int     // ends a listing of close records showed
+	closeMark  string    // where the rolling listing of close records resumes
+	suspects   []int     // ends that just gave a segment: their close may follow
+	sweep      int       // next index of active that fetchMany probes
+	// quiet counts ends probed by the sweep since the last progress: once
+	// it covers every active end, a wait for a notification misses nothing.
+	quiet  int
 	cur    io.ReadCloser
 	curKey string
 	// curLeft is what remains of cur by its stored size: a store's reader
@@ -68,10 +86,28 @@ type prefetched struct {
 const segmentsAhead = 3
 
 type readEnd struct {
-	next   int // next segment to read
-	closed bool
-	count  int // segments written, once closed
+	next    int // next segment to read
+	closed  bool
+	count   int  // segments written, once closed
+	suspect int  // > 0: probes left for its close (in suspects)
+	counted bool // done, and counted in nDone
 }
+
+func (e *readEnd) done() bool { return e.closed && e.next >= e.count }
+
+// segHint is a segment a listing showed.
+type segHint struct{ end, seq int }
+
+// manyEnds: with more active ends than this the reader looks for work with
+// listings as hints and a bounded sweep (fetchMany), not one look at each.
+const manyEnds = 8
+
+// Bounds on what fetchMany does per poll.
+const (
+	hintPage     = 1000 // names per listing page
+	sweepPerPoll = 8    // ends probed by GETs
+	suspectTries = 3    // probes for the close of an end that just wrote
+)
 
 // newReader registers a reader of pipe for owner; it fails with ErrKilled
 // once owner is killed.
@@ -79,7 +115,7 @@ func (k *Kernel) newReader(owner *proc, pipe string, fifo bool, read map[int]int
 	r := &PipeReader{k: k, owner: owner, pipe: pipe, fifo: fifo, lock: -1, closing: make(chan struct{})}
 	for end, next := range read {
 		for len(r.ends) <= end {
-			r.ends = append(r.ends, readEnd{})
+			r.addEnd()
 		}
 		r.ends[end].next = next
 	}
@@ -165,6 +201,11 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			r.lockWaits++
 			delay = 0
 		}
+		if !r.settled() {
+			// Some ends were not looked at since the last progress: a
+			// change before ch was made may wait there, so poll.
+			ch = nil
+		}
 		if delay, err = r.k.ns.waitChange(ctx, ch, r.closing, delay); err != nil {
 			return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
 		}
@@ -195,21 +236,55 @@ func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
 	return progress, err
 }
 
+// addEnd appends a newly found end.
+func (r *PipeReader) addEnd() {
+	r.active = append(r.active, len(r.ends))
+	r.ends = append(r.ends, readEnd{})
+}
+
+// compact takes the done ends out of active once they are half of it
+// (amortised O(1) per end).
+func (r *PipeReader) compact() {
+	if r.nDone*2 < len(r.active) || r.nDone == 0 {
+		return
+	}
+	live := r.active[:0]
+	for _, e := range r.active {
+		if !r.ends[e].done() {
+			live = append(live, e)
+		}
+	}
+	r.active, r.nDone, r.sweep = live, 0, 0
+}
+
+// noteDone counts end e as done, once, if it is.
+func (r *PipeReader) noteDone(e int) {
+	if end := &r.ends[e]; end.done() && !end.counted {
+		end.counted = true
+		r.nDone++
+	}
+}
+
 // fetchKnown is fetch for the writer ends already discovered.
 func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
-	if r.lock >= 0 && r.ends[r.lock].closed && r.ends[r.lock].next >= r.ends[r.lock].count {
+	if r.lock >= 0 && r.ends[r.lock].done() {
 		// The end closed in the middle of a Write whose next segment could
 		// not be stored (the writer was told): do not wait for it.
 		r.lock = -1
 	}
-	n := len(r.ends)
+	r.compact()
+	if r.lock < 0 && len(r.active)-r.nDone > manyEnds {
+		return r.fetchMany(ctx)
+	}
+	n := len(r.active)
+	first := sort.SearchInts(r.active, r.rr)
 	for i := 0; i < n; i++ {
-		e := (r.rr + i) % n
+		e := r.active[(first+i)%n]
 		if r.lock >= 0 && e != r.lock {
 			continue
 		}
 		end := &r.ends[e]
-		if end.closed && end.next >= end.count {
+		if end.done() {
 			continue
 		}
 		ok, err := r.open(ctx, e)
@@ -221,31 +296,28 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 			// the close every other wait (mid-Write, whose next segment
 			// comes before any close, every fourth of the quick looks,
 			// then at every slow one).
-			var c record.PipeClose
-			err := r.k.ns.getRecord(ctx, record.PipeCloseKey(r.pipe, e), &c)
-			if errors.Is(err, backend.ErrNotFound) {
-				continue
-			}
+			closed, err := r.readClose(ctx, e)
 			if err != nil {
 				return false, err
 			}
-			end.closed, end.count = true, c.Segments
-			if end.next < end.count {
+			if !closed {
+				continue
+			}
+			if !end.done() {
 				// Segments are stored before the close record.
 				if ok, err := r.open(ctx, e); ok || err != nil {
 					return ok, err
 				}
 			}
+			r.noteDone(e)
 			return true, nil
 		}
 	}
 	if r.lock >= 0 {
 		return false, nil
 	}
-	for _, e := range r.ends {
-		if !e.closed || e.next < e.count {
-			return false, nil
-		}
+	if len(r.active) > r.nDone {
+		return false, nil
 	}
 	if len(r.ends) == 0 {
 		return false, nil // a FIFO nobody opened for writing yet
@@ -263,6 +335,187 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// readClose reads end e's close record, if there is one.
+func (r *PipeReader) readClose(ctx context.Context, e int) (bool, error) {
+	var c record.PipeClose
+	err := r.k.ns.getRecord(ctx, record.PipeCloseKey(r.pipe, e), &c)
+	if errors.Is(err, backend.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.ends[e].closed, r.ends[e].count = true, c.Segments
+	r.noteDone(e)
+	return true, nil
+}
+
+// check probes end e: its next segment, else its close record. It
+// reports progress.
+func (r *PipeReader) check(ctx context.Context, e int) (bool, error) {
+	end := &r.ends[e]
+	if end.done() {
+		return false, nil
+	}
+	if ok, err := r.open(ctx, e); ok || err != nil {
+		return ok, err
+	}
+	if end.closed {
+		return false, nil
+	}
+	closed, err := r.readClose(ctx, e)
+	if !closed || err != nil {
+		return false, err
+	}
+	if !end.done() {
+		if ok, err := r.open(ctx, e); ok || err != nil {
+			return ok, err
+		}
+	}
+	r.noteDone(e)
+	return true, nil
+}
+
+// fetchMany is fetchKnown for a pipe with many active ends (children
+// forked with one writer): a poll that looked at each would cost requests
+// in proportion to the ends that are idle. Instead it takes, in order:
+// segments a listing of the pipe's segments showed (listed again once
+// those are used up); the close of ends that just gave a segment (a
+// writer usually closes soon after its last write); closes a rolling
+// listing of the close records shows, a page per poll; and a sweep of a
+// few ends by GETs. Listings only point at names to read: Swift's may
+// miss new objects for a while, and the sweep, which reaches every end in
+// turn, is what guarantees progress. A poll is bounded: a listing page or
+// two and a few GETs, however many ends are idle or closed.
+func (r *PipeReader) fetchMany(ctx context.Context) (bool, error) {
+	progress, err := r.fetchHinted(ctx)
+	if progress || err != nil {
+		r.quiet = 0
+		return progress, err
+	}
+	for i := 0; i < sweepPerPoll && len(r.active) > 0; i++ {
+		if r.sweep >= len(r.active) {
+			r.sweep = 0
+		}
+		e := r.active[r.sweep]
+		r.sweep++
+		r.quiet++
+		if ok, err := r.check(ctx, e); ok || err != nil {
+			r.quiet = 0
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// settled reports whether a wait for a notification can miss nothing:
+// with few ends, each was looked at; with many, the sweep has been round
+// all of them since the last progress.
+func (r *PipeReader) settled() bool {
+	return len(r.active)-r.nDone <= manyEnds || r.quiet >= len(r.active)
+}
+
+// fetchHinted is the part of fetchMany that listings point at.
+func (r *PipeReader) fetchHinted(ctx context.Context) (bool, error) {
+	for listed := false; ; listed = true {
+		for len(r.hints) > 0 {
+			h := r.hints[0]
+			r.hints = r.hints[1:]
+			if h.end >= len(r.ends) {
+				if err := r.discover(ctx); err != nil {
+					return false, err
+				}
+				if h.end >= len(r.ends) {
+					continue
+				}
+			}
+			if r.ends[h.end].done() || r.ends[h.end].next != h.seq {
+				continue
+			}
+			if ok, err := r.open(ctx, h.end); ok || err != nil {
+				return ok, err
+			}
+		}
+		if listed {
+			break
+		}
+		page, err := r.k.ns.store.List(ctx, r.k.cfg.container, backend.ListOptions{Prefix: record.PipePrefix(r.pipe) + "seg/", Limit: hintPage})
+		if err != nil {
+			return false, err
+		}
+		for _, o := range page {
+			if h, ok := r.parseSeg(o.Name); ok {
+				r.hints = append(r.hints, h)
+			}
+		}
+	}
+	for i := 0; i < len(r.suspects); {
+		e := r.suspects[i]
+		end := &r.ends[e]
+		ok, err := r.check(ctx, e)
+		if err != nil {
+			return false, err
+		}
+		if end.suspect--; ok || end.suspect <= 0 || end.done() {
+			end.suspect = 0
+			r.suspects[i] = r.suspects[len(r.suspects)-1]
+			r.suspects = r.suspects[:len(r.suspects)-1]
+		} else {
+			i++
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	for listed := false; ; listed = true {
+		for len(r.closeHints) > 0 {
+			e := r.closeHints[0]
+			r.closeHints = r.closeHints[1:]
+			if e >= len(r.ends) || r.ends[e].closed {
+				continue
+			}
+			if ok, err := r.check(ctx, e); ok || err != nil {
+				return ok, err
+			}
+		}
+		if listed {
+			return false, nil
+		}
+		prefix := record.PipePrefix(r.pipe) + "close/"
+		page, err := r.k.ns.store.List(ctx, r.k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: r.closeMark, Limit: hintPage})
+		if err != nil {
+			return false, err
+		}
+		r.closeMark = ""
+		if len(page) == hintPage {
+			r.closeMark = page[len(page)-1].Name
+		}
+		for _, o := range page {
+			if n, err := strconv.Atoi(strings.TrimPrefix(o.Name, prefix)); err == nil && n >= 0 && n < len(r.ends) && !r.ends[n].closed {
+				r.closeHints = append(r.closeHints, n)
+			}
+		}
+	}
+}
+
+// parseSeg reads a segment's name (PipeSegmentKey) in this pipe.
+func (r *PipeReader) parseSeg(name string) (segHint, bool) {
+	rest, ok := strings.CutPrefix(name, record.PipePrefix(r.pipe)+"seg/")
+	if !ok {
+		return segHint{}, false
+	}
+	es, ss, ok := strings.Cut(rest, "/")
+	if !ok {
+		return segHint{}, false
+	}
+	e, err1 := strconv.Atoi(es)
+	seq, err2 := strconv.Atoi(ss)
+	if err1 != nil || err2 != nil || e < 0 || seq < 0 {
+		return segHint{}, false
+	}
+	return segHint{end: e, seq: seq}, true
+}
+
 // discover finds writer ends registered since the last look.
 func (r *PipeReader) discover(ctx context.Context) error {
 	for {
@@ -273,7 +526,7 @@ func (r *PipeReader) discover(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r.ends = append(r.ends, readEnd{})
+		r.addEnd()
 	}
 }
 
@@ -309,6 +562,7 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 		return false, err
 	}
 	end.next++
+	r.noteDone(e)
 	r.cur, r.curKey, r.curLeft = rc, key, info.Size
 	if info.Metadata[moreKey] != "" {
 		r.lock = e
@@ -316,6 +570,11 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 	} else {
 		r.lock = -1
 		r.rr = e + 1
+		if !end.closed && end.suspect == 0 && len(r.active)-r.nDone > manyEnds {
+			// Its writer may be done: look for its close soon.
+			end.suspect = suspectTries
+			r.suspects = append(r.suspects, e)
+		}
 	}
 	return true, nil
 }

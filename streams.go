@@ -178,7 +178,7 @@ func (k *Kernel) openOutput(pr *proc, s record.Stream, console io.Writer) (io.Wr
 				return w, nil
 			}
 		}
-		w := &PipeWriter{k: k, owner: pr, pipe: s.Pipe, end: s.End}
+		w := &PipeWriter{k: k, owner: pr, pipe: s.Pipe, end: s.End, claims: &endClaims{}}
 		if pr.writers == nil {
 			pr.writers = make(map[*PipeWriter]struct{})
 		}
