@@ -407,7 +407,11 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 			}
 			switch {
 			case strings.HasPrefix(o.Name, dir+"ends/"):
-				ends++
+				n, ok := record.ParseEndsSummary(o.ContentType)
+				if !ok {
+					n = 1 // a record without a summary registers one end
+				}
+				ends += n
 			case strings.HasPrefix(o.Name, dir+"close/"):
 				closes++
 			}

@@ -79,6 +79,9 @@ type prefetched struct {
 	data []byte
 	info backend.ObjectInfo
 	err  error
+	// fetch is the reader's fetch count when the look was started: a
+	// "not found" is news only during that fetch.
+	fetch int
 }
 
 // segmentsAhead is how many segments of a Write stored in several segments
@@ -107,6 +110,7 @@ const (
 	hintPage     = 1000 // names per listing page
 	sweepPerPoll = 8    // ends probed by GETs
 	suspectTries = 3    // probes for the close of an end that just wrote
+	probeWindow  = 32   // ends or segments looked at together
 )
 
 // newReader registers a reader of pipe for owner; it fails with ErrKilled
@@ -276,45 +280,51 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 	if r.lock < 0 && len(r.active)-r.nDone > manyEnds {
 		return r.fetchMany(ctx)
 	}
-	n := len(r.active)
-	first := sort.SearchInts(r.active, r.rr)
-	for i := 0; i < n; i++ {
-		e := r.active[(first+i)%n]
-		if r.lock >= 0 && e != r.lock {
-			continue
-		}
+	if r.lock >= 0 {
+		// In the middle of a Write: only its end matters.
+		e := r.lock
 		end := &r.ends[e]
-		if end.done() {
-			continue
-		}
 		ok, err := r.open(ctx, e)
 		if ok || err != nil {
 			return ok, err
 		}
-		if !end.closed && (r.k.ns.notifier != nil || r.lock < 0 && r.stalls%2 == 1 || r.lock >= 0 && (r.lockWaits%4 == 3 || r.lockWaits >= 8)) {
-			// The next segment usually comes before a close: look for
-			// the close every other wait (mid-Write, whose next segment
-			// comes before any close, every fourth of the quick looks,
-			// then at every slow one).
+		if !end.closed && (r.lockWaits%4 == 3 || r.lockWaits >= 8) {
+			// Its next segment comes before any close: look for the
+			// close every fourth of the quick looks, then at every slow
+			// one.
 			closed, err := r.readClose(ctx, e)
-			if err != nil {
+			if !closed || err != nil {
 				return false, err
 			}
-			if !closed {
-				continue
+			if ok, err := r.open(ctx, e); ok || err != nil {
+				return ok, err
 			}
-			if !end.done() {
-				// Segments are stored before the close record.
-				if ok, err := r.open(ctx, e); ok || err != nil {
-					return ok, err
-				}
-			}
-			r.noteDone(e)
 			return true, nil
 		}
-	}
-	if r.lock >= 0 {
 		return false, nil
+	}
+	// Look at every end at once. The next segment usually comes before a
+	// close: look for closes every other wait (on a store that notifies,
+	// every time: a wait there ends only with a change).
+	n := len(r.active)
+	first := sort.SearchInts(r.active, r.rr)
+	order := make([]int, 0, n-r.nDone)
+	for i := 0; i < n; i++ {
+		if e := r.active[(first+i)%n]; !r.ends[e].done() {
+			order = append(order, e)
+		}
+	}
+	closedNow, err := r.probe(ctx, order, r.k.ns.notifier != nil || r.stalls%2 == 1)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range order {
+		if ok, err := r.open(ctx, e); ok || err != nil {
+			return ok, err
+		}
+	}
+	if closedNow {
+		return true, nil
 	}
 	if len(r.active) > r.nDone {
 		return false, nil
@@ -350,30 +360,22 @@ func (r *PipeReader) readClose(ctx context.Context, e int) (bool, error) {
 	return true, nil
 }
 
-// check probes end e: its next segment, else its close record. It
-// reports progress.
-func (r *PipeReader) check(ctx context.Context, e int) (bool, error) {
-	end := &r.ends[e]
-	if end.done() {
-		return false, nil
-	}
-	if ok, err := r.open(ctx, e); ok || err != nil {
-		return ok, err
-	}
-	if end.closed {
-		return false, nil
-	}
-	closed, err := r.readClose(ctx, e)
-	if !closed || err != nil {
+// checkAll probes ends at once (probe) and opens the first of them that
+// has a segment; it reports progress (a segment, or a close learned).
+func (r *PipeReader) checkAll(ctx context.Context, ends []int) (bool, error) {
+	closedNow, err := r.probe(ctx, ends, true)
+	if err != nil {
 		return false, err
 	}
-	if !end.done() {
+	for _, e := range ends {
+		if r.ends[e].done() {
+			continue
+		}
 		if ok, err := r.open(ctx, e); ok || err != nil {
 			return ok, err
 		}
 	}
-	r.noteDone(e)
-	return true, nil
+	return closedNow, nil
 }
 
 // fetchMany is fetchKnown for a pipe with many active ends (children
@@ -393,19 +395,22 @@ func (r *PipeReader) fetchMany(ctx context.Context) (bool, error) {
 		r.quiet = 0
 		return progress, err
 	}
-	for i := 0; i < sweepPerPoll && len(r.active) > 0; i++ {
+	batch := make([]int, 0, sweepPerPoll)
+	for i := 0; i < sweepPerPoll && i < len(r.active); i++ {
 		if r.sweep >= len(r.active) {
 			r.sweep = 0
 		}
-		e := r.active[r.sweep]
+		if e := r.active[r.sweep]; !r.ends[e].done() {
+			batch = append(batch, e)
+		}
 		r.sweep++
 		r.quiet++
-		if ok, err := r.check(ctx, e); ok || err != nil {
-			r.quiet = 0
-			return ok, err
-		}
 	}
-	return false, nil
+	ok, err := r.checkAll(ctx, batch)
+	if ok || err != nil {
+		r.quiet = 0
+	}
+	return ok, err
 }
 
 // settled reports whether a wait for a notification can miss nothing:
@@ -421,15 +426,11 @@ func (r *PipeReader) fetchHinted(ctx context.Context) (bool, error) {
 		for len(r.hints) > 0 {
 			h := r.hints[0]
 			r.hints = r.hints[1:]
-			if h.end >= len(r.ends) {
-				if err := r.discover(ctx); err != nil {
-					return false, err
-				}
-				if h.end >= len(r.ends) {
-					continue
-				}
+			if len(r.hints) >= probeWindow {
+				// Keep a window of them on their way.
+				r.prefetch(r.hints[probeWindow-1].end, r.hints[probeWindow-1].seq, false)
 			}
-			if r.ends[h.end].done() || r.ends[h.end].next != h.seq {
+			if h.end >= len(r.ends) || r.ends[h.end].done() || r.ends[h.end].next != h.seq {
 				continue
 			}
 			if ok, err := r.open(ctx, h.end); ok || err != nil {
@@ -444,39 +445,53 @@ func (r *PipeReader) fetchHinted(ctx context.Context) (bool, error) {
 			return false, err
 		}
 		for _, o := range page {
-			if h, ok := r.parseSeg(o.Name); ok {
+			h, ok := r.parseSeg(o.Name)
+			if !ok {
+				continue
+			}
+			if h.end >= len(r.ends) {
+				if err := r.discover(ctx); err != nil {
+					return false, err
+				}
+			}
+			if h.end < len(r.ends) && !r.ends[h.end].done() && h.seq >= r.ends[h.end].next {
+				// Fetched together (a window of them): the listing's
+				// segments cost a round trip per window, not one each.
+				if len(r.hints) < probeWindow {
+					r.prefetch(h.end, h.seq, false)
+				}
 				r.hints = append(r.hints, h)
 			}
 		}
 	}
-	for i := 0; i < len(r.suspects); {
-		e := r.suspects[i]
-		end := &r.ends[e]
-		ok, err := r.check(ctx, e)
+	if len(r.suspects) > 0 {
+		batch := append([]int(nil), r.suspects[:min(len(r.suspects), probeWindow)]...)
+		ok, err := r.checkAll(ctx, batch)
 		if err != nil {
 			return false, err
 		}
-		if end.suspect--; ok || end.suspect <= 0 || end.done() {
-			end.suspect = 0
-			r.suspects[i] = r.suspects[len(r.suspects)-1]
-			r.suspects = r.suspects[:len(r.suspects)-1]
-		} else {
-			i++
+		kept := r.suspects[len(batch):]
+		for _, e := range batch {
+			end := &r.ends[e]
+			if end.suspect--; end.suspect > 0 && !end.done() {
+				kept = append(kept, e) // to the back of the queue
+			} else {
+				end.suspect = 0
+			}
 		}
+		r.suspects = kept
 		if ok {
 			return true, nil
 		}
 	}
 	for listed := false; ; listed = true {
-		for len(r.closeHints) > 0 {
-			e := r.closeHints[0]
-			r.closeHints = r.closeHints[1:]
-			if e >= len(r.ends) || r.ends[e].closed {
-				continue
-			}
-			if ok, err := r.check(ctx, e); ok || err != nil {
+		if len(r.closeHints) > 0 {
+			batch := r.closeHints[:min(len(r.closeHints), probeWindow)]
+			r.closeHints = r.closeHints[len(batch):]
+			if ok, err := r.checkAll(ctx, batch); ok || err != nil {
 				return ok, err
 			}
+			continue
 		}
 		if listed {
 			return false, nil
@@ -519,14 +534,21 @@ func (r *PipeReader) parseSeg(name string) (segHint, bool) {
 // discover finds writer ends registered since the last look.
 func (r *PipeReader) discover(ctx context.Context) error {
 	for {
-		_, err := r.k.ns.store.Head(ctx, r.k.cfg.container, record.PipeEndKey(r.pipe, len(r.ends)))
+		info, err := r.k.ns.store.Head(ctx, r.k.cfg.container, record.PipeEndKey(r.pipe, len(r.ends)))
 		if errors.Is(err, backend.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		r.addEnd()
+		// One record may register a block of ends (a ForkAll's).
+		n, err := r.k.endsAt(ctx, r.pipe, len(r.ends), info)
+		if err != nil {
+			return err
+		}
+		for range n {
+			r.addEnd()
+		}
 	}
 }
 
@@ -545,6 +567,10 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 		case p := <-ch:
 			if p.err == nil {
 				rc, info = io.NopCloser(bytes.NewReader(p.data)), p.info
+			} else if errors.Is(p.err, backend.ErrNotFound) && p.fetch == r.fetches && !end.closed {
+				// Looked for during this fetch (probe): not there yet. (A
+				// closed end's segments up to its count were stored first.)
+				return false, nil
 			}
 		case <-r.closing:
 			return false, fmt.Errorf("%w", ErrClosedPipe)
@@ -606,50 +632,111 @@ func readSized(r io.Reader, size int64) ([]byte, error) {
 // middle of a Write stored in several segments, so that the reader does
 // not wait a round trip for each.
 func (r *PipeReader) readAhead(e int) {
-	if r.ahead == nil {
-		r.ahead = make(map[string]chan prefetched)
-	}
 	for i := 0; i < segmentsAhead; i++ {
-		key := record.PipeSegmentKey(r.pipe, e, r.ends[e].next+i)
-		if _, ok := r.ahead[key]; ok {
-			continue
-		}
-		ch := make(chan prefetched, 1)
 		// The next segment is on its way (the one being read says so):
 		// if it is not stored yet, look a few more times, soon. Those
 		// after it may belong to no Write yet: one look.
-		promised := i == 0
-		started := r.k.background(func() {
-			var (
-				rc   io.ReadCloser
-				info backend.ObjectInfo
-				err  error
-			)
-			for wait := time.Millisecond; ; wait *= 2 {
-				rc, info, err = r.k.ns.store.Get(r.k.ctx, r.k.cfg.container, key, nil)
-				if !promised || !errors.Is(err, backend.ErrNotFound) || wait > 64*time.Millisecond {
-					break
-				}
-				time.Sleep(wait)
+		r.prefetch(e, r.ends[e].next+i, i == 0)
+	}
+}
+
+// prefetch starts fetching segment seq of end e in the background, for
+// open to take, unless it is on its way already. A promised segment (the
+// next of a Write stored in several) is looked for a few times.
+func (r *PipeReader) prefetch(e, seq int, promised bool) {
+	if r.ahead == nil {
+		r.ahead = make(map[string]chan prefetched)
+	}
+	key := record.PipeSegmentKey(r.pipe, e, seq)
+	if _, ok := r.ahead[key]; ok {
+		return
+	}
+	ch := make(chan prefetched, 1)
+	fetch := r.fetches
+	started := r.k.background(func() {
+		var (
+			rc   io.ReadCloser
+			info backend.ObjectInfo
+			err  error
+		)
+		for wait := time.Millisecond; ; wait *= 2 {
+			rc, info, err = r.k.ns.store.Get(r.k.ctx, r.k.cfg.container, key, nil)
+			if !promised || !errors.Is(err, backend.ErrNotFound) || wait > 64*time.Millisecond {
+				break
 			}
-			var data []byte
-			switch {
-			case err != nil:
-			case info.Size > maxPrefetch:
-				// Larger than this kernel's segments could make it: read
-				// it as a stream, not into memory.
-				rc.Close()
-				err = errTooLarge
-			default:
-				data, err = readSized(rc, info.Size)
-				rc.Close()
+			time.Sleep(wait)
+		}
+		var data []byte
+		switch {
+		case err != nil:
+		case info.Size > maxPrefetch:
+			// Larger than this kernel's segments could make it: read
+			// it as a stream, not into memory.
+			rc.Close()
+			err = errTooLarge
+		default:
+			data, err = readSized(rc, info.Size)
+			rc.Close()
+		}
+		ch <- prefetched{data: data, info: info, err: err, fetch: fetch}
+	})
+	if started {
+		r.ahead[key] = ch
+	}
+}
+
+// probe looks at ends all at once, so that a poll of several ends costs
+// one round trip, not one per end: the next segment of each (for open to
+// take) and, if closes, the close record of each not known closed. It
+// reports whether it found a close.
+func (r *PipeReader) probe(ctx context.Context, ends []int, closes bool) (bool, error) {
+	type result struct {
+		e     int
+		c     record.PipeClose
+		found bool
+		err   error
+	}
+	var (
+		wg      sync.WaitGroup
+		results = make([]result, 0, len(ends))
+		mu      sync.Mutex
+	)
+	for _, e := range ends {
+		end := &r.ends[e]
+		if end.done() {
+			continue
+		}
+		r.prefetch(e, end.next, false)
+		if !closes || end.closed {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := result{e: e}
+			res.err = r.k.ns.getRecord(ctx, record.PipeCloseKey(r.pipe, e), &res.c)
+			res.found = res.err == nil
+			if errors.Is(res.err, backend.ErrNotFound) {
+				res.err = nil
 			}
-			ch <- prefetched{data: data, info: info, err: err}
-		})
-		if started {
-			r.ahead[key] = ch
+			mu.Lock()
+			results = append(results, res)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	found := false
+	for _, res := range results {
+		if res.err != nil {
+			return found, res.err
+		}
+		if res.found && !r.ends[res.e].closed {
+			r.ends[res.e].closed, r.ends[res.e].count = true, res.c.Segments
+			r.noteDone(res.e)
+			found = true
 		}
 	}
+	return found, nil
 }
 
 // Close closes the read end; a Read blocked in another goroutine returns.
@@ -684,7 +771,10 @@ func (r *PipeReader) move() (map[int]int, error) {
 	}
 	read := make(map[int]int)
 	for e, end := range r.ends {
-		if end.next > 0 {
+		if end.next > 0 || e == len(r.ends)-1 {
+			// The last end known, read or not, tells the new reader how
+			// many ends it knows: where it looks for more is past a whole
+			// block (one record may register several).
 			read[e] = end.next
 		}
 	}
