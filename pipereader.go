@@ -205,10 +205,14 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			r.lockWaits++
 			delay = 0
 		}
-		if !r.settled() {
+		if !r.settled() && ch != nil {
 			// Some ends were not looked at since the last progress: a
-			// change before ch was made may wait there, so poll.
-			ch = nil
+			// change before ch was made may wait there. Wait for the
+			// next change, or a short while.
+			if err := r.k.ns.waitBriefly(ctx, ch, r.closing); err != nil {
+				return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
+			}
+			continue
 		}
 		if delay, err = r.k.ns.waitChange(ctx, ch, r.closing, delay); err != nil {
 			return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
