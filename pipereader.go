@@ -318,7 +318,7 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 			order = append(order, e)
 		}
 	}
-	closedNow, err := r.probe(ctx, order, r.k.ns.notifier != nil || r.stalls%2 == 1)
+	closedNow, err := r.probe(ctx, order, true, r.k.ns.notifier != nil || r.stalls%2 == 1)
 	if err != nil {
 		return false, err
 	}
@@ -367,7 +367,7 @@ func (r *PipeReader) readClose(ctx context.Context, e int) (bool, error) {
 // checkAll probes ends at once (probe) and opens the first of them that
 // has a segment; it reports progress (a segment, or a close learned).
 func (r *PipeReader) checkAll(ctx context.Context, ends []int) (bool, error) {
-	closedNow, err := r.probe(ctx, ends, true)
+	closedNow, err := r.probe(ctx, ends, true, true)
 	if err != nil {
 		return false, err
 	}
@@ -469,10 +469,22 @@ func (r *PipeReader) fetchHinted(ctx context.Context) (bool, error) {
 		}
 	}
 	if len(r.suspects) > 0 {
+		// Only their closes: a segment after the one read shows in the
+		// listing of segments, or in the sweep.
 		batch := append([]int(nil), r.suspects[:min(len(r.suspects), probeWindow)]...)
-		ok, err := r.checkAll(ctx, batch)
+		ok, err := r.probe(ctx, batch, false, true)
 		if err != nil {
 			return false, err
+		}
+		for _, e := range batch {
+			if end := &r.ends[e]; end.closed && !end.done() {
+				opened, err := r.open(ctx, e)
+				if err != nil {
+					return false, err
+				}
+				ok = ok || opened
+				break // one segment at a time; the next fetch takes the others
+			}
 		}
 		kept := r.suspects[len(batch):]
 		for _, e := range batch {
@@ -693,7 +705,7 @@ func (r *PipeReader) prefetch(e, seq int, promised bool) {
 // one round trip, not one per end: the next segment of each (for open to
 // take) and, if closes, the close record of each not known closed. It
 // reports whether it found a close.
-func (r *PipeReader) probe(ctx context.Context, ends []int, closes bool) (bool, error) {
+func (r *PipeReader) probe(ctx context.Context, ends []int, segs, closes bool) (bool, error) {
 	type result struct {
 		e     int
 		c     record.PipeClose
@@ -710,7 +722,9 @@ func (r *PipeReader) probe(ctx context.Context, ends []int, closes bool) (bool, 
 		if end.done() {
 			continue
 		}
-		r.prefetch(e, end.next, false)
+		if segs {
+			r.prefetch(e, end.next, false)
+		}
 		if !closes || end.closed {
 			continue
 		}
