@@ -296,7 +296,12 @@ func (s *Self) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error) {
 			continue // prepareLocal says why
 		}
 		for _, w := range pipeSources(pr, &specs[i]) {
-			need[w]++
+			w.mu.Lock()
+			closed := w.closed
+			w.mu.Unlock()
+			if !closed { // a closed one is refused by dup
+				need[w]++
+			}
 		}
 	}
 	pool := endPool{}

@@ -150,7 +150,7 @@ type PipeEnd struct {
 	From int `json:"from"`
 	// Count is how many ends the record registers, numbered from N (the
 	// children of one ForkAll get theirs with one record; PID is then the
-	// first child's); 0 means 1.
+	// forker's); 0 means 1.
 	Count int `json:"count,omitempty"`
 }
 
