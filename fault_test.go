@@ -105,7 +105,9 @@ func monteCarlo(i int) int {
 	return n
 }
 
-const faultWorkers = 20
+// faultWorkers: enough that the montecarlo job meets 20 faults at the rate of
+// 0.1 though a reader of many ends polls with few requests.
+const faultWorkers = 30
 
 // faultJob is the program of the fault tests; the root runs the job its
 // first argument names.

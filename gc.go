@@ -418,7 +418,11 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 			}
 			switch {
 			case strings.HasPrefix(o.Name, dir+"ends/"):
-				ends++
+				n, ok := record.ParseEndsSummary(o.ContentType)
+				if !ok {
+					n = 1 // a record without a summary registers one end
+				}
+				ends += n
 			case strings.HasPrefix(o.Name, dir+"close/"):
 				closes++
 			}
@@ -475,6 +479,12 @@ func (g *gc) unclosedEndsEnded(ctx context.Context, id, dir string, objs []backe
 		}
 		var end record.PipeEnd
 		if err := g.k.ns.getRecord(ctx, o.Name, &end); err != nil {
+			return false
+		}
+		if end.Count > 1 {
+			// A ForkAll's block: its ends belong to the children, whom
+			// the record does not name (end.PID is their forker), so it
+			// is spared; its unclosed ends expire with the pipe.
 			return false
 		}
 		pid := PID(end.PID)
@@ -618,6 +628,15 @@ func (g *gc) segments(ctx context.Context) error {
 		base, ok := strings.CutSuffix(n, "_segments")
 		if !ok || !have[base] {
 			continue
+		}
+		// Only a rack namespace's segments: another container's large
+		// objects are not ours to judge (as namespaceDead).
+		marker, err := g.k.ns.store.Head(ctx, base, record.NamespaceMarker)
+		if errors.Is(err, backend.ErrNotFound) || err == nil && !strings.HasPrefix(marker.ContentType, record.NamespaceType) {
+			continue
+		}
+		if err != nil {
+			return err
 		}
 		swept, err := sw.SweepSegments(ctx, base, g.opts.MinAge)
 		g.report.Segments += swept

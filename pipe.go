@@ -34,6 +34,9 @@ type PipeWriter struct {
 	owner *proc
 	pipe  string
 	end   int
+	// claims is shared by the ends of this pipe this kernel claimed: where
+	// the next claim starts looking.
+	claims *endClaims
 
 	mu     sync.Mutex
 	buf    []byte
@@ -56,7 +59,7 @@ func (s *Self) Pipe(ctx context.Context) (*PipeReader, *PipeWriter, error) {
 	}
 	k := pr.k
 	id := k.id + "-" + strconv.FormatInt(k.seq.Add(1), 36)
-	w, err := k.claimWriter(ctx, pr, id, -1, 0)
+	w, err := k.claimWriter(ctx, pr, id, -1, &endClaims{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("rack: pipe: %w", err)
 	}
@@ -67,36 +70,105 @@ func (s *Self) Pipe(ctx context.Context) (*PipeReader, *PipeWriter, error) {
 	return r, w, nil
 }
 
-// claimWriter registers a new writer end of pipe for owner, taking the
-// first free end number at or after hint.
-func (k *Kernel) claimWriter(ctx context.Context, owner *proc, pipe string, from, hint int) (*PipeWriter, error) {
-	data := record.Encode(record.PipeEnd{PID: int64(owner.pid), Kernel: k.id, From: from})
-	for n := hint; ; n++ {
-		if n >= record.MaxPipeEnd {
-			return nil, fmt.Errorf("pipe %s: %w: over %d writer ends", pipe, ErrInvalid, record.MaxPipeEnd)
-		}
-		err := k.ns.put(ctx, record.PipeEndKey(pipe, n), data, true)
-		if errors.Is(err, backend.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		w := &PipeWriter{k: k, owner: owner, pipe: pipe, end: n}
-		owner.mu.Lock()
-		if owner.writers == nil {
-			owner.writers = make(map[*PipeWriter]struct{})
-		}
-		owner.writers[w] = struct{}{}
-		owner.mu.Unlock()
-		if owner.killed.Load() {
-			// finish sets killed before closeEnds takes its snapshot of
-			// owner's ends: this one may have come too late to be in it.
-			_ = w.close()
-			return nil, fmt.Errorf("pipe %s: process %d: %w", pipe, owner.pid, ErrKilled)
-		}
-		return w, nil
+// endClaims remembers, for the ends of one pipe that this kernel claims,
+// the number past every end it knows to be claimed. Claims form a prefix
+// of whole records (a record registers one end or a block of them, and a
+// claim is made at the first number past those its claimer found), so a
+// claim starts there instead of stepping over every end claimed before:
+// from its source's end it cost N*N/2 refused creates for N children.
+type endClaims struct {
+	mu   sync.Mutex
+	next int
+}
+
+func (c *endClaims) start() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.next
+}
+
+// claimed notes that the record at n registers count ends.
+func (c *endClaims) claimed(n, count int) {
+	c.mu.Lock()
+	c.next = max(c.next, n+count)
+	c.mu.Unlock()
+}
+
+// endsAt returns how many ends the record at end n registers, from its
+// summary (info, of a HEAD) or, without one, the record.
+func (k *Kernel) endsAt(ctx context.Context, pipe string, n int, info backend.ObjectInfo) (int, error) {
+	if c, ok := record.ParseEndsSummary(info.ContentType); ok {
+		return c, nil
 	}
+	var e record.PipeEnd
+	if err := k.ns.getRecord(ctx, record.PipeEndKey(pipe, n), &e); err != nil {
+		return 0, err
+	}
+	return max(e.Count, 1), nil
+}
+
+// claimEnds registers count new writer ends of pipe, duplicated from end
+// from (-1: none), with one create-only record, and returns the first
+// one's number.
+func (k *Kernel) claimEnds(ctx context.Context, pid PID, pipe string, from, count int, claims *endClaims) (int, error) {
+	rec := record.PipeEnd{PID: int64(pid), Kernel: k.id, From: from}
+	if count > 1 {
+		rec.Count = count
+	}
+	data := record.Encode(rec)
+	for {
+		n := claims.start()
+		if n+count > record.MaxPipeEnd {
+			return 0, fmt.Errorf("pipe %s: %w: over %d writer ends", pipe, ErrInvalid, record.MaxPipeEnd)
+		}
+		key := record.PipeEndKey(pipe, n)
+		err := k.ns.putSummarized(ctx, key, data, true, record.EndsSummary(count))
+		if err == nil {
+			claims.claimed(n, count)
+			return n, nil
+		}
+		if !errors.Is(err, backend.ErrExist) {
+			return 0, err
+		}
+		// Another claim took n: step over its ends.
+		info, err := k.ns.store.Head(ctx, k.cfg.container, key)
+		if err != nil {
+			return 0, err
+		}
+		c, err := k.endsAt(ctx, pipe, n, info)
+		if err != nil {
+			return 0, err
+		}
+		claims.claimed(n, c)
+	}
+}
+
+// claimWriter registers a new writer end of pipe for owner, duplicated
+// from end from (-1: none).
+func (k *Kernel) claimWriter(ctx context.Context, owner *proc, pipe string, from int, claims *endClaims) (*PipeWriter, error) {
+	n, err := k.claimEnds(ctx, owner.pid, pipe, from, 1, claims)
+	if err != nil {
+		return nil, err
+	}
+	return k.adoptWriter(owner, pipe, n, claims)
+}
+
+// adoptWriter makes owner the writer of end n of pipe, claimed for it.
+func (k *Kernel) adoptWriter(owner *proc, pipe string, n int, claims *endClaims) (*PipeWriter, error) {
+	w := &PipeWriter{k: k, owner: owner, pipe: pipe, end: n, claims: claims}
+	owner.mu.Lock()
+	if owner.writers == nil {
+		owner.writers = make(map[*PipeWriter]struct{})
+	}
+	owner.writers[w] = struct{}{}
+	owner.mu.Unlock()
+	if owner.killed.Load() {
+		// finish sets killed before closeEnds takes its snapshot of
+		// owner's ends: this one may have come too late to be in it.
+		_ = w.close()
+		return nil, fmt.Errorf("pipe %s: process %d: %w", pipe, owner.pid, ErrKilled)
+	}
+	return w, nil
 }
 
 // Write appends p to the pipe. It returns once p is buffered in the
@@ -321,15 +393,76 @@ func (w *PipeWriter) close() error {
 	return ferr
 }
 
-// dup registers a new writer end for child, duplicated from w.
-func (w *PipeWriter) dup(ctx context.Context, child *proc) (*PipeWriter, error) {
+// dup registers a new writer end for child, duplicated from w: one of the
+// ends pool holds for w (claimed for a ForkAll), else one claimed now.
+func (w *PipeWriter) dup(ctx context.Context, child *proc, pool endPool) (*PipeWriter, error) {
 	w.mu.Lock()
 	closed := w.closed
 	w.mu.Unlock()
 	if closed {
 		return nil, fmt.Errorf("pipe %s: %w", w.pipe, ErrClosedPipe)
 	}
-	return w.k.claimWriter(ctx, child, w.pipe, w.end, w.end+1)
+	if b := pool[w]; b != nil && b.used < b.count {
+		n := b.first + b.used
+		b.used++
+		return w.k.adoptWriter(child, w.pipe, n, w.claims)
+	}
+	return w.k.claimWriter(ctx, child, w.pipe, w.end, w.claims)
+}
+
+// endBlock is a block of ends claimed from one writer for a ForkAll's
+// children, used in order.
+type endBlock struct{ first, count, used int }
+
+// endPool holds the blocks claimed for a ForkAll, by source writer; nil
+// for a single fork.
+type endPool map[*PipeWriter]*endBlock
+
+// claim registers, with one record per source writer (in parallel), the
+// ends that specs will take from each.
+func (pool endPool) claim(ctx context.Context, k *Kernel, parent *proc, need map[*PipeWriter]int) error {
+	type result struct {
+		w   *PipeWriter
+		n   int
+		err error
+	}
+	results := make(chan result, len(need))
+	for w, count := range need {
+		go func() {
+			n, err := k.claimEnds(ctx, parent.pid, w.pipe, w.end, count, w.claims)
+			results <- result{w, n, err}
+		}()
+	}
+	var errs []error
+	for range need {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("pipe %s: %w", r.w.pipe, r.err))
+			continue
+		}
+		pool[r.w] = &endBlock{first: r.n, count: need[r.w]}
+	}
+	return errors.Join(errs...)
+}
+
+// closeUnused closes the ends of the pool that no child took (its fork
+// failed first), so that no reader waits for them.
+func (pool endPool) closeUnused(k *Kernel) {
+	var wg sync.WaitGroup
+	for w, b := range pool {
+		for n := b.first + b.used; n < b.first+b.count; n++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := k.ns.put(k.ctx, record.PipeCloseKey(w.pipe, n), record.Encode(record.PipeClose{}), true)
+				if err != nil && !errors.Is(err, backend.ErrExist) {
+					k.cfg.logger.Warn("rack: closing an unused pipe end", "pipe", w.pipe, "end", n, "err", err)
+				}
+			}()
+		}
+		b.used = b.count
+	}
+	wg.Wait()
 }
 
 // Mkfifo creates the named pipe name; it fails with an error wrapping
@@ -394,7 +527,7 @@ func (s *Self) OpenFifoWriter(ctx context.Context, name string) (*PipeWriter, er
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo: %w", err)
 	}
-	w, err := pr.k.claimWriter(ctx, pr, id, -1, 0)
+	w, err := pr.k.claimWriter(ctx, pr, id, -1, &endClaims{})
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
 	}

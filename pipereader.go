@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +30,23 @@ type PipeReader struct {
 	pipe  string
 	fifo  bool
 
-	mu     sync.Mutex
-	ends   []readEnd // by end number
+	mu   sync.Mutex
+	ends []readEnd // by end number
+	// active lists the ends not yet done (closed and read), in end order;
+	// done ones are taken out now and then (compact), so a poll's work
+	// does not grow with the ends that closed.
+	active []int
+	nDone  int // ends of active that are done
+	// With many active ends (manyEnds) the reader does not look at each
+	// one per poll: see fetchMany.
+	hints      []segHint // segments a listing showed, not opened yet
+	closeHints []int     // ends a listing of close records showed
+	closeMark  string    // where the rolling listing of close records resumes
+	suspects   []int     // ends that just gave a segment: their close may follow
+	sweep      int       // next index of active that fetchMany probes
+	// quiet counts ends probed by the sweep since the last progress: once
+	// it covers every active end, a wait for a notification misses nothing.
+	quiet  int
 	cur    io.ReadCloser
 	curKey string
 	// curLeft is what remains of cur by its stored size: a store's reader
@@ -61,6 +79,9 @@ type prefetched struct {
 	data []byte
 	info backend.ObjectInfo
 	err  error
+	// fetch is the reader's fetch count when the look was started: a
+	// "not found" is news only during that fetch.
+	fetch int
 }
 
 // segmentsAhead is how many segments of a Write stored in several segments
@@ -68,10 +89,29 @@ type prefetched struct {
 const segmentsAhead = 3
 
 type readEnd struct {
-	next   int // next segment to read
-	closed bool
-	count  int // segments written, once closed
+	next    int // next segment to read
+	closed  bool
+	count   int  // segments written, once closed
+	suspect int  // > 0: probes left for its close (in suspects)
+	counted bool // done, and counted in nDone
 }
+
+func (e *readEnd) done() bool { return e.closed && e.next >= e.count }
+
+// segHint is a segment a listing showed.
+type segHint struct{ end, seq int }
+
+// manyEnds: with more active ends than this the reader looks for work with
+// listings as hints and a bounded sweep (fetchMany), not one look at each.
+const manyEnds = 8
+
+// Bounds on what fetchMany does per poll.
+const (
+	hintPage     = 1000 // names per listing page
+	sweepPerPoll = 8    // ends probed by GETs
+	suspectTries = 3    // probes for the close of an end that just wrote
+	probeWindow  = 32   // ends or segments looked at together
+)
 
 // newReader registers a reader of pipe for owner; it fails with ErrKilled
 // once owner is killed.
@@ -79,7 +119,7 @@ func (k *Kernel) newReader(owner *proc, pipe string, fifo bool, read map[int]int
 	r := &PipeReader{k: k, owner: owner, pipe: pipe, fifo: fifo, lock: -1, closing: make(chan struct{})}
 	for end, next := range read {
 		for len(r.ends) <= end {
-			r.ends = append(r.ends, readEnd{})
+			r.addEnd()
 		}
 		r.ends[end].next = next
 	}
@@ -165,6 +205,15 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			r.lockWaits++
 			delay = 0
 		}
+		if !r.settled() && ch != nil {
+			// Some ends were not looked at since the last progress: a
+			// change before ch was made may wait there. Wait for the
+			// next change, or a short while.
+			if err := r.k.ns.waitBriefly(ctx, ch, r.closing); err != nil {
+				return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
+			}
+			continue
+		}
 		if delay, err = r.k.ns.waitChange(ctx, ch, r.closing, delay); err != nil {
 			return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
 		}
@@ -195,57 +244,94 @@ func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
 	return progress, err
 }
 
+// addEnd appends a newly found end.
+func (r *PipeReader) addEnd() {
+	r.active = append(r.active, len(r.ends))
+	r.ends = append(r.ends, readEnd{})
+}
+
+// compact takes the done ends out of active once they are half of it
+// (amortised O(1) per end).
+func (r *PipeReader) compact() {
+	if r.nDone*2 < len(r.active) || r.nDone == 0 {
+		return
+	}
+	live := r.active[:0]
+	for _, e := range r.active {
+		if !r.ends[e].done() {
+			live = append(live, e)
+		}
+	}
+	r.active, r.nDone, r.sweep = live, 0, 0
+}
+
+// noteDone counts end e as done, once, if it is.
+func (r *PipeReader) noteDone(e int) {
+	if end := &r.ends[e]; end.done() && !end.counted {
+		end.counted = true
+		r.nDone++
+	}
+}
+
 // fetchKnown is fetch for the writer ends already discovered.
 func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
-	if r.lock >= 0 && r.ends[r.lock].closed && r.ends[r.lock].next >= r.ends[r.lock].count {
+	if r.lock >= 0 && r.ends[r.lock].done() {
 		// The end closed in the middle of a Write whose next segment could
 		// not be stored (the writer was told): do not wait for it.
 		r.lock = -1
 	}
-	n := len(r.ends)
-	for i := 0; i < n; i++ {
-		e := (r.rr + i) % n
-		if r.lock >= 0 && e != r.lock {
-			continue
-		}
+	r.compact()
+	if r.lock < 0 && len(r.active)-r.nDone > manyEnds {
+		return r.fetchMany(ctx)
+	}
+	if r.lock >= 0 {
+		// In the middle of a Write: only its end matters.
+		e := r.lock
 		end := &r.ends[e]
-		if end.closed && end.next >= end.count {
-			continue
-		}
 		ok, err := r.open(ctx, e)
 		if ok || err != nil {
 			return ok, err
 		}
-		if !end.closed && (r.k.ns.notifier != nil || r.lock < 0 && r.stalls%2 == 1 || r.lock >= 0 && (r.lockWaits%4 == 3 || r.lockWaits >= 8)) {
-			// The next segment usually comes before a close: look for
-			// the close every other wait (mid-Write, whose next segment
-			// comes before any close, every fourth of the quick looks,
-			// then at every slow one).
-			var c record.PipeClose
-			err := r.k.ns.getRecord(ctx, record.PipeCloseKey(r.pipe, e), &c)
-			if errors.Is(err, backend.ErrNotFound) {
-				continue
-			}
-			if err != nil {
+		if !end.closed && (r.lockWaits%4 == 3 || r.lockWaits >= 8) {
+			// Its next segment comes before any close: look for the
+			// close every fourth of the quick looks, then at every slow
+			// one.
+			closed, err := r.readClose(ctx, e)
+			if !closed || err != nil {
 				return false, err
 			}
-			end.closed, end.count = true, c.Segments
-			if end.next < end.count {
-				// Segments are stored before the close record.
-				if ok, err := r.open(ctx, e); ok || err != nil {
-					return ok, err
-				}
+			if ok, err := r.open(ctx, e); ok || err != nil {
+				return ok, err
 			}
 			return true, nil
 		}
-	}
-	if r.lock >= 0 {
 		return false, nil
 	}
-	for _, e := range r.ends {
-		if !e.closed || e.next < e.count {
-			return false, nil
+	// Look at every end at once. The next segment usually comes before a
+	// close: look for closes every other wait (on a store that notifies,
+	// every time: a wait there ends only with a change).
+	n := len(r.active)
+	first := sort.SearchInts(r.active, r.rr)
+	order := make([]int, 0, n-r.nDone)
+	for i := 0; i < n; i++ {
+		if e := r.active[(first+i)%n]; !r.ends[e].done() {
+			order = append(order, e)
 		}
+	}
+	closedNow, err := r.probe(ctx, order, true, r.k.ns.notifier != nil || r.stalls%2 == 1)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range order {
+		if ok, err := r.open(ctx, e); ok || err != nil {
+			return ok, err
+		}
+	}
+	if closedNow {
+		return true, nil
+	}
+	if len(r.active) > r.nDone {
+		return false, nil
 	}
 	if len(r.ends) == 0 {
 		return false, nil // a FIFO nobody opened for writing yet
@@ -263,20 +349,228 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// readClose reads end e's close record, if there is one.
+func (r *PipeReader) readClose(ctx context.Context, e int) (bool, error) {
+	var c record.PipeClose
+	err := r.k.ns.getRecord(ctx, record.PipeCloseKey(r.pipe, e), &c)
+	if errors.Is(err, backend.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.ends[e].closed, r.ends[e].count = true, c.Segments
+	r.noteDone(e)
+	return true, nil
+}
+
+// checkAll probes ends at once (probe) and opens the first of them that
+// has a segment; it reports progress (a segment, or a close learned).
+func (r *PipeReader) checkAll(ctx context.Context, ends []int) (bool, error) {
+	closedNow, err := r.probe(ctx, ends, true, true)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ends {
+		if r.ends[e].done() {
+			continue
+		}
+		if ok, err := r.open(ctx, e); ok || err != nil {
+			return ok, err
+		}
+	}
+	return closedNow, nil
+}
+
+// fetchMany is fetchKnown for a pipe with many active ends (children
+// forked with one writer): a poll that looked at each would cost requests
+// in proportion to the ends that are idle. Instead it takes, in order:
+// segments a listing of the pipe's segments showed (listed again once
+// those are used up); the close of ends that just gave a segment (a
+// writer usually closes soon after its last write); closes a rolling
+// listing of the close records shows, a page per poll; and a sweep of a
+// few ends by GETs. Listings only point at names to read: Swift's may
+// miss new objects for a while, and the sweep, which reaches every end in
+// turn, is what guarantees progress. A poll is bounded: a listing page or
+// two and a few GETs, however many ends are idle or closed.
+func (r *PipeReader) fetchMany(ctx context.Context) (bool, error) {
+	progress, err := r.fetchHinted(ctx)
+	if progress || err != nil {
+		r.quiet = 0
+		return progress, err
+	}
+	batch := make([]int, 0, sweepPerPoll)
+	for i := 0; i < sweepPerPoll && i < len(r.active); i++ {
+		if r.sweep >= len(r.active) {
+			r.sweep = 0
+		}
+		if e := r.active[r.sweep]; !r.ends[e].done() {
+			batch = append(batch, e)
+		}
+		r.sweep++
+		r.quiet++
+	}
+	ok, err := r.checkAll(ctx, batch)
+	if ok || err != nil {
+		r.quiet = 0
+	}
+	return ok, err
+}
+
+// settled reports whether a wait for a notification can miss nothing:
+// with few ends, each was looked at; with many, the sweep has been round
+// all of them since the last progress.
+func (r *PipeReader) settled() bool {
+	return len(r.active)-r.nDone <= manyEnds || r.quiet >= len(r.active)
+}
+
+// fetchHinted is the part of fetchMany that listings point at.
+func (r *PipeReader) fetchHinted(ctx context.Context) (bool, error) {
+	for listed := false; ; listed = true {
+		for len(r.hints) > 0 {
+			h := r.hints[0]
+			r.hints = r.hints[1:]
+			if len(r.hints) >= probeWindow {
+				// Keep a window of them on their way.
+				r.prefetch(r.hints[probeWindow-1].end, r.hints[probeWindow-1].seq, false)
+			}
+			if h.end >= len(r.ends) || r.ends[h.end].done() || r.ends[h.end].next != h.seq {
+				continue
+			}
+			if ok, err := r.open(ctx, h.end); ok || err != nil {
+				return ok, err
+			}
+		}
+		if listed {
+			break
+		}
+		page, err := r.k.ns.store.List(ctx, r.k.cfg.container, backend.ListOptions{Prefix: record.PipePrefix(r.pipe) + "seg/", Limit: hintPage})
+		if err != nil {
+			return false, err
+		}
+		for _, o := range page {
+			h, ok := r.parseSeg(o.Name)
+			if !ok {
+				continue
+			}
+			if h.end >= len(r.ends) {
+				if err := r.discover(ctx); err != nil {
+					return false, err
+				}
+			}
+			if h.end < len(r.ends) && !r.ends[h.end].done() && h.seq >= r.ends[h.end].next {
+				// Fetched together (a window of them): the listing's
+				// segments cost a round trip per window, not one each.
+				if len(r.hints) < probeWindow {
+					r.prefetch(h.end, h.seq, false)
+				}
+				r.hints = append(r.hints, h)
+			}
+		}
+	}
+	if len(r.suspects) > 0 {
+		// Only their closes: a segment after the one read shows in the
+		// listing of segments, or in the sweep.
+		batch := append([]int(nil), r.suspects[:min(len(r.suspects), probeWindow)]...)
+		ok, err := r.probe(ctx, batch, false, true)
+		if err != nil {
+			return false, err
+		}
+		for _, e := range batch {
+			if end := &r.ends[e]; end.closed && !end.done() {
+				opened, err := r.open(ctx, e)
+				if err != nil {
+					return false, err
+				}
+				ok = ok || opened
+				break // one segment at a time; the next fetch takes the others
+			}
+		}
+		kept := r.suspects[len(batch):]
+		for _, e := range batch {
+			end := &r.ends[e]
+			if end.suspect--; end.suspect > 0 && !end.done() {
+				kept = append(kept, e) // to the back of the queue
+			} else {
+				end.suspect = 0
+			}
+		}
+		r.suspects = kept
+		if ok {
+			return true, nil
+		}
+	}
+	for listed := false; ; listed = true {
+		if len(r.closeHints) > 0 {
+			batch := r.closeHints[:min(len(r.closeHints), probeWindow)]
+			r.closeHints = r.closeHints[len(batch):]
+			if ok, err := r.checkAll(ctx, batch); ok || err != nil {
+				return ok, err
+			}
+			continue
+		}
+		if listed {
+			return false, nil
+		}
+		prefix := record.PipePrefix(r.pipe) + "close/"
+		page, err := r.k.ns.store.List(ctx, r.k.cfg.container, backend.ListOptions{Prefix: prefix, Marker: r.closeMark, Limit: hintPage})
+		if err != nil {
+			return false, err
+		}
+		r.closeMark = ""
+		if len(page) == hintPage {
+			r.closeMark = page[len(page)-1].Name
+		}
+		for _, o := range page {
+			if n, err := strconv.Atoi(strings.TrimPrefix(o.Name, prefix)); err == nil && n >= 0 && n < len(r.ends) && !r.ends[n].closed {
+				r.closeHints = append(r.closeHints, n)
+			}
+		}
+	}
+}
+
+// parseSeg reads a segment's name (PipeSegmentKey) in this pipe.
+func (r *PipeReader) parseSeg(name string) (segHint, bool) {
+	rest, ok := strings.CutPrefix(name, record.PipePrefix(r.pipe)+"seg/")
+	if !ok {
+		return segHint{}, false
+	}
+	es, ss, ok := strings.Cut(rest, "/")
+	if !ok {
+		return segHint{}, false
+	}
+	e, err1 := strconv.Atoi(es)
+	seq, err2 := strconv.Atoi(ss)
+	if err1 != nil || err2 != nil || e < 0 || seq < 0 {
+		return segHint{}, false
+	}
+	return segHint{end: e, seq: seq}, true
+}
+
 // discover finds writer ends registered since the last look.
 func (r *PipeReader) discover(ctx context.Context) error {
 	for {
 		if len(r.ends) >= record.MaxPipeEnd {
 			return fmt.Errorf("pipe %s: %w: over %d writer ends", r.pipe, record.ErrCorrupt, record.MaxPipeEnd)
 		}
-		_, err := r.k.ns.store.Head(ctx, r.k.cfg.container, record.PipeEndKey(r.pipe, len(r.ends)))
+		info, err := r.k.ns.store.Head(ctx, r.k.cfg.container, record.PipeEndKey(r.pipe, len(r.ends)))
 		if errors.Is(err, backend.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		r.ends = append(r.ends, readEnd{})
+		// One record may register a block of ends (a ForkAll's).
+		n, err := r.k.endsAt(ctx, r.pipe, len(r.ends), info)
+		if err != nil {
+			return err
+		}
+		if len(r.ends)+n > record.MaxPipeEnd {
+			return fmt.Errorf("pipe %s: %w: end %d registers %d ends, over %d in all", r.pipe, record.ErrCorrupt, len(r.ends), n, record.MaxPipeEnd)
+		}
+		for range n {
+			r.addEnd()
+		}
 	}
 }
 
@@ -295,6 +589,10 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 		case p := <-ch:
 			if p.err == nil {
 				rc, info = io.NopCloser(bytes.NewReader(p.data)), p.info
+			} else if errors.Is(p.err, backend.ErrNotFound) && p.fetch == r.fetches && !end.closed {
+				// Looked for during this fetch (probe): not there yet. (A
+				// closed end's segments up to its count were stored first.)
+				return false, nil
 			}
 		case <-r.closing:
 			return false, fmt.Errorf("%w", ErrClosedPipe)
@@ -312,6 +610,7 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 		return false, err
 	}
 	end.next++
+	r.noteDone(e)
 	r.cur, r.curKey, r.curLeft = rc, key, info.Size
 	if info.Metadata[moreKey] != "" {
 		r.lock = e
@@ -319,6 +618,11 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 	} else {
 		r.lock = -1
 		r.rr = e + 1
+		if !end.closed && end.suspect == 0 && len(r.active)-r.nDone > manyEnds {
+			// Its writer may be done: look for its close soon.
+			end.suspect = suspectTries
+			r.suspects = append(r.suspects, e)
+		}
 	}
 	return true, nil
 }
@@ -350,50 +654,113 @@ func readSized(r io.Reader, size int64) ([]byte, error) {
 // middle of a Write stored in several segments, so that the reader does
 // not wait a round trip for each.
 func (r *PipeReader) readAhead(e int) {
-	if r.ahead == nil {
-		r.ahead = make(map[string]chan prefetched)
-	}
 	for i := 0; i < segmentsAhead; i++ {
-		key := record.PipeSegmentKey(r.pipe, e, r.ends[e].next+i)
-		if _, ok := r.ahead[key]; ok {
-			continue
-		}
-		ch := make(chan prefetched, 1)
 		// The next segment is on its way (the one being read says so):
 		// if it is not stored yet, look a few more times, soon. Those
 		// after it may belong to no Write yet: one look.
-		promised := i == 0
-		started := r.k.background(func() {
-			var (
-				rc   io.ReadCloser
-				info backend.ObjectInfo
-				err  error
-			)
-			for wait := time.Millisecond; ; wait *= 2 {
-				rc, info, err = r.k.ns.store.Get(r.k.ctx, r.k.cfg.container, key, nil)
-				if !promised || !errors.Is(err, backend.ErrNotFound) || wait > 64*time.Millisecond {
-					break
-				}
-				time.Sleep(wait)
+		r.prefetch(e, r.ends[e].next+i, i == 0)
+	}
+}
+
+// prefetch starts fetching segment seq of end e in the background, for
+// open to take, unless it is on its way already. A promised segment (the
+// next of a Write stored in several) is looked for a few times.
+func (r *PipeReader) prefetch(e, seq int, promised bool) {
+	if r.ahead == nil {
+		r.ahead = make(map[string]chan prefetched)
+	}
+	key := record.PipeSegmentKey(r.pipe, e, seq)
+	if _, ok := r.ahead[key]; ok {
+		return
+	}
+	ch := make(chan prefetched, 1)
+	fetch := r.fetches
+	started := r.k.background(func() {
+		var (
+			rc   io.ReadCloser
+			info backend.ObjectInfo
+			err  error
+		)
+		for wait := time.Millisecond; ; wait *= 2 {
+			rc, info, err = r.k.ns.store.Get(r.k.ctx, r.k.cfg.container, key, nil)
+			if !promised || !errors.Is(err, backend.ErrNotFound) || wait > 64*time.Millisecond {
+				break
 			}
-			var data []byte
-			switch {
-			case err != nil:
-			case info.Size > maxPrefetch:
-				// Larger than this kernel's segments could make it: read
-				// it as a stream, not into memory.
-				rc.Close()
-				err = errTooLarge
-			default:
-				data, err = readSized(rc, info.Size)
-				rc.Close()
+			time.Sleep(wait)
+		}
+		var data []byte
+		switch {
+		case err != nil:
+		case info.Size > maxPrefetch:
+			// Larger than this kernel's segments could make it: read
+			// it as a stream, not into memory.
+			rc.Close()
+			err = errTooLarge
+		default:
+			data, err = readSized(rc, info.Size)
+			rc.Close()
+		}
+		ch <- prefetched{data: data, info: info, err: err, fetch: fetch}
+	})
+	if started {
+		r.ahead[key] = ch
+	}
+}
+
+// probe looks at ends all at once, so that a poll of several ends costs
+// one round trip, not one per end: the next segment of each (for open to
+// take) and, if closes, the close record of each not known closed. It
+// reports whether it found a close.
+func (r *PipeReader) probe(ctx context.Context, ends []int, segs, closes bool) (bool, error) {
+	type result struct {
+		e     int
+		c     record.PipeClose
+		found bool
+		err   error
+	}
+	var (
+		wg      sync.WaitGroup
+		results = make([]result, 0, len(ends))
+		mu      sync.Mutex
+	)
+	for _, e := range ends {
+		end := &r.ends[e]
+		if end.done() {
+			continue
+		}
+		if segs {
+			r.prefetch(e, end.next, false)
+		}
+		if !closes || end.closed {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := result{e: e}
+			res.err = r.k.ns.getRecord(ctx, record.PipeCloseKey(r.pipe, e), &res.c)
+			res.found = res.err == nil
+			if errors.Is(res.err, backend.ErrNotFound) {
+				res.err = nil
 			}
-			ch <- prefetched{data: data, info: info, err: err}
-		})
-		if started {
-			r.ahead[key] = ch
+			mu.Lock()
+			results = append(results, res)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	found := false
+	for _, res := range results {
+		if res.err != nil {
+			return found, res.err
+		}
+		if res.found && !r.ends[res.e].closed {
+			r.ends[res.e].closed, r.ends[res.e].count = true, res.c.Segments
+			r.noteDone(res.e)
+			found = true
 		}
 	}
+	return found, nil
 }
 
 // Close closes the read end; a Read blocked in another goroutine returns.
@@ -428,7 +795,10 @@ func (r *PipeReader) move() (map[int]int, error) {
 	}
 	read := make(map[int]int)
 	for e, end := range r.ends {
-		if end.next > 0 {
+		if end.next > 0 || e == len(r.ends)-1 {
+			// The last end known, read or not, tells the new reader how
+			// many ends it knows: where it looks for more is past a whole
+			// block (one record may register several).
 			read[e] = end.next
 		}
 	}

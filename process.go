@@ -280,30 +280,100 @@ func (s *Self) Fork(ctx context.Context, spec Spec) (*Process, error) {
 // ForkAll forks one child per spec, all or nothing: if one fork fails,
 // the children already forked are killed and reaped before it returns the
 // error.
+//
+// Its requests do not wait for one another: the children's ends of each
+// pipe writer they share are claimed with one record, and their process
+// records are written at once.
 func (s *Self) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error) {
 	pr, err := s.selfProc("fork")
 	if err != nil {
 		return nil, err
 	}
-	children := make([]*proc, 0, len(specs))
-	for i, spec := range specs {
-		c, err := pr.k.prepare(ctx, pr, spec, nil)
-		if err != nil {
-			// None has started yet: record them as never started.
-			for _, c := range children {
-				pr.k.finish(c, &record.Exit{Code: -1, Lost: true, Reason: "fork aborted: a sibling's fork failed"})
+	k := pr.k
+	need := map[*PipeWriter]int{}
+	for i := range specs {
+		if k.checkStreams(pr, &specs[i]) != nil {
+			continue // prepareLocal says why
+		}
+		for _, w := range pipeSources(pr, &specs[i]) {
+			w.mu.Lock()
+			closed := w.closed
+			w.mu.Unlock()
+			if !closed { // a closed one is refused by dup
+				need[w]++
 			}
+		}
+	}
+	pool := endPool{}
+	children := make([]*proc, 0, len(specs))
+	// abort ends the children made so far (none has started): those
+	// recorded are recorded as never started, the others' ends closed.
+	abort := func(recorded []bool) {
+		for i, c := range children {
+			if recorded != nil && recorded[i] {
+				k.finish(c, &record.Exit{Code: -1, Lost: true, Reason: "fork aborted: a sibling's fork failed"})
+			} else if recorded == nil {
+				k.closeEnds(c, false)
+			}
+		}
+		pool.closeUnused(k)
+	}
+	if len(need) > 0 {
+		if err := pool.claim(ctx, k, pr, need); err != nil {
+			abort(nil)
+			return nil, fmt.Errorf("rack: fork all: %w", err)
+		}
+	}
+	for i, spec := range specs {
+		c, err := k.prepareLocal(ctx, pr, spec, nil, pool)
+		if err != nil {
+			// Those before it were forked, as far as anyone can tell:
+			// they are recorded, and reaped as never started.
+			pool.closeUnused(k)
+			recorded, _ := k.recordAll(ctx, pr, children)
+			abort(recorded)
 			return nil, fmt.Errorf("rack: fork all: spec %d: %w", i, err)
 		}
 		children = append(children, c)
 	}
+	pool.closeUnused(k) // a source closed since its ends were claimed
+	recorded, errs := k.recordAll(ctx, pr, children)
+	for i, err := range errs {
+		if err != nil {
+			abort(recorded)
+			return nil, fmt.Errorf("rack: fork all: spec %d: %w", i, err)
+		}
+	}
 	out := make([]*Process, len(children))
 	for i, c := range children {
-		pr.k.schedule(c)
+		k.schedule(c)
 		out[i] = c.handle()
 	}
 	return out, nil
 }
+
+// recordAll writes the records of children at once (recordProc), and
+// says which were recorded, with the errors of the others.
+func (k *Kernel) recordAll(ctx context.Context, parent *proc, children []*proc) ([]bool, []error) {
+	recorded := make([]bool, len(children))
+	errs := make([]error, len(children))
+	sem := make(chan struct{}, forkAllInFlight)
+	var wg sync.WaitGroup
+	for i, c := range children {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = k.recordProc(ctx, parent, c)
+			recorded[i] = errs[i] == nil
+		}()
+	}
+	wg.Wait()
+	return recorded, errs
+}
+
+// forkAllInFlight bounds the process records ForkAll writes at once.
+const forkAllInFlight = 64
 
 func (pr *proc) handle() *Process {
 	return &Process{k: pr.k, pid: pr.pid, rec: pr.rec, local: pr}
@@ -328,6 +398,19 @@ func (k *Kernel) Start(ctx context.Context, spec Spec, prog Program) (*Process, 
 // prepare validates spec, allocates the pid, hands the pipe ends over and
 // writes the process record: after it the process exists in the namespace.
 func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Program) (*proc, error) {
+	pr, err := k.prepareLocal(ctx, parent, spec, prog, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.recordProc(ctx, parent, pr); err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
+// prepareLocal is prepare up to the process record: the pid and the pipe
+// ends (from pool, when ForkAll claimed them) are the only requests.
+func (k *Kernel) prepareLocal(ctx context.Context, parent *proc, spec Spec, prog Program, pool endPool) (*proc, error) {
 	rec := &record.Proc{PPID: int64(InitPID), Program: spec.Program, Kernel: k.id, Detached: spec.Detached}
 	switch {
 	case spec.Program != "":
@@ -413,16 +496,24 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 	if pr.remote && !pr.portable {
 		return nil, fmt.Errorf("rack: fork %s: %w: the forker runs a Program given to Kernel.Start, which a new OS process or VM cannot find: register it (rack.Register) and name it in Spec.Program", rec.Name, ErrInvalid)
 	}
-	if err := k.handStreams(ctx, parent, pr, &spec); err != nil {
+	if err := k.handStreams(ctx, parent, pr, &spec, pool); err != nil {
 		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
 	}
+	return pr, nil
+}
+
+// recordProc writes the record of pr, made by prepareLocal, and enters it
+// in its group and among its parent's children. On failure pr's ends are
+// closed (and pr is finished if it had a record).
+func (k *Kernel) recordProc(ctx context.Context, parent *proc, pr *proc) error {
+	rec, pid := pr.rec, pr.pid
 	rec.Started = time.Now().UnixNano()
 	data := record.Encode(rec)
 	if err := record.Check(record.ProcKey(int64(pid)), data); err != nil {
 		// Readers would refuse it (over 131,072 args and env entries, or
 		// a reader moved after reading from that many writer ends).
 		k.closeEnds(pr, false)
-		return nil, fmt.Errorf("rack: fork %s: %w: %v", rec.Name, ErrInvalid, err)
+		return fmt.Errorf("rack: fork %s: %w: %v", rec.Name, ErrInvalid, err)
 	}
 	if err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), data, true, record.ProcSummary(rec)); err != nil {
 		k.closeEnds(pr, false)
@@ -431,16 +522,16 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 			// claims in flight at once on a store whose creates are
 			// loose). Leave the block, so the next fork claims another.
 			k.pids.leave(pid)
-			return nil, fmt.Errorf("rack: fork %s: pid %d is another kernel's (its block was claimed twice); fork again: %w", rec.Name, pid, err)
+			return fmt.Errorf("rack: fork %s: pid %d is another kernel's (its block was claimed twice); fork again: %w", rec.Name, pid, err)
 		}
-		return nil, fmt.Errorf("rack: fork %s: record pid %d: %w", rec.Name, pid, err)
+		return fmt.Errorf("rack: fork %s: record pid %d: %w", rec.Name, pid, err)
 	}
 	k.records.procs.Store(pid, rec)
 	if rec.Group != 0 {
 		k.addMember(PID(rec.Group), pid)
 		if err := k.ns.put(ctx, record.GroupMemberKey(rec.Group, int64(pid)), nil, true); err != nil {
 			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "could not join group: " + err.Error()})
-			return nil, fmt.Errorf("rack: fork %s: join group %d: %w", rec.Name, rec.Group, err)
+			return fmt.Errorf("rack: fork %s: join group %d: %w", rec.Name, rec.Group, err)
 		}
 	}
 	if parent != nil {
@@ -449,7 +540,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 			// Killed while forking: kill has taken the subtree already.
 			parent.mu.Unlock()
 			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "fork aborted: the parent was killed"})
-			return nil, fmt.Errorf("rack: fork %s: parent %d: %w", rec.Name, parent.pid, ErrKilled)
+			return fmt.Errorf("rack: fork %s: parent %d: %w", rec.Name, parent.pid, ErrKilled)
 		}
 		if n := len(parent.children); n >= 64 && n&(n-1) == 0 {
 			// Forget ended children now and then, so a long-lived parent
@@ -466,7 +557,7 @@ func (k *Kernel) prepare(ctx context.Context, parent *proc, spec Spec, prog Prog
 		parent.children = append(parent.children, pr)
 		parent.mu.Unlock()
 	}
-	return pr, nil
+	return nil
 }
 
 func validArgs(args []string, env map[string]string, envName string) error {

@@ -285,7 +285,7 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		id:      cfg.kernelID,
 
 		remoteWake: make(chan struct{}, 1),
-		deletes:    make(chan struct{}, 8),
+		deletes:    make(chan struct{}, 32),
 	}
 	if k.id == "" {
 		k.id = newID()

@@ -100,6 +100,23 @@ func (n *nsStore) waitChange(ctx context.Context, ch, stop <-chan struct{}, dela
 	return n.nextDelay(delay), nil
 }
 
+// waitBriefly waits for ch (a notification), stop, or pollMin.
+func (n *nsStore) waitBriefly(ctx context.Context, ch, stop <-chan struct{}) error {
+	t := time.NewTimer(n.pollMin)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-n.closing:
+		return ErrClosed
+	}
+	return nil
+}
+
 // nextDelay is the poll backoff: a few polls at pollMin (what is awaited
 // often comes within a round trip or two), then doubling up to pollMax.
 func (n *nsStore) nextDelay(delay time.Duration) time.Duration {

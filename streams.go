@@ -52,15 +52,47 @@ func (k *Kernel) checkStreams(parent *proc, spec *Spec) error {
 	return check("Spec.Stderr", spec.Stderr)
 }
 
+// pipeSources returns the writers whose ends handStreams will duplicate
+// for a child of parent forked with spec (checked by checkStreams).
+func pipeSources(parent *proc, spec *Spec) []*PipeWriter {
+	var out []*PipeWriter
+	add := func(v, inherited io.Writer) {
+		switch s := v.(type) {
+		case *PipeWriter:
+			if s != nil {
+				out = append(out, s)
+				return
+			}
+		case *File:
+			if s != nil {
+				return
+			}
+		}
+		if w, ok := inherited.(*fencedWriter); ok {
+			if pw, ok := w.w.(*PipeWriter); ok {
+				out = append(out, pw)
+			}
+		}
+	}
+	if parent != nil {
+		add(spec.Stdout, parent.stdout)
+		add(spec.Stderr, parent.stderr)
+	} else {
+		add(spec.Stdout, nil)
+		add(spec.Stderr, nil)
+	}
+	return out
+}
+
 // handStreams gives the child its stdin, stdout and stderr: writer ends
 // are duplicated (registered before the child starts), a reader moves,
 // nil inherits the parent's (a root gets the console).
-func (k *Kernel) handStreams(ctx context.Context, parent, child *proc, spec *Spec) error {
+func (k *Kernel) handStreams(ctx context.Context, parent, child *proc, spec *Spec, pool endPool) error {
 	out := func(field string, v io.Writer, inherited record.Stream, inheritedW io.Writer) (record.Stream, error) {
 		switch s := v.(type) {
 		case *PipeWriter:
 			if s != nil {
-				w, err := s.dup(ctx, child)
+				w, err := s.dup(ctx, child, pool)
 				if err != nil {
 					return record.Stream{}, fmt.Errorf("%s: %w", field, err)
 				}
@@ -76,7 +108,7 @@ func (k *Kernel) handStreams(ctx context.Context, parent, child *proc, spec *Spe
 		}
 		if w, ok := inheritedW.(*fencedWriter); ok {
 			if pw, ok := w.w.(*PipeWriter); ok {
-				d, err := pw.dup(ctx, child)
+				d, err := pw.dup(ctx, child, pool)
 				if err != nil {
 					return record.Stream{}, fmt.Errorf("%s (inherited): %w", field, err)
 				}
@@ -178,7 +210,7 @@ func (k *Kernel) openOutput(pr *proc, s record.Stream, console io.Writer) (io.Wr
 				return w, nil
 			}
 		}
-		w := &PipeWriter{k: k, owner: pr, pipe: s.Pipe, end: s.End}
+		w := &PipeWriter{k: k, owner: pr, pipe: s.Pipe, end: s.End, claims: &endClaims{}}
 		if pr.writers == nil {
 			pr.writers = make(map[*PipeWriter]struct{})
 		}

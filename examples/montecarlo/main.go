@@ -90,14 +90,28 @@ func parent(ctx context.Context, self *rack.Self) error {
 			Stdout:  w,
 		}
 	}
-	children, err := self.ForkAll(ctx, specs)
-	if err != nil {
-		return err
+	progress := isTerminal(os.Stderr) && self.PPID() == rack.InitPID
+	// Fork in chunks, so that the first workers run while the others are
+	// forked and a terminal shows how far forking got. A failed chunk
+	// fails the job: the workers forked end with their parent.
+	var children []*rack.Process
+	for len(children) < len(specs) {
+		chunk := specs[len(children):min(len(children)+forkChunk, len(specs))]
+		kids, err := self.ForkAll(ctx, chunk)
+		if err != nil {
+			return err
+		}
+		children = append(children, kids...)
+		if progress {
+			fmt.Fprintf(self.Stderr(), "\rworkers started: %d/%d", len(children), cfg.workers)
+		}
 	}
 	if err := w.Close(); err != nil { // our copy: EOF comes when the workers' close
 		return err
 	}
-	progress := isTerminal(os.Stderr) && self.PPID() == rack.InitPID
+	if progress {
+		fmt.Fprintln(self.Stderr())
+	}
 	var points int64
 	done := 0
 	sc := bufio.NewScanner(r)
@@ -141,6 +155,9 @@ func parent(ctx context.Context, self *rack.Self) error {
 	}
 	return f.Close()
 }
+
+// forkChunk is how many workers one ForkAll forks.
+const forkChunk = 1000
 
 // worker counts the points inside the quarter circle and prints the count.
 func worker(ctx context.Context, self *rack.Self) error {

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/inproc"
+	"github.com/rackfork/rack/backend/mem"
 	"github.com/rackfork/rack/internal/novaemu"
 )
 
@@ -246,4 +249,50 @@ func BenchmarkMontecarlo(b *testing.B) {
 	b.ReportMetric(float64(trials)*float64(b.N)/bareTime.Seconds()/1e6, "bare-Mtrials/s")
 	b.ReportMetric(float64(trials)*float64(b.N)/rackTime.Seconds()/1e6, "rack-Mtrials/s")
 	b.ReportMetric(bareTime.Seconds()/rackTime.Seconds(), "rack/bare-speed")
+}
+
+// pollOnly hides the mem store's notifications, so that the kernel polls
+// as it does on Swift.
+type pollOnly struct{ backend.Store }
+
+// runWithLatency runs the sample on an in-memory store that answers every
+// request after latency (mem.WithLatency) and cannot notify: a Swift far
+// away. It returns the report and how long the run took.
+func runWithLatency(t testing.TB, latency time.Duration, args ...string) (string, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	k, err := rack.New(ctx, pollOnly{mem.New(mem.WithLatency(latency), mem.WithVersionETags())}, inproc.New(),
+		rack.WithConsole(strings.NewReader(""), &out, &errb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	start := time.Now()
+	p, err := k.Start(ctx, rack.Spec{Name: "montecarlo", Args: args}, parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	return out.String(), time.Since(start)
+}
+
+// BenchmarkLatency runs the job, 20,000,000 trials on 10 workers,
+// with 200 ms added to every store request (in-process), and reports its
+// time and that time in round trips.
+//
+//	go test -run '^$' -bench Latency -benchtime 1x ./examples/montecarlo
+func BenchmarkLatency(b *testing.B) {
+	const latency = 200 * time.Millisecond
+	for i := 0; i < b.N; i++ {
+		out, took := runWithLatency(b, latency, "--trials", "20000000", "--workers", "10", "--seed", "3")
+		if want := fmt.Sprintf("| points   | %d ", expected(20000000, 10, 3)); !strings.Contains(out, want) {
+			b.Fatalf("report lacks %q:\n%s", want, out)
+		}
+		b.ReportMetric(took.Seconds(), "s/run")
+		b.ReportMetric(float64(took)/float64(latency), "latencies/run")
+	}
 }

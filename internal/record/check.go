@@ -159,6 +159,9 @@ func Validate(v any) error {
 		if r.From < -1 || r.From >= MaxPipeEnd {
 			return fmt.Errorf("pipe end: from %d out of range [-1, %d)", r.From, MaxPipeEnd)
 		}
+		if r.Count < 0 || r.Count > MaxPipeEnd {
+			return fmt.Errorf("pipe end: count %d out of range [0, %d]", r.Count, MaxPipeEnd)
+		}
 		return checkID("pipe end: kernel", r.Kernel)
 	case *PipeClose:
 		if r.Segments < 0 {

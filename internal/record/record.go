@@ -158,6 +158,10 @@ type PipeEnd struct {
 	Kernel string `json:"kernel"`
 	// From is the end it was duplicated from, or -1 for an original end.
 	From int `json:"from"`
+	// Count is how many ends the record registers, numbered from N (the
+	// children of one ForkAll get theirs with one record; PID is then the
+	// forker's); 0 means 1.
+	Count int `json:"count,omitempty"`
 }
 
 // PipeClose closes a writer end: it wrote Segments segments, numbered

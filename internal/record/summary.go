@@ -21,6 +21,7 @@ const (
 	hostType   = "application/x-rack-host"
 	leaseType  = "application/x-rack-lease"
 	statusType = "application/x-rack-status"
+	endsType   = "application/x-rack-ends"
 )
 
 // MaxSummary bounds a summary (backend.MaxContentTypeLength is 1024).
@@ -178,4 +179,24 @@ func ParseStatusSummary(ct string) (string, bool) {
 		return "", false
 	}
 	return v.Get("s"), true
+}
+
+// EndsSummary is the summary of a pipe end record (PipeEnd): how many ends
+// it registers, so that a reader or a claim can step over them with a HEAD.
+func EndsSummary(count int) string {
+	return summary(endsType, url.Values{"n": {strconv.Itoa(count)}})
+}
+
+// ParseEndsSummary returns the number of ends a PipeEnd summary says its
+// record registers.
+func ParseEndsSummary(ct string) (int, bool) {
+	v, ok := parseSummary(endsType, ct)
+	if !ok {
+		return 0, false
+	}
+	n, ok := num(v, "n")
+	if !ok || n < 1 || n > MaxPipeEnd {
+		return 0, false
+	}
+	return int(n), true
 }
