@@ -57,7 +57,12 @@ func (p *spares) take(path string) bool {
 		return false
 	}
 	p.wake()
-	p.mu.Lock()
+	if !p.mu.TryLock() {
+		// Another Put of this Store is taking one: making the file is
+		// faster than queueing behind it (hundreds of Puts at once
+		// queued here while hundreds of processes raced for the pool).
+		return false
+	}
 	defer p.mu.Unlock()
 	for range spareTries {
 		if len(p.names) == 0 {
@@ -146,11 +151,18 @@ func (p *spares) refill() {
 		if err != nil {
 			continue
 		}
+		if !lockRefill(f) {
+			// Another process refills the pool: hundreds of short-lived
+			// children each topping it up at once made ~64 files apiece
+			// and spent the machine in inode allocation.
+			f.Close()
+			continue
+		}
 		names, _ := f.Readdirnames(spareTarget)
-		f.Close()
 		for n := len(names); n < spareTarget; n++ {
 			select {
 			case <-p.stop:
+				f.Close()
 				return
 			default:
 			}
@@ -162,6 +174,7 @@ func (p *spares) refill() {
 			}
 			sf.Close()
 		}
+		f.Close() // and the refill lock with it
 	}
 }
 

@@ -1,6 +1,10 @@
 package file
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 // renameNoReplace renames old to new unless new exists.
 func renameNoReplace(old, new string) error {
@@ -19,4 +23,10 @@ func sparesHelp(dir string) bool {
 		return false
 	}
 	return true
+}
+
+// lockRefill takes the pool's refill lock, held by whoever has dir (DIR/spare,
+// open) until it is closed, or reports that another process holds it.
+func lockRefill(dir *os.File) bool {
+	return unix.Flock(int(dir.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
 }

@@ -2,7 +2,10 @@
 
 package file
 
-import "errors"
+import (
+	"errors"
+	"os"
+)
 
 // sparesHelp reports whether spare files pay in dir: measured on Linux
 // only, so elsewhere files are made as they are needed.
@@ -10,3 +13,6 @@ func sparesHelp(dir string) bool { return false }
 
 // renameNoReplace is never called here (no spares).
 func renameNoReplace(old, new string) error { return errors.ErrUnsupported }
+
+// lockRefill is never called here (no spares).
+func lockRefill(dir *os.File) bool { return false }
