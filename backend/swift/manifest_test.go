@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
@@ -21,20 +20,10 @@ import (
 // with a space and non-ASCII letters), not another attempt's, and sloETag
 // is the ETag Swift gives the object.
 func TestStoredManifestLive(t *testing.T) {
-	if os.Getenv("SWIFT_AUTH_URL") == "" {
-		t.Skip("SWIFT_AUTH_URL unset")
-	}
-	cfg, err := FromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.SegmentSize = 1 << 20
+	s := liveStore(t, func(c *Config) {
+		c.SegmentSize = 1 << 20
+	})
 	ctx := context.Background()
-	s, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	c := "rack-swifttest-manifest-" + newToken()
 	if err := s.CreateContainer(ctx, c); err != nil {
 		t.Fatal(err)
@@ -91,19 +80,8 @@ func TestStoredManifestLive(t *testing.T) {
 // ?multipart-manifest=delete followed them into the other container, and
 // the dangling symlink answered 404 for ever).
 func TestDeleteStaysInContainerLive(t *testing.T) {
-	if os.Getenv("SWIFT_AUTH_URL") == "" {
-		t.Skip("SWIFT_AUTH_URL unset")
-	}
-	cfg, err := FromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := liveStore(t, nil)
 	ctx := context.Background()
-	s, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	c, other := "rack-swifttest-plant-"+newToken(), "rack-swifttest-victim-"+newToken()
 	for _, cc := range []string{c, other} {
 		if err := s.CreateContainer(ctx, cc); err != nil {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,19 +16,8 @@ import (
 // container (set on first use), with HMAC-SHA256, and such a URL carried
 // over to another container's object of the same name is refused.
 func TestContainerTempURLKeyLive(t *testing.T) {
-	if os.Getenv("SWIFT_AUTH_URL") == "" {
-		t.Skip("SWIFT_AUTH_URL unset")
-	}
-	cfg, err := FromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := liveStore(t, nil)
 	ctx := context.Background()
-	s, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	a, b := "rack-swifttest-tka-"+newToken(), "rack-swifttest-tkb-"+newToken()
 	for _, c := range []string{a, b} {
 		if err := s.CreateContainer(ctx, c); err != nil {
