@@ -591,17 +591,11 @@ func (g *gc) delete(ctx context.Context, names ...string) error {
 	return nil
 }
 
-// segmentSweeper is a store that keeps the segments of large objects
-// apart and can delete those that no object names (swift.Store).
-type segmentSweeper interface {
-	SweepSegments(ctx context.Context, container string, minAge time.Duration) (int, error)
-}
-
-// segments deletes, in every container of the store that has a segment
-// container beside it, the segments no object names (with
+// segments deletes, in every marked namespace of the store that has a
+// segment container beside it, the segments no object names (with
 // GCOptions.Namespaces only: it looks beyond the namespace).
 func (g *gc) segments(ctx context.Context) error {
-	sw, ok := g.k.store.(segmentSweeper)
+	sw, ok := g.k.store.(backend.SegmentSweeper)
 	if !ok || g.opts.DryRun {
 		return nil
 	}

@@ -98,3 +98,12 @@ type ExitSelfDeleter interface {
 	SelfDeleter
 	DeleteSelfAfterExit(ctx context.Context) error
 }
+
+// SegmentSweeper is implemented by stores that keep the segments of large
+// objects apart from them (Swift's "<container>_segments"): it deletes
+// container's segments that no object names and that were uploaded at
+// least minAge ago, and returns how many it deleted. GC calls it for each
+// marked namespace with GCOptions.Namespaces.
+type SegmentSweeper interface {
+	SweepSegments(ctx context.Context, container string, minAge time.Duration) (int, error)
+}

@@ -33,6 +33,17 @@ type fakeSwift struct {
 	methods map[string]int
 }
 
+// store opens a swift.Store on f, closed at the test's end.
+func (f *fakeSwift) store(t *testing.T) *swift.Store {
+	t.Helper()
+	s, err := swift.New(context.Background(), swift.Config{AuthURL: f.URL + "/auth/v1.0", User: "test:tester", Key: "testing"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func newFakeSwift(t *testing.T) *fakeSwift {
 	t.Helper()
 	f := &fakeSwift{methods: map[string]int{}}
@@ -160,11 +171,7 @@ func TestAttemptsDoNotMultiply(t *testing.T) {
 func TestExpiredTokenResentOnce(t *testing.T) {
 	f := newFakeSwift(t)
 	ctx := context.Background()
-	s, err := swift.New(ctx, swift.Config{AuthURL: f.URL + "/auth/v1.0", User: "test:tester", Key: "testing"})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	defer s.Close()
+	s := f.store(t)
 	f.fail.Store(http.StatusUnauthorized)
 	for _, op := range []struct {
 		name string
@@ -515,11 +522,7 @@ func TestAmbiguousManifestNoOrphans(t *testing.T) {
 func TestSecond401IsAuthError(t *testing.T) {
 	f := newFakeSwift(t)
 	ctx := context.Background()
-	raw, err := swift.New(ctx, swift.Config{AuthURL: f.URL + "/auth/v1.0", User: "test:tester", Key: "testing"})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	defer raw.Close()
+	raw := f.store(t)
 	s := retry.Wrap(raw, retry.Policy{Attempts: 10, Base: time.Millisecond, Max: 2 * time.Millisecond})
 	f.fail.Store(http.StatusUnauthorized)
 	for _, body := range []struct {
@@ -569,11 +572,7 @@ func (s seeker) Seek(off int64, whence int) (int64, error) { return s.r.Seek(off
 func TestResendUsesFreshReader(t *testing.T) {
 	f := newFakeSwift(t)
 	ctx := context.Background()
-	raw, err := swift.New(ctx, swift.Config{AuthURL: f.URL + "/auth/v1.0", User: "test:tester", Key: "testing"})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	defer raw.Close()
+	raw := f.store(t)
 	f.fail.Store(http.StatusUnauthorized)
 	if _, err := raw.Put(ctx, "c", "o", onlyReadAt{t, bytes.NewReader([]byte("xyz"))}, nil); !errors.Is(err, swift.ErrAuth) {
 		t.Errorf("Put refused twice: %v, want ErrAuth", err)
@@ -582,7 +581,7 @@ func TestResendUsesFreshReader(t *testing.T) {
 		t.Errorf("%d PUTs, want 2", n)
 	}
 	f.reset()
-	_, err = raw.Put(ctx, "c", "o", seeker{bytes.NewReader([]byte("xyz"))}, nil)
+	_, err := raw.Put(ctx, "c", "o", seeker{bytes.NewReader([]byte("xyz"))}, nil)
 	if !errors.Is(err, backend.ErrTransient) {
 		t.Errorf("Put of a body that cannot be read afresh, refused: %v, want ErrTransient", err)
 	}

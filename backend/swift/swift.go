@@ -270,6 +270,7 @@ type Store struct {
 }
 
 var _ backend.Store = (*Store)(nil)
+var _ backend.SegmentSweeper = (*Store)(nil)
 
 // New authenticates against Swift and returns a Store.
 func New(ctx context.Context, cfg Config) (*Store, error) {
