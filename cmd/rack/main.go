@@ -102,6 +102,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	interactive := !isSet && len(cfg.args) == 0 && isTerminal(stdin) && isTerminal(stdout)
 	sh := newShell(k, cfg)
 	sh.interactive = interactive
+	if line, ok := oneShotLine(cfg, isSet); ok && !interactive {
+		return sh.runOneShot(ctx, line) // builtins alone: no process (oneshot.go)
+	}
 	status := 0
 	root, err := k.Start(ctx, rack.Spec{Name: "rack", Args: recordedArgs(args)}, func(ctx context.Context, self *rack.Self) error {
 		sh.self = self
