@@ -37,7 +37,7 @@ type TempURLer interface {
 const DefaultStageTTL = 30 * time.Minute
 
 // SwiftStager stages an executable in a Swift container, content-addressed:
-// it is uploaded once, as bin/<sha256 hex>, and reused by every later run
+// it is uploaded once, as BinaryObject(<sha256 hex>), and reused by every later run
 // of the same build (an object already there under its digest is not sent
 // again). Servers fetch it through a GET TempURL.
 //
@@ -86,6 +86,13 @@ func (s *SwiftStager) Stage(ctx context.Context) (string, string, error) {
 	return u, sum, nil
 }
 
+// BinaryObject is the object under which a program whose SHA-256 is
+// sha256hex (lower-case hex) is staged: bin/<sha256hex>. It is one place
+// for the layout: the rack shell's install publishes apps under the same
+// name, so that an app published there and a program a forker staged are
+// one object, uploaded once.
+func BinaryObject(sha256hex string) string { return "bin/" + sha256hex }
+
 // upload hashes the executable and puts it into the container unless it is
 // there already. Concurrent callers wait for one upload.
 func (s *SwiftStager) upload(ctx context.Context) (sum, object string, err error) {
@@ -110,7 +117,7 @@ func (s *SwiftStager) upload(ctx context.Context) (sum, object string, err error
 		return "", "", fmt.Errorf("nova: staging %s: %w", path, err)
 	}
 	sum = hex.EncodeToString(h.Sum(nil))
-	object = "bin/" + sum
+	object = BinaryObject(sum)
 	_, err = s.Store.Head(ctx, s.Container, object)
 	switch {
 	case err == nil: // content-addressed: it is the same program

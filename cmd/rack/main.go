@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	interactive := !isSet && len(cfg.args) == 0 && isTerminal(stdin) && isTerminal(stdout)
 	sh := newShell(k, cfg)
 	sh.interactive = interactive
+	sh.market = newMarket(k, getenv)
 	if line, ok := oneShotLine(cfg, isSet); ok && !interactive {
 		return sh.runOneShot(ctx, line) // builtins alone: no process (oneshot.go)
 	}

@@ -33,6 +33,7 @@ type shell struct {
 	stderr      io.Writer
 	interactive bool
 	term        atomic.Pointer[terminal] // interactive only
+	market      *market                  // the published apps (appstore.go)
 
 	status   int      // $?
 	lastBG   rack.PID // $!
@@ -571,7 +572,10 @@ func (sh *shell) lookApp(name string) (string, error) {
 		if path == "" {
 			p, err := exec.LookPath(name)
 			if err != nil {
-				return "", fmt.Errorf("rack: %s: command not found (not a builtin, nor an app in $RACK_APPS or on $PATH; try help)", name)
+				if exe, ok, err := sh.installedApp(name); ok || err != nil {
+					return exe, err // published in the store (install.go)
+				}
+				return "", fmt.Errorf("rack: %s: command not found (not a builtin, nor an app in $RACK_APPS, on $PATH or installed; try help)", name)
 			}
 			path = p
 		}
@@ -581,6 +585,11 @@ func (sh *shell) lookApp(name string) (string, error) {
 		return "", fmt.Errorf("rack: %s: %w", name, err)
 	}
 	if !isRackApp(abs) {
+		if !strings.Contains(name, "/") {
+			if exe, ok, err := sh.installedApp(name); ok || err != nil {
+				return exe, err // published in the store (install.go)
+			}
+		}
 		return "", fmt.Errorf("rack: %s: %s is not a rack app (a Go program built with %s)", name, abs, rackModule)
 	}
 	return abs, nil
