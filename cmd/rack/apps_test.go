@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/backend/file"
 	"github.com/rackfork/rack/backend/nova"
+	"github.com/rackfork/rack/backend/swift"
 	"github.com/rackfork/rack/openstack"
 )
 
@@ -250,5 +255,84 @@ func TestInstallMem(t *testing.T) {
 	}
 	if out, _, code := runAt(t, url, env, "", "uninstall", "upper"); code != 0 || !strings.Contains(out, "binary ") || !strings.Contains(out, " removed") {
 		t.Errorf("uninstall: %d %q", code, out)
+	}
+}
+
+// TestInstallSwift: install, apps, fetch and uninstall on a real Swift
+// (SWIFT_AUTH_URL, as scripts/swift-saio.sh sets it): the binaries
+// container is the account's, shared with every namespace of it, so the
+// name is a fresh one.
+func TestInstallSwift(t *testing.T) {
+	if os.Getenv("SWIFT_AUTH_URL") == "" {
+		if os.Getenv("RACK_REQUIRE_SWIFT") == "1" {
+			t.Fatal("Swift required (RACK_REQUIRE_SWIFT=1) but SWIFT_AUTH_URL is unset")
+		}
+		t.Skip("no Swift: SWIFT_AUTH_URL unset (scripts/swift-saio.sh starts one)")
+	}
+	buildApps(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	url, name := "swift+v1:///rack-apps-"+id, "upper-"+id
+	env := map[string]string{"XDG_CACHE_HOME": t.TempDir(), "PATH": t.TempDir()}
+	upper := filepath.Join(appsDir, "upper")
+	sum := fileSHA256(t, upper)
+	t.Cleanup(func() { runAt(t, url, env, "", "uninstall", name) })
+
+	if out, errOut, code := runAt(t, url, env, "", "install", upper, name); code != 0 || !strings.HasPrefix(out, "installed "+name+": sha256 "+sum[:12]) {
+		t.Fatalf("install: %d %q %q", code, out, errOut)
+	}
+	// Another namespace of the account finds it.
+	url2 := "swift+v1:///rack-apps2-" + id
+	if out, errOut, code := runAt(t, url2, env, "", "apps"); code != 0 || !regexp.MustCompile(`(?m)^`+name+` +`+sum[:12]+` `).MatchString(out) {
+		t.Errorf("apps: %d %q %q", code, out, errOut)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	k, err := rack.Open(ctx, url2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMarket(k, func(k string) string { return env[k] })
+	rec, err := m.lookup(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.fetch(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSHA256(t, p); got != sum {
+		t.Errorf("fetched %s, want %s", got, sum)
+	}
+	if out, errOut, code := runAt(t, url, env, "", "uninstall", name); code != 0 || !strings.HasPrefix(out, "uninstalled "+name+" (binary "+sum[:12]) {
+		t.Errorf("uninstall: %d %q %q", code, out, errOut)
+	}
+	if _, err := m.lookup(ctx, name); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lookup after uninstall: %v", err)
+	}
+	k.Close()
+	// The two namespaces hold their markers alone: removed.
+	cfg, err := swift.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := swift.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, ns := range []string{"rack-apps-" + id, "rack-apps2-" + id} {
+		objs, err := raw.List(ctx, ns, backend.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if o.Name != "rack-namespace" {
+				t.Errorf("namespace %s holds %s", ns, o.Name)
+			}
+			_ = raw.Delete(ctx, ns, o.Name)
+		}
+		_ = raw.DeleteContainer(ctx, ns)
 	}
 }
