@@ -25,6 +25,17 @@ type Stager interface {
 	Stage(ctx context.Context) (binURL, sha256hex string, err error)
 }
 
+// A PublishedStager also hands out programs that were published before,
+// by their SHA-256 (backend.ProgramOption): the rack shell's install puts
+// them where Stage would. SwiftStager is one.
+type PublishedStager interface {
+	// StagePublished returns a URL from which a server can GET the
+	// program whose SHA-256 is sha256hex (lower-case hex), as Stage does,
+	// without uploading anything: an error wrapping backend.ErrNotFound
+	// if no such program was published.
+	StagePublished(ctx context.Context, sha256hex string) (binURL string, err error)
+}
+
 // TempURLer signs Swift temporary URLs; *swift.Store is one.
 type TempURLer interface {
 	// TempURL returns a URL that allows method on container/name, without
@@ -84,6 +95,48 @@ func (s *SwiftStager) Stage(ctx context.Context) (string, string, error) {
 		return "", "", fmt.Errorf("nova: signing a URL of %s/%s: %w", s.Container, object, err)
 	}
 	return u, sum, nil
+}
+
+// StagePublished checks that BinaryObject(sha256hex) is in the container
+// (a HEAD: it is the object a publisher put there under that digest, and
+// the server checks the digest of what it fetches) and returns a new
+// TempURL of it.
+func (s *SwiftStager) StagePublished(ctx context.Context, sha256hex string) (string, error) {
+	if s.Store == nil || s.TempURLs == nil || s.Container == "" {
+		return "", fmt.Errorf("nova: SwiftStager needs a Store, a TempURLer and a Container: %w", backend.ErrInvalid)
+	}
+	if !isSHA256(sha256hex) {
+		return "", fmt.Errorf("nova: published program %.70q: not a SHA-256 in lower-case hex: %w", sha256hex, backend.ErrInvalid)
+	}
+	object := BinaryObject(sha256hex)
+	if _, err := s.Store.Head(ctx, s.Container, object); err != nil {
+		if errors.Is(err, backend.ErrNotFound) {
+			return "", fmt.Errorf("nova: program %s is not published (no %s/%s): %w", sha256hex, s.Container, object, err)
+		}
+		return "", fmt.Errorf("nova: checking the published program %s/%s: %w", s.Container, object, err)
+	}
+	ttl := s.TTL
+	if ttl <= 0 {
+		ttl = DefaultStageTTL
+	}
+	u, err := s.TempURLs.TempURL(ctx, "GET", s.Container, object, ttl)
+	if err != nil {
+		return "", fmt.Errorf("nova: signing a URL of %s/%s: %w", s.Container, object, err)
+	}
+	return u, nil
+}
+
+// isSHA256 reports whether s is a SHA-256 in lower-case hex.
+func isSHA256(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // BinaryObject is the object under which a program whose SHA-256 is
