@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/rackfork/rack/backend"
 )
 
 // The builtins of apps from the cloud: install, apps, uninstall (see
@@ -158,6 +161,9 @@ func (sh *shell) installedApp(name string) (path string, ok bool, err error) {
 	if err != nil {
 		return "", false, fmt.Errorf("rack: %s: installed app: %w", name, err)
 	}
+	if sh.bootsPublished() {
+		return publishedPrefix + rec.SHA256, true, nil // servers fetch it themselves
+	}
 	if err := sh.checkApps(); err != nil {
 		return "", false, err // before any download
 	}
@@ -192,4 +198,40 @@ func humanSize(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// publishedPrefix marks a stage's exe that is a published program, by its
+// SHA-256, which the namespace's servers boot from the store (openstack://).
+const publishedPrefix = "published:"
+
+// bootsPublished reports whether the namespace's processes boot from the
+// store's binaries container (openstack://): an installed app runs there
+// as published, without being fetched here.
+func (sh *shell) bootsPublished() bool {
+	u, err := url.Parse(sh.url)
+	return err == nil && u.Scheme == "openstack"
+}
+
+// appOptions returns the Spec.Options that start the app exe: a local
+// program (backend.ExeOption), or a published one (backend.ProgramOption).
+func appOptions(exe string) map[string]string {
+	if sum, ok := strings.CutPrefix(exe, publishedPrefix); ok {
+		return map[string]string{backend.ProgramOption: sum}
+	}
+	return map[string]string{backend.ExeOption: exe}
+}
+
+// checkAppStages refuses to run the apps of stages where the namespace
+// cannot start them: published apps on a namespace that boots them
+// (openstack://), any other app on a file:// one.
+func (sh *shell) checkAppStages(stages []*stage) error {
+	for _, st := range stages {
+		if st.exe != "" && !strings.HasPrefix(st.exe, publishedPrefix) {
+			return sh.checkApps()
+		}
+	}
+	if sh.bootsPublished() {
+		return nil
+	}
+	return sh.checkApps()
 }

@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 
 	"github.com/rackfork/rack"
-	"github.com/rackfork/rack/backend"
 )
 
 // rackModule is the module an app must be built with.
@@ -263,7 +262,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		hasApp = hasApp || st.exe != ""
 	}
 	if hasApp {
-		if err := sh.checkApps(); err != nil {
+		if err := sh.checkAppStages(stages); err != nil {
 			return nil, err
 		}
 		if errR, errW, err = sh.self.Pipe(ctx); err != nil {
@@ -348,7 +347,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		spec := rack.Spec{
 			Name:    st.name,
 			Args:    st.args,
-			Options: map[string]string{backend.ExeOption: st.exe},
+			Options: appOptions(st.exe),
 			Stdin:   st.stdin,
 			Stdout:  st.stdout,
 			Stderr:  errW,
