@@ -48,12 +48,14 @@ type TempURLer interface {
 const DefaultStageTTL = 30 * time.Minute
 
 // SwiftStager stages an executable in a Swift container, content-addressed:
-// it is uploaded once, as BinaryObject(<sha256 hex>), and reused by every later run
-// of the same build (an object already there under its digest is not sent
-// again). Servers fetch it through a GET TempURL.
+// it is uploaded once, as BinaryObject(<sha256 hex>), and reused by every
+// later run of the same build (an object already there under its digest is
+// not sent again). Servers fetch it through a GET TempURL. It also hands out
+// programs published there before (PublishedStager).
 //
 // The object does not expire: delete old builds under bin/ when they are no
-// longer needed (a new build has a new name).
+// longer needed (a new build has a new name; a running stager whose build
+// was removed uploads it again, see Recheck).
 type SwiftStager struct {
 	// Store holds the container; *swift.Store is both Store and TempURLer.
 	Store backend.Store
@@ -65,11 +67,21 @@ type SwiftStager struct {
 	Path string
 	// TTL is how long each URL stays valid; default DefaultStageTTL.
 	TTL time.Duration
+	// Recheck is how long Stage trusts that the staged object is still
+	// there before it checks again (a HEAD), and uploads it again if it
+	// was removed meanwhile (an uninstall of the same build, a clean-up of
+	// old builds); default DefaultStageRecheck.
+	Recheck time.Duration
 
-	mu     sync.Mutex
-	sum    string // set once staged
-	object string
+	mu      sync.Mutex
+	sum     string // set once staged
+	object  string
+	checked time.Time // when the object was last known to be there
 }
+
+// DefaultStageRecheck is how long a SwiftStager trusts, by default, that
+// the program it staged is still there: at most one HEAD a minute.
+const DefaultStageRecheck = time.Minute
 
 // Stage uploads the executable if this is the first call (and the store
 // does not have it already) and returns a new TempURL of it.
@@ -77,9 +89,31 @@ func (s *SwiftStager) Stage(ctx context.Context) (string, string, error) {
 	if s.Store == nil || s.TempURLs == nil || s.Container == "" {
 		return "", "", fmt.Errorf("nova: SwiftStager needs a Store, a TempURLer and a Container: %w", backend.ErrInvalid)
 	}
+	recheck := s.Recheck
+	if recheck <= 0 {
+		recheck = DefaultStageRecheck
+	}
 	s.mu.Lock()
-	sum, object := s.sum, s.object
+	sum, object, checked := s.sum, s.object, s.checked
 	s.mu.Unlock()
+	if sum != "" && time.Since(checked) >= recheck {
+		_, err := s.Store.Head(ctx, s.Container, object)
+		switch {
+		case err == nil:
+			s.mu.Lock()
+			s.checked = time.Now()
+			s.mu.Unlock()
+		case errors.Is(err, backend.ErrNotFound):
+			s.mu.Lock()
+			if s.sum == sum && !s.checked.After(checked) {
+				s.sum, s.object = "", "" // removed meanwhile: staged again
+			}
+			s.mu.Unlock()
+			sum = ""
+		default:
+			return "", "", fmt.Errorf("nova: checking the staged program %s/%s: %w", s.Container, object, err)
+		}
+	}
 	if sum == "" {
 		var err error
 		if sum, object, err = s.upload(ctx); err != nil {
@@ -181,7 +215,7 @@ func (s *SwiftStager) upload(ctx context.Context) (sum, object string, err error
 	default:
 		return "", "", fmt.Errorf("nova: staging %s: checking %s/%s: %w", path, s.Container, object, err)
 	}
-	s.sum, s.object = sum, object
+	s.sum, s.object, s.checked = sum, object, time.Now()
 	return sum, object, nil
 }
 
