@@ -13,16 +13,17 @@ import "context"
 // children).
 
 // oneShotLine returns the line that cfg asks to run (rack COMMAND ARGS...
-// or rack -c LINE) when every pipeline of it is one builtin in the
-// foreground, with a literal name: then the shell needs no process. hasC
-// says -c was given. ok is false otherwise, and for a line that does not
-// parse (the shell reports that as before).
+// or rack -c LINE) when it needs no process: every pipeline of it is one
+// builtin in the foreground, with a literal name, or there is none (an
+// empty line, a comment); hasC says -c was given. A line that does not
+// parse needs none either: line is then nil, and running it reports the
+// syntax error. ok is false otherwise.
 func oneShotLine(cfg config, hasC bool) (line *Line, ok bool) {
 	switch {
 	case hasC:
 		l, err := Parse(cfg.command)
 		if err != nil {
-			return nil, false
+			return nil, true
 		}
 		line = l
 	case len(cfg.args) > 0:
@@ -32,9 +33,6 @@ func oneShotLine(cfg config, hasC bool) (line *Line, ok bool) {
 		}
 		line = &Line{Pipelines: []*Pipeline{{Cmds: []*Command{{Args: words, Col: 1}}}}}
 	default:
-		return nil, false
-	}
-	if len(line.Pipelines) == 0 {
 		return nil, false
 	}
 	for _, pl := range line.Pipelines {
@@ -62,8 +60,11 @@ func literalWord(w Word) (string, bool) {
 	return s, true
 }
 
-// runOneShot runs a line of builtins without a root process and returns
-// its status.
-func (sh *shell) runOneShot(ctx context.Context, line *Line) int {
+// runOneShot runs a line that needs no process (see oneShotLine) and
+// returns its status; a nil line is -c's text, which does not parse.
+func (sh *shell) runOneShot(ctx context.Context, cfg config, line *Line) int {
+	if line == nil {
+		return sh.runSource(ctx, cfg.command)
+	}
 	return sh.runLine(ctx, line)
 }

@@ -62,6 +62,10 @@ func TestOneShotLeavesNothing(t *testing.T) {
 		{[]string{"gc"}, 0},
 		{[]string{"kill", "99999"}, 1},
 		{[]string{"-c", "ps; exit 3"}, 3},
+		{[]string{"-c", ""}, 0},
+		{[]string{"-c", "# a comment"}, 0},
+		{[]string{"-c", "ps |"}, 2},
+		{[]string{"apps"}, 0},
 	} {
 		if _, errOut, code := runShell(t, dir, "", c.args...); code != c.code {
 			t.Errorf("rack %q: status %d, want %d: %s", c.args, code, c.code, errOut)
