@@ -379,7 +379,7 @@ func (m *market) fetch(ctx context.Context, rec *appRecord) (string, error) {
 		return "", fmt.Errorf("app cache: %w", err)
 	}
 	tmpPath := filepath.Join(m.cacheDir, tmpName)
-	defer os.Remove(tmpPath) // once renamed (or linked), a no-op (or the spare name)
+	defer os.Remove(tmpPath) // a no-op once renamed; after a link (LinkNoReplace elsewhere than Linux), the extra name
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(src, rec.Size+1))
 	if err == nil {
