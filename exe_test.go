@@ -40,3 +40,32 @@ func TestInheritedExe(t *testing.T) {
 		}
 	}
 }
+
+// The same for a published program's digest (backend.ProgramOption): an
+// adopted parent's is inherited only if it is the running program's.
+func TestInheritedProgramDigest(t *testing.T) {
+	mine := runningProgramSHA256()
+	if mine == "" {
+		t.Skip("the running program cannot be read here")
+	}
+	other := strings.Repeat("ab", 32)
+	for _, c := range []struct {
+		sum     string
+		adopted bool
+		ok      bool
+	}{
+		{mine, true, true},
+		{other, true, false},
+		{"../x", true, false},
+		{other, false, true},
+	} {
+		parent := &proc{pid: 12, adopted: c.adopted, rec: &record.Proc{PID: 12, Options: map[string]string{backend.ProgramOption: c.sum}}}
+		err := checkInheritedExe(parent)
+		if (err == nil) != c.ok {
+			t.Errorf("sum %q, adopted %v: %v, want ok %v", c.sum, c.adopted, err, c.ok)
+		}
+		if err != nil && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.sum)) {
+			t.Errorf("sum %q: error %v does not wrap ErrInvalid and name the digest", c.sum, err)
+		}
+	}
+}

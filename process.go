@@ -490,7 +490,7 @@ func (k *Kernel) prepareLocal(ctx context.Context, parent *proc, spec Spec, prog
 	// Roots run here, whatever the compute: their Program is a Go value.
 	// A child started as a new program must be able to find its code
 	// there: by registered name, or as the program Main runs.
-	pr.portable = spec.Program != "" || rec.Options[backend.ExeOption] != "" ||
+	pr.portable = spec.Program != "" || rec.Options[backend.ExeOption] != "" || rec.Options[backend.ProgramOption] != "" ||
 		(parent == nil && ctx.Value(mainProgramKey{}) != nil) || (parent != nil && parent.portable)
 	pr.remote = k.remote && parent != nil
 	if pr.remote && !pr.portable {

@@ -16,6 +16,16 @@ import (
 // another program ignore it.
 const ExeOption = "exe"
 
+// ProgramOption is the StartRequest (and rack.Spec) option naming a
+// published program to start instead of this one, by its SHA-256 in
+// lower-case hex: a program the compute's stager holds already, as the
+// rack shell's install publishes apps. A compute that boots servers from
+// staged programs (backend/nova) boots that one, uploading nothing; like
+// ExeOption, the program brings its own code, and a child inherits it
+// with its parent's options. Computes that cannot start a published
+// program ignore it, as they ignore ExeOption.
+const ProgramOption = "exe-sha256"
+
 // PipeHints advise how rack's pipes buffer their data on a store.
 type PipeHints struct {
 	// SegmentSize is the largest pipe segment (one object) in bytes,

@@ -315,7 +315,7 @@ func transientIfNetwork(err error) error {
 // metadata, and the tags.
 func (c *Compute) serverOpts(ctx context.Context, in *instance, extra map[string]string) (servers.CreateOptsBuilder, error) {
 	name := in.info.Name
-	url, sum, err := c.cfg.Stager.Stage(ctx)
+	url, sum, err := c.stage(ctx, in.req)
 	if err != nil {
 		return nil, fmt.Errorf("staging the program: %w", transientIfNetwork(err))
 	}
@@ -345,6 +345,22 @@ func (c *Compute) serverOpts(ctx context.Context, in *instance, extra map[string
 		return keypairs.CreateOptsExt{CreateOptsBuilder: opts, KeyName: in.keyName}, nil
 	}
 	return opts, nil
+}
+
+// stage returns the URL and SHA-256 of the program req's server boots:
+// the published one its backend.ProgramOption names, or else the one
+// Config.Stager stages.
+func (c *Compute) stage(ctx context.Context, req *backend.StartRequest) (url, sum string, err error) {
+	sum = req.Options[backend.ProgramOption]
+	if sum == "" {
+		return c.cfg.Stager.Stage(ctx)
+	}
+	ps, ok := c.cfg.Stager.(PublishedStager)
+	if !ok {
+		return "", "", fmt.Errorf("option %s: the stager (%T) cannot boot published programs: %w", backend.ProgramOption, c.cfg.Stager, backend.ErrInvalid)
+	}
+	url, err = ps.StagePublished(ctx, sum)
+	return url, sum, err
 }
 
 // deleteServer asks Nova to delete server id (of instance name), retrying

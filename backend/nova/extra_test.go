@@ -86,6 +86,35 @@ func TestSwiftStager(t *testing.T) {
 	}
 }
 
+// TestSwiftStagerRestages: a staged program removed from the store (an
+// uninstall of the same build) is uploaded again once Recheck has passed,
+// rather than handed to servers as a URL that leads nowhere.
+func TestSwiftStagerRestages(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "prog")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\necho hello\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store := &countingStore{Store: mem.New()}
+	ctx := context.Background()
+	s := &nova.SwiftStager{Store: store, TempURLs: fakeTempURLs{}, Container: "rack", Path: exe, Recheck: time.Nanosecond}
+	_, sum, err := s.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Delete(ctx, "rack", nova.BinaryObject(sum)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Stage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Head(ctx, "rack", nova.BinaryObject(sum)); err != nil {
+		t.Errorf("the removed program was not staged again: %v", err)
+	}
+	if n := store.puts.Load(); n != 2 {
+		t.Errorf("%d uploads, want 2", n)
+	}
+}
+
 // TestSweep deletes expired servers and those of dead namespaces, and
 // leaves the others.
 func TestSweep(t *testing.T) {

@@ -445,6 +445,14 @@ func (c *Compute) prepare(ctx context.Context, req *backend.StartRequest) (*inst
 	if err != nil {
 		return nil, err
 	}
+	if sum, ok := req.Options[backend.ProgramOption]; ok {
+		if !isSHA256(sum) {
+			return nil, fmt.Errorf("option %s=%.70q: want a SHA-256 in lower-case hex: %w", backend.ProgramOption, sum, backend.ErrInvalid)
+		}
+		if _, ok := c.cfg.Stager.(PublishedStager); !ok {
+			return nil, fmt.Errorf("option %s: the stager (%T) cannot boot published programs: %w", backend.ProgramOption, c.cfg.Stager, backend.ErrInvalid)
+		}
+	}
 	build := c.cfg.BuildTimeout
 	if v := strings.TrimSpace(req.Options[OptionBuildTimeout]); v != "" {
 		d, err := time.ParseDuration(v)

@@ -25,6 +25,17 @@ type Stager interface {
 	Stage(ctx context.Context) (binURL, sha256hex string, err error)
 }
 
+// A PublishedStager also hands out programs that were published before,
+// by their SHA-256 (backend.ProgramOption): the rack shell's install puts
+// them where Stage would. SwiftStager is one.
+type PublishedStager interface {
+	// StagePublished returns a URL from which a server can GET the
+	// program whose SHA-256 is sha256hex (lower-case hex), as Stage does,
+	// without uploading anything: an error wrapping backend.ErrNotFound
+	// if no such program was published.
+	StagePublished(ctx context.Context, sha256hex string) (binURL string, err error)
+}
+
 // TempURLer signs Swift temporary URLs; *swift.Store is one.
 type TempURLer interface {
 	// TempURL returns a URL that allows method on container/name, without
@@ -37,12 +48,14 @@ type TempURLer interface {
 const DefaultStageTTL = 30 * time.Minute
 
 // SwiftStager stages an executable in a Swift container, content-addressed:
-// it is uploaded once, as bin/<sha256 hex>, and reused by every later run
-// of the same build (an object already there under its digest is not sent
-// again). Servers fetch it through a GET TempURL.
+// it is uploaded once, as BinaryObject(<sha256 hex>), and reused by every
+// later run of the same build (an object already there under its digest is
+// not sent again). Servers fetch it through a GET TempURL. It also hands out
+// programs published there before (PublishedStager).
 //
 // The object does not expire: delete old builds under bin/ when they are no
-// longer needed (a new build has a new name).
+// longer needed (a new build has a new name; a running stager whose build
+// was removed uploads it again, see Recheck).
 type SwiftStager struct {
 	// Store holds the container; *swift.Store is both Store and TempURLer.
 	Store backend.Store
@@ -54,11 +67,21 @@ type SwiftStager struct {
 	Path string
 	// TTL is how long each URL stays valid; default DefaultStageTTL.
 	TTL time.Duration
+	// Recheck is how long Stage trusts that the staged object is still
+	// there before it checks again (a HEAD), and uploads it again if it
+	// was removed meanwhile (an uninstall of the same build, a clean-up of
+	// old builds); default DefaultStageRecheck.
+	Recheck time.Duration
 
-	mu     sync.Mutex
-	sum    string // set once staged
-	object string
+	mu      sync.Mutex
+	sum     string // set once staged
+	object  string
+	checked time.Time // when the object was last known to be there
 }
+
+// DefaultStageRecheck is how long a SwiftStager trusts, by default, that
+// the program it staged is still there: at most one HEAD a minute.
+const DefaultStageRecheck = time.Minute
 
 // Stage uploads the executable if this is the first call (and the store
 // does not have it already) and returns a new TempURL of it.
@@ -66,9 +89,31 @@ func (s *SwiftStager) Stage(ctx context.Context) (string, string, error) {
 	if s.Store == nil || s.TempURLs == nil || s.Container == "" {
 		return "", "", fmt.Errorf("nova: SwiftStager needs a Store, a TempURLer and a Container: %w", backend.ErrInvalid)
 	}
+	recheck := s.Recheck
+	if recheck <= 0 {
+		recheck = DefaultStageRecheck
+	}
 	s.mu.Lock()
-	sum, object := s.sum, s.object
+	sum, object, checked := s.sum, s.object, s.checked
 	s.mu.Unlock()
+	if sum != "" && time.Since(checked) >= recheck {
+		_, err := s.Store.Head(ctx, s.Container, object)
+		switch {
+		case err == nil:
+			s.mu.Lock()
+			s.checked = time.Now()
+			s.mu.Unlock()
+		case errors.Is(err, backend.ErrNotFound):
+			s.mu.Lock()
+			if s.sum == sum && !s.checked.After(checked) {
+				s.sum, s.object = "", "" // removed meanwhile: staged again
+			}
+			s.mu.Unlock()
+			sum = ""
+		default:
+			return "", "", fmt.Errorf("nova: checking the staged program %s/%s: %w", s.Container, object, err)
+		}
+	}
 	if sum == "" {
 		var err error
 		if sum, object, err = s.upload(ctx); err != nil {
@@ -85,6 +130,55 @@ func (s *SwiftStager) Stage(ctx context.Context) (string, string, error) {
 	}
 	return u, sum, nil
 }
+
+// StagePublished checks that BinaryObject(sha256hex) is in the container
+// (a HEAD: it is the object a publisher put there under that digest, and
+// the server checks the digest of what it fetches) and returns a new
+// TempURL of it.
+func (s *SwiftStager) StagePublished(ctx context.Context, sha256hex string) (string, error) {
+	if s.Store == nil || s.TempURLs == nil || s.Container == "" {
+		return "", fmt.Errorf("nova: SwiftStager needs a Store, a TempURLer and a Container: %w", backend.ErrInvalid)
+	}
+	if !isSHA256(sha256hex) {
+		return "", fmt.Errorf("nova: published program %.70q: not a SHA-256 in lower-case hex: %w", sha256hex, backend.ErrInvalid)
+	}
+	object := BinaryObject(sha256hex)
+	if _, err := s.Store.Head(ctx, s.Container, object); err != nil {
+		if errors.Is(err, backend.ErrNotFound) {
+			return "", fmt.Errorf("nova: program %s is not published (no %s/%s): %w", sha256hex, s.Container, object, err)
+		}
+		return "", fmt.Errorf("nova: checking the published program %s/%s: %w", s.Container, object, err)
+	}
+	ttl := s.TTL
+	if ttl <= 0 {
+		ttl = DefaultStageTTL
+	}
+	u, err := s.TempURLs.TempURL(ctx, "GET", s.Container, object, ttl)
+	if err != nil {
+		return "", fmt.Errorf("nova: signing a URL of %s/%s: %w", s.Container, object, err)
+	}
+	return u, nil
+}
+
+// isSHA256 reports whether s is a SHA-256 in lower-case hex.
+func isSHA256(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// BinaryObject is the object under which a program whose SHA-256 is
+// sha256hex (lower-case hex) is staged: bin/<sha256hex>. It is one place
+// for the layout: the rack shell's install publishes apps under the same
+// name, so that an app published there and a program a forker staged are
+// one object, uploaded once.
+func BinaryObject(sha256hex string) string { return "bin/" + sha256hex }
 
 // upload hashes the executable and puts it into the container unless it is
 // there already. Concurrent callers wait for one upload.
@@ -110,7 +204,7 @@ func (s *SwiftStager) upload(ctx context.Context) (sum, object string, err error
 		return "", "", fmt.Errorf("nova: staging %s: %w", path, err)
 	}
 	sum = hex.EncodeToString(h.Sum(nil))
-	object = "bin/" + sum
+	object = BinaryObject(sum)
 	_, err = s.Store.Head(ctx, s.Container, object)
 	switch {
 	case err == nil: // content-addressed: it is the same program
@@ -121,7 +215,7 @@ func (s *SwiftStager) upload(ctx context.Context) (sum, object string, err error
 	default:
 		return "", "", fmt.Errorf("nova: staging %s: checking %s/%s: %w", path, s.Container, object, err)
 	}
-	s.sum, s.object = sum, object
+	s.sum, s.object, s.checked = sum, object, time.Now()
 	return sum, object, nil
 }
 

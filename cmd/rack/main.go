@@ -11,7 +11,8 @@
 //
 // The namespace is --url, or $RACK_URL, or by default the file namespace
 // $XDG_STATE_HOME/rack (~/.local/state/rack), which every terminal of the
-// machine shares. Apps are found in $RACK_APPS, then on $PATH.
+// machine shares. Apps are found in $RACK_APPS, then on $PATH, then among
+// the apps installed in the store (install, apps, uninstall).
 package main
 
 import (
@@ -102,6 +103,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	interactive := !isSet && len(cfg.args) == 0 && isTerminal(stdin) && isTerminal(stdout)
 	sh := newShell(k, cfg)
 	sh.interactive = interactive
+	sh.market = newMarket(k, getenv)
+	if line, ok := oneShotLine(cfg, isSet); ok && !interactive {
+		return sh.runOneShot(ctx, cfg, line) // builtins alone: no process (oneshot.go)
+	}
 	status := 0
 	root, err := k.Start(ctx, rack.Spec{Name: "rack", Args: recordedArgs(args)}, func(ctx context.Context, self *rack.Self) error {
 		sh.self = self

@@ -52,7 +52,9 @@ func TestKeyedURLNotShown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	var out, errb syncBuffer
-	code := run(ctx, []string{"--url", keyed, "-c", "ps -f; ps --json"}, strings.NewReader(""), &out, &errb,
+	// The pipe makes the shell a process (a line of lone builtins runs
+	// without one: oneshot.go), so that ps shows its record.
+	code := run(ctx, []string{"--url", keyed, "-c", "echo | cat; ps -f; ps --json"}, strings.NewReader(""), &out, &errb,
 		func(string) string { return "" })
 	if code != 0 {
 		t.Fatalf("status %d, stderr %q", code, strings.ReplaceAll(errb.String(), key, "KEY"))

@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 
 	"github.com/rackfork/rack"
-	"github.com/rackfork/rack/backend"
 )
 
 // rackModule is the module an app must be built with.
@@ -33,6 +32,7 @@ type shell struct {
 	stderr      io.Writer
 	interactive bool
 	term        atomic.Pointer[terminal] // interactive only
+	market      *market                  // the published apps (appstore.go)
 
 	status   int      // $?
 	lastBG   rack.PID // $!
@@ -262,7 +262,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		hasApp = hasApp || st.exe != ""
 	}
 	if hasApp {
-		if err := sh.checkApps(); err != nil {
+		if err := sh.checkAppStages(stages); err != nil {
 			return nil, err
 		}
 		if errR, errW, err = sh.self.Pipe(ctx); err != nil {
@@ -347,7 +347,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		spec := rack.Spec{
 			Name:    st.name,
 			Args:    st.args,
-			Options: map[string]string{backend.ExeOption: st.exe},
+			Options: appOptions(st.exe),
 			Stdin:   st.stdin,
 			Stdout:  st.stdout,
 			Stderr:  errW,
@@ -571,7 +571,10 @@ func (sh *shell) lookApp(name string) (string, error) {
 		if path == "" {
 			p, err := exec.LookPath(name)
 			if err != nil {
-				return "", fmt.Errorf("rack: %s: command not found (not a builtin, nor an app in $RACK_APPS or on $PATH; try help)", name)
+				if exe, ok, err := sh.installedApp(name); ok || err != nil {
+					return exe, err // published in the store (install.go)
+				}
+				return "", fmt.Errorf("rack: %s: command not found (not a builtin, nor an app in $RACK_APPS, on $PATH or installed; try help)", name)
 			}
 			path = p
 		}
@@ -581,6 +584,11 @@ func (sh *shell) lookApp(name string) (string, error) {
 		return "", fmt.Errorf("rack: %s: %w", name, err)
 	}
 	if !isRackApp(abs) {
+		if !strings.Contains(name, "/") {
+			if exe, ok, err := sh.installedApp(name); ok || err != nil {
+				return exe, err // published in the store (install.go)
+			}
+		}
 		return "", fmt.Errorf("rack: %s: %s is not a rack app (a Go program built with %s)", name, abs, rackModule)
 	}
 	return abs, nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rackfork/rack"
+	_ "github.com/rackfork/rack/openstack" // to join openstack:// namespaces, booted on a server
 )
 
 func main() { rack.Main(run) }
