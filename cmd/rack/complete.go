@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,11 +25,13 @@ import (
 // completeTimeout bounds the store requests of one completion.
 const completeTimeout = 3 * time.Second
 
-// maxListed is the most candidates listed under the prompt.
+// maxListed is the most candidates listed under the prompt; past it, only
+// their number is.
 const maxListed = 200
 
 // complete completes the word of line that ends at pos.
-func (sh *shell) complete(ctx context.Context, tm *terminal, line string, pos int) (string, int, bool) {
+// Candidates are listed on w (the terminal, which redraws the prompt).
+func (sh *shell) complete(ctx context.Context, w io.Writer, line string, pos int) (string, int, bool) {
 	if pos > len(line) {
 		pos = len(line)
 	}
@@ -72,7 +75,7 @@ func (sh *shell) complete(ctx context.Context, tm *terminal, line string, pos in
 		common += " "
 	}
 	if common == word {
-		sh.listCandidates(tm, cands)
+		listCandidates(w, cands)
 		return line, pos, true
 	}
 	newLine := line[:start] + common + line[pos:]
@@ -80,20 +83,22 @@ func (sh *shell) complete(ctx context.Context, tm *terminal, line string, pos in
 }
 
 // listCandidates prints cands under the prompt, which is then redrawn.
-func (sh *shell) listCandidates(tm *terminal, cands []string) {
+func listCandidates(w io.Writer, cands []string) {
 	var b strings.Builder
+	if len(cands) > maxListed {
+		// bash asks before listing so many; here, type more.
+		fmt.Fprintf(&b, "(%d possibilities: type more of the name)\n", len(cands))
+		_, _ = w.Write([]byte(b.String()))
+		return
+	}
 	for i, c := range cands {
-		if i == maxListed {
-			fmt.Fprintf(&b, "... (%d more)", len(cands)-i)
-			break
-		}
 		if i > 0 {
 			b.WriteString("  ")
 		}
 		b.WriteString(c)
 	}
 	b.WriteString("\n")
-	_, _ = tm.Write([]byte(b.String()))
+	_, _ = w.Write([]byte(b.String()))
 }
 
 // commands returns the builtins and programs whose name starts with word.

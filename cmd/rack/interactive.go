@@ -26,7 +26,7 @@ type terminal struct {
 	fd    int
 	old   *term.State
 	t     *term.Terminal
-	in    *os.File
+	in    io.Reader
 	intrs chan struct{} // ^C read while no line is being edited
 	stops chan struct{} // ^Z read while no line is being edited
 	hist  *history
@@ -51,7 +51,20 @@ func newTerminal(in, out *os.File) (*terminal, error) {
 	if err != nil {
 		return nil, err
 	}
-	tm := &terminal{fd: fd, old: old, in: in, intrs: make(chan struct{}, 1), stops: make(chan struct{}, 1)}
+	tm := newLineEditor(in, out)
+	tm.fd, tm.old = fd, old
+	if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
+		_ = tm.t.SetSize(w, h)
+	}
+	go tm.pump()
+	return tm, nil
+}
+
+// newLineEditor returns the line editor of a terminal that reads in
+// (already in raw mode, or a pipe in tests) and writes out; its pump is
+// not started.
+func newLineEditor(in io.Reader, out io.Writer) *terminal {
+	tm := &terminal{in: in, intrs: make(chan struct{}, 1), stops: make(chan struct{}, 1)}
 	tm.cond = sync.NewCond(&tm.mu)
 	tm.t = term.NewTerminal(struct {
 		io.Reader
@@ -60,11 +73,7 @@ func newTerminal(in, out *os.File) (*terminal, error) {
 	tm.hist = &history{skip: &tm.lineIntr}
 	tm.t.History = tm.hist
 	tm.t.AutoCompleteCallback = tm.key
-	if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
-		_ = tm.t.SetSize(w, h)
-	}
-	go tm.pump()
-	return tm, nil
+	return tm
 }
 
 // pump reads the terminal, sorting ^C out from the rest.
@@ -151,6 +160,9 @@ func (tm *terminal) Write(p []byte) (int, error) { return tm.t.Write(p) }
 
 // restore puts the terminal back in the mode it was found in.
 func (tm *terminal) restore() {
+	if tm.old == nil {
+		return
+	}
 	tm.restored.Do(func() { _ = term.Restore(tm.fd, tm.old) })
 }
 

@@ -65,9 +65,15 @@ func (tm *terminal) searchByte(p []byte) {
 	case c == '\r' || c == '\n': // run the line found
 		tm.leaveSearch(true)
 		tm.buf = append(tm.buf, '\r')
-	case c == 0x12: // ^R: the next older match
+	case c == 0x12: // ^R: the next older match (another line than this one)
 		if s.found {
-			tm.find(s.back + 1)
+			cur := s.match
+			for from := s.back + 1; ; from = s.back + 1 {
+				tm.find(from)
+				if s.failed || s.match != cur {
+					break
+				}
+			}
 		}
 		tm.inject(keySearchShow)
 	case c == 0x7f || c == 0x08: // Backspace
