@@ -241,3 +241,61 @@ func TestComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnPIDSignalled: a shell that is not interactive (here reading a
+// script that has not come yet) ends, saying so, with 128+n when its own
+// process is signalled, as bash does; SIGKILL too.
+func TestOwnPIDSignalled(t *testing.T) {
+	for _, sig := range []rack.Signal{rack.SIGTERM, rack.SIGINT, rack.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+			defer cancel()
+			dir := t.TempDir()
+			url := "file://" + dir
+			in, w := io.Pipe()
+			defer w.Close()
+			var out, errb syncBuffer
+			codes := make(chan int, 1)
+			go func() {
+				codes <- run(ctx, []string{"--url", url}, in, &out, &errb, func(string) string { return "" })
+			}()
+			k, err := rack.Open(ctx, url, rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer k.Close()
+			var shell *rack.Process
+			for shell == nil {
+				infos, err := k.Processes(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, in := range infos {
+					if in.Name == "rack" && in.State == rack.Running {
+						if shell, err = k.Process(ctx, in.PID); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if ctx.Err() != nil {
+					t.Fatal("the shell never showed in ps")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := shell.Signal(ctx, sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case code := <-codes:
+				if code != 128+int(sig) {
+					t.Errorf("status %d, want %d", code, 128+int(sig))
+				}
+			case <-ctx.Done():
+				t.Fatal("the shell did not end")
+			}
+			if want := fmt.Sprintf("rack: the shell (pid %d) ", shell.PID()); !strings.Contains(errb.String(), want) || !strings.Contains(errb.String(), sig.String()) {
+				t.Errorf("stderr %q, want %q... %v", errb.String(), want, sig)
+			}
+		})
+	}
+}
