@@ -35,7 +35,7 @@ var builtins map[string]builtinFunc
 
 var builtinHelp = []struct{ usage, text string }{
 	{"ps [-a] [-f] [--json]", "list running processes (-a: also ended ones; -f: as a tree; --json)"},
-	{"kill [-SIG] PID...", "send a signal (default TERM; HUP INT KILL USR1 USR2 TERM or a number)"},
+	{"kill [-SIG] PID...", "send a signal (default TERM; HUP INT KILL USR1 USR2 TERM CONT STOP TSTP or a number)"},
 	{"wait [PID...]", "wait for processes (default: every background job); sets $?"},
 	{"cat [PATH...]", "print rack files (/container/object), or the input"},
 	{"ls [-l] [PATH...]", "list a rack directory (default /: the containers)"},

@@ -158,9 +158,11 @@ func (h *history) open(dir string) error {
 			_, _ = f.WriteAt(b.Bytes(), 0)
 		}
 	}
-	if _, err := f.Seek(0, io.SeekEnd); err != nil {
-		f.Close()
-		return fmt.Errorf("history %s: %w", f.Name(), err)
+	f.Close()
+	// Appended to from here: O_APPEND, so that two shells' lines do not
+	// overwrite each other.
+	if f, err = root.OpenOwned(historyName, os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return fmt.Errorf("history: %w", err)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

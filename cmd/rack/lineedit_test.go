@@ -299,3 +299,28 @@ func TestOwnPIDSignalled(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryTwoShells: two shells keep their lines in one file, neither
+// overwriting the other's.
+func TestHistoryTwoShells(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rack")
+	var skip atomic.Bool
+	a, b := &history{skip: &skip}, &history{skip: &skip}
+	for _, h := range []*history{a, b} {
+		if err := h.open(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Add("from a 1")
+	b.Add("from b 1")
+	a.Add("from a 2")
+	a.close()
+	b.close()
+	data, err := os.ReadFile(filepath.Join(dir, historyName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(data), "from a 1\nfrom b 1\nfrom a 2\n"; got != want {
+		t.Fatalf("history file %q, want %q", got, want)
+	}
+}
