@@ -252,6 +252,13 @@ func TestOwnPIDSignalled(t *testing.T) {
 			defer cancel()
 			dir := t.TempDir()
 			url := "file://" + dir
+			// The namespace is made first: two kernels making a file
+			// store at once can race: one may read the other's marker empty.
+			k, err := rack.Open(ctx, url, rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer k.Close()
 			in, w := io.Pipe()
 			defer w.Close()
 			var out, errb syncBuffer
@@ -259,16 +266,11 @@ func TestOwnPIDSignalled(t *testing.T) {
 			go func() {
 				codes <- run(ctx, []string{"--url", url}, in, &out, &errb, func(string) string { return "" })
 			}()
-			k, err := rack.Open(ctx, url, rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer k.Close()
 			var shell *rack.Process
 			for shell == nil {
 				infos, err := k.Processes(ctx)
 				if err != nil {
-					t.Fatal(err)
+					t.Fatalf("%v\n%s%s", err, out.String(), errb.String())
 				}
 				for _, in := range infos {
 					if in.Name == "rack" && in.State == rack.Running {
@@ -277,10 +279,13 @@ func TestOwnPIDSignalled(t *testing.T) {
 						}
 					}
 				}
-				if ctx.Err() != nil {
-					t.Fatal("the shell never showed in ps")
+				select {
+				case code := <-codes:
+					t.Fatalf("the shell ended (status %d) before it was signalled:\n%s%s", code, out.String(), errb.String())
+				case <-ctx.Done():
+					t.Fatalf("the shell never showed in ps:\n%s%s", out.String(), errb.String())
+				case <-time.After(20 * time.Millisecond):
 				}
-				time.Sleep(20 * time.Millisecond)
 			}
 			if err := shell.Signal(ctx, sig); err != nil {
 				t.Fatal(err)
