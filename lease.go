@@ -54,9 +54,19 @@ func (l *leaseKeeper) held() bool {
 
 // put writes the lease of kernel id, good for lease.
 func (l *leaseKeeper) put(ctx context.Context, id string, lease time.Duration) error {
+	return l.putAs(ctx, id, lease, false)
+}
+
+// putAs writes the lease of kernel id, good for lease, saying whether its
+// process is stopped (a lease kept by the kernel that stopped it).
+func (l *leaseKeeper) putAs(ctx context.Context, id string, lease time.Duration, stopped bool) error {
+	summary := record.LeaseSummary(int64(lease))
+	if stopped {
+		summary = record.StoppedLeaseSummary(int64(lease))
+	}
 	_, err := l.ns.store.Put(ctx, l.ns.container, record.KernelKey(id),
-		bytesReader(record.Encode(record.Lease{Kernel: id, Renewed: time.Now()})),
-		&backend.PutOptions{DeleteAfter: lease, ContentType: record.LeaseSummary(int64(lease))})
+		bytesReader(record.Encode(record.Lease{Kernel: id, Renewed: time.Now(), Stopped: stopped})),
+		&backend.PutOptions{DeleteAfter: lease, ContentType: summary})
 	return err
 }
 

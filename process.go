@@ -124,6 +124,9 @@ type proc struct {
 	portable bool
 	// pendingSigs wait for a remote child to join its namespace.
 	pendingSigs []Signal
+	// stopped is set while a remote child's program is stopped (stop.go);
+	// under mu.
+	stopped *stopKeeper
 	// own is the process's Self, over ownHandle (see initSelf): one
 	// allocation with the proc.
 	own       Self

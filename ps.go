@@ -37,6 +37,8 @@ const (
 	// Lost: the infrastructure failed it (recorded), or its kernel has
 	// stopped renewing its lease and nobody has recorded its end yet.
 	Lost State = "lost"
+	// Stopped: stopped by SIGSTOP or SIGTSTP until a SIGCONT (ps -l: T).
+	Stopped State = "stopped"
 )
 
 // Processes lists the processes of the namespace (ps), sorted by pid. It
@@ -93,6 +95,7 @@ type psView struct {
 type leaseEntry struct {
 	modified time.Time
 	ttl      time.Duration
+	stopped  bool // kept by the kernel that stopped its process
 }
 
 // listAll reads the summaries of exits, hosts, statuses and leases, a few
@@ -147,7 +150,7 @@ func (v *psView) listLeases(ctx context.Context) error {
 	}
 	for _, o := range leases {
 		if ttl, ok := record.ParseLeaseSummary(o.ContentType); ok {
-			v.leaseSeen[strings.TrimPrefix(o.Name, record.Kernels)] = leaseEntry{o.LastModified, time.Duration(ttl)}
+			v.leaseSeen[strings.TrimPrefix(o.Name, record.Kernels)] = leaseEntry{o.LastModified, time.Duration(ttl), record.ParseLeaseStopped(o.ContentType)}
 		}
 	}
 	return nil
@@ -185,6 +188,8 @@ func (v *psView) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
 			// machine) before anyone has recorded it lost.
 			if alive, err := v.alive(ctx, pid, rec); err == nil && !alive {
 				info.State = Lost
+			} else if v.stopped(pid) {
+				info.State = Stopped
 			}
 		}
 		out = append(out, info)
@@ -269,4 +274,14 @@ func (v *psView) alive(ctx context.Context, pid PID, rec *record.Proc) (bool, er
 		v.leases[host] = alive
 	}
 	return alive, err
+}
+
+// stopped reports whether pid is stopped: its stand-in here says so, or
+// the lease of its kernel, kept by the one that stopped it.
+func (v *psView) stopped(pid PID) bool {
+	if p := v.k.hosted(pid); p != nil && p.remote {
+		return p.isStopped()
+	}
+	host := v.hosts[pid]
+	return host != "" && v.leaseSeen[host].stopped
 }

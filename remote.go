@@ -41,6 +41,7 @@ func (k *Kernel) killRemote(ctx context.Context, pr *proc) {
 	if isDone(pr) {
 		return
 	}
+	k.continueForKill(ctx, pr)
 	pr.killed.Store(true)
 	if host, started, err := k.records.host(ctx, pr.pid, pr.rec); err == nil && started {
 		if k.sendSignal(ctx, host, pr.pid, SIGKILL) == nil {

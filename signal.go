@@ -24,11 +24,17 @@ const (
 	SIGUSR1 Signal = 10
 	SIGUSR2 Signal = 12
 	SIGTERM Signal = 15
+	// SIGCONT continues a stopped process; SIGSTOP and SIGTSTP stop one
+	// (see Process.Signal and the README's "Stopping a process").
+	SIGCONT Signal = 18
+	SIGSTOP Signal = 19
+	SIGTSTP Signal = 20
 )
 
 var signalNames = map[Signal]string{
 	SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGKILL: "SIGKILL",
 	SIGUSR1: "SIGUSR1", SIGUSR2: "SIGUSR2", SIGTERM: "SIGTERM",
+	SIGCONT: "SIGCONT", SIGSTOP: "SIGSTOP", SIGTSTP: "SIGTSTP",
 }
 
 // String returns the signal's name, e.g. "SIGTERM".
@@ -61,13 +67,24 @@ func ParseSignal(s string) (Signal, error) {
 			return sig, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: unknown signal %q (known: HUP INT KILL USR1 USR2 TERM)", ErrInvalid, s)
+	return 0, fmt.Errorf("%w: unknown signal %q (known: HUP INT KILL USR1 USR2 TERM CONT STOP TSTP)", ErrInvalid, s)
 }
 
 // Signal sends sig to the process. SIGTERM, SIGINT, SIGHUP, SIGUSR1 and
 // SIGUSR2 cancel the target's ctx (unless it asked for them with Notify);
 // SIGTERM escalates to SIGKILL after the grace period; SIGKILL ends the
 // process and its non-detached descendants at once, leaves first.
+//
+// SIGSTOP and SIGTSTP stop the process's program, as Linux's SIGSTOP
+// does (neither can be caught; its descendants go on), and SIGCONT
+// continues it; signals sent meanwhile wait for it, as on Linux, except
+// SIGKILL, which continues and kills it. Only a process started as a new
+// program on a compute that can pause one (backend.Pauser: OS processes,
+// file://) can be stopped; for others the error wraps
+// errors.ErrUnsupported. While stopped, the process's kernel cannot renew
+// its lease: its forker's kernel keeps it, marked stopped (ps shows state
+// Stopped), and the lease lapses with the forker, so a stopped process
+// never outlives the kernel that stopped it.
 func (p *Process) Signal(ctx context.Context, sig Signal) error {
 	if !sig.valid() {
 		return fmt.Errorf("rack: signal %v: %w: %d is not a signal rack delivers", p, ErrInvalid, int(sig))
@@ -87,6 +104,9 @@ func (k *Kernel) signal(ctx context.Context, pid PID, rec *record.Proc, sig Sign
 		return fmt.Errorf("rack: signal %d: %w", pid, ErrClosed)
 	}
 	if pr := k.hosted(pid); pr != nil {
+		if sig.stopCont() {
+			return k.stopCont(ctx, pr, sig)
+		}
 		k.deliver(ctx, pr, sig)
 		return nil
 	}
@@ -101,6 +121,14 @@ func (k *Kernel) signal(ctx context.Context, pid PID, rec *record.Proc, sig Sign
 		// Hosted here once and no longer: it has just finished.
 		return fmt.Errorf("rack: signal %d: %w", pid, ErrFinished)
 	}
+	if sig.stopCont() && rec == nil {
+		rec, _ = k.records.proc(ctx, pid)
+	}
+	if sig.stopCont() && rec != nil && rec.Kernel != "" {
+		// The forker's kernel stops and continues the program (a stopped
+		// kernel reads no inbox).
+		host = rec.Kernel
+	}
 	if err := k.sendSignal(ctx, host, pid, sig); err != nil {
 		return fmt.Errorf("rack: signal %d: %w", pid, err)
 	}
@@ -109,6 +137,12 @@ func (k *Kernel) signal(ctx context.Context, pid PID, rec *record.Proc, sig Sign
 
 // deliver acts on a signal for a process hosted here.
 func (k *Kernel) deliver(ctx context.Context, pr *proc, sig Signal) {
+	if sig.stopCont() {
+		if err := k.stopCont(ctx, pr, sig); err != nil {
+			k.cfg.logger.Warn("rack: signal", "pid", pr.pid, "signal", sig.String(), "err", err)
+		}
+		return
+	}
 	if pr.remote {
 		k.signalRemote(ctx, pr, sig)
 		return
@@ -176,8 +210,9 @@ func (k *Kernel) kill(ctx context.Context, pr *proc, sig Signal) {
 }
 
 // Notify asks for sigs to be delivered to ch instead of cancelling the
-// process's ctx, as os/signal.Notify does; sends never block. SIGKILL
-// cannot be caught.
+// process's ctx, as os/signal.Notify does; sends never block. SIGKILL,
+// SIGSTOP, SIGTSTP and SIGCONT cannot be caught (the program's forker
+// stops and continues it from outside).
 func (s *Self) Notify(ch chan<- Signal, sigs ...Signal) error {
 	pr, err := s.selfProc("notify")
 	if err != nil {
@@ -187,7 +222,7 @@ func (s *Self) Notify(ch chan<- Signal, sigs ...Signal) error {
 		return fmt.Errorf("rack: notify: %w: nil channel", ErrInvalid)
 	}
 	for _, s := range sigs {
-		if !s.valid() || s == SIGKILL {
+		if !s.valid() || s == SIGKILL || s.stopCont() {
 			return fmt.Errorf("rack: notify: %w: %v cannot be caught", ErrInvalid, s)
 		}
 	}

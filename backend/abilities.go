@@ -117,3 +117,19 @@ type ExitSelfDeleter interface {
 type SegmentSweeper interface {
 	SweepSegments(ctx context.Context, container string, minAge time.Duration) (int, error)
 }
+
+// Pauser is implemented by computes that can stop an instance's program
+// and let it go on, as SIGSTOP and SIGCONT do to a Linux process (osproc
+// does exactly that). The kernel that started the instance calls them
+// for rack's SIGSTOP, SIGTSTP and SIGCONT, and keeps the stopped
+// program's kernel lease meanwhile. A compute without it cannot stop a
+// process: the signal fails with errors.ErrUnsupported.
+type Pauser interface {
+	// Pause stops instance name's program; pausing a paused one does
+	// nothing. It fails wrapping ErrNotFound for an instance the compute
+	// does not run.
+	Pause(ctx context.Context, name string) error
+	// Resume lets a paused instance's program go on; resuming a running
+	// one does nothing.
+	Resume(ctx context.Context, name string) error
+}

@@ -44,6 +44,10 @@ import (
 //   - a backend.Reaper's Reap of an instance whose program ended returns
 //     within PromptLimit and the instance leaves List; Reap of a name never
 //     started does nothing to a running instance;
+//   - a backend.Pauser pauses and resumes a running instance, either twice
+//     in a row without error, leaves it listed while paused, fails with
+//     backend.ErrNotFound for a name never started, and Stop ends a paused
+//     instance;
 //   - a backend.StartRetrier that owns its attempts answers the same every
 //     time, and retries only what may succeed: a Start of a live name
 //     (ErrExist) or of an empty one (ErrInvalid) fails within PromptLimit,
@@ -77,6 +81,7 @@ func Run(t *testing.T, newHarness HarnessMaker) {
 		{"SelfDeleteOutsideInstance", testSelfDeleteOutsideInstance},
 		{"StartRetrierFailsPermanentAtOnce", testStartRetrierFailsPermanentAtOnce},
 		{"ReaperEndsExited", testReaperEndsExited},
+		{"PauserPausesAndResumes", testPauserPausesAndResumes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -775,4 +780,34 @@ func testStartRetrierFailsPermanentAtOnce(f *fixture) {
 	f.pause()
 	f.wantRuns(req.Name, 1, 0)
 	f.wantListed(nsMain, req)
+}
+
+func testPauserPausesAndResumes(f *fixture) {
+	pa, ok := f.c.(backend.Pauser)
+	if !ok {
+		f.t.Skip("compute does not implement backend.Pauser")
+	}
+	req := f.request(nsMain, 1, RunUntilStopped)
+	f.start(req)
+	f.waitStarted(req.Name)
+	for _, op := range []struct {
+		name string
+		f    func(context.Context, string) error
+	}{{"Pause", pa.Pause}, {"Pause", pa.Pause}, {"Resume", pa.Resume}, {"Resume", pa.Resume}, {"Pause", pa.Pause}} {
+		if err := op.f(f.ctx, req.Name); err != nil {
+			f.t.Fatalf("%s of a running instance: %v", op.name, err)
+		}
+	}
+	f.wantListed(nsMain, req)
+	unknown := f.request(nsMain, 2, ExitAtOnce).Name
+	if err := pa.Pause(f.ctx, unknown); !errors.Is(err, backend.ErrNotFound) {
+		f.t.Errorf("Pause of a name never started: %v, want backend.ErrNotFound", err)
+	}
+	if err := pa.Resume(f.ctx, unknown); !errors.Is(err, backend.ErrNotFound) {
+		f.t.Errorf("Resume of a name never started: %v, want backend.ErrNotFound", err)
+	}
+	if err := f.c.Stop(f.ctx, req.Name); err != nil {
+		f.t.Fatalf("Stop of a paused instance: %v", err)
+	}
+	f.waitUnlisted(req.Name)
 }

@@ -35,7 +35,7 @@ var builtins map[string]builtinFunc
 
 var builtinHelp = []struct{ usage, text string }{
 	{"ps [-a] [-f] [--json]", "list running processes (-a: also ended ones; -f: as a tree; --json)"},
-	{"kill [-SIG] PID...", "send a signal (default TERM; HUP INT KILL USR1 USR2 TERM or a number)"},
+	{"kill [-SIG] PID...", "send a signal (default TERM; HUP INT KILL USR1 USR2 TERM CONT STOP TSTP or a number)"},
 	{"wait [PID...]", "wait for processes (default: every background job); sets $?"},
 	{"cat [PATH...]", "print rack files (/container/object), or the input"},
 	{"ls [-l] [PATH...]", "list a rack directory (default /: the containers)"},
@@ -99,6 +99,9 @@ func builtinExit(_ context.Context, e *builtinEnv, args []string) int {
 		return e.errorf("exit: too many arguments") + 1
 	}
 	if !e.inPipeline {
+		if e.sh.exitBlocked() { // jobs left: warn once (jobs.go)
+			return 1
+		}
 		e.sh.exited, e.sh.exitCode = true, code
 	}
 	return code
@@ -165,7 +168,7 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 	}
 	rows := make([]*psRow, 0, len(infos))
 	for _, in := range infos {
-		if !all && in.State != rack.Running {
+		if !all && in.State != rack.Running && in.State != rack.Stopped {
 			continue
 		}
 		r := &psRow{PID: in.PID, PPID: in.PPID, Group: in.Group, State: string(in.State), Status: in.Status,
@@ -180,7 +183,7 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 				r.Signal = in.Signal.String()
 			}
 		}
-		if in.State != rack.Running && !in.Ended.IsZero() {
+		if in.State != rack.Running && in.State != rack.Stopped && !in.Ended.IsZero() {
 			t := in.Ended
 			r.Ended = &t
 		}
@@ -246,7 +249,7 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 func builtinKill(ctx context.Context, e *builtinEnv, args []string) int {
 	sig := rack.SIGTERM
 	if len(args) > 0 && args[0] == "-l" {
-		fmt.Fprintln(e.stdout, "HUP INT KILL USR1 USR2 TERM")
+		fmt.Fprintln(e.stdout, "HUP INT KILL USR1 USR2 TERM CONT STOP TSTP")
 		return 0
 	}
 	if len(args) > 0 && args[0] == "-s" {

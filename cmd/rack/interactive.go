@@ -26,14 +26,19 @@ type terminal struct {
 	fd    int
 	old   *term.State
 	t     *term.Terminal
-	in    *os.File
+	in    io.Reader
 	intrs chan struct{} // ^C read while no line is being edited
+	stops chan struct{} // ^Z read while no line is being edited
+	hist  *history
+	// complete completes the word before pos in line, for Tab (complete.go).
+	complete func(line string, pos int) (string, int, bool)
 
 	mu      sync.Mutex
 	cond    *sync.Cond
 	buf     []byte // read ahead, for the line editor
 	err     error  // the input's end
 	editing bool   // ReadLine is running
+	search  search // Ctrl-R (search.go)
 
 	lineIntr atomic.Bool // ^C ended the line being edited
 	restored sync.Once
@@ -46,18 +51,29 @@ func newTerminal(in, out *os.File) (*terminal, error) {
 	if err != nil {
 		return nil, err
 	}
-	tm := &terminal{fd: fd, old: old, in: in, intrs: make(chan struct{}, 1)}
-	tm.cond = sync.NewCond(&tm.mu)
-	tm.t = term.NewTerminal(struct {
-		io.Reader
-		io.Writer
-	}{tm, out}, prompt)
-	tm.t.History = &history{skip: &tm.lineIntr}
+	tm := newLineEditor(in, out)
+	tm.fd, tm.old = fd, old
 	if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
 		_ = tm.t.SetSize(w, h)
 	}
 	go tm.pump()
 	return tm, nil
+}
+
+// newLineEditor returns the line editor of a terminal that reads in
+// (already in raw mode, or a pipe in tests) and writes out; its pump is
+// not started.
+func newLineEditor(in io.Reader, out io.Writer) *terminal {
+	tm := &terminal{in: in, intrs: make(chan struct{}, 1), stops: make(chan struct{}, 1)}
+	tm.cond = sync.NewCond(&tm.mu)
+	tm.t = term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{tm, out}, prompt)
+	tm.hist = &history{skip: &tm.lineIntr}
+	tm.t.History = tm.hist
+	tm.t.AutoCompleteCallback = tm.key
+	return tm
 }
 
 // pump reads the terminal, sorting ^C out from the rest.
@@ -66,20 +82,36 @@ func (tm *terminal) pump() {
 	for {
 		n, err := tm.in.Read(b)
 		tm.mu.Lock()
-		for _, c := range b[:n] {
-			if c != 3 { // ^C
-				tm.buf = append(tm.buf, c)
-				continue
-			}
-			if tm.editing {
-				// Ends the line, which the shell then discards.
-				tm.lineIntr.Store(true)
-				tm.buf = append(tm.buf, '\r')
-				continue
-			}
-			select {
-			case tm.intrs <- struct{}{}:
+		for i := 0; i < n; i++ {
+			c := b[i]
+			switch {
+			case c == 3: // ^C
+				if tm.editing {
+					// Ends the line, which the shell then discards.
+					tm.search.active = false
+					tm.lineIntr.Store(true)
+					tm.buf = append(tm.buf, '\r')
+					continue
+				}
+				select {
+				case tm.intrs <- struct{}{}:
+				default:
+				}
+			case c == 0x1a: // ^Z: stops the foreground job; nothing at the prompt, as in bash
+				if !tm.editing {
+					select {
+					case tm.stops <- struct{}{}:
+					default:
+					}
+				}
+			case tm.editing && tm.search.active:
+				tm.searchByte(b[i:n])
+			case c == 0x12: // ^R
+				if tm.editing {
+					tm.startSearch()
+				}
 			default:
+				tm.buf = append(tm.buf, c)
 			}
 		}
 		if err != nil {
@@ -128,31 +160,11 @@ func (tm *terminal) Write(p []byte) (int, error) { return tm.t.Write(p) }
 
 // restore puts the terminal back in the mode it was found in.
 func (tm *terminal) restore() {
-	tm.restored.Do(func() { _ = term.Restore(tm.fd, tm.old) })
-}
-
-// history is a bounded line history without repeats; a line that ^C
-// discarded is not kept.
-type history struct {
-	entries []string
-	skip    *atomic.Bool
-}
-
-const historySize = 1000
-
-func (h *history) Add(s string) {
-	if h.skip.Load() || s == "" || len(h.entries) > 0 && h.entries[len(h.entries)-1] == s {
+	if tm.old == nil {
 		return
 	}
-	if len(h.entries) == historySize {
-		h.entries = append(h.entries[:0], h.entries[1:]...)
-	}
-	h.entries = append(h.entries, s)
+	tm.restored.Do(func() { _ = term.Restore(tm.fd, tm.old) })
 }
-
-func (h *history) Len() int { return len(h.entries) }
-
-func (h *history) At(i int) string { return h.entries[len(h.entries)-1-i] }
 
 // interact runs the interactive shell on a terminal until exit or ^D.
 func (sh *shell) interact(ctx context.Context, in, out *os.File) int {
@@ -163,6 +175,13 @@ func (sh *shell) interact(ctx context.Context, in, out *os.File) int {
 	}
 	sh.term.Store(tm)
 	defer tm.restore()
+	if dir, err := historyDir(os.Getenv); err != nil {
+		fmt.Fprintf(tm, "rack: history: %v; it is kept for this shell only\n", err)
+	} else if err := tm.hist.open(dir); err != nil {
+		fmt.Fprintf(tm, "rack: %v; it is kept for this shell only\n", err)
+	}
+	defer tm.hist.close()
+	tm.complete = func(line string, pos int) (string, int, bool) { return sh.complete(ctx, tm, line, pos) }
 	// The shell's output goes through the line editor, which turns \n into
 	// \r\n in raw mode and redraws the prompt under background output.
 	sh.stdout, sh.stderr = &lockedWriter{w: tm}, &lockedWriter{w: tm}
@@ -182,12 +201,17 @@ func (sh *shell) interact(ctx context.Context, in, out *os.File) int {
 	}()
 	fmt.Fprintf(sh.stdout, "rack shell on %s (help lists the commands, ^D leaves)\n", redactURL(sh.url))
 	for !sh.exited && ctx.Err() == nil {
+		sh.reportJobs()
 		line, interrupted, err := tm.readLine()
+		sh.lines++
 		if interrupted {
 			sh.status = 130
 			continue
 		}
 		if errors.Is(err, io.EOF) {
+			if sh.exitBlocked() {
+				continue
+			}
 			fmt.Fprintln(sh.stdout, "exit")
 			break
 		}

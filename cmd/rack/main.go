@@ -110,6 +110,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	status := 0
 	root, err := k.Start(ctx, rack.Spec{Name: "rack", Args: recordedArgs(args)}, func(ctx context.Context, self *rack.Self) error {
 		sh.self = self
+		defer sh.watchOwnSignals(self)()
 		switch {
 		case isSet:
 			status = sh.runSource(ctx, cfg.command)
@@ -142,7 +143,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	done := make(chan error, 1)
 	go func() { done <- root.Wait(context.WithoutCancel(ctx)) }()
 	select {
-	case <-done:
+	case err := <-done:
+		if s := killedBy(err); s != 0 {
+			sh.restoreTerminal()
+			fmt.Fprintf(stderr, "rack: the shell (pid %d) was killed by %v\n", root.PID(), s)
+			return 128 + int(s)
+		}
+	case s := <-sh.ownSignal:
+		sh.restoreTerminal()
+		fmt.Fprintf(stderr, "rack: the shell (pid %d) got %v: ending it and its jobs\n", root.PID(), s)
+		return 128 + int(s)
 	case s := <-term:
 		sh.restoreTerminal()
 		fmt.Fprintf(stderr, "rack: %v: ending the shell and its jobs\n", s)

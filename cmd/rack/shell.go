@@ -39,24 +39,37 @@ type shell struct {
 	exited   bool     // exit was run
 	exitCode int
 
-	mu   sync.Mutex
-	fg   []*rack.Process // the foreground job's processes, for Ctrl-C
-	jobs map[*job]struct{}
+	// Job control (jobs.go).
+	lines      int // lines read by the interactive shell
+	exitWarned int // the line up to which exit warned of jobs left
+	ownSignal  chan rack.Signal
+
+	mu       sync.Mutex
+	fg       []*rack.Process // the foreground job's processes, for Ctrl-C
+	jobs     map[*job]struct{}
+	finished []*job // background jobs ended and not reported yet
+	stopSeq  int    // counts Ctrl-Z, for the current job
 }
 
 // job is a running pipeline.
 type job struct {
-	bg    bool // started with &
+	bg    bool // in the background (started with &, or bg); under sh.mu
 	procs []*rack.Process
 	done  chan struct{} // closed once every stage ended and its output was copied
 	code  int           // the last stage's status, once done
+
+	id       int    // its number for jobs, fg, bg (%N)
+	cmd      string // its command line, as jobs shows it
+	stopped  bool   // under sh.mu
+	stopSeq  int    // when it was stopped last (sh.stopSeq)
+	finished bool   // under sh.mu
 }
 
 func newShell(k *rack.Kernel, cfg config) *shell {
 	return &shell{
 		k: k, url: cfg.url, appsDir: cfg.appsDir,
 		stdout: &lockedWriter{w: cfg.stdout}, stderr: &lockedWriter{w: cfg.stderr},
-		jobs: make(map[*job]struct{}),
+		jobs: make(map[*job]struct{}), ownSignal: make(chan rack.Signal, 1),
 	}
 }
 
@@ -178,7 +191,7 @@ func (sh *shell) runPipeline(ctx context.Context, pl *Pipeline) int {
 	if len(stages) == 1 && stages[0].builtin != nil && !pl.Background {
 		return sh.runLoneBuiltin(ctx, pl.Cmds[0], stages[0])
 	}
-	j, err := sh.start(ctx, pl, stages)
+	j, err := sh.start(ctx, pl, stages, jobText(stages))
 	if err != nil {
 		sh.errorf("%v", err)
 		return 1
@@ -186,7 +199,11 @@ func (sh *shell) runPipeline(ctx context.Context, pl *Pipeline) int {
 	if pl.Background {
 		if n := len(j.procs); n > 0 {
 			sh.lastBG = j.procs[n-1].PID()
-			fmt.Fprintf(sh.stdout, "[%d]\n", sh.lastBG)
+			if sh.interactive {
+				fmt.Fprintf(sh.stdout, "[%d] %d\n", j.id, sh.lastBG)
+			} else {
+				fmt.Fprintf(sh.stdout, "[%d]\n", sh.lastBG)
+			}
 		}
 		return 0
 	}
@@ -228,8 +245,8 @@ func (sh *shell) runLoneBuiltin(ctx context.Context, c *Command, st *stage) int 
 
 // start forks (or runs) every stage of pl, connected by rack pipes, and
 // returns the running job.
-func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *job, err error) {
-	j := &job{bg: pl.Background, done: make(chan struct{})}
+func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd string) (_ *job, err error) {
+	j := &job{bg: pl.Background, done: make(chan struct{}), cmd: cmd}
 	var (
 		closers []io.Closer // the shell's ends, closed once every stage started
 		wg      sync.WaitGroup
@@ -404,7 +421,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		after = append(after, func() error { return closeForChild(outFile) })
 	}
 	sh.mu.Lock()
-	sh.jobs[j] = struct{}{}
+	sh.addJobLocked(j)
 	sh.mu.Unlock()
 	go func() {
 		wg.Wait()
@@ -423,7 +440,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		}
 		j.code = codes[len(codes)-1]
 		sh.mu.Lock()
-		delete(sh.jobs, j)
+		sh.jobEndedLocked(j)
 		sh.mu.Unlock()
 		close(j.done)
 	}()
@@ -497,7 +514,9 @@ func (sh *shell) statusOf(err error, p *rack.Process) int {
 }
 
 // waitForeground waits for a foreground job; Ctrl-C (SIGINT to the shell,
-// or ^C on its terminal) is passed on to the job's processes as SIGINT.
+// or ^C on its terminal) is passed on to the job's processes as SIGINT;
+// Ctrl-Z stops it (see stopForeground) and returns 148 (128+SIGTSTP), as
+// bash does, or leaves it in the background where it cannot be stopped.
 func (sh *shell) waitForeground(ctx context.Context, j *job) int {
 	sh.mu.Lock()
 	sh.fg = j.procs
@@ -509,10 +528,23 @@ func (sh *shell) waitForeground(ctx context.Context, j *job) int {
 	}()
 	intr, stop := sh.interrupts()
 	defer stop()
+	var stops <-chan struct{}
+	if tm := sh.term.Load(); tm != nil {
+		select { // forget a ^Z typed before this wait began
+		case <-tm.stops:
+		default:
+		}
+		stops = tm.stops
+	}
 	for {
 		select {
 		case <-j.done:
 			return j.code
+		case <-stops:
+			if sh.stopForeground(ctx, j) {
+				return 128 + int(rack.SIGTSTP)
+			}
+			return 0
 		case <-intr:
 			sh.signalForeground(ctx, rack.SIGINT)
 		case <-ctx.Done():
@@ -535,7 +567,8 @@ func (sh *shell) signalForeground(ctx context.Context, sig rack.Signal) {
 	}
 }
 
-// stopJobs kills the background jobs still running when the shell ends.
+// stopJobs kills the jobs still running, or stopped, when the shell ends
+// (a stopped one is continued to be killed, see rack.Process.Signal).
 func (sh *shell) stopJobs(ctx context.Context) {
 	sh.mu.Lock()
 	var jobs []*job

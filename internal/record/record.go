@@ -187,6 +187,9 @@ type Host struct {
 type Lease struct {
 	Kernel  string    `json:"kernel"`
 	Renewed time.Time `json:"renewed"`
+	// Stopped: another kernel (the stopped process's forker) keeps this
+	// lease while the kernel's process is stopped and cannot renew it.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // Namespace is the namespace marker's content.

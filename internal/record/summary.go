@@ -162,6 +162,20 @@ func ParseLeaseSummary(ct string) (int64, bool) {
 	return num(v, "d")
 }
 
+// StoppedLeaseSummary is the summary of a lease that another kernel keeps
+// for a kernel whose program it has stopped (SIGSTOP): the lease lasts ttl
+// nanoseconds, and the kernel's process is stopped, not hung.
+func StoppedLeaseSummary(ttl int64) string {
+	return summary(leaseType, url.Values{"d": {strconv.FormatInt(ttl, 10)}, "st": {"1"}})
+}
+
+// ParseLeaseStopped reports whether a lease's summary says its kernel's
+// process is stopped.
+func ParseLeaseStopped(ct string) bool {
+	v, ok := parseSummary(leaseType, ct)
+	return ok && v.Get("st") == "1"
+}
+
 // StatusSummary is the summary of a status text: the text, unless it is
 // too long to fit.
 func StatusSummary(text string) string {
