@@ -51,6 +51,7 @@ type config struct {
 	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
+	getenv  func(string) string // the environment the shell starts with
 }
 
 // run is the whole program: it parses args, opens the namespace, runs the
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	cfg := config{url: *url, appsDir: getenv("RACK_APPS"), command: *command, args: fl.Args(),
-		stdin: stdin, stdout: stdout, stderr: stderr}
+		stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	isSet := false
 	fl.Visit(func(f *flag.Flag) { isSet = isSet || f.Name == "c" })
 	if isSet && len(cfg.args) > 0 {
