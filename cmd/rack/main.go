@@ -180,7 +180,7 @@ func quoteArg(s string) string {
 	if s == "" {
 		return "''"
 	}
-	if !strings.ContainsAny(s, " \t\r\n'\"\\|&;<>#$*?()[]{}~`!") {
+	if !strings.ContainsAny(s, " \t\r\n'\"\\|&;<>#$*?()[]{}~`!") && !reserved[s] {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

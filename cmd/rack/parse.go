@@ -348,6 +348,13 @@ func (l *lexer) word() (Word, error) {
 	// add appends lit text with the given quoting, merging with the
 	// previous literal of the same quoting.
 	add := func(s string, quoted bool) {
+		if s == "" {
+			// "" or '': an empty quoted part, so that ''$E is a field.
+			if lit.Len() == 0 {
+				w = append(w, WordPart{Quoted: true})
+			}
+			return
+		}
 		if lit.Len() > 0 && litQuoted != quoted {
 			w = append(w, WordPart{Lit: lit.String(), Quoted: litQuoted})
 			lit.Reset()
