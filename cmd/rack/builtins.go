@@ -44,7 +44,7 @@ var builtinHelp = []struct{ usage, text string }{
 	{"rm PATH...", "remove rack files (or empty containers)"},
 	{"logs [-f] PID", "print what a process printed outside rack (-f: follow until it ends)"},
 	{"gc [-a] [-n] [--min-age DUR]", "remove what dead processes left behind (-a: also dead namespaces and their servers; -n: only report; default age 1m)"},
-	{"echo [WORD...]", "print the words"},
+	{"echo [-n] [WORD...]", "print the words (-n: no newline)"},
 	{"export [NAME[=VALUE]...]", "set and export variables to the apps' environment (alone: list them)"},
 	{"unset NAME...", "remove variables"},
 	{"true, false", "succeed, fail"},
@@ -88,8 +88,14 @@ func builtinHelpFunc(_ context.Context, e *builtinEnv, _ []string) int {
 	return 0
 }
 
+// builtinEcho prints its words; -n: without the newline (as bash's echo,
+// whose -e and -E it does not have).
 func builtinEcho(_ context.Context, e *builtinEnv, args []string) int {
-	if _, err := fmt.Fprintln(e.stdout, strings.Join(args, " ")); err != nil {
+	end := "\n"
+	for len(args) > 0 && args[0] == "-n" {
+		end, args = "", args[1:]
+	}
+	if _, err := fmt.Fprint(e.stdout, strings.Join(args, " ")+end); err != nil {
 		return e.errorf("echo: %v", err)
 	}
 	return 0

@@ -645,6 +645,10 @@ func assignment(w Word) (Assign, bool) {
 		return Assign{}, false
 	}
 	v := Word{}
+	if val == "~" && len(w) == 1 || strings.HasPrefix(val, "~/") {
+		// NAME=~ and NAME=~/...: $HOME, as bash expands.
+		v, val = append(v, WordPart{Var: "HOME", Quoted: true}), val[1:]
+	}
 	if val != "" {
 		v = append(v, WordPart{Lit: val})
 	}

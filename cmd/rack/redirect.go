@@ -19,7 +19,12 @@ const (
 	sinkShellErr                 // the shell's stderr
 	sinkPipe                     // the pipe to the next stage
 	sinkFile                     // a rack file (> or >>)
+	sinkNull                     // /dev/null: discarded
 )
+
+// devNull is the one local path redirections know: output to it is
+// discarded, input from it is empty (rather than a rack file /dev/null).
+const devNull = "/dev/null"
 
 // sink is the target of a stage's stdout or stderr. Both descriptors
 // share one sink after 2>&1, >&2 or &>.
@@ -71,12 +76,18 @@ func (sh *shell) applyRedirects(ctx context.Context, c *Command, t fdTable) (fdT
 				return t, &redirectError{fmt.Sprintf("%d<: only the input (0) can read a file", r.Fd)}
 			}
 			t.inPipe, t.inPath = nil, p
+			if p == devNull {
+				t.inPath = ""
+			}
 		case RedirOut, RedirAppend, RedirAll, RedirAllAppend:
 			p, err := target(r)
 			if err != nil {
 				return t, err
 			}
 			s := &sink{kind: sinkFile, path: p, append: r.Op == RedirAppend || r.Op == RedirAllAppend}
+			if p == devNull {
+				s = &sink{kind: sinkNull}
+			}
 			switch {
 			case r.Op == RedirAll || r.Op == RedirAllAppend:
 				t.out, t.err = s, s

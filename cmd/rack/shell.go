@@ -199,8 +199,11 @@ func (sh *shell) runPipeline(ctx context.Context, pl *Pipeline) int {
 		} else {
 			exe, err := sh.lookApp(st.name)
 			if err != nil {
-				sh.errorf("%v", err)
-				return 127
+				// As in bash, the other stages run; this one reports on
+				// its stderr and fails with 127.
+				st.builtin = notFound(err)
+				stages[i] = st
+				continue
 			}
 			st.exe = exe
 			var prefix map[string]string
@@ -232,6 +235,15 @@ func (sh *shell) runPipeline(ctx context.Context, pl *Pipeline) int {
 		return 0
 	}
 	return sh.waitForeground(ctx, j)
+}
+
+// notFound is a command that could not be found: it prints err on its
+// stderr and fails with status 127.
+func notFound(err error) builtinFunc {
+	return func(_ context.Context, e *builtinEnv, _ []string) int {
+		fmt.Fprintf(e.stderr, "rack: %s\n", cleanError(err))
+		return 127
+	}
 }
 
 // builtinColon is ":" (and a command of assignments only): it succeeds.
@@ -270,6 +282,8 @@ func (sh *shell) runLoneBuiltin(ctx context.Context, c *Command, st *stage) int 
 			return sh.stdout, nil
 		case sinkShellErr:
 			return sh.stderr, nil
+		case sinkNull:
+			return io.Discard, nil
 		}
 		if w, ok := opened[s]; ok {
 			return w, nil
@@ -439,6 +453,15 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 				w = s.pw
 				if st.builtin != nil {
 					builtinOut[s.pw] = true
+				}
+			case sinkNull:
+				w = io.Discard
+				if st.exe != "" {
+					p, err := copyTo(io.Discard)
+					if err != nil {
+						return nil, err
+					}
+					w = p
 				}
 			case sinkFile:
 				if st.exe != "" && !s.append && st.fds.out != st.fds.err {
