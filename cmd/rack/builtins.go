@@ -106,13 +106,20 @@ func builtinExit(_ context.Context, e *builtinEnv, args []string) int {
 	switch len(args) {
 	case 0:
 	case 1:
-		n, err := strconv.Atoi(args[0])
-		if err != nil || n < 0 || n > 255 {
-			return e.errorf("exit: %q: want a status from 0 to 255", args[0]) + 1
+		// As bash: the status modulo 256; a word that is not a number
+		// is an error, and the shell still exits, with 2.
+		n, err := strconv.ParseInt(args[0], 10, 64)
+		if err != nil {
+			code = e.errorf("exit: %s: numeric argument required", args[0]) + 1
+		} else {
+			code = int(uint8(n))
 		}
-		code = n
 	default:
-		return e.errorf("exit: too many arguments") + 1
+		// bash exits with 1, except at an interactive prompt.
+		code = e.errorf("exit: too many arguments")
+		if e.sh.interactive {
+			return code
+		}
 	}
 	if !e.inPipeline {
 		e.sh.exited, e.sh.exitCode = true, code
@@ -481,8 +488,11 @@ func builtinRM(ctx context.Context, e *builtinEnv, args []string) int {
 	for _, p := range args {
 		if err := e.sh.k.Remove(ctx, p); err != nil {
 			why := reason(err)
-			if errors.Is(err, fs.ErrExist) {
+			switch {
+			case errors.Is(err, fs.ErrExist):
 				why = "Directory not empty" // only a container can exist in the way
+			case p == "/":
+				why = "Is a directory"
 			}
 			status = e.errorf("rm: cannot remove '%s': %s", p, why)
 		}

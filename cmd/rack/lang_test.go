@@ -42,6 +42,9 @@ func TestBashDifferential(t *testing.T) {
 		{line: "false; true", sameStderr: true},
 		{line: "false", sameStderr: true},
 		{line: "exit 3", sameStderr: true},
+		{line: "exit 300", sameStderr: true},
+		{line: "exit abc; echo not reached"},
+		{line: "exit 1 2; echo after"},
 		{line: "false; exit", sameStderr: true},
 		{line: ":; echo $?", sameStderr: true},
 		{line: "X=1; echo $X", sameStderr: true},
@@ -253,5 +256,23 @@ func TestLangApps(t *testing.T) {
 	}
 	if strings.Contains(errOut, "rack: rack:") || strings.Contains(errOut, ": rack: ") {
 		t.Errorf("an error repeats its prefix:\n%s", errOut)
+	}
+}
+
+// TestBadURLNamed: a namespace URL that does not open is named in the
+// error (its password hidden), once.
+func TestBadURLNamed(t *testing.T) {
+	for url, want := range map[string]string{
+		"bogus://":                 `rack: open "bogus://": invalid argument: unknown scheme "bogus"`,
+		"bogus://user:secret@h/ns": `rack: open "bogus://user:xxxxx@h/ns": invalid argument: unknown scheme "bogus"`,
+	} {
+		var out, errb syncBuffer
+		env := map[string]string{"RACK_URL": url}
+		code := run(context.Background(), []string{"-c", "ps"}, strings.NewReader(""), &out, &errb,
+			func(k string) string { return env[k] })
+		if code != 1 || !strings.HasPrefix(errb.String(), want) || strings.Count(errb.String(), "rack: ") != 1 ||
+			strings.Contains(errb.String(), "secret") {
+			t.Errorf("RACK_URL=%s: status %d, stderr %q, want %q...", url, code, errb.String(), want)
+		}
 	}
 }

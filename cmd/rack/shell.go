@@ -274,7 +274,11 @@ func (sh *shell) runLoneBuiltin(ctx context.Context, c *Command, st *stage) int 
 		defer f.Close()
 		env.stdin = f
 	}
-	var files []io.WriteCloser
+	type openFile struct {
+		path string
+		f    io.WriteCloser
+	}
+	var files []openFile
 	opened := map[*sink]io.Writer{}
 	writer := func(s *sink) (io.Writer, error) {
 		switch s.kind {
@@ -292,7 +296,7 @@ func (sh *shell) runLoneBuiltin(ctx context.Context, c *Command, st *stage) int 
 		if err != nil {
 			return nil, errors.New("rack: " + fileError(s.path, err))
 		}
-		files = append(files, f)
+		files = append(files, openFile{s.path, f})
 		opened[s] = f
 		return f, nil
 	}
@@ -307,8 +311,8 @@ func (sh *shell) runLoneBuiltin(ctx context.Context, c *Command, st *stage) int 
 		code = st.builtin(ctx, env, st.args)
 	}
 	for _, f := range files {
-		if err := f.Close(); err != nil {
-			sh.report(err)
+		if err := f.f.Close(); err != nil {
+			sh.errorf("rack: %s", fileError(f.path, err))
 			if code == 0 {
 				code = 1
 			}
@@ -654,7 +658,7 @@ func (sh *shell) statusOf(err error, p *rack.Process) int {
 	case errors.As(err, &ee):
 		// A returned error (code 1) is known only to the exit record.
 		if ee.Code() == 1 && ee.Signal() == 0 && ee.Reason != "" {
-			sh.errorf("rack: %s[%d]: %s", ee.Name, ee.PID, ee.Reason)
+			sh.errorf("rack: %s[%d]: %s", ee.Name, ee.PID, strings.TrimPrefix(ee.Reason, "rack: "))
 		}
 		return ee.Code()
 	default:
