@@ -132,6 +132,9 @@ func (sh *shell) runSource(ctx context.Context, text string) int {
 // its last pipeline. A pipeline after && runs only if the status is 0, one
 // after || only if it is not; a skipped one leaves the status as it is.
 func (sh *shell) runLine(ctx context.Context, line *Line) int {
+	if sh.vars == nil {
+		sh.vars = newVars() // a shell made without newShell
+	}
 	for _, pl := range line.Pipelines {
 		if sh.exited || ctx.Err() != nil {
 			break

@@ -32,6 +32,9 @@ func newVars() *vars { return &vars{m: make(map[string]*variable)} }
 
 // lookup returns a variable's value.
 func (v *vars) lookup(name string) (string, bool) {
+	if v == nil { // a shell made without newShell
+		return "", false
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	x, ok := v.m[name]
@@ -75,6 +78,9 @@ func (v *vars) unset(name string) {
 // environ returns the exported variables that are set, with extra (a
 // command's NAME=VALUE prefixes) on top; nil if there are none.
 func (v *vars) environ(extra map[string]string) map[string]string {
+	if v == nil {
+		return extra
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var env map[string]string
