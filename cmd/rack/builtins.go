@@ -96,7 +96,7 @@ func builtinEcho(_ context.Context, e *builtinEnv, args []string) int {
 		end, args = "", args[1:]
 	}
 	if _, err := fmt.Fprint(e.stdout, strings.Join(args, " ")+end); err != nil {
-		return e.errorf("echo: %v", err)
+		return e.errorf("echo: %s", cleanError(err))
 	}
 	return 0
 }
@@ -213,7 +213,7 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rows); err != nil {
-			return e.errorf("ps: %v", err)
+			return e.errorf("ps: %s", cleanError(err))
 		}
 		return 0
 	}
@@ -261,7 +261,7 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 		}
 	}
 	if err := tw.Flush(); err != nil {
-		return e.errorf("ps: %v", err)
+		return e.errorf("ps: %s", cleanError(err))
 	}
 	return 0
 }
@@ -389,7 +389,7 @@ func (sh *shell) jobOf(pid rack.PID) *job {
 func builtinCat(ctx context.Context, e *builtinEnv, args []string) int {
 	if len(args) == 0 {
 		if _, err := io.Copy(e.stdout, e.stdin); err != nil {
-			return e.errorf("cat: %v", err)
+			return e.errorf("cat: %s", cleanError(err))
 		}
 		return 0
 	}
@@ -558,7 +558,7 @@ func builtinLogs(ctx context.Context, e *builtinEnv, args []string) int {
 	}
 	defer rc.Close()
 	if _, err := io.Copy(e.stdout, rc); err != nil {
-		return e.errorf("logs: %v", err)
+		return e.errorf("logs: %s", cleanError(err))
 	}
 	return 0
 }

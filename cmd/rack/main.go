@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer cancel()
 	k, err := rack.Open(ctx, cfg.url, rack.WithConsole(stdin, stdout, stderr))
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "rack:", cleanError(err))
 		return 1
 	}
 	defer k.Close()
@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	})
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "rack:", cleanError(err))
 		return 1
 	}
 	// SIGTERM and SIGHUP end the shell (and so, as the kernel closes, its
