@@ -145,11 +145,12 @@ const (
 	tSemi // ;
 	tAnd  // &&
 	tOr   // ||
+	tNewline
 	tEOF
 )
 
 func (k tokKind) String() string {
-	return [...]string{"word", "|", "redirection", "&", ";", "&&", "||", "end of line"}[k]
+	return [...]string{"word", "|", "redirection", "&", ";", "&&", "||", "newline", "end of line"}[k]
 }
 
 type token struct {
@@ -188,6 +189,9 @@ func (l *lexer) skipBytes(n int) {
 
 func isBlank(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\n' }
 
+// isSpace: the blanks between tokens (a newline is a token).
+func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\r' }
+
 // isOperatorStart: the runes that end an unquoted word.
 func isOperatorStart(r rune) bool { return strings.ContainsRune("|&;<>()", r) }
 
@@ -198,7 +202,7 @@ func (l *lexer) next() (token, error) {
 		if r == -1 {
 			return token{kind: tEOF, col: l.col}, nil
 		}
-		if !isBlank(r) {
+		if !isSpace(r) {
 			break
 		}
 		l.advance(n)
@@ -207,13 +211,19 @@ func (l *lexer) next() (token, error) {
 	rest := l.s[l.pos:]
 	r, n := l.peek()
 	switch r {
+	case '\n':
+		l.advance(n)
+		return token{kind: tNewline, col: col}, nil
 	case '#':
 		// A comment runs to the end of the line.
-		for l.pos < len(l.s) {
-			_, n := l.peek()
+		for {
+			r, n := l.peek()
+			if r == -1 || r == '\n' {
+				break
+			}
 			l.advance(n)
 		}
-		return token{kind: tEOF, col: l.col}, nil
+		return l.next()
 	case '|':
 		if strings.HasPrefix(rest, "||") {
 			l.skipBytes(2)
@@ -751,6 +761,14 @@ func Parse(s string) (*Line, error) {
 			if t.kind == tOr {
 				op = OpOr
 			}
+		case tNewline:
+			// Between commands, as ";"; after | && || (or before any
+			// command), a line continuation.
+			if cmd == nil || empty(cmd) || op != OpSeq {
+				continue
+			}
+			t.kind = tSemi
+			fallthrough
 		case tAmp, tSemi:
 			if err := endCommand(t); err != nil {
 				return nil, err

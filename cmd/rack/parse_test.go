@@ -138,6 +138,9 @@ func TestParse(t *testing.T) {
 		{"X= a", "X=[] [a];"},
 		{"'X'=1 =1 1X=2", "[X=1] [=1] [1X=2];"},
 		{"echo \\\nx", "[echo] [x];"},
+		{"a\nb\n\nc", "[a];[b];[c];"},
+		{"a &&\n b |\n c # x\nd", "[a];&& [b] | [c];[d];"},
+		{"\n\na\n", "[a];"},
 	}
 	for _, tc := range tests {
 		l, err := Parse(tc.in)

@@ -182,7 +182,7 @@ func (sh *shell) runPipeline(ctx context.Context, pl *Pipeline) int {
 	stages := make([]*stage, len(pl.Cmds))
 	for i, c := range pl.Cmds {
 		p := sh.params()
-		words := Fields(c.Args, p, sh.glob(ctx))
+		words := sh.expandArgs(ctx, c.Args, p)
 		st := &stage{}
 		if len(words) == 0 {
 			// Only assignments and redirections: a lone one sets shell
@@ -247,6 +247,27 @@ func notFound(err error) builtinFunc {
 		fmt.Fprintf(e.stderr, "rack: %s\n", cleanError(err))
 		return 127
 	}
+}
+
+// expandArgs expands a command's words into its arguments. As in bash,
+// the NAME=VALUE arguments of export are assignments: neither split nor
+// globbed.
+func (sh *shell) expandArgs(ctx context.Context, args []Word, p Params) []string {
+	if len(args) == 0 {
+		return nil
+	}
+	if name, ok := args[0].plain(); !ok || name != "export" {
+		return Fields(args, p, sh.glob(ctx))
+	}
+	words := []string{"export"}
+	for _, w := range args[1:] {
+		if a, ok := assignment(w); ok {
+			words = append(words, a.Name+"="+a.Value.Expand(p))
+			continue
+		}
+		words = append(words, Fields([]Word{w}, p, sh.glob(ctx))...)
+	}
+	return words
 }
 
 // builtinColon is ":" (and a command of assignments only): it succeeds.
