@@ -283,3 +283,13 @@ func TestBadURLNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptContinuation: a script's command may span lines, as in bash:
+// an open quote, a trailing backslash, or a trailing | && || reads on.
+func TestScriptContinuation(t *testing.T) {
+	script := "echo \"a\nb\"\necho x \\\ny\nfalse ||\necho z\necho 'c\n\nd'\necho \"open\n"
+	out, errOut, code := runShell(t, t.TempDir(), script)
+	if out != "a\nb\nx y\nz\nc\n\nd\n" || code != 2 || !strings.Contains(errOut, "unterminated double quote") {
+		t.Errorf("status %d, output %q, stderr %q", code, out, errOut)
+	}
+}

@@ -128,6 +128,9 @@ func Lit(s string) Word { return Word{{Lit: s, Quoted: true}} }
 type SyntaxError struct {
 	Col int
 	Msg string
+	// Incomplete: the line ended inside a quote, after a trailing
+	// backslash, or after | && or ||: more lines may complete it.
+	Incomplete bool
 }
 
 func (e *SyntaxError) Error() string {
@@ -412,7 +415,7 @@ func (l *lexer) word() (Word, error) {
 			l.advance(n)
 			r2, n2 := l.peek()
 			if r2 == -1 {
-				return nil, &SyntaxError{Col: col, Msg: "backslash at end of line"}
+				return nil, &SyntaxError{Col: col, Msg: "backslash at end of line", Incomplete: true}
 			}
 			if r2 == utf8.RuneError && n2 == 1 {
 				return nil, &SyntaxError{Col: l.col, Msg: "invalid UTF-8"}
@@ -433,7 +436,7 @@ func (l *lexer) word() (Word, error) {
 			for {
 				r2, n2 := l.peek()
 				if r2 == -1 {
-					return nil, &SyntaxError{Col: col, Msg: "unterminated single quote"}
+					return nil, &SyntaxError{Col: col, Msg: "unterminated single quote", Incomplete: true}
 				}
 				if r2 == utf8.RuneError && n2 == 1 {
 					return nil, &SyntaxError{Col: l.col, Msg: "invalid UTF-8"}
@@ -464,7 +467,7 @@ func (l *lexer) word() (Word, error) {
 				r2, n2 := l.peek()
 				switch {
 				case r2 == -1:
-					return nil, &SyntaxError{Col: col, Msg: "unterminated double quote"}
+					return nil, &SyntaxError{Col: col, Msg: "unterminated double quote", Incomplete: true}
 				case r2 == utf8.RuneError && n2 == 1:
 					return nil, &SyntaxError{Col: l.col, Msg: "invalid UTF-8"}
 				case r2 == 0:
@@ -586,7 +589,7 @@ func (l *lexer) ansiC() (string, error) {
 		r, n := l.peek()
 		switch {
 		case r == -1:
-			return "", &SyntaxError{Col: col, Msg: "unterminated $' quote"}
+			return "", &SyntaxError{Col: col, Msg: "unterminated $' quote", Incomplete: true}
 		case r == utf8.RuneError && n == 1:
 			return "", &SyntaxError{Col: l.col, Msg: "invalid UTF-8"}
 		case r == 0:
@@ -602,7 +605,7 @@ func (l *lexer) ansiC() (string, error) {
 		l.advance(n)
 		r, n = l.peek()
 		if r == -1 {
-			return "", &SyntaxError{Col: col, Msg: "unterminated $' quote"}
+			return "", &SyntaxError{Col: col, Msg: "unterminated $' quote", Incomplete: true}
 		}
 		if simple, ok := map[rune]string{'n': "\n", 't': "\t", 'r': "\r", 'a': "\a", 'b': "\b", 'e': "\x1b", 'E': "\x1b",
 			'f': "\f", 'v': "\v", '\\': "\\", '\'': "'", '"': "\"", '?': "?"}[r]; ok {
@@ -782,11 +785,11 @@ func Parse(s string) (*Line, error) {
 			pl, andOr = nil, 0
 		case tEOF:
 			if op != OpSeq {
-				return nil, &SyntaxError{Col: t.col, Msg: fmt.Sprintf("missing command after %s", map[ListOp]string{OpAnd: "&&", OpOr: "||"}[op])}
+				return nil, &SyntaxError{Col: t.col, Msg: fmt.Sprintf("missing command after %s", map[ListOp]string{OpAnd: "&&", OpOr: "||"}[op]), Incomplete: true}
 			}
 			if pl != nil && (cmd == nil || empty(cmd)) {
 				// "a |" (or "!") at the end: nothing to run.
-				return nil, &SyntaxError{Col: t.col, Msg: "missing command after |"}
+				return nil, &SyntaxError{Col: t.col, Msg: "missing command after |", Incomplete: true}
 			}
 			return line, nil
 		}

@@ -95,10 +95,18 @@ func (sh *shell) errorf(format string, args ...any) {
 // status.
 func (sh *shell) runScript(ctx context.Context, r io.Reader) int {
 	br := bufio.NewReader(r)
+	pending := "" // lines of a command not complete yet (an open quote...)
 	for !sh.exited {
 		text, err := br.ReadString('\n')
-		if text != "" {
-			sh.status = sh.runSource(ctx, strings.TrimSuffix(text, "\n"))
+		if text != "" || pending != "" {
+			text = pending + strings.TrimSuffix(text, "\n")
+			pending = ""
+			var se *SyntaxError
+			if _, perr := Parse(text); errors.As(perr, &se) && se.Incomplete && err == nil {
+				pending = text + "\n" // as bash, read on
+				continue
+			}
+			sh.status = sh.runSource(ctx, text)
 		}
 		if err != nil {
 			if err != io.EOF {
