@@ -1,8 +1,9 @@
 // Command rack is the shell of a rack namespace: ps, kill, cat, ls and
 // friends on the namespace's processes and files, and apps (programs built
 // with rack.Main) run as processes of the namespace, with pipes (|) and
-// redirections (>, <) through rack pipes and files, and background jobs
-// (&).
+// redirections (>, >>, <, 2>, 2>&1...) through rack pipes and files,
+// background jobs (&), && and ||, variables and globs over rack paths, in
+// bash's syntax (see parse.go).
 //
 //	rack                      an interactive shell, prompt "(rack)$ "
 //	rack -c 'LINE'            run LINE and exit with its status
