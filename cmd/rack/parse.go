@@ -720,9 +720,6 @@ func Parse(s string) (*Line, error) {
 			if s, ok := t.word.plain(); ok && (cmd == nil || empty(cmd)) {
 				if s == "!" && pl == nil {
 					begin(t.col)
-					if pl.Negate {
-						return nil, &SyntaxError{Col: t.col, Msg: "! ! is not supported"}
-					}
 					pl.Negate = true
 					pl.Cmds, cmd = nil, nil
 					continue
@@ -787,8 +784,11 @@ func Parse(s string) (*Line, error) {
 			if op != OpSeq {
 				return nil, &SyntaxError{Col: t.col, Msg: fmt.Sprintf("missing command after %s", map[ListOp]string{OpAnd: "&&", OpOr: "||"}[op]), Incomplete: true}
 			}
+			if pl != nil && len(pl.Cmds) == 0 {
+				return nil, &SyntaxError{Col: t.col, Msg: "missing command after !"}
+			}
 			if pl != nil && (cmd == nil || empty(cmd)) {
-				// "a |" (or "!") at the end: nothing to run.
+				// "a |" at the end: nothing to run.
 				return nil, &SyntaxError{Col: t.col, Msg: "missing command after |", Incomplete: true}
 			}
 			return line, nil

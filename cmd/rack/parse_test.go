@@ -172,7 +172,7 @@ func TestParseErrors(t *testing.T) {
 		{"; a", 1, "unexpected ;"},
 		{"a ;; b", 3, "unexpected ;; (case is not supported)"},
 		{"& a", 1, "unexpected &"},
-		{"!", 2, "missing command after |"},
+		{"!", 2, "missing command after !"},
 		{"echo 'abc", 6, "unterminated single quote"},
 		{`echo "abc`, 6, "unterminated double quote"},
 		{`echo $'abc`, 6, "unterminated $' quote"},
