@@ -432,16 +432,26 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		}
 	}
 	// A pipe reader no stage reads (its input came from a file) is
-	// closed; one a builtin reads is closed by the shell at the end; an
-	// app's moves to the app.
+	// closed once the stages started, so its writer is not left blocked;
+	// one a builtin reads is closed by the shell at the end; an app's
+	// moves to the app.
+	var unread []*rack.PipeReader
 	for i, r := range readers {
-		if r == nil {
-			continue
-		}
-		if stages[i].fds.inPipe != r || stages[i].builtin != nil {
+		switch {
+		case r == nil:
+		case stages[i].fds.inPipe != r:
+			unread = append(unread, r)
+		case stages[i].builtin != nil:
 			closers = append(closers, r)
 		}
 	}
+	defer func() {
+		if err != nil {
+			for _, r := range unread {
+				_ = r.Close()
+			}
+		}
+	}()
 
 	// The shell's own stdout and stderr, for the apps: pipes it copies.
 	var outW, errW *rack.PipeWriter
@@ -605,6 +615,9 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		if w, ok := c.(*rack.PipeWriter); ok && !builtinOut[w] {
 			_ = c.Close()
 		}
+	}
+	for _, r := range unread {
+		_ = r.Close()
 	}
 	sh.mu.Lock()
 	sh.jobs[j] = struct{}{}
