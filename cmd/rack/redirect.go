@@ -147,12 +147,11 @@ func (a *appendFile) Close() error {
 			flag = rack.O_WRONLY | rack.O_CREATE | rack.O_EXCL
 		}
 		f, err := a.k.OpenFile(a.ctx, a.path, flag)
-		if err != nil {
-			return err
-		}
-		_, err = f.Write(append(old, a.buf.Bytes()...))
-		if cerr := f.Close(); err == nil {
-			err = cerr
+		if err == nil {
+			_, err = f.Write(append(old, a.buf.Bytes()...))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
 		}
 		if old == nil && errors.Is(err, fs.ErrExist) && try < 3 {
 			continue // another first append won: append to its file
