@@ -575,18 +575,29 @@ func validContainer(c string) error {
 
 func pathBase(object string) string { return path.Base(object) }
 
-// fsError maps store errors to the io/fs ones.
+// fsError maps store errors to the io/fs ones: the error reads as the
+// store's (which says what failed, once) and errors.Is finds both the
+// io/fs error and the store's.
 func fsError(err error) error {
 	switch {
 	case errors.Is(err, backend.ErrNotFound):
-		return fmt.Errorf("%w (%v)", fs.ErrNotExist, err)
+		return &storeError{fs: fs.ErrNotExist, err: err}
 	case errors.Is(err, backend.ErrExist):
-		return fmt.Errorf("%w (%v)", fs.ErrExist, err)
+		return &storeError{fs: fs.ErrExist, err: err}
 	case errors.Is(err, backend.ErrInvalid):
-		return fmt.Errorf("%w (%v)", fs.ErrInvalid, err)
+		return &storeError{fs: fs.ErrInvalid, err: err}
 	}
 	return err
 }
+
+// storeError is a store error that is also an io/fs one.
+type storeError struct {
+	fs  error // fs.ErrNotExist...
+	err error
+}
+
+func (e *storeError) Error() string   { return e.err.Error() }
+func (e *storeError) Unwrap() []error { return []error{e.fs, e.err} }
 
 type fileInfo struct {
 	name string

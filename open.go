@@ -121,16 +121,21 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url's own message quotes the whole URL, key included.
-		return nil, fmt.Errorf("rack: open %q: %w: malformed URL", redactUserinfo(rawURL), ErrInvalid)
+		return nil, wrapf("rack: open %q: %w: malformed URL", redactUserinfo(rawURL), ErrInvalid)
 	}
 	shown := u.Redacted()
+	if rest, ok := strings.CutPrefix(rawURL, u.Scheme+"://"); ok && !strings.HasPrefix(shown, u.Scheme+"://") {
+		// Redacted drops the // of a URL without a host ("bogus://"
+		// showed as "bogus:"): shown as given, with no userinfo to hide.
+		shown = u.Scheme + "://" + rest
+	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("rack: open %q: %w: no scheme (try mem://)", shown, ErrInvalid)
+		return nil, wrapf("rack: open %q: %w: no scheme (try mem://)", shown, ErrInvalid)
 	}
 	if u.Opaque != "" {
 		// scheme:rest, no "//": not a namespace URL, and Redacted shows
 		// the rest whole (it may hold a key), so it is not repeated.
-		return nil, fmt.Errorf("rack: open %s:...: %w: no // after the scheme (try %s://...)", u.Scheme, ErrInvalid, u.Scheme)
+		return nil, wrapf("rack: open %s:...: %w: no // after the scheme (try %s://...)", u.Scheme, ErrInvalid, u.Scheme)
 	}
 	schemes.RLock()
 	open := schemes.m[u.Scheme]
@@ -138,9 +143,9 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 	if open == nil {
 		registered := strings.Join(Schemes(), ", ")
 		if pkg := knownSchemes[u.Scheme]; pkg != "" {
-			return nil, fmt.Errorf("rack: open %q: %w: scheme %q is not registered: import _ %q to open it (registered: %s)", shown, ErrInvalid, u.Scheme, pkg, registered)
+			return nil, wrapf("rack: open %q: %w: scheme %q is not registered: import _ %q to open it (registered: %s)", shown, ErrInvalid, u.Scheme, pkg, registered)
 		}
-		return nil, fmt.Errorf("rack: open %q: %w: unknown scheme %q (registered: %s)", shown, ErrInvalid, u.Scheme, registered)
+		return nil, wrapf("rack: open %q: %w: unknown scheme %q (registered: %s)", shown, ErrInvalid, u.Scheme, registered)
 	}
 	// The kernel's own URL parameters: taken out before the opener sees
 	// the URL.
@@ -148,7 +153,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 	if vals, ok := q["timeout"]; ok {
 		d, err := time.ParseDuration(strings.Join(vals, ","))
 		if err != nil || d < 0 || len(vals) != 1 {
-			return nil, fmt.Errorf("rack: open %q: %w: timeout=%q is not a duration such as 5s (0 for none)", shown, ErrInvalid, strings.Join(vals, ","))
+			return nil, wrapf("rack: open %q: %w: timeout=%q is not a duration such as 5s (0 for none)", shown, ErrInvalid, strings.Join(vals, ","))
 		}
 		q.Del("timeout")
 		u.RawQuery = q.Encode()
@@ -157,7 +162,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Kernel, error) {
 	}
 	k, err := open(ctx, u, opts)
 	if err != nil {
-		return nil, fmt.Errorf("rack: open %q: %w", shown, err)
+		return nil, wrapf("rack: open %q: %w", shown, err)
 	}
 	return k, nil
 }

@@ -404,14 +404,14 @@ func (k *Kernel) Stats() Stats {
 func (k *Kernel) Logs(ctx context.Context, pid PID, follow bool) (io.ReadCloser, error) {
 	lr, ok := k.compute.(backend.LogReader)
 	if !ok {
-		return nil, fmt.Errorf("rack: logs of process %d: %w: this namespace's compute keeps no logs (goroutine processes print to their kernel's console)", pid, ErrInvalid)
+		return nil, wrapf("rack: logs of process %d: %w: this namespace's compute keeps no logs (goroutine processes print to their kernel's console)", pid, ErrInvalid)
 	}
 	rc, err := lr.Logs(ctx, k.instanceName(pid), follow)
 	if errors.Is(err, backend.ErrNotFound) {
-		return nil, fmt.Errorf("rack: logs of process %d: %w: no log (it runs in its parent's OS process, or has not started)", pid, ErrNotFound)
+		return nil, wrapf("rack: logs of process %d: %w: no log (it runs in its parent's OS process, or has not started)", pid, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rack: logs of process %d: %w", pid, err)
+		return nil, wrapf("rack: logs of process %d: %w", pid, err)
 	}
 	return rc, nil
 }
@@ -459,10 +459,10 @@ func (k *Kernel) Process(ctx context.Context, pid PID) (*Process, error) {
 	}
 	rec, err := k.records.proc(ctx, pid)
 	if errors.Is(err, backend.ErrNotFound) {
-		return nil, fmt.Errorf("rack: process %d: %w", pid, ErrNotFound)
+		return nil, wrapf("rack: process %d: %w", pid, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rack: process %d: %w", pid, err)
+		return nil, wrapf("rack: process %d: %w", pid, err)
 	}
 	return &Process{k: k, pid: pid, rec: rec, local: k.hosted(pid)}, nil
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,7 +44,9 @@ var builtinHelp = []struct{ usage, text string }{
 	{"rm PATH...", "remove rack files (or empty containers)"},
 	{"logs [-f] PID", "print what a process printed outside rack (-f: follow until it ends)"},
 	{"gc [-a] [-n] [--min-age DUR]", "remove what dead processes left behind (-a: also dead namespaces and their servers; -n: only report; default age 1m)"},
-	{"echo [WORD...]", "print the words"},
+	{"echo [-n] [WORD...]", "print the words (-n: no newline)"},
+	{"export [NAME[=VALUE]...]", "set and export variables to the apps' environment (alone: list them)"},
+	{"unset NAME...", "remove variables"},
 	{"true, false", "succeed, fail"},
 	{"help", "this text"},
 	{"exit [CODE]", "leave the shell (default: the last status)"},
@@ -53,7 +57,8 @@ func init() {
 		"ps": builtinPS, "kill": builtinKill, "wait": builtinWait, "cat": builtinCat,
 		"ls": builtinLS, "rm": builtinRM, "echo": builtinEcho, "help": builtinHelpFunc,
 		"gc": builtinGC, "logs": builtinLogs,
-		"exit":  builtinExit,
+		"exit":   builtinExit,
+		"export": builtinExport, "unset": builtinUnset, ":": builtinColon,
 		"true":  func(context.Context, *builtinEnv, []string) int { return 0 },
 		"false": func(context.Context, *builtinEnv, []string) int { return 1 },
 	}
@@ -68,9 +73,14 @@ func builtinHelpFunc(_ context.Context, e *builtinEnv, _ []string) int {
 	fmt.Fprintln(tw, "Apps:")
 	fmt.Fprintln(tw, "  NAME ARGS...\tfork NAME (a program built with rack.Main, in $RACK_APPS or on $PATH)")
 	fmt.Fprintln(tw, "  a | b\tconnect a's output to b's input through a rack pipe")
-	fmt.Fprintln(tw, "  cmd > PATH, cmd < PATH\twrite, read a rack file (>> is not supported)")
+	fmt.Fprintln(tw, "  cmd > PATH, cmd < PATH\twrite, read a rack file")
+	fmt.Fprintln(tw, "  cmd >> PATH\tappend (the file is read and written again when cmd ends)")
+	fmt.Fprintln(tw, "  2> PATH, 2>&1, >&2, &> PATH\tredirect the errors, or both outputs")
+	fmt.Fprintln(tw, "  a && b, a || b, a; b\trun b if a succeeded, if it failed, after it")
 	fmt.Fprintln(tw, "  cmd &\trun in the background; wait waits for it")
-	fmt.Fprintln(tw, "  $?\tthe status of the last command")
+	fmt.Fprintln(tw, "  $NAME, ${NAME}, NAME=VALUE\tvariables (NAME=VALUE cmd: for cmd only)")
+	fmt.Fprintln(tw, "  /c/*.txt\tglob over rack paths")
+	fmt.Fprintln(tw, "  $?, $!, $$\tthe last status, the last background pid, the shell's pid")
 	fmt.Fprintln(tw, "  Ctrl-C\tsend SIGINT to the foreground job")
 	if err := tw.Flush(); err != nil {
 		return 1
@@ -78,9 +88,15 @@ func builtinHelpFunc(_ context.Context, e *builtinEnv, _ []string) int {
 	return 0
 }
 
+// builtinEcho prints its words; -n: without the newline (as bash's echo,
+// whose -e and -E it does not have).
 func builtinEcho(_ context.Context, e *builtinEnv, args []string) int {
-	if _, err := fmt.Fprintln(e.stdout, strings.Join(args, " ")); err != nil {
-		return e.errorf("echo: %v", err)
+	end := "\n"
+	for len(args) > 0 && args[0] == "-n" {
+		end, args = "", args[1:]
+	}
+	if _, err := fmt.Fprint(e.stdout, strings.Join(args, " ")+end); err != nil {
+		return e.errorf("echo: %s", cleanError(err))
 	}
 	return 0
 }
@@ -90,13 +106,20 @@ func builtinExit(_ context.Context, e *builtinEnv, args []string) int {
 	switch len(args) {
 	case 0:
 	case 1:
-		n, err := strconv.Atoi(args[0])
-		if err != nil || n < 0 || n > 255 {
-			return e.errorf("exit: %q: want a status from 0 to 255", args[0]) + 1
+		// As bash: the status modulo 256; a word that is not a number
+		// is an error, and the shell still exits, with 2.
+		n, err := strconv.ParseInt(args[0], 10, 64)
+		if err != nil {
+			code = e.errorf("exit: %s: numeric argument required", args[0]) + 1
+		} else {
+			code = int(uint8(n))
 		}
-		code = n
 	default:
-		return e.errorf("exit: too many arguments") + 1
+		// bash exits with 1, except at an interactive prompt.
+		code = e.errorf("exit: too many arguments")
+		if e.sh.interactive {
+			return code
+		}
 	}
 	if !e.inPipeline {
 		if e.sh.exitBlocked() { // jobs left: warn once (jobs.go)
@@ -164,7 +187,7 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 	}
 	infos, err := e.sh.k.Processes(ctx)
 	if err != nil {
-		return e.errorf("ps: %v", err)
+		return e.errorf("ps: %s", cleanError(err))
 	}
 	rows := make([]*psRow, 0, len(infos))
 	for _, in := range infos {
@@ -193,7 +216,7 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rows); err != nil {
-			return e.errorf("ps: %v", err)
+			return e.errorf("ps: %s", cleanError(err))
 		}
 		return 0
 	}
@@ -241,7 +264,7 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 		}
 	}
 	if err := tw.Flush(); err != nil {
-		return e.errorf("ps: %v", err)
+		return e.errorf("ps: %s", cleanError(err))
 	}
 	return 0
 }
@@ -261,7 +284,7 @@ func builtinKill(ctx context.Context, e *builtinEnv, args []string) int {
 	if len(args) > 0 && strings.HasPrefix(args[0], "-") && len(args[0]) > 1 {
 		s, err := rack.ParseSignal(args[0][1:])
 		if err != nil {
-			return e.errorf("kill: %v", err)
+			return e.errorf("kill: %s: invalid signal specification", args[0][1:])
 		}
 		sig, args = s, args[1:]
 	}
@@ -272,7 +295,7 @@ func builtinKill(ctx context.Context, e *builtinEnv, args []string) int {
 	for _, a := range args {
 		pid, err := parsePID(a)
 		if err != nil {
-			status = e.errorf("kill: %v", err)
+			status = e.errorf("kill: %s: arguments must be process or job IDs", a)
 			continue
 		}
 		p, err := e.sh.k.Process(ctx, pid)
@@ -280,7 +303,7 @@ func builtinKill(ctx context.Context, e *builtinEnv, args []string) int {
 			err = p.Signal(ctx, sig)
 		}
 		if err != nil {
-			status = e.errorf("kill: %d: %v", pid, err)
+			status = e.errorf("kill: %s", processError(pid, err))
 		}
 	}
 	return status
@@ -324,7 +347,7 @@ func builtinWait(ctx context.Context, e *builtinEnv, args []string) int {
 	for _, a := range args {
 		pid, err := parsePID(a)
 		if err != nil {
-			code = e.errorf("wait: %v", err) + 126 // 127: no such process
+			code = e.errorf("wait: `%s': not a pid or valid job spec", a) + 1
 			continue
 		}
 		if j := e.sh.jobOf(pid); j != nil && j.procs[len(j.procs)-1].PID() == pid {
@@ -340,7 +363,7 @@ func builtinWait(ctx context.Context, e *builtinEnv, args []string) int {
 		}
 		p, err := e.sh.k.Process(wctx, pid)
 		if err != nil {
-			code = e.errorf("wait: %v", err) + 126
+			code = e.errorf("wait: %s", processError(pid, err)) + 126 // 127: no such process
 			continue
 		}
 		err = p.Wait(wctx)
@@ -369,7 +392,7 @@ func (sh *shell) jobOf(pid rack.PID) *job {
 func builtinCat(ctx context.Context, e *builtinEnv, args []string) int {
 	if len(args) == 0 {
 		if _, err := io.Copy(e.stdout, e.stdin); err != nil {
-			return e.errorf("cat: %v", err)
+			return e.errorf("cat: %s", cleanError(err))
 		}
 		return 0
 	}
@@ -377,13 +400,17 @@ func builtinCat(ctx context.Context, e *builtinEnv, args []string) int {
 	for _, path := range args {
 		f, err := e.sh.k.Open(ctx, path)
 		if err != nil {
-			status = e.errorf("cat: %v", err)
+			if fi, serr := e.sh.k.Stat(ctx, path); serr == nil && fi.IsDir() {
+				status = e.errorf("cat: %s: Is a directory", path)
+			} else {
+				status = e.errorf("cat: %s", fileError(path, err))
+			}
 			continue
 		}
 		_, err = io.Copy(e.stdout, f)
 		f.Close()
 		if err != nil {
-			status = e.errorf("cat: %v", err)
+			status = e.errorf("cat: %s", fileError(path, err))
 		}
 	}
 	return status
@@ -418,7 +445,7 @@ func builtinLS(ctx context.Context, e *builtinEnv, args []string) int {
 				}
 				continue
 			}
-			status = e.errorf("ls: %v", err)
+			status = e.errorf("ls: cannot access '%s': %s", p, reason(err))
 			continue
 		}
 		if len(paths) > 1 {
@@ -439,7 +466,7 @@ func builtinLS(ctx context.Context, e *builtinEnv, args []string) int {
 			}
 			fi, err := d.Info()
 			if err != nil {
-				status = e.errorf("ls: %v", err)
+				status = e.errorf("ls: cannot access '%s': %s", p+"/"+d.Name(), reason(err))
 				continue
 			}
 			when := "                "
@@ -463,7 +490,14 @@ func builtinRM(ctx context.Context, e *builtinEnv, args []string) int {
 	status := 0
 	for _, p := range args {
 		if err := e.sh.k.Remove(ctx, p); err != nil {
-			status = e.errorf("rm: %v", err)
+			why := reason(err)
+			switch {
+			case errors.Is(err, fs.ErrExist):
+				why = "Directory not empty" // only a container can exist in the way
+			case p == "/":
+				why = "Is a directory"
+			}
+			status = e.errorf("rm: cannot remove '%s': %s", p, why)
 		}
 	}
 	return status
@@ -490,7 +524,7 @@ func builtinGC(ctx context.Context, e *builtinEnv, args []string) int {
 	}
 	rep, err := e.sh.k.GC(ctx, opts)
 	if err != nil {
-		return e.errorf("%v", err)
+		return e.errorf("%s", cleanError(err))
 	}
 	done := fmt.Sprintf("%d objects removed", rep.Objects)
 	if opts.DryRun {
@@ -518,11 +552,16 @@ func builtinLogs(ctx context.Context, e *builtinEnv, args []string) int {
 	}
 	rc, err := e.sh.k.Logs(ctx, rack.PID(pid), follow)
 	if err != nil {
-		return e.errorf("%s", strings.TrimPrefix(err.Error(), "rack: "))
+		if errors.Is(err, rack.ErrNotFound) {
+			if _, perr := e.sh.k.Process(ctx, rack.PID(pid)); perr != nil {
+				return e.errorf("logs: %s", processError(rack.PID(pid), perr))
+			}
+		}
+		return e.errorf("%s", cleanError(err))
 	}
 	defer rc.Close()
 	if _, err := io.Copy(e.stdout, rc); err != nil {
-		return e.errorf("logs: %v", err)
+		return e.errorf("logs: %s", cleanError(err))
 	}
 	return 0
 }

@@ -1,8 +1,9 @@
 // Command rack is the shell of a rack namespace: ps, kill, cat, ls and
 // friends on the namespace's processes and files, and apps (programs built
 // with rack.Main) run as processes of the namespace, with pipes (|) and
-// redirections (>, <) through rack pipes and files, and background jobs
-// (&).
+// redirections (>, >>, <, 2>, 2>&1...) through rack pipes and files,
+// background jobs (&), && and ||, variables and globs over rack paths, in
+// bash's syntax (see parse.go).
 //
 //	rack                      an interactive shell, prompt "(rack)$ "
 //	rack -c 'LINE'            run LINE and exit with its status
@@ -52,6 +53,7 @@ type config struct {
 	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
+	getenv  func(string) string // the environment the shell starts with
 }
 
 // run is the whole program: it parses args, opens the namespace, runs the
@@ -72,7 +74,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	cfg := config{url: *url, appsDir: getenv("RACK_APPS"), command: *command, args: fl.Args(),
-		stdin: stdin, stdout: stdout, stderr: stderr}
+		stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	isSet := false
 	fl.Visit(func(f *flag.Flag) { isSet = isSet || f.Name == "c" })
 	if isSet && len(cfg.args) > 0 {
@@ -95,7 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer cancel()
 	k, err := rack.Open(ctx, cfg.url, rack.WithConsole(stdin, stdout, stderr))
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "rack:", cleanError(err))
 		return 1
 	}
 	defer k.Close()
@@ -132,7 +134,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	})
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "rack:", cleanError(err))
 		return 1
 	}
 	// SIGTERM and SIGHUP end the shell (and so, as the kernel closes, its
@@ -194,7 +196,7 @@ func quoteArg(s string) string {
 	if s == "" {
 		return "''"
 	}
-	if !strings.ContainsAny(s, " \t\r\n'\"\\|&;<>#$*?()[]{}~`!") {
+	if !strings.ContainsAny(s, " \t\r\n'\"\\|&;<>#$*?()[]{}~`!") && !reserved[s] {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

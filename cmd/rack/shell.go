@@ -34,6 +34,7 @@ type shell struct {
 	term        atomic.Pointer[terminal] // interactive only
 	market      *market                  // the published apps (appstore.go)
 
+	vars     *vars    // the shell's variables
 	status   int      // $?
 	lastBG   rack.PID // $!
 	exited   bool     // exit was run
@@ -66,11 +67,15 @@ type job struct {
 }
 
 func newShell(k *rack.Kernel, cfg config) *shell {
-	return &shell{
+	sh := &shell{
 		k: k, url: cfg.url, appsDir: cfg.appsDir,
 		stdout: &lockedWriter{w: cfg.stdout}, stderr: &lockedWriter{w: cfg.stderr},
-		jobs: make(map[*job]struct{}), ownSignal: make(chan rack.Signal, 1),
+		jobs: make(map[*job]struct{}), ownSignal: make(chan rack.Signal, 1), vars: newVars(),
 	}
+	if cfg.getenv != nil {
+		sh.vars = environVars(cfg.getenv)
+	}
+	return sh
 }
 
 // lockedWriter serialises writes from several goroutines.
@@ -86,7 +91,13 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // params returns the values of $? and $!.
-func (sh *shell) params() Params { return Params{Status: sh.status, LastBG: int64(sh.lastBG)} }
+func (sh *shell) params() Params {
+	p := Params{Status: sh.status, LastBG: int64(sh.lastBG), Lookup: sh.vars.lookup}
+	if sh.self != nil {
+		p.PID = int64(sh.self.PID())
+	}
+	return p
+}
 
 // errorf reports an error on the shell's stderr.
 func (sh *shell) errorf(format string, args ...any) {
@@ -97,10 +108,18 @@ func (sh *shell) errorf(format string, args ...any) {
 // status.
 func (sh *shell) runScript(ctx context.Context, r io.Reader) int {
 	br := bufio.NewReader(r)
+	pending := "" // lines of a command not complete yet (an open quote...)
 	for !sh.exited {
 		text, err := br.ReadString('\n')
-		if text != "" {
-			sh.status = sh.runSource(ctx, strings.TrimSuffix(text, "\n"))
+		if text != "" || pending != "" {
+			text = pending + strings.TrimSuffix(text, "\n")
+			pending = ""
+			var se *SyntaxError
+			if _, perr := Parse(text); errors.As(perr, &se) && se.Incomplete && err == nil {
+				pending = text + "\n" // as bash, read on
+				continue
+			}
+			sh.status = sh.runSource(ctx, text)
 		}
 		if err != nil {
 			if err != io.EOF {
@@ -131,22 +150,24 @@ func (sh *shell) runSource(ctx context.Context, text string) int {
 }
 
 // runLine runs a parsed line and returns (and records as $?) the status of
-// its last pipeline.
+// its last pipeline. A pipeline after && runs only if the status is 0, one
+// after || only if it is not; a skipped one leaves the status as it is.
 func (sh *shell) runLine(ctx context.Context, line *Line) int {
-	for _, pl := range line.Pipelines {
-		for _, c := range pl.Cmds {
-			if c.Append {
-				sh.errorf("rack: >> is not supported: rack files are written whole")
-				sh.status = 2
-				return 2
-			}
-		}
+	if sh.vars == nil {
+		sh.vars = newVars() // a shell made without newShell
 	}
 	for _, pl := range line.Pipelines {
 		if sh.exited || ctx.Err() != nil {
 			break
 		}
-		sh.status = sh.runPipeline(ctx, pl)
+		if (pl.Op == OpAnd && sh.status != 0) || (pl.Op == OpOr && sh.status == 0) {
+			continue
+		}
+		code := sh.runPipeline(ctx, pl)
+		if pl.Negate && !pl.Background {
+			code = boolStatus(code != 0)
+		}
+		sh.status = code
 	}
 	if sh.exited {
 		return sh.exitCode
@@ -154,14 +175,25 @@ func (sh *shell) runLine(ctx context.Context, line *Line) int {
 	return sh.status
 }
 
+// boolStatus is 0 for true, 1 for false.
+func boolStatus(ok bool) int {
+	if ok {
+		return 0
+	}
+	return 1
+}
+
 // stage is one command of a pipeline being started.
 type stage struct {
 	name    string
 	args    []string
 	builtin builtinFunc
-	exe     string // an app's absolute path
+	exe     string            // an app's absolute path
+	env     map[string]string // an app's environment: exported variables and NAME=VALUE prefixes
+	fds     fdTable           // after the redirections
 	stdin   io.Reader
 	stdout  io.Writer
+	stderr  io.Writer
 }
 
 // runPipeline starts a pipeline and, unless it is a background one, waits
@@ -170,30 +202,53 @@ type stage struct {
 func (sh *shell) runPipeline(ctx context.Context, pl *Pipeline) int {
 	stages := make([]*stage, len(pl.Cmds))
 	for i, c := range pl.Cmds {
-		words := make([]string, len(c.Args))
-		for j, w := range c.Args {
-			words[j] = w.Expand(sh.params())
+		p := sh.params()
+		words := sh.expandArgs(ctx, c.Args, p)
+		st := &stage{}
+		if len(words) == 0 {
+			// Only assignments and redirections: a lone one sets shell
+			// variables and makes its redirections' files.
+			st.name, st.builtin = ":", builtinColon
+			if len(pl.Cmds) == 1 && !pl.Background {
+				for _, a := range c.Assigns {
+					sh.vars.set(a.Name, a.Value.Expand(sh.params()))
+				}
+			}
+			stages[i] = st
+			continue
 		}
-		st := &stage{name: words[0], args: words[1:]}
+		st.name, st.args = words[0], words[1:]
 		if b, ok := builtins[st.name]; ok {
 			st.builtin = b
 		} else {
 			exe, err := sh.lookApp(st.name)
 			if err != nil {
-				sh.errorf("%v", err)
-				return 127
+				// As in bash, the other stages run; this one reports on
+				// its stderr and fails with 127.
+				st.builtin = notFound(err)
+				stages[i] = st
+				continue
 			}
 			st.exe = exe
+			var prefix map[string]string
+			for _, a := range c.Assigns {
+				if prefix == nil {
+					prefix = make(map[string]string)
+				}
+				prefix[a.Name] = a.Value.Expand(p)
+			}
+			st.env = sh.vars.environ(prefix)
 		}
 		stages[i] = st
 	}
-	// A lone builtin runs right here: it may change the shell (exit, wait).
+	// A lone builtin runs right here: it may change the shell (exit, wait,
+	// export).
 	if len(stages) == 1 && stages[0].builtin != nil && !pl.Background {
 		return sh.runLoneBuiltin(ctx, pl.Cmds[0], stages[0])
 	}
 	j, err := sh.start(ctx, pl, stages, jobText(stages))
 	if err != nil {
-		sh.errorf("%v", err)
+		sh.report(err)
 		return 1
 	}
 	if pl.Background {
@@ -210,31 +265,103 @@ func (sh *shell) runPipeline(ctx context.Context, pl *Pipeline) int {
 	return sh.waitForeground(ctx, j)
 }
 
+// notFound is a command that could not be found: it prints err on its
+// stderr and fails with status 127.
+func notFound(err error) builtinFunc {
+	return func(_ context.Context, e *builtinEnv, _ []string) int {
+		fmt.Fprintf(e.stderr, "rack: %s\n", cleanError(err))
+		return 127
+	}
+}
+
+// expandArgs expands a command's words into its arguments. As in bash,
+// the NAME=VALUE arguments of export are assignments: neither split nor
+// globbed.
+func (sh *shell) expandArgs(ctx context.Context, args []Word, p Params) []string {
+	if len(args) == 0 {
+		return nil
+	}
+	if name, ok := args[0].plain(); !ok || name != "export" {
+		return Fields(args, p, sh.glob(ctx))
+	}
+	words := []string{"export"}
+	for _, w := range args[1:] {
+		if a, ok := assignment(w); ok {
+			words = append(words, a.Name+"="+a.Value.Expand(p))
+			continue
+		}
+		words = append(words, Fields([]Word{w}, p, sh.glob(ctx))...)
+	}
+	return words
+}
+
+// builtinColon is ":" (and a command of assignments only): it succeeds.
+func builtinColon(context.Context, *builtinEnv, []string) int { return 0 }
+
+// glob expands rack path patterns (nil: none, as with no kernel).
+func (sh *shell) glob(ctx context.Context) Globber {
+	if sh.k == nil {
+		return nil
+	}
+	return globFS(sh.k.FS(ctx))
+}
+
 // runLoneBuiltin runs a builtin with its redirections, in the shell.
 func (sh *shell) runLoneBuiltin(ctx context.Context, c *Command, st *stage) int {
+	t, err := sh.applyRedirects(ctx, c, fdTable{out: &sink{kind: sinkShellOut}, err: &sink{kind: sinkShellErr}})
+	if err != nil {
+		sh.report(err)
+		return 1
+	}
 	env := &builtinEnv{sh: sh, stdin: eofReader{}, stdout: sh.stdout, stderr: sh.stderr}
-	if c.Stdin != nil {
-		f, err := sh.k.Open(ctx, c.Stdin.Expand(sh.params()))
+	if t.inPath != "" {
+		f, err := sh.k.Open(ctx, t.inPath)
 		if err != nil {
-			sh.errorf("rack: %v", err)
+			sh.errorf("rack: %s", fileError(t.inPath, err))
 			return 1
 		}
 		defer f.Close()
 		env.stdin = f
 	}
-	var out *rack.File
-	if c.Stdout != nil {
-		f, err := sh.k.Create(ctx, c.Stdout.Expand(sh.params()))
-		if err != nil {
-			sh.errorf("rack: %v", err)
-			return 1
-		}
-		out, env.stdout = f, f
+	type openFile struct {
+		path string
+		f    io.WriteCloser
 	}
-	code := st.builtin(ctx, env, st.args)
-	if out != nil {
-		if err := out.Close(); err != nil {
-			sh.errorf("rack: %v", err)
+	var files []openFile
+	opened := map[*sink]io.Writer{}
+	writer := func(s *sink) (io.Writer, error) {
+		switch s.kind {
+		case sinkShellOut:
+			return sh.stdout, nil
+		case sinkShellErr:
+			return sh.stderr, nil
+		case sinkNull:
+			return io.Discard, nil
+		}
+		if w, ok := opened[s]; ok {
+			return w, nil
+		}
+		f, err := sh.openSink(ctx, s)
+		if err != nil {
+			return nil, errors.New("rack: " + fileError(s.path, err))
+		}
+		files = append(files, openFile{s.path, f})
+		opened[s] = f
+		return f, nil
+	}
+	code := 0
+	if env.stdout, err = writer(t.out); err == nil {
+		env.stderr, err = writer(t.err)
+	}
+	if err != nil {
+		sh.report(err)
+		code = 1
+	} else {
+		code = st.builtin(ctx, env, st.args)
+	}
+	for _, f := range files {
+		if err := f.f.Close(); err != nil {
+			sh.errorf("rack: %s", fileError(f.path, err))
 			if code == 0 {
 				code = 1
 			}
@@ -245,14 +372,21 @@ func (sh *shell) runLoneBuiltin(ctx context.Context, c *Command, st *stage) int 
 
 // start forks (or runs) every stage of pl, connected by rack pipes, and
 // returns the running job.
+//
+// Each stage starts with its input from the previous stage's pipe (or
+// none), its output to the next stage's pipe (or the shell's stdout) and
+// its errors to the shell's stderr; its redirections then change that
+// table in order. A builtin writes files itself. An app writes a > file
+// itself (rack commits it when the app ends); its >> files, and a file
+// that both its outputs share, go through a pipe to the shell, which
+// writes the file once the app ends.
 func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd string) (_ *job, err error) {
 	j := &job{bg: pl.Background, done: make(chan struct{}), cmd: cmd}
 	var (
 		closers []io.Closer // the shell's ends, closed once every stage started
 		wg      sync.WaitGroup
 		codes   = make([]int, len(stages))
-		after   []func() error // run once every stage started
-		outFile *rack.File     // the last stage's > file, an app's
+		after   []func() error // run once every stage ended
 	)
 	cleanup := func() {
 		for _, c := range closers {
@@ -265,15 +399,12 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd s
 				_ = p.Kill(context.WithoutCancel(ctx))
 			}
 			cleanup()
-			if outFile != nil {
-				_ = outFile.Close()
+			for _, f := range after {
+				_ = f()
 			}
 		}
 	}()
 
-	// The apps' stderr goes to the shell's, through one pipe.
-	var errR *rack.PipeReader
-	var errW *rack.PipeWriter
 	hasApp := false
 	for _, st := range stages {
 		hasApp = hasApp || st.exe != ""
@@ -282,71 +413,160 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd s
 		if err := sh.checkAppStages(stages); err != nil {
 			return nil, err
 		}
-		if errR, errW, err = sh.self.Pipe(ctx); err != nil {
-			return nil, err
-		}
-		closers = append(closers, errW)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer errR.Close()
-			_, _ = io.Copy(sh.stderr, errR)
-		}()
 	}
-
-	// Wire the streams: stdin of the first, stdout of the last, pipes
-	// between.
-	first, last := pl.Cmds[0], pl.Cmds[len(pl.Cmds)-1]
-	if first.Stdin != nil {
-		f, err := sh.k.Open(ctx, first.Stdin.Expand(sh.params()))
-		if err != nil {
-			return nil, fmt.Errorf("rack: %w", err)
-		}
-		closers = append(closers, f)
-		stages[0].stdin = f
-	}
-	lastSt := stages[len(stages)-1]
-	switch {
-	case last.Stdout != nil && lastSt.exe != "":
-		// The app writes the file itself (rack commits it when it exits);
-		// the shell's handle only creates it empty if the app wrote nothing.
-		f, err := sh.createForChild(ctx, last.Stdout.Expand(sh.params()))
+	// copyTo makes a pipe whose reader the shell copies to w.
+	copyTo := func(w io.Writer) (*rack.PipeWriter, error) {
+		r, pw, err := sh.self.Pipe(ctx)
 		if err != nil {
 			return nil, err
 		}
-		outFile = f
-		lastSt.stdout = f
-	case last.Stdout != nil:
-		f, err := sh.k.Create(ctx, last.Stdout.Expand(sh.params()))
-		if err != nil {
-			return nil, fmt.Errorf("rack: %w", err)
-		}
-		outFile = f
-		lastSt.stdout = f
-	default:
-		r, w, err := sh.self.Pipe(ctx)
-		if err != nil {
-			return nil, err
-		}
-		closers = append(closers, w)
-		lastSt.stdout = w
+		closers = append(closers, pw)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer r.Close()
-			_, _ = io.Copy(sh.stdout, r)
+			_, _ = io.Copy(w, r)
 		}()
+		return pw, nil
 	}
-	for i := 0; i < len(stages)-1; i++ {
-		r, w, err := sh.self.Pipe(ctx)
-		if err != nil {
+
+	// The descriptor tables: pipes between the stages, then the
+	// redirections.
+	readers := make([]*rack.PipeReader, len(stages))
+	for i, st := range stages {
+		st.fds = fdTable{inPipe: readers[i], out: &sink{kind: sinkShellOut}, err: &sink{kind: sinkShellErr}}
+		if i < len(stages)-1 {
+			r, w, err := sh.self.Pipe(ctx)
+			if err != nil {
+				return nil, err
+			}
+			closers = append(closers, w)
+			readers[i+1] = r
+			st.fds.out = &sink{kind: sinkPipe, pw: w}
+		}
+		if st.fds, err = sh.applyRedirects(ctx, pl.Cmds[i], st.fds); err != nil {
 			return nil, err
 		}
-		closers = append(closers, w)
-		stages[i].stdout = w
-		stages[i+1].stdin = r
-		if stages[i+1].builtin != nil {
-			closers = append(closers, r) // read by the shell
+	}
+	// A pipe reader no stage reads (its input came from a file) is
+	// closed once the stages started, so its writer is not left blocked;
+	// one a builtin reads is closed by the shell at the end; an app's
+	// moves to the app.
+	var unread []*rack.PipeReader
+	for i, r := range readers {
+		switch {
+		case r == nil:
+		case stages[i].fds.inPipe != r:
+			unread = append(unread, r)
+		case stages[i].builtin != nil:
+			closers = append(closers, r)
+		}
+	}
+	defer func() {
+		if err != nil {
+			for _, r := range unread {
+				_ = r.Close()
+			}
+		}
+	}()
+
+	// The shell's own stdout and stderr, for the apps: pipes it copies.
+	var outW, errW *rack.PipeWriter
+	builtinOut := map[*rack.PipeWriter]bool{}
+	for _, st := range stages {
+		if t := st.fds; t.inPath != "" {
+			f, err := sh.k.Open(ctx, t.inPath)
+			if err != nil {
+				return nil, errors.New("rack: " + fileError(t.inPath, err))
+			}
+			closers = append(closers, f)
+			st.stdin = f
+		} else if t.inPipe != nil {
+			st.stdin = t.inPipe
+		}
+		opened := map[*sink]io.Writer{}
+		writer := func(s *sink) (io.Writer, error) {
+			if w, ok := opened[s]; ok {
+				return w, nil
+			}
+			var w io.Writer
+			switch s.kind {
+			case sinkShellOut, sinkShellErr:
+				dst := sh.stdout
+				if s.kind == sinkShellErr {
+					dst = sh.stderr
+				}
+				if st.builtin != nil {
+					w = dst
+					break
+				}
+				pw := &outW
+				if s.kind == sinkShellErr {
+					pw = &errW
+				}
+				if *pw == nil {
+					p, err := copyTo(dst)
+					if err != nil {
+						return nil, err
+					}
+					*pw = p
+				}
+				w = *pw
+			case sinkPipe:
+				w = s.pw
+				if st.builtin != nil {
+					builtinOut[s.pw] = true
+				}
+			case sinkNull:
+				w = io.Discard
+				if st.exe != "" {
+					p, err := copyTo(io.Discard)
+					if err != nil {
+						return nil, err
+					}
+					w = p
+				}
+			case sinkFile:
+				if st.exe != "" && !s.append && st.fds.out != st.fds.err {
+					// The app writes the file itself (rack commits it
+					// when it exits); the shell's handle only creates it
+					// empty if the app wrote nothing.
+					f, err := sh.createForChild(ctx, s.path)
+					if err != nil {
+						return nil, err
+					}
+					after = append(after, func() error { return closeForChild(f) })
+					w = f
+					break
+				}
+				f, err := sh.openSink(ctx, s)
+				if err != nil {
+					return nil, errors.New("rack: " + fileError(s.path, err))
+				}
+				after = append(after, func() error {
+					if err := f.Close(); err != nil {
+						return errors.New("rack: " + fileError(s.path, err))
+					}
+					return nil
+				})
+				if st.builtin != nil {
+					w = f
+					break
+				}
+				p, err := copyTo(f)
+				if err != nil {
+					return nil, err
+				}
+				w = p
+			}
+			opened[s] = w
+			return w, nil
+		}
+		if st.stdout, err = writer(st.fds.out); err != nil {
+			return nil, err
+		}
+		if st.stderr, err = writer(st.fds.err); err != nil {
+			return nil, err
 		}
 	}
 
@@ -364,10 +584,11 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd s
 		spec := rack.Spec{
 			Name:    st.name,
 			Args:    st.args,
+			Env:     st.env,
 			Options: appOptions(st.exe),
 			Stdin:   st.stdin,
 			Stdout:  st.stdout,
-			Stderr:  errW,
+			Stderr:  st.stderr,
 		}
 		p, err := sh.self.Fork(ctx, spec)
 		if err != nil {
@@ -383,42 +604,37 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd s
 			codes[a.i] = sh.statusOf(a.p.Wait(context.WithoutCancel(ctx)), a.p)
 		}()
 	}
-	builtinOut := map[*rack.PipeWriter]bool{}
 	for i, st := range stages {
 		if st.builtin == nil {
 			continue
-		}
-		if w, ok := st.stdout.(*rack.PipeWriter); ok {
-			builtinOut[w] = true
 		}
 		in := st.stdin
 		if in == nil {
 			in = eofReader{}
 		}
-		w := st.stdout
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			env := &builtinEnv{sh: sh, stdin: in, stdout: w, stderr: sh.stderr, inPipeline: true}
+			env := &builtinEnv{sh: sh, stdin: in, stdout: st.stdout, stderr: st.stderr, inPipeline: true}
 			codes[i] = st.builtin(ctx, env, st.args)
-			if pw, ok := w.(*rack.PipeWriter); ok {
-				_ = pw.Close()
+			// The pipe ends it writes: closed once, now that it is done.
+			for _, w := range []io.Writer{st.stdout, st.stderr} {
+				if pw, ok := w.(*rack.PipeWriter); ok && builtinOut[pw] {
+					_ = pw.Close()
+				}
 			}
 		}()
 	}
 	// The shell's copies of the apps' write ends: closed now, so that
 	// readers see EOF once the stages' copies close. A builtin closes the
-	// end it writes when it returns.
+	// ends it writes when it returns.
 	for _, c := range closers {
 		if w, ok := c.(*rack.PipeWriter); ok && !builtinOut[w] {
 			_ = c.Close()
 		}
 	}
-	if outFile != nil && lastSt.builtin != nil {
-		after = append(after, outFile.Close)
-	}
-	if outFile != nil && lastSt.exe != "" {
-		after = append(after, func() error { return closeForChild(outFile) })
+	for _, r := range unread {
+		_ = r.Close()
 	}
 	sh.mu.Lock()
 	sh.addJobLocked(j)
@@ -432,7 +648,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd s
 		}
 		for _, f := range after {
 			if err := f(); err != nil {
-				sh.errorf("rack: %v", err)
+				sh.report(err)
 				if codes[len(codes)-1] == 0 {
 					codes[len(codes)-1] = 1
 				}
@@ -456,11 +672,11 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd s
 // removed first, as > truncates.
 func (sh *shell) createForChild(ctx context.Context, path string) (*rack.File, error) {
 	if err := sh.k.Remove(ctx, path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("rack: %w", err)
+		return nil, errors.New("rack: " + fileError(path, err))
 	}
 	f, err := sh.k.OpenFile(ctx, path, rack.O_WRONLY|rack.O_CREATE|rack.O_EXCL)
 	if err != nil {
-		return nil, fmt.Errorf("rack: %w", err)
+		return nil, errors.New("rack: " + fileError(path, err))
 	}
 	return f, nil
 }
@@ -504,11 +720,11 @@ func (sh *shell) statusOf(err error, p *rack.Process) int {
 	case errors.As(err, &ee):
 		// A returned error (code 1) is known only to the exit record.
 		if ee.Code() == 1 && ee.Signal() == 0 && ee.Reason != "" {
-			sh.errorf("rack: %s[%d]: %s", ee.Name, ee.PID, ee.Reason)
+			sh.errorf("rack: %s[%d]: %s", ee.Name, ee.PID, strings.TrimPrefix(ee.Reason, "rack: "))
 		}
 		return ee.Code()
 	default:
-		sh.errorf("%v", err)
+		sh.report(err)
 		return 1
 	}
 }
@@ -562,7 +778,7 @@ func (sh *shell) signalForeground(ctx context.Context, sig rack.Signal) {
 	sh.mu.Unlock()
 	for _, p := range fg {
 		if err := p.Signal(ctx, sig); err != nil && !errors.Is(err, rack.ErrFinished) {
-			sh.errorf("rack: %v", err)
+			sh.report(err)
 		}
 	}
 }

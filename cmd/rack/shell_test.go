@@ -102,12 +102,14 @@ func TestBuiltins(t *testing.T) {
 		"cat < /docs/b.txt",
 		"echo x >> /docs/c.txt",
 		"echo after append $?",
+		"echo y >> /docs/c.txt; cat /docs/c.txt",
+		"rm /docs",
 		"kill -FOO 1",
 		"kill 99999",
 		"wait 99999",
 		"bogus-command",
 		"echo not found $?",
-		"echo 'unterminated",
+		"echo a | | b", // (an open quote would read on, as in bash: TestScriptContinuation)
 		"echo syntax $?",
 		"ps",
 		"ps --json",
@@ -128,7 +130,7 @@ func TestBuiltins(t *testing.T) {
 		"docs/\n",
 		"b.txt\nstatus 1\n",
 		"after false 1\n",
-		"after append 2\n",
+		"after append 0\nx\ny\n",
 		"not found 127\n",
 		"syntax 2\n",
 		"PID  PPID  STATE    STATUS  CMD\n100  1     running          rack --url file://",
@@ -151,13 +153,17 @@ func TestBuiltins(t *testing.T) {
 	if strings.Contains(out, "not reached") {
 		t.Errorf("exit did not end the shell:\n%s", out)
 	}
+	if strings.Contains(errOut, "rack: rack:") || strings.Contains(errOut, ": rack: ") {
+		t.Errorf("an error repeats its prefix:\n%s", errOut)
+	}
 	for _, want := range []string{
-		"rack: cat: open /docs/missing: file does not exist",
-		"rack: >> is not supported: rack files are written whole",
-		`rack: kill: rack: invalid argument: unknown signal "FOO"`,
-		"rack: kill: 99999: rack: process 99999: rack: not found",
+		"rack: cat: /docs/missing: No such file or directory\n",
+		"rack: rm: cannot remove '/docs': Directory not empty\n",
+		"rack: kill: FOO: invalid signal specification\n",
+		"rack: kill: (99999) - No such process\n",
+		"rack: wait: (99999) - No such process\n",
 		"rack: bogus-command: command not found",
-		"rack: syntax error at column 6: unterminated single quote",
+		"rack: syntax error at column 10: missing command before |",
 		`rack: gc: --min-age "soon": want a positive duration`,
 	} {
 		if !strings.Contains(errOut, want) {
@@ -254,7 +260,7 @@ func TestPipesAndRedirects(t *testing.T) {
 	if code != 0 {
 		t.Errorf("status %d", code)
 	}
-	for _, w := range []string{"rack: upper[", "]: failing as asked", "open /out/missing.txt: file does not exist"} {
+	for _, w := range []string{"rack: upper[", "]: failing as asked", "rack: /out/missing.txt: No such file or directory\n"} {
 		if !strings.Contains(errOut, w) {
 			t.Errorf("stderr lacks %q:\n%s", w, errOut)
 		}
@@ -338,9 +344,10 @@ func TestPSDuringRun(t *testing.T) {
 func TestLogs(t *testing.T) {
 	buildApps(t)
 	dir := t.TempDir()
-	out, errOut, _ := runShell(t, dir, "upper oslog\nps -a --json\nlogs 1\nlogs x\n")
+	out, errOut, _ := runShell(t, dir, "upper oslog\nps -a --json\nlogs 1\nlogs x\nlogs $$\n")
 	for _, want := range []string{
-		"rack: logs of process 1: rack: not found: no log",
+		"rack: logs: (1) - No such process\n",
+		"rack: logs of process 100: not found: no log (",
 		`rack: logs: "x" is not a pid`,
 	} {
 		if !strings.Contains(errOut, want) {
