@@ -384,9 +384,23 @@ func (r *PipeReader) readClose(ctx context.Context, e int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	r.ends[e].closed, r.ends[e].count = true, c.Segments
-	r.noteDone(e)
+	r.learnClose(e, &c)
 	return true, nil
+}
+
+// learnClose notes end e's close record c. A segment it asks to recheck
+// (record.PipeClose.Recheck) that this reader has read already may have
+// been stored again since: it is deleted. One not read yet is read, and
+// deleted, in its turn: the writer's puts all ended before its close.
+func (r *PipeReader) learnClose(e int, c *record.PipeClose) {
+	end := &r.ends[e]
+	end.closed, end.count = true, c.Segments
+	for _, s := range c.Recheck {
+		if s < end.next {
+			r.k.deleteSoon(record.PipeSegmentKey(r.pipe, e, s))
+		}
+	}
+	r.noteDone(e)
 }
 
 // checkAll probes ends at once (probe) and opens the first of them that
@@ -780,8 +794,7 @@ func (r *PipeReader) probe(ctx context.Context, ends []int, segs, closes bool) (
 			return found, res.err
 		}
 		if res.found && !r.ends[res.e].closed {
-			r.ends[res.e].closed, r.ends[res.e].count = true, res.c.Segments
-			r.noteDone(res.e)
+			r.learnClose(res.e, &res.c)
 			found = true
 		}
 	}
