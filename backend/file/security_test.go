@@ -307,7 +307,7 @@ func TestPlantedSparesRefused(t *testing.T) {
 		}
 		unchanged()
 	}
-	// Journals too take spares.
+	// A journal append (which no longer takes a spare) leaves it alone too.
 	s.changed("c", s.containerPath("c"), "obj")
 	unchanged()
 }
