@@ -361,6 +361,17 @@ func (g *gc) lost(ctx context.Context, pid PID) {
 	}
 }
 
+// parentGone reports whether process pid, which the listings did not
+// show, has ended or is gone, as its records say (false when they cannot
+// be read: nothing is removed on a guess).
+func (g *gc) parentGone(ctx context.Context, pid PID) bool {
+	if _, err := g.k.records.exit(ctx, pid); err == nil {
+		return true
+	}
+	_, err := g.k.records.proc(ctx, pid)
+	return errors.Is(err, backend.ErrNotFound)
+}
+
 // kernelLives reports whether kernel id renews its lease (true when that
 // cannot be read: nothing is removed on a guess).
 func (g *gc) kernelLives(ctx context.Context, id string) bool {
@@ -385,7 +396,11 @@ func (g *gc) reap(ctx context.Context) error {
 			if _, parentEnded := g.ended[ppid]; !parentEnded && !g.lostNow[ppid] && g.procs[ppid] != nil {
 				continue // its parent runs and may still wait
 			}
-			// An orphan: nobody can wait for it any more.
+			// An orphan, nobody can wait for it any more, unless its
+			// parent is only missing from a listing that lags.
+			if ex.Ended > cutoff && g.procs[ppid] == nil && !g.parentGone(ctx, ppid) {
+				continue
+			}
 		} else if ex.Ended > cutoff && g.kernelLives(ctx, rec.Kernel) {
 			continue // a root whose starter lives, and may still wait
 		}

@@ -26,13 +26,15 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 
 for i in $(seq "$RUNS"); do
 	for mode in nopipe pipe; do
-		out=$(cd "$HERE" && RACK_BENCH_CHILDREN=$N "$WORK/rack.test" -test.run '^$' \
-			-test.bench "FileForkAllPipe/^$mode\$" -test.benchtime 1x 2>&1 | grep '^Benchmark') || true
+		(cd "$HERE" && RACK_BENCH_CHILDREN=$N "$WORK/rack.test" -test.run '^$' \
+			-test.bench "FileForkAllPipe/^$mode\$" -test.benchtime 1x >"$WORK/out" 2>&1) || true
+		out=$(grep '^Benchmark' "$WORK/out") || true
 		fork=$(echo "$out" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="fork-ns/child") print $i}')
 		cpu=$(echo "$out" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="fork-cpu-ns/child") print $i}')
 		total=$(echo "$out" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="ns/child") print $i}')
 		if [ -z "$fork" ]; then
-			echo "run $i $mode: failed"
+			echo "run $i $mode: failed:"
+			tail -5 "$WORK/out"
 			continue
 		fi
 		echo "run $i $mode: ForkAll $fork ns/child ($cpu ns CPU), to the last exit $total ns/child"
