@@ -16,7 +16,13 @@ import (
 // GCOptions tune Kernel.GC. The zero value is ready to use.
 type GCOptions struct {
 	// MinAge spares processes that ended less than MinAge ago (default one
-	// minute), so that a waiter about to read an exit status still finds it.
+	// minute), so that a waiter about to read an exit status still finds
+	// it, when something live may wait for them: a child whose parent
+	// runs, or a root whose starting kernel lives. The others (a child
+	// whose parent has ended or is lost, a root whose starter is gone)
+	// have nobody left to wait for them, and go at once, as Unix's init
+	// reaps orphans. It also spares pipes written less than MinAge or a
+	// lease ago, whichever is shorter (see GC).
 	MinAge time.Duration
 	// DryRun reports what GC would do without doing it.
 	DryRun bool
@@ -65,12 +71,21 @@ type GCReport struct {
 
 // GC removes what dead processes left behind in the namespace, as the
 // rack shell's "gc" does. It records lost the processes whose kernel is
-// gone, then reaps processes that ended at least MinAge ago and whose
-// parent has ended too (a running parent may still Wait), removes finished
-// pipes and dead kernels' inboxes, and stops instances that run nothing
-// live. Everything also expires on its own (WithRecordTTL); GC is sooner.
-// It reads the namespace's listings, a few pages per 10,000 processes, and
-// is safe to run from any kernel at any time.
+// gone, then reaps ended processes (those it found lost included) whose
+// parent has ended too (a running parent may still Wait): at once when
+// nothing live can wait for them, else once they ended MinAge ago (see
+// GCOptions.MinAge). It removes finished pipes (every end closed or held
+// by an ended process, the creator ended, none used by a running process
+// or named pipe) unless one of their objects was written less than MinAge
+// or the lease ago, other than the close records GC itself wrote for lost
+// processes: a listing may lag behind a process that has just taken an
+// end, and every process that could pass one on has ended longer ago than
+// that. It removes dead kernels' inboxes and stops instances that run
+// nothing live. So one GC a lease after a kernel died (kill -9) removes
+// everything its processes left. Everything also expires on its own
+// (WithRecordTTL); GC is sooner. It reads the namespace's listings, a few
+// pages per 10,000 processes, and is safe to run from any kernel at any
+// time.
 func (k *Kernel) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if k.isClosed() {
 		return nil, ErrClosed
@@ -101,6 +116,11 @@ type gc struct {
 	ended  map[PID]*record.Exit
 	// lostNow are the processes this pass recorded lost.
 	lostNow map[PID]bool
+	// wrote are the pipe close records this pass wrote (for lost
+	// processes): no sign that a live process used the pipe lately.
+	wrote map[string]bool
+	// kernelLive caches whether a kernel's lease is live (kernelLives).
+	kernelLive map[string]bool
 }
 
 func (g *gc) run(ctx context.Context) error {
@@ -125,6 +145,7 @@ func (g *gc) run(ctx context.Context) error {
 		return err
 	}
 	g.procs, g.ended, g.lostNow = map[PID]*record.Proc{}, map[PID]*record.Exit{}, map[PID]bool{}
+	g.wrote, g.kernelLive = map[string]bool{}, map[string]bool{}
 	var running []PID
 	for _, pid := range pids {
 		rec, err := g.v.proc(ctx, pid)
@@ -325,10 +346,42 @@ func (g *gc) lost(ctx context.Context, pid PID) {
 	k.recordLost(ctx, pid, "its kernel stopped renewing its lease (found by gc)")
 	if rec, err := k.records.proc(ctx, pid); err == nil {
 		k.closeRecordedEnds(ctx, rec)
+		for _, s := range []record.Stream{rec.Stdout, rec.Stderr} { // as closeRecordedEnds
+			if s.Kind == "pipe" && s.End >= 0 {
+				g.wrote[record.PipeCloseKey(s.Pipe, s.End)] = true
+			}
+		}
 	}
-	// Not reaped in this pass: its waiters get MinAge to see it lost. It
-	// still counts as ended for its children.
+	// It counts as ended for its children; it is reaped in this pass if
+	// nothing live can wait for it (reap), else its waiters get MinAge
+	// to see it lost. Its exit record is read back there.
 	g.lostNow[pid] = true
+	if ex, err := k.records.exit(ctx, pid); err == nil {
+		g.ended[pid] = ex
+	}
+}
+
+// parentGone reports whether process pid, which the listings did not
+// show, has ended or is gone, as its records say (false when they cannot
+// be read: nothing is removed on a guess).
+func (g *gc) parentGone(ctx context.Context, pid PID) bool {
+	if _, err := g.k.records.exit(ctx, pid); err == nil {
+		return true
+	}
+	_, err := g.k.records.proc(ctx, pid)
+	return errors.Is(err, backend.ErrNotFound)
+}
+
+// kernelLives reports whether kernel id renews its lease (true when that
+// cannot be read: nothing is removed on a guess).
+func (g *gc) kernelLives(ctx context.Context, id string) bool {
+	if live, ok := g.kernelLive[id]; ok {
+		return live
+	}
+	live, err := g.k.leases.alive(ctx, id)
+	live = live || err != nil
+	g.kernelLive[id] = live
+	return live
 }
 
 // reap removes the records of processes that ended long enough ago and
@@ -337,14 +390,19 @@ func (g *gc) reap(ctx context.Context) error {
 	cutoff := time.Now().Add(-g.opts.MinAge).UnixNano()
 	var reap []PID
 	for pid, ex := range g.ended {
-		if ex.Ended > cutoff {
-			continue
-		}
-		ppid := PID(g.procs[pid].PPID)
+		rec := g.procs[pid]
+		ppid := PID(rec.PPID)
 		if ppid != InitPID {
 			if _, parentEnded := g.ended[ppid]; !parentEnded && !g.lostNow[ppid] && g.procs[ppid] != nil {
 				continue // its parent runs and may still wait
 			}
+			// An orphan, nobody can wait for it any more, unless its
+			// parent is only missing from a listing that lags.
+			if ex.Ended > cutoff && g.procs[ppid] == nil && !g.parentGone(ctx, ppid) {
+				continue
+			}
+		} else if ex.Ended > cutoff && g.kernelLives(ctx, rec.Kernel) {
+			continue // a root whose starter lives, and may still wait
 		}
 		reap = append(reap, pid)
 	}
@@ -401,6 +459,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 	if err != nil {
 		return err
 	}
+	guard := min(g.opts.MinAge, k.cfg.lease)
 	for _, dir := range page {
 		id := strings.TrimSuffix(strings.TrimPrefix(dir, record.Pipes), "/")
 		if inUse[id] {
@@ -413,7 +472,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 		ends, closes := 0, 0
 		recent := false
 		for _, o := range objs {
-			if time.Since(o.LastModified) < g.opts.MinAge {
+			if time.Since(o.LastModified) < guard && !g.wrote[o.Name] {
 				recent = true // in use a moment ago: a listing may lag behind its users
 			}
 			switch {

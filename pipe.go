@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rackfork/rack/backend"
@@ -44,6 +45,11 @@ type PipeWriter struct {
 	closed bool
 	err    error // sticky: a failed flush loses the stream's integrity
 	timer  *time.Timer
+	// recheck: segments that may have been stored twice (see
+	// record.PipeClose.Recheck); guarded by recheckMu, as segments of one
+	// Write are stored at once.
+	recheckMu sync.Mutex
+	recheck   []int
 }
 
 // ErrClosedPipe is returned by operations on a closed pipe end.
@@ -247,8 +253,18 @@ func (w *PipeWriter) storeSegment(seq int, data []byte, more bool) error {
 	// delivered even when the process is being killed.
 	// Only this end writes the segment, and its reader deletes it once
 	// read: a retry must not put back one that was read meanwhile.
-	ctx := retry.SoleWriter(w.k.ctx)
+	var again atomic.Bool
+	ctx := retry.SoleWriter(w.k.ctx, &again)
 	_, err := w.k.ns.store.Put(ctx, w.k.cfg.container, record.PipeSegmentKey(w.pipe, w.end, seq), bytesReader(data), opts)
+	if err == nil && again.Load() {
+		// Maybe stored twice, the first copy consumed: the close record
+		// asks the reader to delete what is left once it has read past.
+		w.recheckMu.Lock()
+		if len(w.recheck) < record.MaxRecheck {
+			w.recheck = append(w.recheck, seq)
+		}
+		w.recheckMu.Unlock()
+	}
 	return err
 }
 
@@ -379,7 +395,15 @@ func (w *PipeWriter) close() error {
 	// The close record counts only segments that were stored, so a failed
 	// flush still lets the reader finish (without the lost bytes, and the
 	// writer was told).
-	err := w.k.ns.put(w.k.ctx, record.PipeCloseKey(w.pipe, w.end), record.Encode(record.PipeClose{Segments: w.seq}), true)
+	w.recheckMu.Lock()
+	var recheck []int
+	for _, s := range w.recheck {
+		if s < w.seq { // a segment of a failed Write is not counted
+			recheck = append(recheck, s)
+		}
+	}
+	w.recheckMu.Unlock()
+	err := w.k.ns.put(w.k.ctx, record.PipeCloseKey(w.pipe, w.end), record.Encode(record.PipeClose{Segments: w.seq, Recheck: recheck}), true)
 	if errors.Is(err, backend.ErrExist) {
 		err = nil // closed on our behalf already
 	}

@@ -94,6 +94,7 @@ type readEnd struct {
 	count   int  // segments written, once closed
 	suspect int  // > 0: probes left for its close (in suspects)
 	counted bool // done, and counted in nDone
+	idle    int  // looks in a row that found no segment while others gave one
 }
 
 func (e *readEnd) done() bool { return e.closed && e.next >= e.count }
@@ -309,23 +310,47 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 	}
 	// Look at every end at once. The next segment usually comes before a
 	// close: look for closes every other wait (on a store that notifies,
-	// every time: a wait there ends only with a change).
+	// every time: a wait there ends only with a change). While some end
+	// streams, an end that gave nothing the last two times it was looked
+	// at is looked at, with its close, every fourth fetch only: each look
+	// is a request, and an idle or closed writer's end would otherwise
+	// cost one for every segment the others give (a reader of one writer
+	// read 2 segments per segment, the closed end of its creator's writer
+	// included). Once nothing streams (stuck), every end is looked at.
 	n := len(r.active)
 	first := sort.SearchInts(r.active, r.rr)
 	order := make([]int, 0, n-r.nDone)
+	var idle []int
 	for i := 0; i < n; i++ {
-		if e := r.active[(first+i)%n]; !r.ends[e].done() {
-			order = append(order, e)
+		e := r.active[(first+i)%n]
+		end := &r.ends[e]
+		if end.done() {
+			continue
 		}
+		if !r.stuck && end.idle >= 2 {
+			if r.fetches%4 != 0 {
+				continue
+			}
+			idle = append(idle, e)
+		}
+		order = append(order, e)
 	}
 	closedNow, err := r.probe(ctx, order, true, r.k.ns.notifier != nil || r.stalls%2 == 1)
 	if err != nil {
 		return false, err
 	}
+	if len(idle) > 0 && !closedNow {
+		if closedNow, err = r.probe(ctx, idle, false, true); err != nil {
+			return false, err
+		}
+	}
 	for _, e := range order {
-		if ok, err := r.open(ctx, e); ok || err != nil {
+		ok, err := r.open(ctx, e)
+		if ok || err != nil {
+			r.ends[e].idle = 0
 			return ok, err
 		}
+		r.ends[e].idle++
 	}
 	if closedNow {
 		return true, nil
@@ -359,9 +384,23 @@ func (r *PipeReader) readClose(ctx context.Context, e int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	r.ends[e].closed, r.ends[e].count = true, c.Segments
-	r.noteDone(e)
+	r.learnClose(e, &c)
 	return true, nil
+}
+
+// learnClose notes end e's close record c. A segment it asks to recheck
+// (record.PipeClose.Recheck) that this reader has read already may have
+// been stored again since: it is deleted. One not read yet is read, and
+// deleted, in its turn: the writer's puts all ended before its close.
+func (r *PipeReader) learnClose(e int, c *record.PipeClose) {
+	end := &r.ends[e]
+	end.closed, end.count = true, c.Segments
+	for _, s := range c.Recheck {
+		if s < end.next {
+			r.k.deleteSoon(record.PipeSegmentKey(r.pipe, e, s))
+		}
+	}
+	r.noteDone(e)
 }
 
 // checkAll probes ends at once (probe) and opens the first of them that
@@ -755,8 +794,7 @@ func (r *PipeReader) probe(ctx context.Context, ends []int, segs, closes bool) (
 			return found, res.err
 		}
 		if res.found && !r.ends[res.e].closed {
-			r.ends[res.e].closed, r.ends[res.e].count = true, res.c.Segments
-			r.noteDone(res.e)
+			r.learnClose(res.e, &res.c)
 			found = true
 		}
 	}

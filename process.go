@@ -349,8 +349,14 @@ func (s *Self) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error) {
 	}
 	out := make([]*Process, len(children))
 	for i, c := range children {
-		k.schedule(c)
 		out[i] = c.handle()
+	}
+	// Scheduled last, with nothing allocated after: each child on a
+	// compute of OS processes or servers starts in a goroutine of its
+	// own, and ForkAll's, once preempted among a thousand of them, waited
+	// seconds for its turn.
+	for _, c := range children {
+		k.schedule(c)
 	}
 	return out, nil
 }

@@ -11,7 +11,7 @@
 //	DIR/c/~<sha256>,h/        for names whose escape is over 240 bytes; .name holds it)
 //	    .name                 the container's name
 //	    .lock                 flock(2) target (see Atomicity)
-//	    .notify/<writer>-<n>  change journals, one per writing Store (see Notifications)
+//	    .notify/j-<n>         the change journal, one for all writers (see Notifications)
 //	    <object tree>
 //
 // An object name is cut into segments at each '/' (kept with the segment
@@ -62,13 +62,15 @@
 // A Store implements backend.Notifier. Changes made through the same Store
 // close the matching channels at once, before Put or Delete returns. For
 // changes made by other processes (or other Stores on the same DIR), every
-// Store appends the names it changes to its own journal file in the
-// container's .notify directory; a Store with watchers follows the other
-// journals and closes the channels of the names it reads there. It learns
-// of appends through inotify on Linux (latency well under a millisecond:
-// see TestCrossProcessNotify), with a 1 s safety scan, and elsewhere, or
-// if inotify fails or WithoutInotify is given, by polling the journals'
-// sizes every 20 ms (WithPollInterval). A journal is rotated at 1 MiB; a
+// Store appends the names it changes to the container's journal file in its
+// .notify directory, each tagged with the Store's id; a Store with watchers
+// follows the journal and closes the channels of the names other Stores
+// wrote there. It learns of appends through inotify on Linux (latency well
+// under a millisecond: see TestCrossProcessNotify), with a 30 s safety
+// scan, and elsewhere, or if inotify fails (a user has 128 inotify
+// instances by default, so past 128 processes the rest poll) or
+// WithoutInotify is given, by polling the journal's size every 20 ms
+// (WithPollInterval). A journal is rotated at 1 MiB; a
 // watcher that cannot tell what changed (a journal rotated or removed under
 // it, an inotify overflow) wakes every watcher of that container, so
 // changes are never missed, though a wake-up may be spurious. The expiry of

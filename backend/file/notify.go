@@ -37,20 +37,31 @@ func (s *Store) changed(container, cpath, name string) {
 
 // Journals.
 //
-// Every Store appends the names it changes in a container, each ended by
-// NUL (which no name contains), to its own journal file
-// .notify/<store id>-<generation> in the container's directory. At
-// journalMax bytes it starts the next generation. Journal files idle for
-// journalIdle are removed by the watchers that follow them, under an
-// exclusive flock that the writer takes shared while it appends (and
-// checks that the file it opened is still linked), so an append is never
-// lost in a removed file.
+// Every Store appends the names it changes in a container to the
+// container's one journal, .notify/j-<generation>: each record is the
+// Store's id, a space, the name and NUL (which no name contains), written
+// with one O_APPEND write, which the kernel makes atomic among processes.
+// A writer moves to the next generation once the journal holds journalMax
+// bytes. Journal files idle for journalIdle are removed by the watchers
+// that follow them, under an exclusive flock that the writer takes shared
+// while it appends (and checks that the file it opened is still linked), so
+// an append is never lost in a removed file.
+//
+// One journal for all writers, rather than one per writer, keeps a
+// watcher's work per change constant: with a journal per process, each of
+// N processes looked at N journals (N² stats per safety scan, and every
+// poll of a Store without inotify, which is every Store past the user's
+// inotify instances: 128 by default), and at 1,000 processes that took the
+// whole machine. Files in .notify not named j-<n> are journals of older
+// versions: their records are bare names.
 const (
 	journalMax  = 1 << 20
 	journalIdle = 5 * time.Minute
 	// cleanAfter: a watcher that observed a journal fully read at least
 	// this long after its last write treats its removal as clean.
 	cleanAfter = 2 * time.Second
+	// journalPrefix starts the names of journal files.
+	journalPrefix = "j-"
 )
 
 // journal is a Store's writing side of the journals.
@@ -60,16 +71,15 @@ type journal struct {
 }
 
 type journalState struct {
-	gen  int
-	size int64
-	made bool // the journal of gen has been made (or a spare looked for)
+	gen   int
+	found bool // gen has been set from the journals present
 }
 
-// append appends name to this Store's journal in container directory
-// cpath. Failures are ignored: the container may be gone.
+// append appends name to the journal in container directory cpath.
+// Failures are ignored: the container may be gone.
 func (j *journal) append(s *Store, cpath, name string) {
-	rec := make([]byte, 0, len(name)+1)
-	rec = append(append(rec, name...), 0)
+	rec := make([]byte, 0, len(s.id)+len(name)+2)
+	rec = append(append(append(append(rec, s.id...), ' '), name...), 0)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.m == nil {
@@ -80,17 +90,15 @@ func (j *journal) append(s *Store, cpath, name string) {
 		st = &journalState{}
 		j.m[cpath] = st
 	}
-	path := cpath + "/.notify/" + s.id + "-" + strconv.Itoa(st.gen)
-	if !st.made {
-		// The name is this Store's alone: a spare may become it (once;
-		// and never over a journal that exists).
-		s.spare.take(path)
-		st.made = true
+	if !st.found {
+		st.gen, st.found = lastJournal(s, cpath+"/.notify"), true
 	}
 	for range 3 {
-		// The journal must be this user's own regular file: a spare, or
-		// a name, another user planted (a link to one of this user's
-		// files) is removed, and a new journal made.
+		path := cpath + "/.notify/" + journalPrefix + strconv.Itoa(st.gen)
+		// The journal must be a regular file of this user's own (or, in
+		// group mode, of the group's): a name another user planted (a
+		// link to one of this user's files) is removed, and a new
+		// journal made.
 		f, err := s.root.OpenOwned(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, s.fileMode)
 		if err != nil {
 			if errors.Is(err, osfile.ErrNotOwned) || errors.Is(err, osfile.ErrSymlink) || errors.Is(err, osfile.ErrNotRegular) {
@@ -106,19 +114,46 @@ func (j *journal) append(s *Store, cpath, name string) {
 			f.Close()
 			return
 		}
-		if fi, err := f.Stat(); err == nil && haveFlock && !linked(fi) {
+		fi, err := f.Stat()
+		if err == nil && haveFlock && !linked(fi) {
 			f.Close() // removed by a watcher's clean-up: make a new one
 			continue
 		}
 		n, _ := f.Write(rec)
 		f.Close()
-		st.size += int64(n)
+		if err == nil && fi.Size()+int64(n) >= journalMax {
+			st.gen++
+		}
 		break
 	}
-	if st.size >= journalMax {
-		st.gen++
-		st.size, st.made = 0, false
+}
+
+// lastJournal returns the latest generation of the journals in directory
+// dir (0 if there is none).
+func lastJournal(s *Store, dir string) int {
+	f, err := s.root.OpenDir(dir)
+	if err != nil {
+		return 0
 	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	last := 0
+	for _, n := range names {
+		if g, ok := journalGen(n); ok && g > last {
+			last = g
+		}
+	}
+	return last
+}
+
+// journalGen returns the generation of the journal file named fname.
+func journalGen(fname string) (int, bool) {
+	g, ok := strings.CutPrefix(fname, journalPrefix)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(g)
+	return n, err == nil && n >= 0
 }
 
 // forget drops the journal state (on Close).
@@ -128,8 +163,8 @@ func (j *journal) forget() {
 	j.mu.Unlock()
 }
 
-// xwatch follows the journals of other Stores in the containers this
-// Store watches.
+// xwatch follows the journals (other Stores' records in them) in the
+// containers this Store watches.
 type xwatch struct {
 	s          *Store
 	poll       time.Duration
@@ -231,6 +266,11 @@ func (x *xwatch) readEvents() {
 			return
 		}
 		x.mu.Lock()
+		// A journal is read to its end when its first event of the batch
+		// is handled, so its later appends in the batch are read then:
+		// with many writers and a busy machine a batch holds many events
+		// per journal, and each would otherwise reopen it.
+		var scanned map[jname]bool
 		for _, ev := range evs {
 			if ev.overflow {
 				for _, cs := range x.cs {
@@ -249,11 +289,17 @@ func (x *xwatch) readEvents() {
 				cs.watched = false
 			case ev.name == "":
 				x.scanAll(cs, false)
-			case strings.HasPrefix(ev.name, x.s.id+"-"):
-				// Our own journal.
 			case ev.removed:
+				delete(scanned, jname{cs, ev.name})
 				x.removed(cs, ev.name)
 			default:
+				if scanned[jname{cs, ev.name}] {
+					continue
+				}
+				if scanned == nil {
+					scanned = make(map[jname]bool)
+				}
+				scanned[jname{cs, ev.name}] = true
 				x.scanFile(cs, ev.name, false)
 			}
 		}
@@ -261,9 +307,22 @@ func (x *xwatch) readEvents() {
 	}
 }
 
-// ticker polls (or, with inotify, rescans as a safety net), re-adds
-// watches lost to a container being deleted and made again, and drops
-// containers no longer watched.
+// jname names one journal file of one followed container.
+type jname struct {
+	cs   *cstate
+	name string
+}
+
+// sweepEvery is how often a Store whose inotify watch on a container's
+// journals is in place looks at every journal anyway: to collect idle ones,
+// and as a safety net. Each look costs a stat per journal, and every
+// process has a journal, so with N processes a sweep each second cost N²
+// stats a second (at N = 300 it was 70 % of the machine's CPU).
+const sweepEvery = 30 * time.Second
+
+// ticker polls (or, with inotify, sweeps now and then), re-adds watches
+// lost to a container being deleted and made again, and drops containers
+// no longer watched.
 func (x *xwatch) ticker() {
 	defer x.done.Done()
 	every := x.poll
@@ -274,6 +333,7 @@ func (x *xwatch) ticker() {
 	x.mu.Unlock()
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-x.stop:
@@ -281,6 +341,10 @@ func (x *xwatch) ticker() {
 		case <-t.C:
 		}
 		now := time.Now()
+		sweep := now.Sub(lastSweep) >= sweepEvery
+		if sweep {
+			lastSweep = now
+		}
 		x.mu.Lock()
 		for c, cs := range x.cs {
 			if now.Sub(cs.lastUsed) > 30*time.Second && !x.s.watch.Watched(c) {
@@ -291,8 +355,15 @@ func (x *xwatch) ticker() {
 				delete(x.cs, c)
 				continue
 			}
+			was := cs.watched
 			x.addWatch(cs)
-			x.scanAll(cs, false)
+			// With the watch in place inotify reports every append, and
+			// an overflow or a lost watch (re-added above only after an
+			// event that cleared cs.watched) makes a scan; without it,
+			// this is polling.
+			if !was || sweep {
+				x.scanAll(cs, false)
+			}
 		}
 		x.mu.Unlock()
 	}
@@ -311,9 +382,18 @@ func (x *xwatch) scanAll(cs *cstate, initial bool) {
 	present := make(map[string]bool, len(names))
 	for _, n := range names {
 		present[n] = true
-		if strings.HasPrefix(n, x.s.id+"-") {
-			x.collect(cs, n)
-			continue
+		if jf := cs.files[n]; jf != nil && !initial && jf.off == jf.size {
+			// A journal only grows (and a new one under the same name
+			// has a later modification time): one read to its end and
+			// unchanged since need not be opened, unless idle.
+			fi, err := os.Lstat(cs.dir + "/" + n)
+			if err == nil && fi.Size() == jf.size && fi.ModTime().Equal(jf.mtime) {
+				now := time.Now()
+				jf.seen = now
+				if now.Sub(jf.mtime) <= journalIdle {
+					continue
+				}
+			}
 		}
 		x.scanFile(cs, n, initial)
 	}
@@ -361,6 +441,7 @@ func (x *xwatch) scanFile(cs *cstate, fname string, initial bool) {
 			jf.off = fi.Size()
 		}
 	}
+	_, shared := journalGen(fname)
 	size := fi.Size()
 	if size < jf.off {
 		// Cannot happen with this package's writers: be safe.
@@ -377,6 +458,15 @@ func (x *xwatch) scanFile(cs *cstate, fname string, initial bool) {
 				break // a record still being written
 			}
 			for rec := range bytes.SplitSeq(buf[:end], []byte{0}) {
+				if shared {
+					// "writer name": a change of this Store's own has
+					// been notified here already.
+					w, name, ok := bytes.Cut(rec, []byte{' '})
+					if !ok || string(w) == x.s.id {
+						continue
+					}
+					rec = name
+				}
 				if len(rec) > 0 {
 					x.s.watch.Notify(cs.container, string(rec))
 				}
@@ -407,18 +497,6 @@ func (x *xwatch) removed(cs *cstate, fname string) {
 		return // read to the end long after its last write
 	}
 	x.s.watch.NotifyContainer(cs.container)
-}
-
-// collect removes this Store's own journal fname of cs if it is idle.
-func (x *xwatch) collect(cs *cstate, fname string) {
-	f, err := x.s.root.OpenFile(cs.dir+"/"+fname, os.O_RDONLY, 0)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && time.Since(fi.ModTime()) > journalIdle {
-		x.collectFile(cs, fname, f)
-	}
 }
 
 // collectFile removes the idle journal fname (open as f), unless its writer

@@ -307,13 +307,13 @@ func TestPlantedSparesRefused(t *testing.T) {
 		}
 		unchanged()
 	}
-	// Journals too take spares.
+	// A journal append (which no longer takes a spare) leaves it alone too.
 	s.changed("c", s.containerPath("c"), "obj")
 	unchanged()
 }
 
 // A symbolic link in place of an object, of a directory on the way, or of
-// the store's own journal is never followed: reads fail, writes do not
+// the journal is never followed: reads fail, writes do not
 // land in the target.
 func TestSymlinksInsideNotFollowed(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ns")
@@ -364,8 +364,8 @@ func TestSymlinksInsideNotFollowed(t *testing.T) {
 		t.Fatalf("Get through a linked directory: %v", err)
 	}
 
-	// The Store's own journal, about to be made, planted as a link.
-	journal := cpath + "/.notify/" + s.id + "-0"
+	// The journal, about to be made, planted as a link.
+	journal := cpath + "/.notify/j-0"
 	os.Remove(journal)
 	s.journal.forget()
 	if err := os.Symlink(target, journal); err != nil {

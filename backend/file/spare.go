@@ -17,7 +17,7 @@ import (
 // deletes it reads past each of them, and allocating an inode takes
 // 80-250 µs of kernel time where a rename takes 10 µs (on tmpfs, or an
 // ext4 with a journal, both take 5-15 µs).
-// A fork writes about six new files (records, a journal), so Stores keep
+// A fork writes about six new files (records), so Stores keep
 // empty files ready in DIR/spare/, made off the critical path, and a new
 // file is a spare renamed into place when there is one. Any Store, in any
 // process, may take any spare: rename(2) moves it to exactly one of them.

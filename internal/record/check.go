@@ -167,6 +167,14 @@ func Validate(v any) error {
 		if r.Segments < 0 {
 			return fmt.Errorf("pipe close: segments %d is negative", r.Segments)
 		}
+		if len(r.Recheck) > MaxRecheck {
+			return fmt.Errorf("pipe close: %d segments to recheck, over %d", len(r.Recheck), MaxRecheck)
+		}
+		for _, s := range r.Recheck {
+			if s < 0 || s >= r.Segments {
+				return fmt.Errorf("pipe close: segment %d to recheck out of range [0, %d)", s, r.Segments)
+			}
+		}
 	case *Fifo:
 		return checkID("fifo: pipe", r.Pipe)
 	case *Host:

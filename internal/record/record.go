@@ -165,10 +165,18 @@ type PipeEnd struct {
 }
 
 // PipeClose closes a writer end: it wrote Segments segments, numbered
-// from 0.
+// from 0. Recheck lists segments whose create may have been stored twice
+// (an attempt whose answer was lost, then a retry that created it again):
+// if the reader had consumed the first copy, the second is garbage, which
+// the reader deletes once it has read past it. At most MaxRecheck.
 type PipeClose struct {
-	Segments int `json:"segments"`
+	Segments int   `json:"segments"`
+	Recheck  []int `json:"recheck,omitempty"`
 }
+
+// MaxRecheck bounds PipeClose.Recheck; a writer with more such segments
+// leaves the rest to gc and expiry.
+const MaxRecheck = 64
 
 // Fifo is a named pipe's record.
 type Fifo struct {

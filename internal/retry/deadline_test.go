@@ -254,7 +254,7 @@ func TestSoleWriterDoesNotResurrect(t *testing.T) {
 		_ = s.CreateContainer(ctx, "c")
 		pctx := ctx
 		if sole {
-			pctx = retry.SoleWriter(ctx)
+			pctx = retry.SoleWriter(ctx, nil)
 		}
 		if _, err := s.Put(pctx, "c", "seg", bytes.NewReader([]byte("x")), &backend.PutOptions{CreateOnly: true}); err != nil {
 			t.Fatalf("sole %v: %v", sole, err)

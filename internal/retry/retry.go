@@ -624,6 +624,13 @@ func (s *Store) Put(ctx context.Context, c, n string, r io.Reader, o *backend.Pu
 		var err error
 		info, err = s.Store.Put(actx, c, n, watchBody(body(), w), &opts)
 		err = s.timedOut(ctx, actx, err)
+		if err == nil && ambiguous {
+			if again, _ := ctx.Value(soleWriterKey{}).(*atomic.Bool); again != nil {
+				// Created by this attempt: the ambiguous one may have
+				// been stored, and consumed, before it.
+				again.Store(true)
+			}
+		}
 		if errors.Is(err, backend.ErrExist) && ambiguous {
 			var h backend.ObjectInfo
 			herr := s.try(ctx, func(ctx context.Context) (e error) { h, e = s.Store.Head(ctx, c, n); return e })
@@ -659,14 +666,20 @@ type soleWriterKey struct{}
 // segments). After an ambiguous attempt, such a Put that finds the object
 // there (ErrExist) and then gone takes it as its own earlier attempt,
 // written and consumed, and reports success instead of putting it again,
-// which would leave a consumed object behind.
-func SoleWriter(ctx context.Context) context.Context {
-	return context.WithValue(ctx, soleWriterKey{}, true)
+// which would leave a consumed object behind. One that creates the object
+// on a retry cannot tell whether the ambiguous attempt was stored and
+// consumed before it: it sets again (if not nil) so that the caller can
+// have the reader delete a copy it will not read.
+func SoleWriter(ctx context.Context, again *atomic.Bool) context.Context {
+	if again == nil {
+		again = new(atomic.Bool)
+	}
+	return context.WithValue(ctx, soleWriterKey{}, again)
 }
 
 func soleWriter(ctx context.Context) bool {
-	v, _ := ctx.Value(soleWriterKey{}).(bool)
-	return v
+	v, _ := ctx.Value(soleWriterKey{}).(*atomic.Bool)
+	return v != nil
 }
 
 // bufferChunk is the largest unit in which Put holds a body to retry:
