@@ -33,11 +33,13 @@ import (
 )
 
 func main() {
-	// A rack app is started again as a child with RACK_PID set; the shell
-	// itself is never forked that way, so this is only a guard.
+	// Started by rack as a forked child (RACK_PID set): this binary runs
+	// the registered program the process names, the bridge of a command
+	// that is not a rack app (bridge.go), on this machine or on a server.
+	// The shell itself is never forked that way: a process naming no
+	// registered program is refused.
 	if os.Getenv(rack.PIDEnv) != "" {
-		fmt.Fprintln(os.Stderr, "rack: the shell cannot run as a forked process")
-		os.Exit(1)
+		rack.Main(nil)
 	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }

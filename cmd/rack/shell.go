@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 
 	"github.com/rackfork/rack"
-	"github.com/rackfork/rack/backend"
 )
 
 // rackModule is the module an app must be built with.
@@ -146,7 +145,8 @@ type stage struct {
 	name    string
 	args    []string
 	builtin builtinFunc
-	exe     string // an app's absolute path
+	exe     string    // an app's absolute path
+	ext     *external // a program that is not a rack app, run by the bridge (bridge.go)
 	stdin   io.Reader
 	stdout  io.Writer
 }
@@ -167,8 +167,11 @@ func (sh *shell) runPipeline(ctx context.Context, pl *Pipeline) int {
 		} else {
 			exe, err := sh.lookApp(st.name)
 			if err != nil {
-				sh.errorf("%v", err)
-				return 127
+				// Not a rack app: any other program runs through the bridge.
+				if st.ext, err = sh.lookExternal(st.name, err); err != nil {
+					sh.errorf("%v", err)
+					return 127
+				}
 			}
 			st.exe = exe
 		}
@@ -257,13 +260,16 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 	// The apps' stderr goes to the shell's, through one pipe.
 	var errR *rack.PipeReader
 	var errW *rack.PipeWriter
-	hasApp := false
+	hasApp, hasRackApp := false, false
 	for _, st := range stages {
-		hasApp = hasApp || st.exe != ""
+		hasApp = hasApp || st.forked()
+		hasRackApp = hasRackApp || st.exe != ""
 	}
 	if hasApp {
-		if err := sh.checkApps(); err != nil {
-			return nil, err
+		if hasRackApp {
+			if err := sh.checkApps(); err != nil {
+				return nil, err
+			}
 		}
 		if errR, errW, err = sh.self.Pipe(ctx); err != nil {
 			return nil, err
@@ -290,7 +296,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 	}
 	lastSt := stages[len(stages)-1]
 	switch {
-	case last.Stdout != nil && lastSt.exe != "":
+	case last.Stdout != nil && sh.childWrites(lastSt):
 		// The app writes the file itself (rack commits it when it exits);
 		// the shell's handle only creates it empty if the app wrote nothing.
 		f, err := sh.createForChild(ctx, last.Stdout.Expand(sh.params()))
@@ -340,24 +346,25 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		p *rack.Process
 	}
 	var apps []running
+	pumps, pumped, err := sh.pumpFiles(ctx, stages, &closers)
+	if err != nil {
+		return nil, err
+	}
+	after = append(after, pumped...)
 	for i, st := range stages {
-		if st.exe == "" {
+		if !st.forked() {
 			continue
 		}
-		spec := rack.Spec{
-			Name:    st.name,
-			Args:    st.args,
-			Options: map[string]string{backend.ExeOption: st.exe},
-			Stdin:   st.stdin,
-			Stdout:  st.stdout,
-			Stderr:  errW,
-		}
-		p, err := sh.self.Fork(ctx, spec)
+		p, err := sh.self.Fork(ctx, sh.stageSpec(st, errW))
 		if err != nil {
 			return nil, err
 		}
 		j.procs = append(j.procs, p)
 		apps = append(apps, running{i, p})
+	}
+	for _, pump := range pumps {
+		wg.Add(1)
+		go pump(&wg)
 	}
 	for _, a := range apps {
 		wg.Add(1)
@@ -400,7 +407,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 	if outFile != nil && lastSt.builtin != nil {
 		after = append(after, outFile.Close)
 	}
-	if outFile != nil && lastSt.exe != "" {
+	if outFile != nil && sh.childWrites(lastSt) {
 		after = append(after, func() error { return closeForChild(outFile) })
 	}
 	sh.mu.Lock()
