@@ -93,11 +93,8 @@ func (sh *shell) lookExternal(name string, appErr error) (*external, error) {
 		return &external{path: name}, nil
 	}
 	if strings.Contains(name, "/") {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			return nil, fmt.Errorf("rack: %s: %w", name, errors.Unwrap(err))
-		}
-		abs, err := filepath.Abs(p)
+		// The bridge tells a missing file (127) from one it cannot run (126).
+		abs, err := filepath.Abs(name)
 		if err != nil {
 			return nil, fmt.Errorf("rack: %s: %w", name, err)
 		}
@@ -222,12 +219,7 @@ func runBridge(ctx context.Context, self *rack.Self) error {
 	env := bridgeEnv(os.Environ(), self.Environ())
 	path, err := lookPathIn(name, envValue(env, "PATH"))
 	if err != nil {
-		code := 126
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotFound) {
-			code = 127
-		}
-		fmt.Fprintf(self.Stderr(), "rack: %s: %v\n", name, err)
-		return rack.Exit(code, err.Error())
+		return cannotRun(self, name, err)
 	}
 	dir, err := os.MkdirTemp("", "rack-exec-")
 	if err != nil {
@@ -270,12 +262,7 @@ func runBridge(ctx context.Context, self *rack.Self) error {
 
 	if err := cmd.Start(); err != nil {
 		closeAll()
-		code := 126
-		if errors.Is(err, fs.ErrNotExist) {
-			code = 127
-		}
-		fmt.Fprintf(self.Stderr(), "rack: %s: %v\n", name, err)
-		return rack.Exit(code, err.Error())
+		return cannotRun(self, name, err)
 	}
 	// The command's ends are its own now.
 	inR.Close()
@@ -358,6 +345,21 @@ wait:
 		return fmt.Errorf("%s: writing its output: %w", name, outErr)
 	}
 	return nil
+}
+
+// cannotRun reports that command name could not be started, and returns
+// the exit bash gives: 127 when it is not found, 126 when it cannot run.
+func cannotRun(self *rack.Self, name string, err error) error {
+	code := 126
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotFound) {
+		code = 127
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is name
+	}
+	fmt.Fprintf(self.Stderr(), "rack: %s: %v\n", name, err)
+	return rack.Exit(code, err.Error())
 }
 
 // forwardedSignals returns the signals the bridge asks rack for and passes
