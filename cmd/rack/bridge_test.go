@@ -266,7 +266,7 @@ func TestLookPathIn(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, path, want string
-		err             error
+		err              error
 	}{
 		{"prog", "relative:" + dir, exe, nil},
 		{"prog", "", "", errNotFound},
