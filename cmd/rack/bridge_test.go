@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -344,3 +346,55 @@ func TestCoalesce(t *testing.T) {
 type errWriter struct{}
 
 func (errWriter) Write([]byte) (int, error) { return 0, errors.New("refused") }
+
+var (
+	wordcountOnce sync.Once
+	wordcountErr  error
+)
+
+// buildWordcount builds examples/wordcount into appsDir.
+func buildWordcount(t *testing.T) {
+	t.Helper()
+	wordcountOnce.Do(func() {
+		out, err := exec.Command("go", "build", "-o", appsDir+"/", "github.com/rackfork/rack/examples/wordcount").CombinedOutput()
+		if err != nil {
+			wordcountErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if wordcountErr != nil {
+		t.Fatal(wordcountErr)
+	}
+}
+
+// TestAppPipeline: app | app > file, the README's example, and rack apps
+// and stock programs mixed in one pipeline.
+func TestAppPipeline(t *testing.T) {
+	needPrograms(t, "sort", "head")
+	buildApps(t)
+	buildWordcount(t)
+	dir := t.TempDir()
+	script := strings.Join([]string{
+		"montecarlo --trials 100000 --workers 4 --seed 1 | wordcount > /out/words.txt",
+		"echo status $?",
+		"cat /out/words.txt",
+		"echo 'ERROR disk full' > /logs/a.txt",
+		"echo 'ERROR net down; INFO ok' > /logs/b.txt",
+		"wordcount /logs | head -1",
+		"cat /logs/a.txt /logs/b.txt | wordcount --workers 2 | sort -k2 | head -3",
+	}, "\n") + "\n"
+	out, errOut, code := runShell(t, dir, script)
+	if code != 0 {
+		t.Errorf("status %d\nstderr:\n%s", code, errOut)
+	}
+	for _, re := range []string{
+		`(?m)^status 0$`,
+		`(?m)^ +1 trials$`,
+		`(?m)^ +1 100000$`,
+		`(?m)^ +2 error\n`,
+		`(?m)^ +1 disk\n +1 down\n +2 error\n`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("output does not match %s:\n%s\nstderr:\n%s", re, out, errOut)
+		}
+	}
+}
