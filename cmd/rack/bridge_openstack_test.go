@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,10 +66,34 @@ func TestBridgeOnOpenStack(t *testing.T) {
 	}, "\n") + "\n"
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	// The servers' consoles, kept as they run (a deleted server's goes).
+	consoles := map[string]string{}
+	var consolesMu sync.Mutex
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			for _, s := range emu.Servers() {
+				if s.Console != "" {
+					consolesMu.Lock()
+					consoles[s.Name] = s.Console
+					consolesMu.Unlock()
+				}
+			}
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
 	var stdout, stderr syncBuffer
 	start := time.Now()
 	code := run(ctx, []string{"--url", url}, strings.NewReader(script), &stdout, &stderr, os.Getenv)
 	elapsed := time.Since(start)
+	close(stopWatch)
+	<-watched
 	o := stdout.String()
 	if code != 0 {
 		t.Errorf("status %d", code)
@@ -121,7 +146,7 @@ func TestBridgeOnOpenStack(t *testing.T) {
 			t.Errorf("after the shell ended, server %s is %s (%s)", s.Name, s.Status, s.TaskState)
 		}
 		if t.Failed() {
-			t.Logf("console of %s:\n%s", s.Name, s.Console)
+			t.Logf("console of %s:\n%s", s.Name, consoles[s.Name])
 		}
 	}
 }

@@ -398,3 +398,53 @@ func TestAppPipeline(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBridge times the acceptance pipeline (cat | grep | wc, two
+// external stages) beside the same pipeline of builtins only (cat | cat),
+// and a stream through an external stage (seq 1 1000000 | wc -l: 6.9 MB
+// from seq's stdout through a rack pipe into wc's stdin), on mem:// and
+// file://.
+func BenchmarkBridge(b *testing.B) {
+	for _, scheme := range []string{"mem", "file"} {
+		for _, c := range []struct{ name, line string }{
+			{"builtins", "cat /output/result.txt | cat"},
+			{"grep-wc", "cat /output/result.txt | grep pi | wc -l"},
+			{"seq-1e6-wc", "seq 1 1000000 | wc -l"},
+		} {
+			b.Run(scheme+"/"+c.name, func(b *testing.B) {
+				url := "mem://"
+				if scheme == "file" {
+					url = "file://" + b.TempDir()
+				}
+				ctx := context.Background()
+				k, err := rack.Open(ctx, url, rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer k.Close()
+				var out, errb syncBuffer
+				sh := newShell(k, config{url: url, stdout: &out, stderr: &errb})
+				root, err := k.Start(ctx, rack.Spec{Name: "rack"}, func(ctx context.Context, self *rack.Self) error {
+					sh.self = self
+					if code := sh.runSource(ctx, "echo '| pi | 3.14 |' > /output/result.txt"); code != 0 {
+						return fmt.Errorf("setup: status %d", code)
+					}
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						if code := sh.runSource(ctx, c.line); code != 0 {
+							return fmt.Errorf("%s: status %d: %s", c.line, code, errb.String())
+						}
+					}
+					b.StopTimer()
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := root.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+	}
+}
