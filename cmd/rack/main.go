@@ -1,8 +1,8 @@
 // Command rack is the shell of a rack namespace: ps, kill, cat, ls and
 // friends on the namespace's processes and files, and apps (programs built
-// with rack.Main) run as processes of the namespace, with pipes (|) and
-// redirections (>, <) through rack pipes and files, and background jobs
-// (&).
+// with rack.Main) and any other program (through the bridge, bridge.go) run
+// as processes of the namespace, with pipes (|) and redirections (>, <)
+// through rack pipes and files, and background jobs (&).
 //
 //	rack                      an interactive shell, prompt "(rack)$ "
 //	rack -c 'LINE'            run LINE and exit with its status
