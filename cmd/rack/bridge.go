@@ -159,7 +159,7 @@ func (sh *shell) pumpFiles(ctx context.Context, stages []*stage, closers *[]io.C
 			}
 			// Not a *rack.PipeWriter in closers: the shell closes it when
 			// the copy ends, not once the stages are forked.
-			*closers = append(*closers, heldWriter{w})
+			*closers = append(*closers, heldWriter{w}, r)
 			st.stdin = r
 			pumps = append(pumps, func(wg *sync.WaitGroup) {
 				defer wg.Done()
@@ -174,7 +174,7 @@ func (sh *shell) pumpFiles(ctx context.Context, stages []*stage, closers *[]io.C
 			if err != nil {
 				return nil, nil, err
 			}
-			*closers = append(*closers, w)
+			*closers = append(*closers, w, r)
 			st.stdout = w
 			var copyErr error
 			pumps = append(pumps, func(wg *sync.WaitGroup) {
