@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/internal/novaemu"
 )
 
 // TestMain lets this test binary serve as the program that file://
@@ -177,6 +178,42 @@ func TestWorkers(t *testing.T) {
 			t.Errorf("%s: two files, one worker: %v\n%s", url, err, stderr)
 		}
 	}
+}
+
+// TestOnOpenStack runs the workers as Nova servers (the emulator of
+// internal/novaemu, registered in a real Keystone's catalog) that fetch
+// this test binary from a real Swift: they get their input through pipes
+// in the namespace's container, the only one their credential reaches.
+func TestOnOpenStack(t *testing.T) {
+	cloud, addr := os.Getenv("RACK_KEYSTONE_CLOUD"), os.Getenv("RACK_NOVA_ADDR")
+	if os.Getenv("RACK_KEYSTONE") != "1" || cloud == "" || addr == "" {
+		if os.Getenv("RACK_REQUIRE_SWIFT") == "1" && os.Getenv("RACK_KEYSTONE") == "1" {
+			t.Fatal("RACK_KEYSTONE=1 needs RACK_KEYSTONE_CLOUD and RACK_NOVA_ADDR")
+		}
+		t.Skip("no OpenStack: RACK_KEYSTONE=1, RACK_KEYSTONE_CLOUD and RACK_NOVA_ADDR select it (.ci/run sets them)")
+	}
+	unlock, err := novaemu.LockAddr(addr) // other packages' tests use it too
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	emu, err := novaemu.Start(novaemu.Config{Addr: addr, WorkDir: t.TempDir(), Seed: 6,
+		Faults: novaemu.Faults{BootDelay: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	s := text(7, 100000)
+	url := fmt.Sprintf("openstack://%s/wordcount-os-%d?image=cirros&flavor=m1.tiny&network=none", cloud, time.Now().UnixNano())
+	start := time.Now()
+	out, stderr, err := runWordcount(t, url, s, nil, "--workers", "3")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if want := format(reference(s), 0); out != want {
+		t.Fatalf("output:\n%s\nwant:\n%s", out, want)
+	}
+	t.Logf("3 workers on emulated servers: %v; Nova calls %v", time.Since(start).Round(time.Millisecond), emu.Calls())
 }
 
 func TestErrors(t *testing.T) {
