@@ -148,9 +148,10 @@ func TestBridgeSignals(t *testing.T) {
 			"sleep 1002 & kill -INT $!; wait $!; echo int $?",
 			"sleep 1003 & kill -KILL $!; wait $!; echo kill $?",
 			"sh -c 'sleep 1004; echo not reached' & kill -HUP $!; wait $!; echo hup $?",
+			"sleep 1005 & kill -USR1 $!; wait $!; echo usr1 $?",
 		}, "\n") + "\n"
 		out, errOut, _ := runShellAt(t, url, script)
-		for _, w := range []string{"term 143\n", "int 130\n", "kill 137\n", "hup 129\n"} {
+		for _, w := range []string{"term 143\n", "int 130\n", "kill 137\n", "hup 129\n", "usr1 138\n"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("%s: output lacks %q:\n%s\nstderr:\n%s", url, w, out, errOut)
 			}
@@ -161,7 +162,7 @@ func TestBridgeSignals(t *testing.T) {
 		// SIGKILL and the group's sleep may end a moment after the shell
 		// saw the status: give them a second.
 		deadline := time.Now().Add(5 * time.Second)
-		for _, arg := range []string{"1001", "1002", "1003", "1004"} {
+		for _, arg := range []string{"1001", "1002", "1003", "1004", "1005"} {
 			for len(procsWithArg(arg)) > 0 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
