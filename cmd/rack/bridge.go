@@ -299,13 +299,19 @@ func runBridge(ctx context.Context, self *rack.Self) error {
 		_ = self.Wait(context.WithoutCancel(ctx))
 		close(ended)
 	}()
+	// copied is closed at EOF of the command's output: once every holder
+	// of its ends (what the command started, too) has ended or closed them.
+	copied := make(chan struct{})
+	go func() {
+		copies.Wait()
+		close(copied)
+	}()
 	cancelled := ctx.Done()
 	var werr error
-wait:
-	for {
+	for waited != nil || copied != nil {
 		select {
 		case s := <-sigs:
-			signalCommand(cmd.Process, s)
+			signalCommand(cmd.Process, s) // its group, while the group lasts
 		case <-cancelled:
 			// A signal that came before Notify (rack's default action:
 			// end the program) is passed on; SIGKILL ends the command.
@@ -319,17 +325,18 @@ wait:
 			ended = nil
 			signalCommand(cmd.Process, rack.SIGKILL)
 		case werr = <-waited:
-			break wait
+			waited = nil
+			// The command is gone: what it did not read of its input is
+			// not wanted (its reader ends, as when a Linux process exits).
+			inW.Close()
+			if c, ok := stdin.(io.Closer); ok {
+				_ = c.Close()
+			}
+			<-inDone
+		case <-copied:
+			copied = nil
 		}
 	}
-	// The command is gone: what it did not read of its input is not
-	// wanted (its reader ends, as when a Linux process exits).
-	inW.Close()
-	if c, ok := stdin.(io.Closer); ok {
-		_ = c.Close()
-	}
-	<-inDone
-	copies.Wait() // EOF: every holder of the output pipes ended
 
 	if werr != nil {
 		var ee *exec.ExitError
