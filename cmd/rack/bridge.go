@@ -194,6 +194,40 @@ func (sh *shell) pumpFiles(ctx context.Context, stages []*stage, closers *[]io.C
 	return pumps, after, nil
 }
 
+// pipeGrace is how long a stage may run on once the stage that reads its
+// output has ended, before endOrphanedWriters ends it.
+const pipeGrace = time.Second
+
+// endOrphanedWriters stands in for SIGPIPE, which rack pipes do not have
+// (a writer is not told that its readers are gone): once a forked stage
+// ended, the forked stage writing to it is sent SIGTERM if it is still
+// running pipeGrace later, so that `yes | head -1` ends (Linux ends yes at
+// its next write) and does not fill the store for ever. The grace lets a
+// writer that is finishing on its own end with its own status. procs holds
+// each stage's process, nil for a stage run in the shell.
+func (sh *shell) endOrphanedWriters(ctx context.Context, procs []*rack.Process) {
+	for i := 0; i+1 < len(procs); i++ {
+		writer, reader := procs[i], procs[i+1]
+		if writer == nil || reader == nil {
+			continue
+		}
+		go func() {
+			ctx := context.WithoutCancel(ctx)
+			done := make(chan struct{})
+			go func() {
+				_ = writer.Wait(ctx)
+				close(done)
+			}()
+			_ = reader.Wait(ctx)
+			select {
+			case <-done:
+			case <-time.After(pipeGrace):
+				_ = writer.Signal(ctx, rack.SIGTERM)
+			}
+		}()
+	}
+}
+
 // heldWriter is a pipe end that start must not close with the stages'
 // write ends: its copy closes it.
 type heldWriter struct{ *rack.PipeWriter }

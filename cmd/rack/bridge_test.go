@@ -449,3 +449,21 @@ func BenchmarkBridge(b *testing.B) {
 		}
 	}
 }
+
+// TestBridgeReaderGone: a writer whose reader ended is ended (rack pipes
+// have no SIGPIPE: endOrphanedWriters stands in), while a writer that
+// ends by itself keeps its own status.
+func TestBridgeReaderGone(t *testing.T) {
+	needPrograms(t, "yes", "head", "seq", "wc")
+	for _, url := range []string{"file://" + t.TempDir(), "mem://"} {
+		out, errOut, code := runShellAt(t, url, "yes | head -2\nseq 3 | wc -l\nps -a\n")
+		if code != 0 || !strings.HasPrefix(out, "y\ny\n3\n") {
+			t.Errorf("%s: status %d, output:\n%s\nstderr:\n%s", url, code, out, errOut)
+		}
+		for _, re := range []string{`(?m)^\d+\s+\d+\s+exit 143\s+yes$`, `(?m)^\d+\s+\d+\s+exit 0\s+seq 3$`} {
+			if !regexp.MustCompile(re).MatchString(out) {
+				t.Errorf("%s: ps -a does not match %s:\n%s", url, re, out)
+			}
+		}
+	}
+}

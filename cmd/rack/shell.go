@@ -366,6 +366,11 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage) (_ *j
 		wg.Add(1)
 		go pump(&wg)
 	}
+	byStage := make([]*rack.Process, len(stages))
+	for _, a := range apps {
+		byStage[a.i] = a.p
+	}
+	sh.endOrphanedWriters(ctx, byStage) // bridge.go: SIGPIPE, nearly
 	for _, a := range apps {
 		wg.Add(1)
 		go func() {
