@@ -71,7 +71,7 @@ func builtinHelpFunc(_ context.Context, e *builtinEnv, _ []string) int {
 		fmt.Fprintf(tw, "  %s\t%s\n", h.usage, h.text)
 	}
 	fmt.Fprintln(tw, "Apps:")
-	fmt.Fprintln(tw, "  NAME ARGS...\tfork NAME (a program built with rack.Main, in $RACK_APPS or on $PATH)")
+	fmt.Fprintln(tw, "  NAME ARGS...\tfork NAME, from $RACK_APPS or $PATH: a rack app as itself, any other program through the bridge")
 	fmt.Fprintln(tw, "  a | b\tconnect a's output to b's input through a rack pipe")
 	fmt.Fprintln(tw, "  cmd > PATH, cmd < PATH\twrite, read a rack file")
 	fmt.Fprintln(tw, "  cmd >> PATH\tappend (the file is read and written again when cmd ends)")

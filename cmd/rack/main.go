@@ -1,9 +1,9 @@
 // Command rack is the shell of a rack namespace: ps, kill, cat, ls and
 // friends on the namespace's processes and files, and apps (programs built
-// with rack.Main) run as processes of the namespace, with pipes (|) and
-// redirections (>, >>, <, 2>, 2>&1...) through rack pipes and files,
-// background jobs (&), && and ||, variables and globs over rack paths, in
-// bash's syntax (see parse.go).
+// with rack.Main) and any other program (through the bridge, bridge.go) run
+// as processes of the namespace, with pipes (|) and redirections (>, >>, <,
+// 2>, 2>&1...) through rack pipes and files, background jobs (&), && and
+// ||, variables and globs over rack paths, in bash's syntax (see parse.go).
 //
 //	rack                      an interactive shell, prompt "(rack)$ "
 //	rack -c 'LINE'            run LINE and exit with its status
@@ -35,11 +35,13 @@ import (
 )
 
 func main() {
-	// A rack app is started again as a child with RACK_PID set; the shell
-	// itself is never forked that way, so this is only a guard.
+	// Started by rack as a forked child (RACK_PID set): this binary runs
+	// the registered program the process names, the bridge of a command
+	// that is not a rack app (bridge.go), on this machine or on a server.
+	// The shell itself is never forked that way: a process naming no
+	// registered program is refused.
 	if os.Getenv(rack.PIDEnv) != "" {
-		fmt.Fprintln(os.Stderr, "rack: the shell cannot run as a forked process")
-		os.Exit(1)
+		rack.Main(nil)
 	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }

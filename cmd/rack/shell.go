@@ -189,6 +189,7 @@ type stage struct {
 	args    []string
 	builtin builtinFunc
 	exe     string            // an app's absolute path
+	ext     *external         // a program that is not a rack app, run by the bridge (bridge.go)
 	env     map[string]string // an app's environment: exported variables and NAME=VALUE prefixes
 	fds     fdTable           // after the redirections
 	stdin   io.Reader
@@ -223,11 +224,14 @@ func (sh *shell) runPipeline(ctx context.Context, pl *Pipeline) int {
 		} else {
 			exe, err := sh.lookApp(st.name)
 			if err != nil {
-				// As in bash, the other stages run; this one reports on
-				// its stderr and fails with 127.
-				st.builtin = notFound(err)
-				stages[i] = st
-				continue
+				// Not a rack app: any other program runs through the
+				// bridge. Else, as in bash, the other stages run; this
+				// one reports on its stderr and fails with 127.
+				if st.ext, err = sh.lookExternal(st.name, err); err != nil {
+					st.builtin = notFound(err)
+					stages[i] = st
+					continue
+				}
 			}
 			st.exe = exe
 			var prefix map[string]string
@@ -405,11 +409,11 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd s
 		}
 	}()
 
-	hasApp := false
+	hasRackApp := false
 	for _, st := range stages {
-		hasApp = hasApp || st.exe != ""
+		hasRackApp = hasRackApp || st.exe != ""
 	}
-	if hasApp {
+	if hasRackApp {
 		if err := sh.checkAppStages(stages); err != nil {
 			return nil, err
 		}
@@ -519,7 +523,7 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd s
 				}
 			case sinkNull:
 				w = io.Discard
-				if st.exe != "" {
+				if st.forked() {
 					p, err := copyTo(io.Discard)
 					if err != nil {
 						return nil, err
@@ -527,10 +531,11 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd s
 					w = p
 				}
 			case sinkFile:
-				if st.exe != "" && !s.append && st.fds.out != st.fds.err {
+				if sh.childWrites(st) && !s.append && st.fds.out != st.fds.err {
 					// The app writes the file itself (rack commits it
 					// when it exits); the shell's handle only creates it
-					// empty if the app wrote nothing.
+					// empty if the app wrote nothing. Other files go
+					// through a pipe the shell copies.
 					f, err := sh.createForChild(ctx, s.path)
 					if err != nil {
 						return nil, err
@@ -577,26 +582,31 @@ func (sh *shell) start(ctx context.Context, pl *Pipeline, stages []*stage, cmd s
 		p *rack.Process
 	}
 	var apps []running
+	pumps, pumped, err := sh.pumpFiles(ctx, stages, &closers)
+	if err != nil {
+		return nil, err
+	}
+	after = append(after, pumped...)
 	for i, st := range stages {
-		if st.exe == "" {
+		if !st.forked() {
 			continue
 		}
-		spec := rack.Spec{
-			Name:    st.name,
-			Args:    st.args,
-			Env:     st.env,
-			Options: appOptions(st.exe),
-			Stdin:   st.stdin,
-			Stdout:  st.stdout,
-			Stderr:  st.stderr,
-		}
-		p, err := sh.self.Fork(ctx, spec)
+		p, err := sh.self.Fork(ctx, sh.stageSpec(st))
 		if err != nil {
 			return nil, err
 		}
 		j.procs = append(j.procs, p)
 		apps = append(apps, running{i, p})
 	}
+	for _, pump := range pumps {
+		wg.Add(1)
+		go pump(&wg)
+	}
+	byStage := make([]*rack.Process, len(stages))
+	for _, a := range apps {
+		byStage[a.i] = a.p
+	}
+	sh.endOrphanedWriters(ctx, byStage) // bridge.go: SIGPIPE, nearly
 	for _, a := range apps {
 		wg.Add(1)
 		go func() {
