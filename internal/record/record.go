@@ -120,6 +120,9 @@ type Proc struct {
 	Options map[string]string `json:"options,omitempty"`
 	// Detached children do not share their parent's fate.
 	Detached bool `json:"detached,omitempty"`
+	// Forked: the process was forked by a process running the same
+	// program (rack.Process.Forked).
+	Forked bool `json:"forked,omitempty"`
 }
 
 // Exit is the exit record: the first one written wins.
