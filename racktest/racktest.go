@@ -139,6 +139,7 @@ var tests = []struct {
 	{"PS10k", (*suite).testPS10k},
 	{"PS100k", (*suite).testPS100k},
 	{"ProcessLearnsItsIdentity", (*suite).testProcessLearnsItsIdentity},
+	{"Forked", (*suite).testForked},
 	// Process groups (group.go).
 	{"GroupMembership", (*suite).testGroupMembership},
 	{"GroupWait", (*suite).testGroupWait},
