@@ -1,0 +1,288 @@
+package rack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// A named pipe is a series of sessions, each an ordinary pipe. A session
+// begins when an end is opened while none is and is over once every end
+// opened in it (readers too: they register like writer ends) is closed;
+// its data is then dropped and the next open begins the next session, as
+// a Linux FIFO holds no data once nobody has it open. Session s of the
+// named pipe whose record names pipe B is the pipe "B.s".
+//
+// The end of a session is fenced like its ends are claimed: the closer
+// that finds every end closed claims the next end number create-only as
+// the session's end (record.EndOver), so an end claimed at the same time
+// either comes first (and the session goes on) or finds the session over
+// and moves to the next one. It then writes the session's over marker
+// (record.FifoOverKey) and drops the rest. Over markers are never removed
+// while the named pipe exists (written after its record, they expire after
+// it, WithRecordTTL): an open finds the current session as the
+// first without one (a doubling search from the last session this OS
+// process saw), all by reads at computable names.
+
+// fifoSessionPipe names session s of the named pipe whose base pipe id
+// is base.
+func fifoSessionPipe(base string, s int) string { return base + "." + strconv.Itoa(s) }
+
+// isFifoPipe reports whether pipe is a named pipe's session (anonymous
+// pipes' ids have no '.').
+func isFifoPipe(pipe string) bool { return strings.Contains(pipe, ".") }
+
+// fifoHints holds, by base pipe id, a session that every session before
+// it is known to be over (a lower bound: any kernel's is right).
+var fifoHints sync.Map
+
+// fifoOver reports whether pipe (a session) is over.
+func (k *Kernel) fifoOver(ctx context.Context, pipe string) (bool, error) {
+	_, err := k.ns.store.Head(ctx, k.cfg.container, record.FifoOverKey(pipe))
+	if errors.Is(err, backend.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// fifoSession returns the current session of the named pipe base: the
+// first that is not over.
+func (k *Kernel) fifoSession(ctx context.Context, base string) (int, error) {
+	lo := 0
+	if h, ok := fifoHints.Load(base); ok {
+		lo = h.(int)
+	}
+	over, err := k.fifoOver(ctx, fifoSessionPipe(base, lo))
+	if err != nil || !over {
+		return lo, err
+	}
+	// lo is over: double the step until one is not, then bisect.
+	hi := lo + 1
+	for step := 1; ; step *= 2 {
+		hi = lo + step
+		over, err := k.fifoOver(ctx, fifoSessionPipe(base, hi))
+		if err != nil {
+			return 0, err
+		}
+		if !over {
+			break
+		}
+		lo = hi
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		over, err := k.fifoOver(ctx, fifoSessionPipe(base, mid))
+		if err != nil {
+			return 0, err
+		}
+		if over {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	k.fifoSeen(base, hi)
+	return hi, nil
+}
+
+// fifoSeen notes that the sessions of base before s are over.
+func (k *Kernel) fifoSeen(base string, s int) {
+	for {
+		h, loaded := fifoHints.LoadOrStore(base, s)
+		if !loaded || h.(int) >= s || fifoHints.CompareAndSwap(base, h, s) {
+			return
+		}
+	}
+}
+
+// joinFifo registers, for pid, an end of kind (record.PipeEnd.Kind: ""
+// for a writer, record.EndReader) in the current session of the named
+// pipe base, and returns the session's pipe and the end's number.
+func (k *Kernel) joinFifo(ctx context.Context, pid PID, base, kind string) (string, int, error) {
+	for {
+		s, err := k.fifoSession(ctx, base)
+		if err != nil {
+			return "", 0, err
+		}
+		pipe := fifoSessionPipe(base, s)
+		n, over, err := k.claimFifoEnd(ctx, pid, pipe, kind)
+		if err != nil {
+			return "", 0, err
+		}
+		if !over {
+			// Claimed: unless the session ended and dropped its records
+			// meanwhile (then the claim took a number freed by the drop).
+			// Asked even if ctx ended (a kill): the end is registered, and
+			// its owner's close follows.
+			if over, err = k.fifoOver(context.WithoutCancel(ctx), pipe); err != nil {
+				k.putClose(k.ctx, pipe, n, 0)
+				k.fifoEndClosed(pid, pipe, n)
+				return "", 0, err
+			}
+			if !over {
+				return pipe, n, nil
+			}
+			k.putClose(ctx, pipe, n, 0)
+		} else if err := k.markFifoOver(ctx, pipe); err != nil {
+			return "", 0, err
+		}
+		k.fifoSeen(base, s+1)
+	}
+}
+
+// claimFifoEnd claims the first free end number of session pipe for an
+// end of kind; over says the session ended first.
+func (k *Kernel) claimFifoEnd(ctx context.Context, pid PID, pipe, kind string) (int, bool, error) {
+	data := record.Encode(record.PipeEnd{PID: int64(pid), Kernel: k.id, From: -1, Kind: kind})
+	for n := 0; n < record.MaxPipeEnd; {
+		key := record.PipeEndKey(pipe, n)
+		err := k.ns.putSummarized(ctx, key, data, true, record.FifoEndsSummary(kind))
+		if err == nil {
+			return n, false, nil
+		}
+		if !errors.Is(err, backend.ErrExist) {
+			return 0, false, err
+		}
+		info, err := k.ns.store.Head(ctx, k.cfg.container, key)
+		if errors.Is(err, backend.ErrNotFound) {
+			return 0, true, nil // dropped: only an over session's records are
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		c, kind, err := k.endKind(ctx, pipe, n, info)
+		if err != nil {
+			return 0, false, err
+		}
+		if kind == record.EndOver {
+			return 0, true, nil
+		}
+		n += c
+	}
+	return 0, false, fmt.Errorf("pipe %s: %w: over %d ends", pipe, ErrInvalid, record.MaxPipeEnd)
+}
+
+// endKind returns how many ends the record at end n of pipe registers and
+// their kind, from its summary (info, of a HEAD) or the record.
+func (k *Kernel) endKind(ctx context.Context, pipe string, n int, info backend.ObjectInfo) (int, string, error) {
+	if c, ok := record.ParseEndsSummary(info.ContentType); ok {
+		if kind, ok := record.ParseEndsKind(info.ContentType); ok {
+			return c, kind, nil
+		}
+	}
+	var e record.PipeEnd
+	if err := k.ns.getRecord(ctx, record.PipeEndKey(pipe, n), &e); err != nil {
+		return 0, "", err
+	}
+	return max(e.Count, 1), e.Kind, nil
+}
+
+// putClose writes the close record of end n of pipe (segments written).
+func (k *Kernel) putClose(ctx context.Context, pipe string, n, segments int) {
+	err := k.ns.put(ctx, record.PipeCloseKey(pipe, n), record.Encode(record.PipeClose{Segments: segments}), true)
+	if err != nil && !errors.Is(err, backend.ErrExist) {
+		k.cfg.logger.Warn("rack: closing a named pipe's end", "pipe", pipe, "end", n, "err", err)
+	}
+}
+
+// markFifoOver writes session pipe's over marker (once its end is
+// claimed, record.EndOver).
+func (k *Kernel) markFifoOver(ctx context.Context, pipe string) error {
+	err := k.ns.put(ctx, record.FifoOverKey(pipe), record.Encode(record.PipeClose{}), true)
+	if errors.Is(err, backend.ErrExist) {
+		return nil
+	}
+	return err
+}
+
+// fifoEndClosed runs once end mine of session pipe is closed: if every
+// end of the session is, it ends the session and drops its data. A
+// failure leaves the session open: the next close looks again.
+func (k *Kernel) fifoEndClosed(pid PID, pipe string, mine int) {
+	ctx := k.ctx
+	n := mine + 1
+	for {
+		info, err := k.ns.store.Head(ctx, k.cfg.container, record.PipeEndKey(pipe, n))
+		if errors.Is(err, backend.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return
+		}
+		c, kind, err := k.endKind(ctx, pipe, n, info)
+		if err != nil || kind == record.EndOver {
+			return
+		}
+		n += c
+	}
+	// The latest ends are the likeliest to be open: look from the top.
+	for e := n - 1; e >= 0; e-- {
+		if e == mine {
+			continue
+		}
+		if _, err := k.ns.store.Head(ctx, k.cfg.container, record.PipeCloseKey(pipe, e)); err != nil {
+			return // open (or unknown): not over
+		}
+	}
+	data := record.Encode(record.PipeEnd{PID: int64(pid), Kernel: k.id, From: -1, Kind: record.EndOver})
+	err := k.ns.putSummarized(ctx, record.PipeEndKey(pipe, n), data, true, record.FifoEndsSummary(record.EndOver))
+	if err != nil {
+		return // an end joined first (or another closer ended it)
+	}
+	if err := k.markFifoOver(ctx, pipe); err != nil {
+		k.cfg.logger.Warn("rack: marking a named pipe's session over", "pipe", pipe, "err", err)
+		return // the next open writes it, finding the session's end
+	}
+	// Drop what the session holds but its over marker. A listing may miss
+	// some: segments expire by themselves (WithRecordTTL), and nothing
+	// reads a session that is over.
+	k.background(func() {
+		objs, err := k.ns.listAllIn(k.ctx, k.cfg.container, record.PipePrefix(pipe))
+		if err != nil {
+			return
+		}
+		for _, o := range objs {
+			if o.Name != record.FifoOverKey(pipe) {
+				_ = k.ns.store.Delete(k.ctx, k.cfg.container, o.Name)
+			}
+		}
+	})
+}
+
+// awaitFifoReader waits until a reader has opened session pipe, as
+// open(2) of a FIFO for writing waits for one.
+func (k *Kernel) awaitFifoReader(ctx context.Context, pipe string, stop <-chan struct{}) error {
+	n := 0
+	var delay time.Duration
+	for {
+		ch := k.ns.changed(record.PipePrefix(pipe))
+		for {
+			info, err := k.ns.store.Head(ctx, k.cfg.container, record.PipeEndKey(pipe, n))
+			if errors.Is(err, backend.ErrNotFound) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			c, kind, err := k.endKind(ctx, pipe, n, info)
+			if err != nil {
+				return err
+			}
+			if kind == record.EndReader {
+				return nil
+			}
+			n += c
+		}
+		var err error
+		if delay, err = k.ns.waitChange(ctx, ch, stop, delay); err != nil {
+			return err
+		}
+	}
+}
