@@ -392,7 +392,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 	for _, o := range fifos {
 		var f record.Fifo
 		if err := k.ns.getRecord(ctx, o.Name, &f); err == nil {
-			inUse[f.Pipe] = true
+			inUse[f.Pipe] = true // its sessions are f.Pipe.N: see below
 		} else if !errors.Is(err, backend.ErrNotFound) {
 			return err
 		}
@@ -404,6 +404,11 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 	for _, dir := range page {
 		id := strings.TrimSuffix(strings.TrimPrefix(dir, record.Pipes), "/")
 		if inUse[id] {
+			continue
+		}
+		if i := strings.LastIndexByte(id, '.'); i >= 0 && inUse[id[:i]] {
+			// A session of a named pipe that exists: its over marker
+			// tells the sessions that follow where to start (fifo.go).
 			continue
 		}
 		objs, err := k.ns.listAllIn(ctx, k.cfg.container, dir)
