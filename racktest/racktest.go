@@ -156,6 +156,9 @@ var tests = []struct {
 	{"PipeBadEnds", (*suite).testPipeBadEnds},
 	{"PipeCloseUnblocksRead", (*suite).testPipeCloseUnblocksRead},
 	{"NamedPipe", (*suite).testNamedPipe},
+	{"NamedPipeDropsUnreadData", (*suite).testNamedPipeDropsUnreadData},
+	{"NamedPipeSecondReader", (*suite).testNamedPipeSecondReader},
+	{"NamedPipeInFileTree", (*suite).testNamedPipeInFileTree},
 	// Files (file.go).
 	{"FileRoundTrip", (*suite).testFileRoundTrip},
 	{"FileLarge", (*suite).testFileLarge},
