@@ -227,7 +227,8 @@ func (k *Kernel) fifoEndClosed(pid PID, pipe string, mine int) {
 		if e == mine {
 			continue
 		}
-		if _, err := k.ns.store.Head(ctx, k.cfg.container, record.PipeCloseKey(pipe, e)); err != nil {
+		_, err := k.ns.store.Head(ctx, k.cfg.container, record.PipeCloseKey(pipe, e))
+		if err != nil && (!errors.Is(err, backend.ErrNotFound) || !k.closeEndOfDead(ctx, pipe, e)) {
 			return // open (or unknown): not over
 		}
 	}
@@ -285,4 +286,54 @@ func (k *Kernel) awaitFifoReader(ctx context.Context, pipe string, stop <-chan s
 			return err
 		}
 	}
+}
+
+// closeEndOfDead closes end e of session pipe if the kernel that opened it
+// is gone (its lease lapsed): its process is lost, and nobody else would
+// close the end. The close record counts the segments the end stored. It
+// reports whether e is closed now. Ends handed to a child (a duplicate)
+// are left alone: the record names the forker's kernel, not the child's.
+func (k *Kernel) closeEndOfDead(ctx context.Context, pipe string, e int) bool {
+	var rec record.PipeEnd
+	if err := k.ns.getRecord(ctx, record.PipeEndKey(pipe, e), &rec); err != nil {
+		return false // inside a block of ends, or unreadable
+	}
+	if rec.Kind == record.EndOver {
+		return true
+	}
+	if rec.From != -1 || rec.Count > 1 {
+		return false
+	}
+	if alive, err := k.leases.alive(ctx, rec.Kernel); err != nil || alive {
+		return false
+	}
+	n := 0
+	for rec.Kind == "" {
+		_, err := k.ns.store.Head(ctx, k.cfg.container, record.PipeSegmentKey(pipe, e, n))
+		if errors.Is(err, backend.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return false
+		}
+		n++
+	}
+	k.putClose(ctx, pipe, e, n)
+	return true
+}
+
+// changedOrAfter returns a channel closed when ch is, or after d.
+func (n *nsStore) changedOrAfter(ch <-chan struct{}, d time.Duration) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-n.closing:
+		}
+		close(out)
+	}()
+	return out
 }

@@ -38,6 +38,9 @@ type PipeReader struct {
 	// moved0 is, for a named pipe's reader moved here, how far it had
 	// read each end.
 	moved0 map[int]int
+	// deadCheck is when a named pipe's reader last looked for ends of
+	// kernels that are gone (closeDeadEnds).
+	deadCheck time.Time
 
 	mu   sync.Mutex
 	ends []readEnd // by end number
@@ -130,7 +133,7 @@ func (k *Kernel) newReader(owner *proc, pipe string, fifoEnd int, read map[int]i
 	if !fifo {
 		fifoEnd = -1
 	}
-	r := &PipeReader{k: k, owner: owner, pipe: pipe, fifo: fifo, fifoEnd: fifoEnd, lock: -1, closing: make(chan struct{})}
+	r := &PipeReader{k: k, owner: owner, pipe: pipe, fifo: fifo, fifoEnd: fifoEnd, lock: -1, closing: make(chan struct{}), deadCheck: time.Now()}
 	if fifo {
 		// Which of its ends are writers discover tells: it starts them
 		// where the reader moved here had got to.
@@ -235,6 +238,11 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			}
 			continue
 		}
+		if r.fifo && ch != nil {
+			// A change wakes it, but a lapsed lease is no change under
+			// the pipe: look again at least every pollMax (closeDeadEnds).
+			ch = r.k.ns.changedOrAfter(ch, r.k.cfg.pollMax)
+		}
 		if delay, err = r.k.ns.waitChange(ctx, ch, r.closing, delay); err != nil {
 			return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
 		}
@@ -256,6 +264,12 @@ func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
 		}
 	}
 	progress, err := r.fetchKnown(ctx)
+	if !progress && err == nil && r.fifo && time.Since(r.deadCheck) >= r.k.cfg.lease/2 {
+		// Waiting: an end of a named pipe may belong to a process whose
+		// kernel is gone, which nobody else would close.
+		r.deadCheck = time.Now()
+		progress, err = r.closeDeadEnds(ctx)
+	}
 	r.stuck = !progress && err == nil
 	if r.stuck {
 		r.stalls++
@@ -263,6 +277,27 @@ func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
 		r.stalls = 0
 	}
 	return progress, err
+}
+
+// closeDeadEnds closes (closeEndOfDead) up to probeWindow of the named
+// pipe's open ends whose kernels are gone, and reads their closes.
+func (r *PipeReader) closeDeadEnds(ctx context.Context) (bool, error) {
+	progress := false
+	looked := 0
+	for _, e := range r.active {
+		if r.ends[e].closed || looked == probeWindow {
+			continue
+		}
+		looked++
+		if r.k.closeEndOfDead(ctx, r.pipe, e) {
+			closed, err := r.readClose(ctx, e)
+			if err != nil {
+				return progress, err
+			}
+			progress = progress || closed
+		}
+	}
+	return progress, nil
 }
 
 // addEnd appends a newly found end.
