@@ -123,7 +123,7 @@ func (k *Kernel) joinFifo(ctx context.Context, pid PID, base, kind string) (stri
 			// its owner's close follows.
 			if over, err = k.fifoOver(context.WithoutCancel(ctx), pipe); err != nil {
 				k.putClose(k.ctx, pipe, n, 0)
-				k.fifoEndClosed(pid, pipe, n)
+				k.fifoEndClosed(pid, pipe, n, n+1)
 				return "", 0, err
 			}
 			if !over {
@@ -204,10 +204,12 @@ func (k *Kernel) markFifoOver(ctx context.Context, pipe string) error {
 
 // fifoEndClosed runs once end mine of session pipe is closed: if every
 // end of the session is, it ends the session and drops its data. A
-// failure leaves the session open: the next close looks again.
-func (k *Kernel) fifoEndClosed(pid PID, pipe string, mine int) {
+// failure leaves the session open: the next close looks again. from is
+// where a record of ends is known to start (0, or past whole records
+// claimed: an end of a ForkAll's block has no record of its own).
+func (k *Kernel) fifoEndClosed(pid PID, pipe string, mine, from int) {
 	ctx := k.ctx
-	n := mine + 1
+	n := from
 	for {
 		info, err := k.ns.store.Head(ctx, k.cfg.container, record.PipeEndKey(pipe, n))
 		if errors.Is(err, backend.ErrNotFound) {

@@ -391,9 +391,19 @@ func (w *PipeWriter) close() error {
 	delete(w.owner.writers, w)
 	w.owner.mu.Unlock()
 	if isFifoPipe(w.pipe) {
-		w.k.fifoEndClosed(w.owner.pid, w.pipe, w.end)
+		w.k.fifoEndClosed(w.owner.pid, w.pipe, w.end, w.recordsKnown())
 	}
 	return ferr
+}
+
+// recordsKnown returns where, in w's pipe, a record of ends is known to
+// start past w's end: past the records this kernel claimed for the pipe,
+// else 0.
+func (w *PipeWriter) recordsKnown() int {
+	if n := w.claims.start(); n > w.end {
+		return n
+	}
+	return 0
 }
 
 // dup registers a new writer end for child, duplicated from w: one of the
@@ -461,7 +471,7 @@ func (pool endPool) closeUnused(k *Kernel) {
 				if err != nil && !errors.Is(err, backend.ErrExist) {
 					k.cfg.logger.Warn("rack: closing an unused pipe end", "pipe", w.pipe, "end", n, "err", err)
 				} else if isFifoPipe(w.pipe) {
-					k.fifoEndClosed(w.owner.pid, w.pipe, n)
+					k.fifoEndClosed(w.owner.pid, w.pipe, n, w.recordsKnown())
 				}
 			}()
 		}

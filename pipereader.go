@@ -856,7 +856,7 @@ func (r *PipeReader) Close() error {
 	if first && r.fifo && !r.moved {
 		// A named pipe's reader is one of its session's ends.
 		r.k.putClose(r.k.ctx, r.pipe, r.fifoEnd, 0)
-		r.k.fifoEndClosed(r.owner.pid, r.pipe, r.fifoEnd)
+		r.k.fifoEndClosed(r.owner.pid, r.pipe, r.fifoEnd, r.fifoEnd+1)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,5 +218,82 @@ func (s *suite) testNamedPipeInFileTree(t *testing.T) {
 	}
 	if err := k.Mkfifo(ctx, "listed"); err != nil {
 		t.Fatalf("Mkfifo after Remove: %v", err)
+	}
+}
+
+// testNamedPipeForkAllWriters: a named pipe's writer handed to the
+// children of a ForkAll (whose ends one record registers as a block):
+// the reader gets every line and EOF, and the session stays one until
+// every end is closed (a reader that opens while the first still has it
+// open joins it and gets EOF, rather than waiting in a new session).
+func (s *suite) testNamedPipeForkAllWriters(t *testing.T) {
+	ctx := s.ioCtx(t, 20*time.Second)
+	k := s.ioKernel(t)
+	if err := k.Mkfifo(ctx, "fan"); err != nil {
+		t.Fatal(err)
+	}
+	const children = 4
+	err := ioRun(ctx, t, k, func(ctx context.Context, self *rack.Self) error {
+		if ioArg(self, 0) == "child" {
+			_, err := fmt.Fprintf(self.Stdout(), "line %s\n", ioArg(self, 1))
+			return err
+		}
+		r, err := self.OpenFifoReader(ctx, "fan")
+		if err != nil {
+			return err
+		}
+		w, err := self.OpenFifoWriter(ctx, "fan")
+		if err != nil {
+			return err
+		}
+		specs := make([]rack.Spec, children)
+		for i := range specs {
+			specs[i] = rack.Spec{Args: []string{"child", fmt.Sprint(i)}, Stdout: w}
+		}
+		kids, err := self.ForkAll(ctx, specs)
+		if err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+		for _, c := range kids {
+			if err := c.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if lines := strings.Split(strings.TrimSpace(string(data)), "\n"); len(lines) != children {
+			return fmt.Errorf("read %q, want %d lines", data, children)
+		}
+		// Every writer is closed; r still holds the session open: a
+		// reader that opens now joins it and gets EOF at once.
+		r2, err := self.OpenFifoReader(ctx, "fan")
+		if err != nil {
+			return err
+		}
+		done := make(chan error, 1)
+		go func() {
+			data, err := io.ReadAll(r2)
+			if err == nil && len(data) > 0 {
+				err = fmt.Errorf("read %q, want nothing", data)
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("a reader joining while the first holds the pipe: %w", err)
+			}
+		case <-time.After(s.deadline(5 * time.Second)):
+			return errors.New("a reader joining while the first holds the pipe got no EOF: the session ended early")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

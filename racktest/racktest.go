@@ -159,6 +159,7 @@ var tests = []struct {
 	{"NamedPipeDropsUnreadData", (*suite).testNamedPipeDropsUnreadData},
 	{"NamedPipeSecondReader", (*suite).testNamedPipeSecondReader},
 	{"NamedPipeInFileTree", (*suite).testNamedPipeInFileTree},
+	{"NamedPipeForkAllWriters", (*suite).testNamedPipeForkAllWriters},
 	// Files (file.go).
 	{"FileRoundTrip", (*suite).testFileRoundTrip},
 	{"FileLarge", (*suite).testFileLarge},
