@@ -432,6 +432,18 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 				closes++
 			}
 		}
+		over := false
+		for _, o := range objs {
+			over = over || o.Name == record.FifoOverKey(id)
+		}
+		if over && !recent {
+			// A session of a named pipe that is gone, over (every end
+			// closed): what its dropping left, the over marker at least.
+			if err := g.deletePipe(ctx, objs); err != nil {
+				return err
+			}
+			continue
+		}
 		if ends == 0 || recent || (closes < ends && !g.unclosedEndsEnded(ctx, id, dir, objs)) {
 			continue
 		}
@@ -450,19 +462,24 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 				}
 			}
 		}
-		g.report.Pipes++
-		if g.opts.DryRun {
-			continue
-		}
-		names := make([]string, len(objs))
-		for i, o := range objs {
-			names[i] = o.Name
-		}
-		if err := g.delete(ctx, names...); err != nil {
+		if err := g.deletePipe(ctx, objs); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// deletePipe removes a pipe's objects, counting it.
+func (g *gc) deletePipe(ctx context.Context, objs []backend.ObjectInfo) error {
+	g.report.Pipes++
+	if g.opts.DryRun {
+		return nil
+	}
+	names := make([]string, len(objs))
+	for i, o := range objs {
+		names[i] = o.Name
+	}
+	return g.delete(ctx, names...)
 }
 
 // unclosedEndsEnded reports whether every end of pipe id (whose objects,
