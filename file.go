@@ -667,6 +667,9 @@ func (r rackFS) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.Unwrap(err)}
 	}
+	if !info.IsDir() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: a named pipe (open it with OpenFifoReader or OpenFifoWriter)", fs.ErrInvalid)}
+	}
 	return &dirFile{fs: r, path: p, info: info}, nil
 }
 
