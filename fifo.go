@@ -25,7 +25,7 @@ import (
 // the session's end (record.EndOver), so an end claimed at the same time
 // either comes first (and the session goes on) or finds the session over
 // and moves to the next one. It then writes the session's over marker
-// (record.FifoOverKey) and drops the rest. Over markers are never removed
+// (record.FifoOverKey) and drops the segments no reader took. Over markers are never removed
 // while the named pipe exists (written after its record, they expire after
 // it, WithRecordTTL): an open finds the current session as the
 // first without one (a doubling search from the last session this OS
@@ -104,69 +104,66 @@ func (k *Kernel) fifoSeen(base string, s int) {
 
 // joinFifo registers, for pid, an end of kind (record.PipeEnd.Kind: ""
 // for a writer, record.EndReader) in the current session of the named
-// pipe base, and returns the session's pipe and the end's number.
-func (k *Kernel) joinFifo(ctx context.Context, pid PID, base, kind string) (string, int, error) {
+// pipe base, and returns the session's pipe, the end's number and whether
+// a reader's end comes before it.
+func (k *Kernel) joinFifo(ctx context.Context, pid PID, base, kind string) (string, int, bool, error) {
 	for {
 		s, err := k.fifoSession(ctx, base)
 		if err != nil {
-			return "", 0, err
+			return "", 0, false, err
 		}
 		pipe := fifoSessionPipe(base, s)
-		n, over, err := k.claimFifoEnd(ctx, pid, pipe, kind)
+		n, over, reader, err := k.claimFifoEnd(ctx, pid, pipe, kind)
 		if err != nil {
-			return "", 0, err
+			return "", 0, false, err
 		}
 		if !over {
-			// Claimed: unless the session ended and dropped its records
-			// meanwhile (then the claim took a number freed by the drop).
-			// Asked even if ctx ended (a kill): the end is registered, and
-			// its owner's close follows.
-			if over, err = k.fifoOver(context.WithoutCancel(ctx), pipe); err != nil {
-				k.putClose(k.ctx, pipe, n, 0)
-				k.fifoEndClosed(pid, pipe, n, n+1)
-				return "", 0, err
-			}
-			if !over {
-				return pipe, n, nil
-			}
-			k.putClose(ctx, pipe, n, 0)
-		} else if err := k.markFifoOver(ctx, pipe); err != nil {
-			return "", 0, err
+			// Claimed before the session's end: the end records stay
+			// when a session is dropped, so a claim in an over session
+			// always meets its end.
+			return pipe, n, reader, nil
+		}
+		if err := k.markFifoOver(ctx, pipe); err != nil {
+			return "", 0, false, err
 		}
 		k.fifoSeen(base, s+1)
 	}
 }
 
 // claimFifoEnd claims the first free end number of session pipe for an
-// end of kind; over says the session ended first.
-func (k *Kernel) claimFifoEnd(ctx context.Context, pid PID, pipe, kind string) (int, bool, error) {
+// end of kind; over says the session ended first, reader that a reader's
+// end comes before the one claimed.
+func (k *Kernel) claimFifoEnd(ctx context.Context, pid PID, pipe, kind string) (n int, over, reader bool, err error) {
 	data := record.Encode(record.PipeEnd{PID: int64(pid), Kernel: k.id, From: -1, Kind: kind})
-	for n := 0; n < record.MaxPipeEnd; {
+	for n < record.MaxPipeEnd {
 		key := record.PipeEndKey(pipe, n)
 		err := k.ns.putSummarized(ctx, key, data, true, record.FifoEndsSummary(kind))
 		if err == nil {
-			return n, false, nil
+			return n, false, reader, nil
 		}
 		if !errors.Is(err, backend.ErrExist) {
-			return 0, false, err
+			return 0, false, false, err
 		}
 		info, err := k.ns.store.Head(ctx, k.cfg.container, key)
 		if errors.Is(err, backend.ErrNotFound) {
-			return 0, true, nil // dropped: only an over session's records are
+			// Removed meanwhile: GC removes only the sessions of a named
+			// pipe that is gone (or of one it did not list yet).
+			return 0, true, false, nil
 		}
 		if err != nil {
-			return 0, false, err
+			return 0, false, false, err
 		}
-		c, kind, err := k.endKind(ctx, pipe, n, info)
+		c, other, err := k.endKind(ctx, pipe, n, info)
 		if err != nil {
-			return 0, false, err
+			return 0, false, false, err
 		}
-		if kind == record.EndOver {
-			return 0, true, nil
+		if other == record.EndOver {
+			return 0, true, false, nil
 		}
+		reader = reader || other == record.EndReader
 		n += c
 	}
-	return 0, false, fmt.Errorf("pipe %s: %w: over %d ends", pipe, ErrInvalid, record.MaxPipeEnd)
+	return 0, false, false, fmt.Errorf("pipe %s: %w: over %d ends", pipe, ErrInvalid, record.MaxPipeEnd)
 }
 
 // endKind returns how many ends the record at end n of pipe registers and
@@ -243,26 +240,25 @@ func (k *Kernel) fifoEndClosed(pid PID, pipe string, mine, from int) {
 		k.cfg.logger.Warn("rack: marking a named pipe's session over", "pipe", pipe, "err", err)
 		return // the next open writes it, finding the session's end
 	}
-	// Drop what the session holds but its over marker. A listing may miss
-	// some: segments expire by themselves (WithRecordTTL), and nothing
-	// reads a session that is over.
+	// Drop the data no reader took. The end records stay (small; GC
+	// takes them with the named pipe): a claim that comes late meets the
+	// session's end. A listing may miss segments: they expire by
+	// themselves (WithRecordTTL), and nothing reads a session that is over.
 	k.background(func() {
-		objs, err := k.ns.listAllIn(k.ctx, k.cfg.container, record.PipePrefix(pipe))
+		objs, err := k.ns.listAllIn(k.ctx, k.cfg.container, record.PipePrefix(pipe)+"seg/")
 		if err != nil {
 			return
 		}
 		for _, o := range objs {
-			if o.Name != record.FifoOverKey(pipe) {
-				_ = k.ns.store.Delete(k.ctx, k.cfg.container, o.Name)
-			}
+			_ = k.ns.store.Delete(k.ctx, k.cfg.container, o.Name)
 		}
 	})
 }
 
 // awaitFifoReader waits until a reader has opened session pipe, as
-// open(2) of a FIFO for writing waits for one.
-func (k *Kernel) awaitFifoReader(ctx context.Context, pipe string, stop <-chan struct{}) error {
-	n := 0
+// open(2) of a FIFO for writing waits for one: one whose end comes at or
+// after end n, none before having been a reader's.
+func (k *Kernel) awaitFifoReader(ctx context.Context, pipe string, n int, stop <-chan struct{}) error {
 	var delay time.Duration
 	for {
 		ch := k.ns.changed(record.PipePrefix(pipe))

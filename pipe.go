@@ -538,7 +538,7 @@ func (s *Self) OpenFifoReader(ctx context.Context, name string) (*PipeReader, er
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo: %w", err)
 	}
-	pipe, n, err := pr.k.joinFifo(ctx, pr.pid, base, record.EndReader)
+	pipe, n, _, err := pr.k.joinFifo(ctx, pr.pid, base, record.EndReader)
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
 	}
@@ -561,7 +561,7 @@ func (s *Self) OpenFifoWriter(ctx context.Context, name string) (*PipeWriter, er
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo: %w", err)
 	}
-	pipe, n, err := pr.k.joinFifo(ctx, pr.pid, base, "")
+	pipe, n, reader, err := pr.k.joinFifo(ctx, pr.pid, base, "")
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
 	}
@@ -569,7 +569,10 @@ func (s *Self) OpenFifoWriter(ctx context.Context, name string) (*PipeWriter, er
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
 	}
-	if err := pr.k.awaitFifoReader(ctx, pipe, pr.done); err != nil {
+	if reader {
+		return w, nil
+	}
+	if err := pr.k.awaitFifoReader(ctx, pipe, n+1, pr.done); err != nil {
 		_ = w.close()
 		return nil, fmt.Errorf("rack: open fifo %q: waiting for a reader: %w", name, err)
 	}
