@@ -42,7 +42,7 @@ func ExampleSelf_Fork() {
 	defer k.Close()
 	var prog rack.Program
 	prog = func(ctx context.Context, self *rack.Self) error {
-		if self.PPID() != rack.InitPID { // the child
+		if self.Forked() { // a child it forked (a root is not Forked)
 			if self.Args()[0] == "fail" {
 				return errors.New("something broke")
 			}
@@ -75,7 +75,7 @@ func ExampleSelf_Pipe() {
 	k, _ := rack.Open(ctx, "mem://")
 	defer k.Close()
 	root, _ := k.Start(ctx, rack.Spec{Name: "sum"}, func(ctx context.Context, self *rack.Self) error {
-		if self.PPID() != rack.InitPID {
+		if self.Forked() {
 			_, err := fmt.Fprintln(self.Stdout(), len(self.Args()[0]))
 			return err
 		}
@@ -110,7 +110,7 @@ func ExampleGroup() {
 	defer k.Close()
 	g, _ := k.NewGroup(ctx, "servers")
 	root, _ := k.Start(ctx, rack.Spec{Name: "init"}, func(ctx context.Context, self *rack.Self) error {
-		if self.PPID() != rack.InitPID {
+		if self.Forked() {
 			<-ctx.Done() // serve until told to stop
 			return ctx.Err()
 		}

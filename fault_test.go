@@ -461,10 +461,9 @@ func faultFifo(ctx context.Context, t *testing.T, k, k2 *rack.Kernel) {
 	if err := k.Mkfifo(ctx, "across"); err != nil {
 		t.Fatal(err)
 	}
-	opened := make(chan struct{})
+	// The writer's open waits for the reader's (as on Linux).
 	writer, err := k.Start(ctx, rack.Spec{Name: "fifo-writer"}, func(ctx context.Context, self *rack.Self) error {
 		w, err := self.OpenFifoWriter(ctx, "across")
-		close(opened)
 		if err != nil {
 			return err
 		}
@@ -476,7 +475,6 @@ func faultFifo(ctx context.Context, t *testing.T, k, k2 *rack.Kernel) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-opened
 	var got string
 	reader, err := k2.Start(ctx, rack.Spec{Name: "fifo-reader"}, func(ctx context.Context, self *rack.Self) error {
 		r, err := self.OpenFifoReader(ctx, "across")

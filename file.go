@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
 )
 
 // Files are ordinary objects of the store, named /container/object as in
@@ -416,6 +417,9 @@ func (k *Kernel) Stat(ctx context.Context, path string) (fs.FileInfo, error) {
 	if container == "" {
 		return fileInfo{name: "/", dir: true}, nil
 	}
+	if container == k.cfg.container {
+		return k.statFifo(ctx, path, object)
+	}
 	if object != "" {
 		info, err := k.ns.store.Head(ctx, container, object)
 		if err == nil {
@@ -443,11 +447,15 @@ func (k *Kernel) Stat(ctx context.Context, path string) (fs.FileInfo, error) {
 	return fileInfo{name: name, dir: true}, nil
 }
 
-// Remove deletes the file at path, or an empty container.
+// Remove deletes the file at path, an empty container, or a named pipe
+// (/NAMESPACE/name, see Mkfifo).
 func (k *Kernel) Remove(ctx context.Context, path string) error {
 	container, object, err := splitPath(path, true)
 	if err == nil && container == "" {
 		err = fmt.Errorf("%w: cannot remove /", fs.ErrInvalid)
+	}
+	if err == nil && container == k.cfg.container && object != "" && !k.isClosed() {
+		return k.removeFifo(ctx, path, object)
 	}
 	if err == nil && container == k.cfg.container {
 		err = fmt.Errorf("%w: container %q holds the namespace's records", fs.ErrPermission, container)
@@ -471,7 +479,8 @@ func (k *Kernel) Remove(ctx context.Context, path string) error {
 
 // ReadDir lists the directory at path ("/" lists containers), sorted by
 // name. Listings are eventually consistent: a file created a moment ago
-// may be missing.
+// may be missing. The namespace's own container (Namespace) lists its
+// named pipes, with fs.ModeNamedPipe; "/" shows it when it has some.
 func (k *Kernel) ReadDir(ctx context.Context, path string) ([]fs.DirEntry, error) {
 	container, object, err := splitPath(path, true)
 	if err == nil && k.isClosed() {
@@ -479,6 +488,9 @@ func (k *Kernel) ReadDir(ctx context.Context, path string) ([]fs.DirEntry, error
 	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "readdir", Path: path, Err: err}
+	}
+	if container != "" && container == k.cfg.container {
+		return k.readFifos(ctx, path, object)
 	}
 	var out []fs.DirEntry
 	marker := ""
@@ -501,8 +513,15 @@ func (k *Kernel) ReadDir(ctx context.Context, path string) ([]fs.DirEntry, error
 		}
 		for _, o := range page {
 			name := strings.TrimSuffix(strings.TrimPrefix(o.Name, prefix), "/")
-			if name == "" || (container == "" && name == k.cfg.container) {
-				continue // the namespace's own records are not files
+			if name == "" {
+				continue
+			}
+			if container == "" && name == k.cfg.container {
+				// The namespace's own records are not files: shown only
+				// as the directory of its named pipes, if it has some.
+				if fifos, err := k.ns.store.List(ctx, k.cfg.container, backend.ListOptions{Prefix: record.Fifos, Limit: 1}); err != nil || len(fifos) == 0 {
+					continue
+				}
 			}
 			dir := container == "" || o.Subdir
 			mod := o.LastModified
@@ -604,6 +623,7 @@ type fileInfo struct {
 	size int64
 	mod  time.Time
 	dir  bool
+	fifo bool
 }
 
 func (fi fileInfo) Name() string       { return fi.name }
@@ -614,6 +634,9 @@ func (fi fileInfo) Sys() any           { return nil }
 func (fi fileInfo) Mode() fs.FileMode {
 	if fi.dir {
 		return fs.ModeDir | 0o555
+	}
+	if fi.fifo {
+		return fs.ModeNamedPipe | 0o666
 	}
 	return 0o444
 }
@@ -654,6 +677,9 @@ func (r rackFS) Open(name string) (fs.File, error) {
 	info, err := r.k.Stat(r.ctx, p)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.Unwrap(err)}
+	}
+	if !info.IsDir() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: a named pipe (open it with OpenFifoReader or OpenFifoWriter)", fs.ErrInvalid)}
 	}
 	return &dirFile{fs: r, path: p, info: info}, nil
 }
@@ -710,4 +736,60 @@ func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 	out := d.entries[:n]
 	d.entries = d.entries[n:]
 	return out, nil
+}
+
+// statFifo is Stat in the namespace's own container: the directory of its
+// named pipes, or one of them.
+func (k *Kernel) statFifo(ctx context.Context, path, name string) (fs.FileInfo, error) {
+	if name == "" {
+		return fileInfo{name: k.cfg.container, dir: true}, nil
+	}
+	if validName("", name) != nil {
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: fs.ErrNotExist}
+	}
+	info, err := k.ns.store.Head(ctx, k.cfg.container, record.FifoKey(name))
+	if err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: fsError(err)}
+	}
+	return fileInfo{name: name, mod: info.LastModified, fifo: true}, nil
+}
+
+// readFifos is ReadDir in the namespace's own container: its named pipes.
+func (k *Kernel) readFifos(ctx context.Context, path, object string) ([]fs.DirEntry, error) {
+	if object != "" {
+		if _, err := k.statFifo(ctx, path, object); err == nil {
+			return nil, &fs.PathError{Op: "readdir", Path: path, Err: fmt.Errorf("%w: a named pipe, not a directory", fs.ErrInvalid)}
+		}
+		return nil, &fs.PathError{Op: "readdir", Path: path, Err: fs.ErrNotExist}
+	}
+	objs, err := k.ns.listAll(ctx, record.Fifos)
+	if err != nil {
+		return nil, &fs.PathError{Op: "readdir", Path: path, Err: fsError(err)}
+	}
+	out := make([]fs.DirEntry, 0, len(objs))
+	for _, o := range objs {
+		name := strings.TrimPrefix(o.Name, record.Fifos)
+		if validName("", name) == nil {
+			out = append(out, fs.FileInfoToDirEntry(fileInfo{name: name, mod: o.LastModified, fifo: true}))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out, nil
+}
+
+// removeFifo removes the named pipe name (at path): new opens fail, ends
+// already open go on (as after unlink(2)); its sessions' records are
+// garbage for GC once their ends are closed.
+func (k *Kernel) removeFifo(ctx context.Context, path, name string) error {
+	if validName("", name) != nil {
+		return &fs.PathError{Op: "remove", Path: path, Err: fmt.Errorf("%w: not a named pipe (the namespace's container holds only its named pipes as files)", fs.ErrNotExist)}
+	}
+	key := record.FifoKey(name)
+	if _, err := k.ns.store.Head(ctx, k.cfg.container, key); err != nil {
+		return &fs.PathError{Op: "remove", Path: path, Err: fsError(err)}
+	}
+	if err := k.ns.store.Delete(ctx, k.cfg.container, key); err != nil {
+		return &fs.PathError{Op: "remove", Path: path, Err: fsError(err)}
+	}
+	return nil
 }

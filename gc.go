@@ -450,7 +450,7 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 	for _, o := range fifos {
 		var f record.Fifo
 		if err := k.ns.getRecord(ctx, o.Name, &f); err == nil {
-			inUse[f.Pipe] = true
+			inUse[f.Pipe] = true // its sessions are f.Pipe.N: see below
 		} else if !errors.Is(err, backend.ErrNotFound) {
 			return err
 		}
@@ -463,6 +463,11 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 	for _, dir := range page {
 		id := strings.TrimSuffix(strings.TrimPrefix(dir, record.Pipes), "/")
 		if inUse[id] {
+			continue
+		}
+		if i := strings.LastIndexByte(id, '.'); i >= 0 && inUse[id[:i]] {
+			// A session of a named pipe that exists: its over marker
+			// tells the sessions that follow where to start (fifo.go).
 			continue
 		}
 		objs, err := k.ns.listAllIn(ctx, k.cfg.container, dir)
@@ -486,6 +491,18 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 				closes++
 			}
 		}
+		over := false
+		for _, o := range objs {
+			over = over || o.Name == record.FifoOverKey(id)
+		}
+		if over && !recent {
+			// A session of a named pipe that is gone, over (every end
+			// closed): what its dropping left, the over marker at least.
+			if err := g.deletePipe(ctx, objs); err != nil {
+				return err
+			}
+			continue
+		}
 		if ends == 0 || recent || (closes < ends && !g.unclosedEndsEnded(ctx, id, dir, objs)) {
 			continue
 		}
@@ -504,19 +521,24 @@ func (g *gc) pipes(ctx context.Context, running []PID) error {
 				}
 			}
 		}
-		g.report.Pipes++
-		if g.opts.DryRun {
-			continue
-		}
-		names := make([]string, len(objs))
-		for i, o := range objs {
-			names[i] = o.Name
-		}
-		if err := g.delete(ctx, names...); err != nil {
+		if err := g.deletePipe(ctx, objs); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// deletePipe removes a pipe's objects, counting it.
+func (g *gc) deletePipe(ctx context.Context, objs []backend.ObjectInfo) error {
+	g.report.Pipes++
+	if g.opts.DryRun {
+		return nil
+	}
+	names := make([]string, len(objs))
+	for i, o := range objs {
+		names[i] = o.Name
+	}
+	return g.delete(ctx, names...)
 }
 
 // unclosedEndsEnded reports whether every end of pipe id (whose objects,

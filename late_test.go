@@ -112,26 +112,19 @@ func killDuringOpen(ctx context.Context, t *testing.T, k *rack.Kernel, s gateSto
 // FIFO's reader reaches EOF instead of waiting for it forever.
 func TestLateFifoWriter(t *testing.T) {
 	ctx := ioCtx(t, 20*time.Second)
-	s := newGateStore("/ends/", false)
+	// The reader has end 0 of the FIFO's first session; the writer's is 1.
+	s := newGateStore(".0/ends/1", false)
 	k := gateKernel(t, s)
 	if err := k.Mkfifo(ctx, "late"); err != nil {
 		t.Fatal(err)
 	}
-	err := killDuringOpen(ctx, t, k, s, func(ctx context.Context, self *rack.Self) error {
-		w, err := self.OpenFifoWriter(ctx, "late")
-		if err == nil {
-			w.Close()
-		}
-		return err
-	})
-	if !errors.Is(err, rack.ErrKilled) {
-		t.Errorf("OpenFifoWriter in a process killed meanwhile: %v; want ErrKilled", err)
-	}
 	readCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var got []byte
+	opened := make(chan error, 1)
 	reader, err := k.Start(readCtx, rack.Spec{Name: "reader"}, func(ctx context.Context, self *rack.Self) error {
 		r, err := self.OpenFifoReader(ctx, "late")
+		opened <- err
 		if err != nil {
 			return err
 		}
@@ -141,8 +134,21 @@ func TestLateFifoWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	err = killDuringOpen(ctx, t, k, s, func(ctx context.Context, self *rack.Self) error {
+		w, err := self.OpenFifoWriter(ctx, "late")
+		if err == nil {
+			w.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, rack.ErrKilled) {
+		t.Errorf("OpenFifoWriter in a process killed meanwhile: %v; want ErrKilled", err)
+	}
 	if err := reader.Wait(readCtx); err != nil {
-		t.Fatalf("FIFO reader after its only writer was killed while opening: %v (got %q); want EOF", err, got)
+		t.Fatalf("FIFO reader whose only writer was killed while opening: %v (got %q); want EOF", err, got)
 	}
 }
 

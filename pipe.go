@@ -69,7 +69,7 @@ func (s *Self) Pipe(ctx context.Context) (*PipeReader, *PipeWriter, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("rack: pipe: %w", err)
 	}
-	r, err := k.newReader(pr, id, false, nil)
+	r, err := k.newReader(pr, id, -1, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rack: pipe: %w", err)
 	}
@@ -414,7 +414,20 @@ func (w *PipeWriter) close() error {
 	w.owner.mu.Lock()
 	delete(w.owner.writers, w)
 	w.owner.mu.Unlock()
+	if isFifoPipe(w.pipe) {
+		w.k.fifoEndClosed(w.owner.pid, w.pipe, w.end, w.recordsKnown())
+	}
 	return ferr
+}
+
+// recordsKnown returns where, in w's pipe, a record of ends is known to
+// start past w's end: past the records this kernel claimed for the pipe,
+// else 0.
+func (w *PipeWriter) recordsKnown() int {
+	if n := w.claims.start(); n > w.end {
+		return n
+	}
+	return 0
 }
 
 // dup registers a new writer end for child, duplicated from w: one of the
@@ -481,6 +494,8 @@ func (pool endPool) closeUnused(k *Kernel) {
 				err := k.ns.put(k.ctx, record.PipeCloseKey(w.pipe, n), record.Encode(record.PipeClose{}), true)
 				if err != nil && !errors.Is(err, backend.ErrExist) {
 					k.cfg.logger.Warn("rack: closing an unused pipe end", "pipe", w.pipe, "end", n, "err", err)
+				} else if isFifoPipe(w.pipe) {
+					k.fifoEndClosed(w.owner.pid, w.pipe, n, w.recordsKnown())
 				}
 			}()
 		}
@@ -491,7 +506,12 @@ func (pool endPool) closeUnused(k *Kernel) {
 
 // Mkfifo creates the named pipe name; it fails with an error wrapping
 // fs.ErrExist if it exists. Open its ends with OpenFifoReader and
-// OpenFifoWriter.
+// OpenFifoWriter. As on Linux, it holds no data while nobody has it open:
+// once every end opened since it was last unused is closed (or its
+// process ended), the data no reader took is dropped, and the next open
+// starts afresh. In the file tree it is /NAMESPACE/name (NAMESPACE is
+// Namespace()): ReadDir and Stat show it with fs.ModeNamedPipe, and
+// Remove removes it (ends already open go on working, as after unlink).
 func (k *Kernel) Mkfifo(ctx context.Context, name string) error {
 	if err := validName("fifo name", name); err != nil {
 		return fmt.Errorf("rack: mkfifo: %w", err)
@@ -519,41 +539,66 @@ func (k *Kernel) fifo(ctx context.Context, name string) (string, error) {
 	if errors.Is(err, backend.ErrNotFound) {
 		return "", fmt.Errorf("fifo %q: %w", name, fs.ErrNotExist)
 	}
+	if err == nil && isFifoPipe(f.Pipe) {
+		err = fmt.Errorf("fifo %q: %w: pipe id %q", name, record.ErrCorrupt, f.Pipe)
+	}
 	return f.Pipe, err
 }
 
 // OpenFifoReader opens the read end of the named pipe name. Its Read
-// waits until some writer has opened the pipe, and returns io.EOF once all
-// writers that opened it have closed.
+// waits until some writer has opened the pipe, and returns io.EOF once
+// all writers that opened it have closed (or their processes ended). A
+// reader that opens after the writers are gone, while another reader
+// still has the pipe open, gets EOF at once; once nobody has the pipe
+// open, a new reader waits for a new writer, as on Linux. Readers open at
+// the same time share the data; one reader at a time is what rack keeps
+// exact (two may both get a segment that neither has finished reading).
 func (s *Self) OpenFifoReader(ctx context.Context, name string) (*PipeReader, error) {
 	pr, err := s.selfProc("open fifo")
 	if err != nil {
 		return nil, err
 	}
-	id, err := pr.k.fifo(ctx, name)
+	base, err := pr.k.fifo(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo: %w", err)
 	}
-	r, err := pr.k.newReader(pr, id, true, nil)
+	pipe, n, _, err := pr.k.joinFifo(ctx, pr.pid, base, record.EndReader)
+	if err != nil {
+		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
+	}
+	r, err := pr.k.newReader(pr, pipe, n, nil)
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
 	}
 	return r, nil
 }
 
-// OpenFifoWriter opens a new write end of the named pipe name.
+// OpenFifoWriter opens a new write end of the named pipe name. As open(2)
+// of a FIFO for writing, it waits until a reader has the pipe open (or
+// ctx ends), so that what it writes has someone to read it.
 func (s *Self) OpenFifoWriter(ctx context.Context, name string) (*PipeWriter, error) {
 	pr, err := s.selfProc("open fifo")
 	if err != nil {
 		return nil, err
 	}
-	id, err := pr.k.fifo(ctx, name)
+	base, err := pr.k.fifo(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo: %w", err)
 	}
-	w, err := pr.k.claimWriter(ctx, pr, id, -1, &endClaims{})
+	pipe, n, reader, err := pr.k.joinFifo(ctx, pr.pid, base, "")
 	if err != nil {
 		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
+	}
+	w, err := pr.k.adoptWriter(pr, pipe, n, &endClaims{next: n + 1})
+	if err != nil {
+		return nil, fmt.Errorf("rack: open fifo %q: %w", name, err)
+	}
+	if reader {
+		return w, nil
+	}
+	if err := pr.k.awaitFifoReader(ctx, pipe, n+1, pr.done); err != nil {
+		_ = w.close()
+		return nil, fmt.Errorf("rack: open fifo %q: waiting for a reader: %w", name, err)
 	}
 	return w, nil
 }

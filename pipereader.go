@@ -28,7 +28,19 @@ type PipeReader struct {
 	k     *Kernel
 	owner *proc
 	pipe  string
-	fifo  bool
+	// fifo: a named pipe's reader, registered as its session's end
+	// fifoEnd (see fifo.go).
+	fifo    bool
+	fifoEnd int
+	// writers counts the writer ends found (a named pipe's session also
+	// registers its readers): EOF needs one.
+	writers int
+	// moved0 is, for a named pipe's reader moved here, how far it had
+	// read each end.
+	moved0 map[int]int
+	// deadCheck is when a named pipe's reader last looked for ends of
+	// kernels that are gone (closeDeadEnds).
+	deadCheck time.Time
 
 	mu   sync.Mutex
 	ends []readEnd // by end number
@@ -115,14 +127,26 @@ const (
 )
 
 // newReader registers a reader of pipe for owner; it fails with ErrKilled
-// once owner is killed.
-func (k *Kernel) newReader(owner *proc, pipe string, fifo bool, read map[int]int) (*PipeReader, error) {
-	r := &PipeReader{k: k, owner: owner, pipe: pipe, fifo: fifo, lock: -1, closing: make(chan struct{})}
-	for end, next := range read {
-		for len(r.ends) <= end {
-			r.addEnd()
+// once owner is killed. fifoEnd is the end a named pipe's reader holds in
+// its session, else -1.
+func (k *Kernel) newReader(owner *proc, pipe string, fifoEnd int, read map[int]int) (*PipeReader, error) {
+	fifo := fifoEnd >= 0 && isFifoPipe(pipe)
+	if !fifo {
+		fifoEnd = -1
+	}
+	r := &PipeReader{k: k, owner: owner, pipe: pipe, fifo: fifo, fifoEnd: fifoEnd, lock: -1, closing: make(chan struct{}), deadCheck: time.Now()}
+	if fifo {
+		// Which of its ends are writers discover tells: it starts them
+		// where the reader moved here had got to.
+		r.moved0 = read
+	} else {
+		for end, next := range read {
+			for len(r.ends) <= end {
+				r.addEnd()
+			}
+			r.ends[end].next = next
 		}
-		r.ends[end].next = next
+		r.writers = len(r.ends)
 	}
 	owner.mu.Lock()
 	if owner.readers == nil {
@@ -215,6 +239,11 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			}
 			continue
 		}
+		if r.fifo && ch != nil {
+			// A change wakes it, but a lapsed lease is no change under
+			// the pipe: look again at least every pollMax (closeDeadEnds).
+			ch = r.k.ns.changedOrAfter(ch, r.k.cfg.pollMax)
+		}
 		if delay, err = r.k.ns.waitChange(ctx, ch, r.closing, delay); err != nil {
 			return 0, fmt.Errorf("rack: read pipe %s: %w", r.pipe, err)
 		}
@@ -236,6 +265,12 @@ func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
 		}
 	}
 	progress, err := r.fetchKnown(ctx)
+	if !progress && err == nil && r.fifo && time.Since(r.deadCheck) >= r.k.cfg.lease/2 {
+		// Waiting: an end of a named pipe may belong to a process whose
+		// kernel is gone, which nobody else would close.
+		r.deadCheck = time.Now()
+		progress, err = r.closeDeadEnds(ctx)
+	}
 	r.stuck = !progress && err == nil
 	if r.stuck {
 		r.stalls++
@@ -243,6 +278,27 @@ func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
 		r.stalls = 0
 	}
 	return progress, err
+}
+
+// closeDeadEnds closes (closeEndOfDead) up to probeWindow of the named
+// pipe's open ends whose kernels are gone, and reads their closes.
+func (r *PipeReader) closeDeadEnds(ctx context.Context) (bool, error) {
+	progress := false
+	looked := 0
+	for _, e := range r.active {
+		if r.ends[e].closed || looked == probeWindow {
+			continue
+		}
+		looked++
+		if r.k.closeEndOfDead(ctx, r.pipe, e) {
+			closed, err := r.readClose(ctx, e)
+			if err != nil {
+				return progress, err
+			}
+			progress = progress || closed
+		}
+	}
+	return progress, nil
 }
 
 // addEnd appends a newly found end.
@@ -358,7 +414,7 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 	if len(r.active) > r.nDone {
 		return false, nil
 	}
-	if len(r.ends) == 0 {
+	if len(r.ends) == 0 || r.fifo && r.writers == 0 {
 		return false, nil // a FIFO nobody opened for writing yet
 	}
 	// Every end we know of is done. An end duplicated from one of them was
@@ -600,7 +656,12 @@ func (r *PipeReader) discover(ctx context.Context) error {
 			return err
 		}
 		// One record may register a block of ends (a ForkAll's).
-		n, err := r.k.endsAt(ctx, r.pipe, len(r.ends), info)
+		n, kind := 0, ""
+		if r.fifo {
+			n, kind, err = r.k.endKind(ctx, r.pipe, len(r.ends), info)
+		} else {
+			n, err = r.k.endsAt(ctx, r.pipe, len(r.ends), info)
+		}
 		if err != nil {
 			return err
 		}
@@ -609,6 +670,15 @@ func (r *PipeReader) discover(ctx context.Context) error {
 		}
 		for range n {
 			r.addEnd()
+			if kind != "" {
+				// A named pipe's reader, or its session's end: no data.
+				e := len(r.ends) - 1
+				r.ends[e].closed = true
+				r.noteDone(e)
+			} else {
+				r.writers++
+				r.ends[len(r.ends)-1].next = r.moved0[len(r.ends)-1]
+			}
 		}
 	}
 }
@@ -641,6 +711,13 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 	}
 	if rc == nil {
 		rc, info, err = r.k.ns.store.Get(ctx, r.k.cfg.container, key, nil)
+	}
+	if errors.Is(err, backend.ErrNotFound) && r.fifo && end.closed && end.next < end.count {
+		// A closed end stored its segments before its close record: the
+		// ones gone were read by another reader of the named pipe.
+		end.next = end.count
+		r.noteDone(e)
+		return true, nil
 	}
 	if errors.Is(err, backend.ErrNotFound) {
 		return false, nil
@@ -803,7 +880,8 @@ func (r *PipeReader) probe(ctx context.Context, ends []int, segs, closes bool) (
 
 // Close closes the read end; a Read blocked in another goroutine returns.
 func (r *PipeReader) Close() error {
-	r.closeOnce.Do(func() { close(r.closing) })
+	first := false
+	r.closeOnce.Do(func() { close(r.closing); first = true })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cur != nil {
@@ -813,6 +891,11 @@ func (r *PipeReader) Close() error {
 	r.owner.mu.Lock()
 	delete(r.owner.readers, r)
 	r.owner.mu.Unlock()
+	if first && r.fifo && !r.moved {
+		// A named pipe's reader is one of its session's ends.
+		r.k.putClose(r.k.ctx, r.pipe, r.fifoEnd, 0)
+		r.k.fifoEndClosed(r.owner.pid, r.pipe, r.fifoEnd, r.fifoEnd+1)
+	}
 	return nil
 }
 

@@ -151,6 +151,29 @@ func (p *Process) PID() PID { return p.pid }
 // PPID returns the parent's pid (InitPID for a root process).
 func (p *Process) PPID() PID { return PID(p.rec.PPID) }
 
+// Forked reports whether the process was forked (Self.Fork, ForkAll) by a
+// process running the same program as itself: the same executable and
+// the same Program (both the one Main runs or Kernel.Start was given, or
+// both the one registered under the same Spec.Program name). It is how a
+// program tells the children it forked from a copy started any other
+// way, which PPID cannot tell: a root from rack.Main or Kernel.Start, an
+// app the rack shell starts (the shell forks it as another executable),
+// and a child forked with another Spec.Program or Spec.Options["exe"]
+// are not Forked; a Forked child that forks itself again gives a Forked
+// grandchild. It is read from the process record, set by the forker; a
+// record from a rack release before Forked says false.
+func (p *Process) Forked() bool { return p.rec.Forked }
+
+// sameProgram reports whether the child of parent that spec describes,
+// with the record rec made so far, runs parent's program.
+func sameProgram(parent *proc, spec Spec, rec *record.Proc) bool {
+	if spec.Program != "" && spec.Program != parent.rec.Program {
+		return false
+	}
+	exe := rec.Options[backend.ExeOption]
+	return exe == "" || exe == parent.rec.Options[backend.ExeOption] || isRunningProgram(exe)
+}
+
 // Name returns the name ps shows.
 func (p *Process) Name() string { return p.rec.Name }
 
@@ -482,6 +505,7 @@ func (k *Kernel) prepareLocal(ctx context.Context, parent *proc, spec Spec, prog
 	}
 	if parent != nil {
 		rec.PPID = int64(parent.pid)
+		rec.Forked = sameProgram(parent, spec, rec)
 	}
 	// Check the streams before anything is written, so a refused spec
 	// leaves no trace.
@@ -733,6 +757,12 @@ func (k *Kernel) run(instCtx context.Context, pr *proc) {
 		if v := recover(); v != nil {
 			msg := fmt.Sprintf("panic: %v\n\n%s", v, debug.Stack())
 			_, _ = io.WriteString(pr.stderr, msg)
+			if pr.adopted && pr.rec.Stderr.Kind != "console" {
+				// It runs in an OS process (or server) of its own, whose
+				// console is its log (Kernel.Logs): the stack goes there
+				// too, not only to its stderr stream (a pipe, a file).
+				_, _ = io.WriteString(k.console(k.cfg.stderr), msg)
+			}
 			ex := &record.Exit{Code: 2, Reason: fmt.Sprintf("panic: %v", v)}
 			if context.Cause(pr.ctx) == SIGKILL {
 				ex = exitFromError(pr, nil) // killed first: the panic came after

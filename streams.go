@@ -145,7 +145,8 @@ func (k *Kernel) handStreams(ctx context.Context, parent, child *proc, spec *Spe
 				k.closeEnds(child, false)
 				return fmt.Errorf("Spec.Stdin: %w", err)
 			}
-			child.rec.Stdin = record.Stream{Kind: "pipe", Pipe: s.pipe, End: -1, Read: read}
+			// End: a named pipe's reader brings its end along (-1: none).
+			child.rec.Stdin = record.Stream{Kind: "pipe", Pipe: s.pipe, End: s.fifoEnd, Read: read}
 		}
 	case *File:
 		if s != nil {
@@ -189,7 +190,7 @@ func (k *Kernel) openStreams(pr *proc) error {
 func (k *Kernel) openInput(pr *proc, s record.Stream) (io.Reader, error) {
 	switch s.Kind {
 	case "pipe":
-		return k.newReader(pr, s.Pipe, false, s.Read)
+		return k.newReader(pr, s.Pipe, s.End, s.Read)
 	case "file":
 		return &lazyFile{k: k, pr: pr, path: s.Path}, nil
 	case "console":

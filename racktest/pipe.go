@@ -648,11 +648,6 @@ func (s *suite) testNamedPipe(t *testing.T) {
 				return fmt.Errorf("opening a missing fifo: %v, want an error wrapping fs.ErrNotExist", err)
 			}
 		}
-		// The root holds a writer too, so EOF can only come after it closes.
-		mine, err := self.OpenFifoWriter(ctx, "jobs")
-		if err != nil {
-			return err
-		}
 		out, outW, err := self.Pipe(ctx)
 		if err != nil {
 			return err
@@ -662,6 +657,12 @@ func (s *suite) testNamedPipe(t *testing.T) {
 			return err
 		}
 		outW.Close()
+		// The root holds a writer too, so EOF can only come after it
+		// closes. Its open waits for the reader's, as on Linux.
+		mine, err := self.OpenFifoWriter(ctx, "jobs")
+		if err != nil {
+			return err
+		}
 		for i := 0; i < writers; i++ {
 			wr, err := self.Fork(ctx, rack.Spec{Args: []string{"writer", fmt.Sprint("w", i)}})
 			if err != nil {

@@ -139,6 +139,7 @@ var tests = []struct {
 	{"PS10k", (*suite).testPS10k},
 	{"PS100k", (*suite).testPS100k},
 	{"ProcessLearnsItsIdentity", (*suite).testProcessLearnsItsIdentity},
+	{"Forked", (*suite).testForked},
 	// Process groups (group.go).
 	{"GroupMembership", (*suite).testGroupMembership},
 	{"GroupWait", (*suite).testGroupWait},
@@ -155,6 +156,10 @@ var tests = []struct {
 	{"PipeBadEnds", (*suite).testPipeBadEnds},
 	{"PipeCloseUnblocksRead", (*suite).testPipeCloseUnblocksRead},
 	{"NamedPipe", (*suite).testNamedPipe},
+	{"NamedPipeDropsUnreadData", (*suite).testNamedPipeDropsUnreadData},
+	{"NamedPipeSecondReader", (*suite).testNamedPipeSecondReader},
+	{"NamedPipeInFileTree", (*suite).testNamedPipeInFileTree},
+	{"NamedPipeForkAllWriters", (*suite).testNamedPipeForkAllWriters},
 	// Files (file.go).
 	{"FileRoundTrip", (*suite).testFileRoundTrip},
 	{"FileLarge", (*suite).testFileLarge},

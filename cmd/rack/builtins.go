@@ -438,7 +438,9 @@ func builtinLS(ctx context.Context, e *builtinEnv, args []string) int {
 		if err != nil {
 			// A file: list it alone, as ls does.
 			if fi, serr := e.sh.k.Stat(ctx, p); serr == nil && !fi.IsDir() {
-				if long {
+				if long && fi.Mode()&fs.ModeNamedPipe != 0 {
+					fmt.Fprintf(e.stdout, "%10s  %s  %s\n", "p", fi.ModTime().Format("2006-01-02 15:04"), p) // a named pipe, as ls -l marks it
+				} else if long {
 					fmt.Fprintf(e.stdout, "%10d  %s  %s\n", fi.Size(), fi.ModTime().Format("2006-01-02 15:04"), p)
 				} else {
 					fmt.Fprintln(e.stdout, p)
@@ -475,6 +477,8 @@ func builtinLS(ctx context.Context, e *builtinEnv, args []string) int {
 			}
 			if d.IsDir() {
 				fmt.Fprintf(e.stdout, "%10s  %s  %s\n", "-", when, name)
+			} else if d.Type()&fs.ModeNamedPipe != 0 {
+				fmt.Fprintf(e.stdout, "%10s  %s  %s\n", "p", when, name) // a named pipe, as ls -l marks it
 			} else {
 				fmt.Fprintf(e.stdout, "%10d  %s  %s\n", fi.Size(), when, name)
 			}

@@ -159,6 +159,9 @@ func Validate(v any) error {
 		if r.From < -1 || r.From >= MaxPipeEnd {
 			return fmt.Errorf("pipe end: from %d out of range [-1, %d)", r.From, MaxPipeEnd)
 		}
+		if r.Kind != "" && r.Kind != EndReader && r.Kind != EndOver {
+			return fmt.Errorf("pipe end: kind %.32q is none of %q, %q", r.Kind, EndReader, EndOver)
+		}
 		if r.Count < 0 || r.Count > MaxPipeEnd {
 			return fmt.Errorf("pipe end: count %d out of range [0, %d]", r.Count, MaxPipeEnd)
 		}

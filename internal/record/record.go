@@ -67,6 +67,10 @@ func PipeCloseKey(pipe string, end int) string {
 	return PipePrefix(pipe) + "close/" + strconv.Itoa(end)
 }
 
+// FifoOverKey marks a named pipe's session (a pipe) over: every end was
+// closed, its data dropped, and the next open starts the next session.
+func FifoOverKey(pipe string) string { return PipePrefix(pipe) + "over" }
+
 // PipeSegmentKey names segment seq written by end.
 func PipeSegmentKey(pipe string, end, seq int) string {
 	return PipePrefix(pipe) + "seg/" + strconv.Itoa(end) + "/" + strconv.Itoa(seq)
@@ -120,6 +124,9 @@ type Proc struct {
 	Options map[string]string `json:"options,omitempty"`
 	// Detached children do not share their parent's fate.
 	Detached bool `json:"detached,omitempty"`
+	// Forked: the process was forked by a process running the same
+	// program (rack.Process.Forked).
+	Forked bool `json:"forked,omitempty"`
 }
 
 // Exit is the exit record: the first one written wins.
@@ -162,7 +169,17 @@ type PipeEnd struct {
 	// children of one ForkAll get theirs with one record; PID is then the
 	// forker's); 0 means 1.
 	Count int `json:"count,omitempty"`
+	// Kind is "" for writer ends; a named pipe's session also registers
+	// its readers (EndReader) and, once every end is closed, its end
+	// (EndOver), after which no end joins it.
+	Kind string `json:"kind,omitempty"`
 }
+
+// Kinds of PipeEnd records besides writer ends, in a named pipe's session.
+const (
+	EndReader = "reader"
+	EndOver   = "over"
+)
 
 // PipeClose closes a writer end: it wrote Segments segments, numbered
 // from 0. Recheck lists segments whose create may have been stored twice

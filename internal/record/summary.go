@@ -201,6 +201,30 @@ func EndsSummary(count int) string {
 	return summary(endsType, url.Values{"n": {strconv.Itoa(count)}})
 }
 
+// FifoEndsSummary is the summary of a named pipe's end record of kind
+// (PipeEnd.Kind: EndReader or EndOver; "" is EndsSummary(1)).
+func FifoEndsSummary(kind string) string {
+	v := url.Values{"n": {"1"}}
+	if kind != "" {
+		v.Set("k", kind)
+	}
+	return summary(endsType, v)
+}
+
+// ParseEndsKind returns the kind (PipeEnd.Kind) a PipeEnd summary says
+// its record registers: "" for writer ends.
+func ParseEndsKind(ct string) (string, bool) {
+	v, ok := parseSummary(endsType, ct)
+	if !ok {
+		return "", false
+	}
+	switch k := v.Get("k"); k {
+	case "", EndReader, EndOver:
+		return k, true
+	}
+	return "", false
+}
+
 // ParseEndsSummary returns the number of ends a PipeEnd summary says its
 // record registers.
 func ParseEndsSummary(ct string) (int, bool) {
