@@ -49,7 +49,7 @@ func TestNamedPipeLsRm(t *testing.T) {
 			t.Errorf("output does not match %s:\n%s\nstderr:\n%s", re, out, errOut)
 		}
 	}
-	if !strings.Contains(errOut, "rm: remove /"+ns+"/jobs: file does not exist") {
+	if !strings.Contains(errOut, "rm: cannot remove '/"+ns+"/jobs': No such file or directory") {
 		t.Errorf("second rm: stderr %q, want a not-exist error", errOut)
 	}
 }

@@ -50,13 +50,16 @@ const tmuxDeadline = 60 * time.Second
 func startTmuxShell(t *testing.T, tmuxPath, sockDir, name, exe string, env []string, args ...string) *tmuxShell {
 	t.Helper()
 	s := &tmuxShell{t: t, tmux: tmuxPath, sock: filepath.Join(sockDir, "tmux.sock"), name: name}
-	cmd := "exec env"
+	// Not exec'd: tmux does not always learn a dead pane's exit status (it
+	// may see the pty close first), so the status is printed after it.
+	cmd := "env"
 	for _, kv := range append(env, exe) {
 		cmd += " '" + kv + "'"
 	}
 	for _, a := range args {
 		cmd += " '" + a + "'"
 	}
+	cmd += `; echo "[rack exited $?]"`
 	if out, err := s.run("-f", "/dev/null", "new-session", "-d", "-s", name, "-x", "200", "-y", "50", cmd,
 		";", "set-option", "-t", name, "remain-on-exit", "on"); err != nil {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
@@ -138,17 +141,8 @@ func (s *tmuxShell) waitLast(want string) {
 // waitDead waits for the shell to end and returns its exit status.
 func (s *tmuxShell) waitDead() string {
 	s.t.Helper()
-	deadline := time.Now().Add(tmuxDeadline)
-	for {
-		out, err := s.run("display-message", "-p", "-t", s.name, "#{pane_dead} #{pane_dead_status}")
-		if dead, status, _ := strings.Cut(strings.TrimSpace(out), " "); err == nil && dead == "1" {
-			return status
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("the shell never ended (%v %s):\n%s", err, out, s.screen())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	m := regexp.MustCompile(`\[rack exited (\d+)\]`).FindStringSubmatch(s.waitFor(`\[rack exited \d+\]`))
+	return m[1]
 }
 
 // procState polls the namespace until a process named name whose args
