@@ -25,8 +25,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv("RACK_TEST_BARE_CHILD") != "" {
 		os.Exit(0) // BenchmarkBareReexec's child: the cost of the exec alone
 	}
-	if os.Getenv(rack.PIDEnv) != "" {
-		rack.Main(nil) // a forked child: runs its process and exits
+	if os.Getenv(rack.PIDEnv) != "" || os.Getenv(rack.HostEnv) != "" {
+		rack.Main(nil) // a forked child (or a host): runs its process(es) and exits
 	}
 	if url := os.Getenv("RACK_TEST_PARENT_URL"); url != "" {
 		os.Exit(blockingParent(url)) // TestOpenStackKilledParent's parent

@@ -1,0 +1,283 @@
+package rack_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rackfork/rack"
+)
+
+// hostPIDs returns the OS pids of the live host processes of the local
+// namespace in dir: the processes whose environment names dir and a host.
+func hostPIDs(t testing.TB, dir string) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc:", err)
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		s := "\x00" + string(env)
+		if !strings.Contains(s, "\x00"+rack.HostEnv+"=") || !strings.Contains(s, "\x00"+rack.URLEnv+"=file://"+dir+"?") {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && strings.HasPrefix(string(stat[i:]), ") Z") {
+				continue // a zombie: ended, not yet reaped
+			}
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// TestHosts runs OS-process children on warm hosts (file://?hosts=1): exit
+// statuses, a pipe across hosts, a kill, ps's host column and the hosts
+// listing; a second batch reuses the warm hosts; idle hosts end.
+func TestHosts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	defer dumpLogs(t, dir)
+	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=3&idle=2s", rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	want := map[string]int{"ok": 0, "error": 1, "exit3": 3, "panic": 2, "block": 128 + 9}
+	var hostsSeen []rack.HostInfo
+	var psHosts map[rack.PID]string
+	batch := func(ctx context.Context, self *rack.Self) (map[int]bool, error) {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return nil, err
+		}
+		kids := map[string]*rack.Process{}
+		for arg := range want {
+			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{arg}, Stdout: w})
+			if err != nil {
+				return nil, err
+			}
+			kids[arg] = c
+		}
+		w.Close()
+		sc := bufio.NewScanner(r)
+		ospids := map[int]bool{}
+		// Every child prints a line as it starts: then all run, or have run.
+		for lines := 0; lines < len(want) && sc.Scan(); lines++ {
+			f := strings.Fields(sc.Text())
+			if len(f) != 2 {
+				return nil, fmt.Errorf("bad line %q", sc.Text())
+			}
+			ospid, _ := strconv.Atoi(f[1])
+			if ospid == os.Getpid() {
+				return nil, fmt.Errorf("child %s ran in the forker's OS process", f[0])
+			}
+			ospids[ospid] = true
+		}
+		infos, err := k.Processes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		psHosts = map[rack.PID]string{}
+		for _, in := range infos {
+			psHosts[in.PID] = in.Host
+		}
+		if hostsSeen, err = k.Hosts(ctx); err != nil {
+			return nil, err
+		}
+		if err := kids["block"].Kill(ctx); err != nil {
+			return nil, err
+		}
+		for sc.Scan() {
+			return nil, fmt.Errorf("unexpected line %q", sc.Text())
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("pipe: %w", err)
+		}
+		for arg, code := range want {
+			err := kids[arg].Wait(ctx)
+			var ee *rack.ExitError
+			if code == 0 && err != nil || code != 0 && (!errors.As(err, &ee) || ee.Code() != code) {
+				return nil, fmt.Errorf("%s: Wait = %v, want code %d", arg, err, code)
+			}
+			if psHosts[kids[arg].PID()] == "" {
+				return nil, fmt.Errorf("ps shows no host for %s (pid %d)", arg, kids[arg].PID())
+			}
+		}
+		return ospids, nil
+	}
+	var first, second map[int]bool
+	var firstHosts []rack.HostInfo
+	root, err := k.Start(ctx, rack.Spec{Name: "hosts-root"}, func(ctx context.Context, self *rack.Self) error {
+		var err error
+		if first, err = batch(ctx, self); err != nil {
+			return fmt.Errorf("first batch: %w", err)
+		}
+		firstHosts = hostsSeen
+		if second, err = batch(ctx, self); err != nil {
+			return fmt.Errorf("second batch: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 5 children on hosts of 3 slots: 2 hosts, each an OS process.
+	if len(first) != 2 {
+		t.Errorf("first batch ran in %d OS processes, want 2 (hosts of 3 slots)", len(first))
+	}
+	if len(firstHosts) != 2 {
+		t.Errorf("Hosts listed %d hosts, want 2: %+v", len(firstHosts), firstHosts)
+	}
+	busy := 0
+	for _, h := range firstHosts {
+		if h.Slots != 3 || h.IdleLimit != 2*time.Second || h.Used > 3 || h.Age <= 0 {
+			t.Errorf("host %+v: want 3 slots, idle limit 2s", h)
+		}
+		if h.State == "busy" {
+			busy++
+		}
+	}
+	if busy == 0 {
+		t.Errorf("no host busy while the blocking child ran: %+v", firstHosts)
+	}
+	for ospid := range second {
+		if !first[ospid] {
+			t.Errorf("second batch ran in OS process %d, not one of the first batch's warm hosts %v", ospid, first)
+		}
+	}
+	// Idle for 2 s, the hosts end: no record, no OS process.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		hs, err := k.Hosts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids := hostPIDs(t, dir)
+		if len(hs) == 0 && len(pids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle hosts still there after 30 s: %+v, OS pids %v", hs, pids)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A fork after they ended starts a new host.
+	root, err = k.Start(ctx, rack.Spec{Name: "again"}, func(ctx context.Context, self *rack.Self) error {
+		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
+		if err != nil {
+			return err
+		}
+		return c.Wait(ctx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostsKilledRoot: kill -9 of the root leaves no host running once its
+// lease has lapsed (the hosts' idle time is 10 minutes: the namespace's
+// end ends them), and gc -a then removes the namespace, hosts' records
+// and all.
+func TestHostsKilledRoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts OS processes and waits for a lease")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RACK_TEST_PARENT_URL=file://"+dir+"?hosts=1&slots=2&idle=10m")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || sc.Text() != "ready" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("parent did not get ready: %q %v", sc.Text(), sc.Err())
+	}
+	hosts := hostPIDs(t, dir)
+	if len(hosts) != 1 {
+		t.Errorf("2 children on hosts of 2 slots run on %d hosts, want 1", len(hosts))
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	killed := time.Now()
+	for len(hostPIDs(t, dir)) > 0 {
+		if time.Since(killed) > 30*time.Second {
+			t.Fatalf("hosts %v still running 30 s after the root's kill (lease 2 s)", hostPIDs(t, dir))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("hosts gone %v after the kill (lease 2 s)", time.Since(killed).Round(100*time.Millisecond))
+	// gc -a from another namespace of the same store sweeps the dead one.
+	k, err := rack.Open(ctx, "file://"+dir, rack.WithNamespace("other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	rep, err := k.GC(ctx, &rack.GCOptions{Namespaces: true, NamespaceQuiet: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ns := range rep.DeadNamespaces {
+		found = found || ns == "rack"
+	}
+	if !found || rep.Objects == 0 {
+		t.Fatalf("gc -a: %+v, want the dead namespace rack swept", rep)
+	}
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && strings.Contains(path, "hostd") {
+			t.Errorf("a host's record left after gc -a: %s", path)
+		}
+		return nil
+	})
+}
+
+// dumpLogs shows, when t failed, the OS output of the namespace's
+// processes in dir (hosts included).
+func dumpLogs(t *testing.T, dir string) {
+	if !t.Failed() {
+		return
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "logs"))
+	for _, e := range ents {
+		data, _ := os.ReadFile(filepath.Join(dir, "logs", e.Name()))
+		t.Logf("log %s:\n%s", e.Name(), data)
+	}
+}
