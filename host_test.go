@@ -57,6 +57,7 @@ func TestHosts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
+	awaitHostsGone(t, dir)
 	defer dumpLogs(t, dir)
 	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=3&idle=2s", rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
 	if err != nil {
@@ -280,4 +281,105 @@ func dumpLogs(t *testing.T, dir string) {
 		data, _ := os.ReadFile(filepath.Join(dir, "logs", e.Name()))
 		t.Logf("log %s:\n%s", e.Name(), data)
 	}
+}
+
+// TestHostsManyWorkers: 100 workers forked at once (ForkAll) on hosts of
+// 10 slots run in 10 host processes, not 100; a second run while the
+// hosts are warm starts no new host.
+func TestHostsManyWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 10 OS processes running 100 rack processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	awaitHostsGone(t, dir)
+	defer dumpLogs(t, dir)
+	// A short lease: the hosts end soon after this kernel closes.
+	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=10&idle=1m", rack.WithLease(3*time.Second),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	const workers = 100
+	run := func(arg string) (ospids map[int]bool, hosts []rack.HostInfo) {
+		root, err := k.Start(ctx, rack.Spec{Name: "many"}, func(ctx context.Context, self *rack.Self) error {
+			r, w, err := self.Pipe(ctx)
+			if err != nil {
+				return err
+			}
+			specs := make([]rack.Spec, workers)
+			for i := range specs {
+				specs[i] = rack.Spec{Program: "os-child", Args: []string{arg}, Stdout: w}
+			}
+			kids, err := self.ForkAll(ctx, specs)
+			if err != nil {
+				return err
+			}
+			w.Close()
+			sc := bufio.NewScanner(r)
+			ospids = map[int]bool{}
+			for lines := 0; lines < workers && sc.Scan(); lines++ {
+				f := strings.Fields(sc.Text())
+				ospid, _ := strconv.Atoi(f[len(f)-1])
+				ospids[ospid] = true
+			}
+			if hosts, err = k.Hosts(ctx); err != nil {
+				return err
+			}
+			for _, c := range kids {
+				if arg == "block" {
+					if err := c.Kill(ctx); err != nil {
+						return err
+					}
+				}
+				if err := c.Wait(ctx); err != nil && arg != "block" {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := root.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return ospids, hosts
+	}
+	// All 100 running at once.
+	first, hosts1 := run("block")
+	if len(first) != 10 || len(hosts1) != 10 {
+		t.Errorf("100 workers ran in %d OS processes on %d hosts, want 10 and 10", len(first), len(hosts1))
+	}
+	for _, h := range hosts1 {
+		if h.Used != 10 {
+			t.Errorf("host %s: %d of %d slots used, want all", h.Kernel, h.Used, h.Slots)
+		}
+	}
+	second, hosts2 := run("ok")
+	for ospid := range second {
+		if !first[ospid] {
+			t.Errorf("the second run used OS process %d, not one of the warm hosts", ospid)
+		}
+	}
+	if len(hosts2) != 10 {
+		t.Errorf("the second run saw %d hosts, want the 10 warm ones", len(hosts2))
+	}
+}
+
+// awaitHostsGone makes t, at its end (after its deferred Closes), wait for
+// the hosts of the namespace in dir to end, before its TempDir goes.
+func awaitHostsGone(t testing.TB, dir string) {
+	t.Cleanup(func() {
+		deadline := time.Now().Add(time.Minute)
+		for len(hostPIDs(t, dir)) > 0 {
+			if time.Now().After(deadline) {
+				t.Errorf("hosts %v still run a minute after the test", hostPIDs(t, dir))
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 }

@@ -207,6 +207,47 @@ func BenchmarkOSForkWait(b *testing.B) {
 	}
 }
 
+// BenchmarkHostForkWait is BenchmarkOSForkWait with hosts on: the child
+// runs on a warm host (started before the timer) instead of a new OS
+// process. Compare with BenchmarkOSForkWait and BenchmarkBareReexec.
+func BenchmarkHostForkWait(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	awaitHostsGone(b, dir)
+	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=1&idle=1m", rack.WithLease(3*time.Second),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	root, err := k.Start(ctx, rack.Spec{Name: "bench"}, func(ctx context.Context, self *rack.Self) error {
+		forkWait := func() error {
+			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
+			if err != nil {
+				return err
+			}
+			return c.Wait(ctx)
+		}
+		if err := forkWait(); err != nil { // starts the host
+			return err
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := forkWait(); err != nil {
+				return err
+			}
+		}
+		b.StopTimer()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
+
 func BenchmarkBareReexec(b *testing.B) {
 	exe, err := os.Executable()
 	if err != nil {
