@@ -383,3 +383,27 @@ func awaitHostsGone(t testing.TB, dir string) {
 		}
 	})
 }
+
+// TestHostsURL: the file:// URL's hosts options, and the ones refused.
+func TestHostsURL(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, q := range []string{"hosts=1", "hosts=1&slots=4&idle=30s", "hosts=0", "mode=group&hosts=1"} {
+		k, err := rack.Open(ctx, "file://"+dir+"?"+q)
+		if err != nil {
+			t.Errorf("%s: %v", q, err)
+			continue
+		}
+		k.Close()
+	}
+	for _, q := range []string{"hosts=2", "slots=4", "hosts=1&slots=0", "hosts=1&slots=x", "hosts=1&idle=-1s",
+		"hosts=1&idle=soon", "hosts=1&hosts=1", "hosts=1&mode=other", "hosts=1&bogus=1"} {
+		k, err := rack.Open(ctx, "file://"+dir+"?"+q)
+		if err == nil {
+			k.Close()
+			t.Errorf("%s: opened, want an error", q)
+		} else if !errors.Is(err, rack.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", q, err)
+		}
+	}
+}
