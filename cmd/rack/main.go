@@ -36,8 +36,8 @@ import (
 func main() {
 	// A rack app is started again as a child with RACK_PID set; the shell
 	// itself is never forked that way, so this is only a guard.
-	if os.Getenv(rack.PIDEnv) != "" {
-		fmt.Fprintln(os.Stderr, "rack: the shell cannot run as a forked process")
+	if os.Getenv(rack.PIDEnv) != "" || os.Getenv(rack.HostEnv) != "" {
+		fmt.Fprintln(os.Stderr, "rack: the shell cannot run as a forked process or a host")
 		os.Exit(1)
 	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
