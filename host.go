@@ -233,6 +233,9 @@ type placer struct {
 	hosts  map[string]*hostView
 	placed map[PID]hostSlot // this kernel's children on hosts
 	digest string
+	// stale: a claim found its slot taken: the view is old, list again
+	// before the next pick (rather than trying slot after slot).
+	stale bool
 }
 
 type hostSlot struct {
@@ -266,6 +269,7 @@ func (k *Kernel) startOnHost(pr *proc) {
 			if h := k.placer.hosts[at.host]; h != nil {
 				h.used[at.slot] = true
 			}
+			k.placer.stale = true
 			k.placer.mu.Unlock()
 			continue
 		}
@@ -308,9 +312,12 @@ func (k *Kernel) reserveSlot(ctx context.Context) (hostSlot, error) {
 		}
 		p.digest = d
 	}
-	if at, ok := p.free(k.cfg.lease); ok {
-		return at, nil
+	if !p.stale {
+		if at, ok := p.free(k.cfg.lease); ok {
+			return at, nil
+		}
 	}
+	p.stale = false
 	if err := k.refreshHosts(ctx); err != nil {
 		return hostSlot{}, err
 	}
@@ -396,9 +403,11 @@ func (k *Kernel) refreshHosts(ctx context.Context) error {
 		}
 		used[id][slot] = true
 	}
-	for id, h := range p.hosts {
-		if _, ok := listed[id]; !ok && time.Since(h.seen) > k.cfg.lease/5 {
-			delete(p.hosts, id) // gone (closed, or its record expired)
+	for id := range p.hosts {
+		if _, ok := listed[id]; !ok {
+			// Gone: closed, or its record expired. (A host this kernel
+			// starts is listed from the start: its record comes first.)
+			delete(p.hosts, id)
 		}
 	}
 	for id, modified := range listed {

@@ -407,3 +407,43 @@ func TestHostsURL(t *testing.T) {
 		}
 	}
 }
+
+// TestHostsIdleRace forks, one at a time, at about the moments a host of
+// a 30 ms idle time decides to end: every fork must run (the host serves
+// a claim it finds as it closes; a forker whose claim meets a closed slot
+// picks another host or starts one), none be lost.
+func TestHostsIdleRace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts OS processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	awaitHostsGone(t, dir)
+	defer dumpLogs(t, dir)
+	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=2&idle=30ms", rack.WithLease(3*time.Second),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	root, err := k.Start(ctx, rack.Spec{Name: "racer"}, func(ctx context.Context, self *rack.Self) error {
+		for i := 0; i < 40; i++ {
+			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
+			if err != nil {
+				return err
+			}
+			if err := c.Wait(ctx); err != nil {
+				return fmt.Errorf("fork %d: %w", i, err)
+			}
+			time.Sleep(time.Duration(20+i%4*5) * time.Millisecond) // around the idle time
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
