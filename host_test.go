@@ -19,7 +19,8 @@ import (
 )
 
 // hostPIDs returns the OS pids of the live host processes of the local
-// namespace in dir: the processes whose environment names dir and a host.
+// namespace in dir: the processes whose environment names dir and a host
+// (any host, with dir "").
 func hostPIDs(t testing.TB, dir string) []int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc")
@@ -37,7 +38,7 @@ func hostPIDs(t testing.TB, dir string) []int {
 			continue
 		}
 		s := "\x00" + string(env)
-		if !strings.Contains(s, "\x00"+rack.HostEnv+"=") || !strings.Contains(s, "\x00"+rack.URLEnv+"=file://"+dir+"?") {
+		if !strings.Contains(s, "\x00"+rack.HostEnv+"=") || dir != "" && !strings.Contains(s, "\x00"+rack.URLEnv+"=file://"+dir+"?") {
 			continue
 		}
 		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
@@ -213,6 +214,7 @@ func TestHostsKilledRoot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
+	awaitHostsGone(t, dir)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "RACK_TEST_PARENT_URL=file://"+dir+"?hosts=1&slots=2&idle=10m")
 	cmd.Stderr = os.Stderr
@@ -370,16 +372,136 @@ func TestHostsManyWorkers(t *testing.T) {
 }
 
 // awaitHostsGone makes t, at its end (after its deferred Closes), wait for
-// the hosts of the namespace in dir to end, before its TempDir goes.
+// the hosts of the namespace in dir to end, before its TempDir goes (call
+// it after t.TempDir: cleanups run last first). A host left after a
+// minute is an error, and is killed: a test leaves no host behind.
 func awaitHostsGone(t testing.TB, dir string) {
 	t.Cleanup(func() {
 		deadline := time.Now().Add(time.Minute)
 		for len(hostPIDs(t, dir)) > 0 {
-			if time.Now().After(deadline) {
-				t.Errorf("hosts %v still run a minute after the test", hostPIDs(t, dir))
+			if time.Now().After(deadline) || t.Failed() {
+				left := hostPIDs(t, dir)
+				for _, pid := range left {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+				if !t.Failed() {
+					t.Errorf("hosts %v still ran a minute after the test: killed", left)
+				}
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+// startBlockedHost opens a kernel on a fresh store (hosts of a 2 s lease
+// and a 10 minute idle time) whose root forks one child that blocks on a
+// host; it returns the store's directory, the kernel and the host's OS pid.
+func startBlockedHost(t *testing.T, ctx context.Context) (string, *rack.Kernel, *rack.Process, int) {
+	t.Helper()
+	dir := t.TempDir()
+	awaitHostsGone(t, dir)
+	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=2&idle=10m", rack.WithLease(2*time.Second),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	started := make(chan *rack.Process, 1)
+	_, err = k.Start(ctx, rack.Spec{Name: "forker"}, func(ctx context.Context, self *rack.Self) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"block"}, Stdout: w})
+		if err != nil {
+			return err
+		}
+		w.Close()
+		bufio.NewScanner(r).Scan() // it runs
+		started <- c
+		<-ctx.Done()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var child *rack.Process
+	select {
+	case child = <-started:
+	case <-ctx.Done():
+		t.Fatal("the child did not start on a host")
+	}
+	pids := hostPIDs(t, dir)
+	if len(pids) != 1 {
+		t.Fatalf("hosts %v, want 1", pids)
+	}
+	return dir, k, child, pids[0]
+}
+
+// awaitExit waits for OS process pid to end (it is a child of this test's
+// osproc compute, which reaps it, or an orphan) and returns how long it took.
+func awaitExit(t *testing.T, pid int, limit time.Duration, what string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		alive := false
+		for _, p := range hostPIDs(t, "") {
+			alive = alive || p == pid
+		}
+		if !alive {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%s: host %d still runs %v later (lease 2 s)", what, pid, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHostStoreGone: a busy host (its idle time 10 minutes) ends soon
+// after its store goes, whether the store's directory is removed (the
+// namespace's container is gone) or every call fails (the container is a
+// file: its lease cannot be renewed and lapses); and a host ends on SIGTERM.
+func TestHostStoreGone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts OS processes and waits for a lease")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	t.Run("removed", func(t *testing.T) {
+		dir, _, _, pid := startBlockedHost(t, ctx)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("host gone %v after its store's removal", awaitExit(t, pid, 10*time.Second, "store removed").Round(10*time.Millisecond))
+	})
+	t.Run("failing", func(t *testing.T) {
+		dir, _, _, pid := startBlockedHost(t, ctx)
+		conts, _ := filepath.Glob(filepath.Join(dir, "c", "*"))
+		if len(conts) != 1 {
+			t.Fatalf("containers %v, want the namespace's alone", conts)
+		}
+		if err := os.RemoveAll(conts[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(conts[0], nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("host gone %v after its store failed", awaitExit(t, pid, 10*time.Second, "store failing").Round(10*time.Millisecond))
+	})
+	t.Run("SIGTERM", func(t *testing.T) {
+		_, _, child, pid := startBlockedHost(t, ctx)
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("host gone %v after SIGTERM", awaitExit(t, pid, 10*time.Second, "SIGTERM").Round(10*time.Millisecond))
+		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+		defer wcancel()
+		err := child.Wait(wctx)
+		var ee *rack.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("the child of the host ended by SIGTERM: %v, want an exit error", err)
 		}
 	})
 }

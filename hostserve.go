@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rackfork/rack/backend"
@@ -58,9 +60,40 @@ func runHost(main Program) int {
 		k.Close()
 		return 1
 	}
+	// SIGTERM, SIGHUP and SIGINT end the host as its idle time does,
+	// with its processes (a host has no terminal: these are what an
+	// operator sends it). A second signal, or an end that the store holds
+	// up for more than a lease, exits at once.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	stop := make(chan struct{})
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "rack: host %s: %v: ending\n", id, s)
+		close(stop)
+		select {
+		case <-sigs:
+		case <-time.After(lease):
+		}
+		os.Exit(128 + int(s.(syscall.Signal)))
+	}()
 	k.inbox.start(k.ctx, &k.wg, 0)
-	h.serve(ctx)
+	reason := h.serve(ctx, stop)
+	if reason != "" {
+		fmt.Fprintf(os.Stderr, "rack: host %s: %s: ending\n", id, reason)
+	}
+	// Whatever the store does, the host ends within a lease from here.
+	watchdog := time.AfterFunc(lease, func() {
+		fmt.Fprintf(os.Stderr, "rack: host %s: ending took over a lease (%v): exiting\n", id, lease)
+		os.Exit(1)
+	})
+	if reason != "" {
+		// No forker is to pick it now (the slots of its processes are
+		// freed as Close ends them).
+		_ = k.ns.store.Delete(k.ctx, k.cfg.container, hostKey(id))
+	}
 	k.Close()
+	watchdog.Stop()
 	// The hook for a host that is a server: it deletes itself (a local
 	// host ends with its OS process).
 	if sd, ok := k.compute.(backend.SelfDeleter); ok {
@@ -90,8 +123,12 @@ func (h *hostServer) busy() int {
 	return len(h.seen)
 }
 
-// serve takes new processes from the slots and runs them, until it closes.
-func (h *hostServer) serve(ctx context.Context) {
+// serve takes new processes from the slots and runs them, until it closes
+// (idle: it returns ""), or until it must end with its processes running
+// (it returns why): stop is closed (a signal), its lease lapsed (the
+// store did not take a renewal for a lease: other kernels may find it
+// gone), or the namespace's container is gone.
+func (h *hostServer) serve(ctx context.Context, stop <-chan struct{}) string {
 	k := h.k
 	prefix := hostSlotPrefix(h.id)
 	idle := time.Duration(h.rec.Idle)
@@ -107,8 +144,15 @@ func (h *hostServer) serve(ctx context.Context) {
 		if err == nil {
 			took = h.take(objs)
 		} else if k.ctx.Err() == nil {
+			if errors.Is(err, backend.ErrNotFound) {
+				return "its namespace's container is gone"
+			}
 			k.cfg.logger.Warn("rack: host: listing its slots", "err", err)
 		}
+		if !k.leases.held() {
+			return "its lease lapsed (the store took no renewal for " + k.cfg.lease.String() + ")"
+		}
+		failed := err != nil // a store call failed: back off
 		now := time.Now()
 		busy := h.busy()
 		if busy > 0 {
@@ -143,19 +187,24 @@ func (h *hostServer) serve(ctx context.Context) {
 					nsDeadSince = time.Time{}
 				}
 			}
-			if closeNow && h.close(ctx, objs) {
-				return
+			if closeNow {
+				if h.close(ctx, objs) {
+					return ""
+				}
+				failed = true
 			}
 		}
 		if took > 0 {
 			delay = k.cfg.pollMin
 		}
 		wait := k.cfg.lease / 5
-		if ch == nil {
+		if ch == nil || failed {
+			// A failure backs off too: a store that fails every call
+			// must not be asked in a loop.
 			wait = min(wait, delay)
 			delay = min(2*delay, k.cfg.pollMax)
 		}
-		if busy == 0 && !idleSince.IsZero() {
+		if busy == 0 && !idleSince.IsZero() && !failed {
 			wait = min(wait, max(time.Until(idleSince.Add(idle)), time.Millisecond))
 		}
 		t := time.NewTimer(wait)
@@ -165,9 +214,12 @@ func (h *hostServer) serve(ctx context.Context) {
 		case <-h.wake:
 			delay = k.cfg.pollMin
 		case <-t.C:
+		case <-stop:
+			t.Stop()
+			return "a signal"
 		case <-k.ctx.Done():
 			t.Stop()
-			return
+			return "its kernel closed"
 		}
 		t.Stop()
 	}
