@@ -203,7 +203,8 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 				r.cur.Close()
 				r.cur = nil
 				// Consumed: the segment is no longer needed (it expires anyway).
-				r.k.deleteSoon(r.curKey)
+				// Deleted before its last bytes are returned (consumed).
+				r.consumed(r.curKey)
 				err = nil
 			}
 			if n > 0 || err != nil {
@@ -453,10 +454,30 @@ func (r *PipeReader) learnClose(e int, c *record.PipeClose) {
 	end.closed, end.count = true, c.Segments
 	for _, s := range c.Recheck {
 		if s < end.next {
-			r.k.deleteSoon(record.PipeSegmentKey(r.pipe, e, s))
+			r.consumed(record.PipeSegmentKey(r.pipe, e, s))
 		}
 	}
 	r.noteDone(e)
+}
+
+// consumed deletes segment key, which this reader has read. An anonymous
+// pipe has one reader: in the background (deleteSoon). A named pipe's
+// session may have more, and a reader that opens later skips the segments
+// gone (open): the delete is done before the Read that ends the segment
+// returns, so bytes a Read returned are gone for every reader that opens
+// after it, as on Linux. It is the same one DELETE, waited for: no request
+// more, a round trip more per segment of a named pipe.
+func (r *PipeReader) consumed(key string) {
+	if !r.fifo {
+		r.k.deleteSoon(key)
+		return
+	}
+	err := r.k.ns.store.Delete(r.k.ctx, r.k.cfg.container, key)
+	if err != nil && !errors.Is(err, backend.ErrNotFound) {
+		// Left (it expires by itself): a reader that opens later may
+		// read it again.
+		r.k.cfg.logger.Warn("rack: deleting a named pipe's read segment", "key", key, "err", err)
+	}
 }
 
 // checkAll probes ends at once (probe) and opens the first of them that
