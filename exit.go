@@ -55,9 +55,6 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		}
 		pr.notify = nil
 		pr.mu.Unlock()
-		if pr.release != nil {
-			pr.release() // its host's slot: free before the exit is seen
-		}
 		ctx := context.WithoutCancel(k.ctx) // recorded even while the kernel closes
 		if ex.By == "" {                    // not read from the store: ours to record
 			ex.PID, ex.By, ex.Ended = int64(pr.pid), k.id, time.Now().UnixNano()
@@ -91,10 +88,7 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		}
 		pr.exit = ex
 		k.records.exits.Store(pr.pid, ex)
-		if pr.remote && k.cfg.hosts.on {
-			k.hostChildEnded(pr.pid)
-		}
-		if r, ok := k.compute.(backend.Reaper); ok && pr.remote && pr.launched.Load() && pr.host == "" {
+		if r, ok := k.compute.(backend.Reaper); ok && pr.remote && pr.launched.Load() {
 			// Its instance may outlive its program (a server): end it now.
 			r.Reap(k.instanceName(pr.pid))
 		}

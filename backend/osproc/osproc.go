@@ -68,7 +68,6 @@ type Compute struct {
 // instance is one started (or starting) OS process.
 type instance struct {
 	info  backend.Instance
-	host  bool          // a host (backend.HostOption): Close leaves it running
 	ready chan struct{} // closed once cmd is started, or failed to (cmd nil)
 	cmd   *exec.Cmd     // set before ready is closed
 	done  chan struct{} // closed once reaped
@@ -149,7 +148,6 @@ func (c *Compute) Start(ctx context.Context, req *backend.StartRequest) (backend
 	}
 	in := &instance{
 		info:  backend.Instance{Name: req.Name, Namespace: req.Namespace, PID: req.PID, Created: time.Now()},
-		host:  req.Options[backend.HostOption] != "",
 		ready: make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -236,11 +234,7 @@ func (c *Compute) startProcess(req *backend.StartRequest) (*exec.Cmd, error) {
 		cmd.ExtraFiles = []*os.File{r}
 		cmd.Env = append(cmd.Env, handoff.FDEnv+"=3")
 	}
-	if req.Options[backend.HostOption] != "" {
-		setHostAttrs(cmd) // outlives this process: no death signal
-	} else {
-		setDeathSignal(cmd)
-	}
+	setDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
 		if hw != nil {
 			hw.Close()
@@ -359,8 +353,7 @@ func (c *Compute) List(ctx context.Context, namespace string) ([]backend.Instanc
 	return out, nil
 }
 
-// Close kills every instance but hosts (backend.HostOption), which end
-// themselves, and waits for them to be reaped.
+// Close kills every instance and waits for them to be reaped.
 func (c *Compute) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -370,9 +363,7 @@ func (c *Compute) Close() error {
 	c.closed = true
 	ins := make([]*instance, 0, len(c.procs))
 	for _, in := range c.procs {
-		if !in.host { // a host ends itself (backend.HostOption)
-			ins = append(ins, in)
-		}
+		ins = append(ins, in)
 	}
 	c.mu.Unlock()
 	for _, in := range ins {
