@@ -18,11 +18,7 @@ import (
 func TestPanicInLogs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	k, err := rack.Open(ctx, "file://"+t.TempDir(), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	k := pgOpen(t, "file://"+t.TempDir())
 	var (
 		child  *rack.Process
 		stream []byte
@@ -78,11 +74,7 @@ func TestPanicInLogs(t *testing.T) {
 func TestPanicOnConsoleLoggedOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	k, err := rack.Open(ctx, "file://"+t.TempDir(), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	k := pgOpen(t, "file://"+t.TempDir())
 	var child *rack.Process
 	root, err := k.Start(ctx, rack.Spec{Name: "panic-root"}, func(ctx context.Context, self *rack.Self) error {
 		var err error
