@@ -77,6 +77,8 @@ type PipeReader struct {
 	fetches int
 	stuck   bool
 	stalls  int // fetches in a row without progress
+	// skipped: the last fetch left idle ends unlooked at (fetchKnown).
+	skipped bool
 	// lockWaits counts the quick looks for the next segment of a Write.
 	lockWaits int
 	// ahead holds segments fetched before they are read, by key.
@@ -231,6 +233,14 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			r.lockWaits++
 			delay = 0
 		}
+		if r.skipped && ch != nil {
+			// Idle ends were not looked at, and a wait on a store that
+			// notifies ends only with a change: theirs may have come
+			// before ch was made (a close, then no change ever again).
+			// Look at every end first: a fetch after one without
+			// progress skips none.
+			continue
+		}
 		if !r.settled() && ch != nil {
 			// Some ends were not looked at since the last progress: a
 			// change before ch was made may wait there. Wait for the
@@ -339,6 +349,7 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 		r.lock = -1
 	}
 	r.compact()
+	r.skipped = false
 	if r.lock < 0 && len(r.active)-r.nDone > manyEnds {
 		return r.fetchMany(ctx)
 	}
@@ -386,6 +397,7 @@ func (r *PipeReader) fetchKnown(ctx context.Context) (bool, error) {
 		}
 		if !r.stuck && end.idle >= 2 {
 			if r.fetches%4 != 0 {
+				r.skipped = true
 				continue
 			}
 			idle = append(idle, e)
