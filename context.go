@@ -103,6 +103,9 @@ func run(p Program) int {
 	if os.Getenv(PIDEnv) != "" {
 		return runChild(p)
 	}
+	if os.Getenv(HostEnv) != "" {
+		return runHost(p) // hostserve.go
+	}
 	url := os.Getenv(URLEnv)
 	if url == "" {
 		url = "mem://"
@@ -239,6 +242,27 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	} else if rec, err = k.records.proc(ctx, pid); err != nil {
 		return nil, fmt.Errorf("rack: join as process %d: %w", pid, err)
 	}
+	// Where the forker made this kernel (registerChild), it wrote the
+	// host record too.
+	pr, err := k.adoptRecord(ctx, rec, main, k.cfg.kernelID == "", nil)
+	if err != nil {
+		return nil, err
+	}
+	if k.cfg.kernelID != "" {
+		// Not before: see New. A short program ends before its first
+		// look (a signal sent before it ran waits pollMin).
+		k.inbox.start(k.ctx, &k.wg, k.cfg.pollMin)
+	}
+	return pr, nil
+}
+
+// adoptRecord makes this kernel the host of the process rec describes
+// (writing its host record when writeHost is set), as adopt does, and as
+// a host does for each process it takes (release frees its slot there:
+// see proc.release).
+func (k *Kernel) adoptRecord(ctx context.Context, rec *record.Proc, main Program, writeHost bool, release func()) (*proc, error) {
+	pid := PID(rec.PID)
+	k.records.procs.Store(pid, rec)
 	prog := main
 	if rec.Program != "" {
 		var ok bool
@@ -249,9 +273,9 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 	if prog == nil {
 		return nil, fmt.Errorf("rack: process %d: %w: no program to run", pid, ErrInvalid)
 	}
-	if k.cfg.kernelID == "" { // else the forker made it (registerChild)
+	if writeHost {
 		host := &record.Host{PID: int64(pid), Kernel: k.id}
-		err = k.ns.putSummarized(ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
+		err := k.ns.putSummarized(ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
 		if errors.Is(err, backend.ErrExist) {
 			return nil, fmt.Errorf("rack: process %d already runs elsewhere: %w", pid, ErrInvalid)
 		}
@@ -259,18 +283,13 @@ func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error
 			return nil, fmt.Errorf("rack: process %d: host record: %w", pid, err)
 		}
 	}
-	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{}), started: true, portable: true, adopted: true}
+	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{}), started: true, portable: true, adopted: true, release: release}
 	pr.initSelf()
 	pr.ctx, pr.cancel = context.WithCancelCause(context.WithValue(context.Background(), processKey{}, pr))
 	if err := k.openStreams(pr); err != nil {
 		return nil, fmt.Errorf("rack: process %d: %w", pid, err)
 	}
 	k.sched.adopt(pr)
-	if k.cfg.kernelID != "" {
-		// Not before: see New. A short program ends before its first
-		// look (a signal sent before it ran waits pollMin).
-		k.inbox.start(k.ctx, &k.wg, k.cfg.pollMin)
-	}
 	k.wg.Add(1)
 	go k.watchParent(pr)
 	return pr, nil

@@ -55,6 +55,9 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		}
 		pr.notify = nil
 		pr.mu.Unlock()
+		if pr.release != nil {
+			pr.release() // its host's slot: free before the exit is seen
+		}
 		ctx := context.WithoutCancel(k.ctx) // recorded even while the kernel closes
 		if ex.By == "" {                    // not read from the store: ours to record
 			ex.PID, ex.By, ex.Ended = int64(pr.pid), k.id, time.Now().UnixNano()
@@ -88,7 +91,10 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		}
 		pr.exit = ex
 		k.records.exits.Store(pr.pid, ex)
-		if r, ok := k.compute.(backend.Reaper); ok && pr.remote && pr.launched.Load() {
+		if pr.remote && k.cfg.hosts.on {
+			k.hostChildEnded(pr.pid)
+		}
+		if r, ok := k.compute.(backend.Reaper); ok && pr.remote && pr.launched.Load() && pr.host == "" {
 			// Its instance may outlive its program (a server): end it now.
 			r.Reap(k.instanceName(pr.pid))
 		}

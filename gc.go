@@ -596,6 +596,15 @@ func (g *gc) kernels(ctx context.Context) error {
 	for id := range g.v.leaseSeen {
 		dead[id] = true
 	}
+	hosts, err := k.ns.listDirs(ctx, hostRecords) // hosts' slots (host.go)
+	if err != nil {
+		return err
+	}
+	for _, dir := range hosts {
+		if id, _, ok := parseHostName(strings.TrimSuffix(dir, "/")); ok {
+			dead[id] = true
+		}
+	}
 	for id := range dead {
 		if id == k.id {
 			continue
@@ -616,6 +625,15 @@ func (g *gc) kernels(ctx context.Context) error {
 		}
 		names := []string{record.KernelKey(id)}
 		for _, o := range objs {
+			names = append(names, o.Name)
+		}
+		// A host's record and slots (host.go): a host that died.
+		slots, err := k.ns.listAllIn(ctx, k.cfg.container, hostSlotPrefix(id))
+		if err != nil {
+			return err
+		}
+		names = append(names, hostKey(id))
+		for _, o := range slots {
 			names = append(names, o.Name)
 		}
 		if err := g.delete(ctx, names...); err != nil {

@@ -210,9 +210,21 @@ func openFile(ctx context.Context, u *url.URL, opts []Option) (*Kernel, error) {
 		// no use for it.
 		return nil, fmt.Errorf("%w: a file URL takes no user or password (file:///absolute/dir)", ErrInvalid)
 	}
-	group := u.RawQuery == "mode=group"
-	if u.Host != "" || u.Path == "" || u.RawQuery != "" && !group {
-		return nil, fmt.Errorf("%w: a file URL is file:///absolute/dir, or file:///absolute/dir?mode=group for a namespace its group shares", ErrInvalid)
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("%w: a file URL's query does not parse", ErrInvalid)
+	}
+	hosts, err := hostsFromQuery(q) // hosts=1, slots=N, idle=D (host.go)
+	if err != nil {
+		return nil, err
+	}
+	group := len(q["mode"]) == 1 && q.Get("mode") == "group"
+	delete(q, "mode")
+	if u.Host != "" || u.Path == "" || len(q) > 0 || !group && u.Query().Has("mode") {
+		return nil, fmt.Errorf("%w: a file URL is file:///absolute/dir, with ?mode=group for a namespace its group shares, ?hosts=1 (slots=N, idle=DURATION) for warm hosts", ErrInvalid)
+	}
+	if hosts != nil {
+		opts = append([]Option{hosts}, opts...)
 	}
 	// No fsync: in a local namespace a machine crash ends every process
 	// anyway, and the page cache outlives any one process.

@@ -25,8 +25,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv("RACK_TEST_BARE_CHILD") != "" {
 		os.Exit(0) // BenchmarkBareReexec's child: the cost of the exec alone
 	}
-	if os.Getenv(rack.PIDEnv) != "" {
-		rack.Main(nil) // a forked child: runs its process and exits
+	if os.Getenv(rack.PIDEnv) != "" || os.Getenv(rack.HostEnv) != "" {
+		rack.Main(nil) // a forked child (or a host): runs its process(es) and exits
 	}
 	if url := os.Getenv("RACK_TEST_PARENT_URL"); url != "" {
 		os.Exit(blockingParent(url)) // TestOpenStackKilledParent's parent
@@ -193,6 +193,47 @@ func BenchmarkOSForkWait(b *testing.B) {
 				return err
 			}
 			if err := c.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		b.StopTimer()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkHostForkWait is BenchmarkOSForkWait with hosts on: the child
+// runs on a warm host (started before the timer) instead of a new OS
+// process. Compare with BenchmarkOSForkWait and BenchmarkBareReexec.
+func BenchmarkHostForkWait(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	awaitHostsGone(b, dir)
+	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=1&idle=1m", rack.WithLease(3*time.Second),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	root, err := k.Start(ctx, rack.Spec{Name: "bench"}, func(ctx context.Context, self *rack.Self) error {
+		forkWait := func() error {
+			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
+			if err != nil {
+				return err
+			}
+			return c.Wait(ctx)
+		}
+		if err := forkWait(); err != nil { // starts the host
+			return err
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := forkWait(); err != nil {
 				return err
 			}
 		}

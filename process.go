@@ -119,6 +119,11 @@ type proc struct {
 	adopted bool // this kernel runs it for a forker in another kernel
 	// launched: the compute has started the remote child's instance.
 	launched atomic.Bool
+	// host: the kernel of the host it was placed on (set before launched).
+	host string
+	// release, on a host, frees the process's slot (finish calls it
+	// before it records the exit).
+	release func()
 	// portable: its program can be found by a new copy of the binary
 	// (registered, or the one Main runs).
 	portable bool
@@ -625,6 +630,10 @@ func validArgs(args []string, env map[string]string, envName string) error {
 func (k *Kernel) start(pr *proc) {
 	if k.remote && !pr.remote {
 		go k.run(k.ctx, pr) // a root: it runs here, as a goroutine
+		return
+	}
+	if k.onHosts(pr) {
+		k.startOnHost(pr) // host.go
 		return
 	}
 	req := &backend.StartRequest{

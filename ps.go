@@ -25,6 +25,10 @@ type ProcessInfo struct {
 	Signal   Signal // the signal that ended it, if any
 	Started  time.Time
 	Ended    time.Time
+	// Host is the id of the kernel that runs a process started as a new
+	// program: a host's (Kernel.Hosts) for a process on a host. Empty for
+	// a process run by its forker's kernel, or when unknown.
+	Host string
 }
 
 // State is a process's state as ps shows it.
@@ -169,7 +173,7 @@ func (v *psView) infos(ctx context.Context, pids []PID) ([]ProcessInfo, error) {
 			return nil, fmt.Errorf("rack: ps: %w", err)
 		}
 		info := ProcessInfo{PID: pid, PPID: PID(rec.PPID), Group: PID(rec.Group), Name: rec.Name,
-			Args: rec.Args, State: Running, Started: time.Unix(0, rec.Started)}
+			Args: rec.Args, State: Running, Started: time.Unix(0, rec.Started), Host: v.hosts[pid]}
 		ex, err := v.exit(ctx, pid)
 		switch {
 		case err == nil:

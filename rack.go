@@ -92,6 +92,7 @@ type config struct {
 	container   string
 	namespace   string
 	url         string
+	hosts       hostsConfig // WithHosts
 
 	// requestTimeout: each store request's timeout without progress (see
 	// WithRequestTimeout).
@@ -239,6 +240,8 @@ type Kernel struct {
 
 	orphaned atomic.Bool  // a process it hosted was killed because its forker died
 	seq      atomic.Int64 // makes names unique: pipes, fifos, inbox messages
+	// placer is the view of the namespace's hosts (WithHosts).
+	placer placer
 	// remoteWake wakes watchRemotes when a remote child has started.
 	remoteWake chan struct{}
 	// deletes bounds the background deletes of consumed pipe segments.
@@ -290,6 +293,7 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	if k.id == "" {
 		k.id = newID()
 	}
+	k.placer.hosts, k.placer.placed = map[string]*hostView{}, map[PID]hostSlot{}
 	k.groups.members = make(map[PID]map[PID]struct{})
 	k.groups.names = make(map[PID]string)
 	k.ns.notifier, _ = store.(backend.Notifier)

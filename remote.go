@@ -192,8 +192,8 @@ func (k *Kernel) checkRemotes(ctx context.Context, pending []*proc, checkLeases 
 		names[in.Name] = true
 	}
 	for _, pr := range pending {
-		if isDone(pr) || names[k.instanceName(pr.pid)] {
-			continue
+		if isDone(pr) || names[k.instanceName(pr.pid)] || pr.host != "" {
+			continue // (on a host: its host's lease tells, below)
 		}
 		// Its program has ended: the exit it recorded, if any, is in the
 		// store (its note may still be on the way).
@@ -247,6 +247,10 @@ func (k *Kernel) checkRemoteLeases(ctx context.Context, pending []*proc) {
 	}
 	for _, pr := range pending {
 		host := v.hosts[pr.pid]
+		if host == "" {
+			host = pr.host // placed on a host that has not adopted it yet
+			v.hosts[pr.pid] = host
+		}
 		if host == "" || isDone(pr) {
 			continue // not joined yet (or not listed yet): the compute tells
 		}

@@ -26,6 +26,15 @@ const ExeOption = "exe"
 // program ignore it, as they ignore ExeOption.
 const ProgramOption = "exe-sha256"
 
+// HostOption is set (to "1") in the StartRequest of an instance that is
+// a host (see the rack README's "Hosts"): a program that runs many rack
+// processes and ends itself once idle, or once its namespace has no
+// other kernel. It outlives the Compute that started it: Close leaves it
+// running, and its forker's death does not end it (its own watch does).
+// A compute that cannot start an instance that outlives it refuses the
+// request with ErrInvalid.
+const HostOption = "host"
+
 // PipeHints advise how rack's pipes buffer their data on a store.
 type PipeHints struct {
 	// SegmentSize is the largest pipe segment (one object) in bytes,

@@ -12,3 +12,10 @@ import (
 func setDeathSignal(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }
+
+// setHostAttrs starts a host (backend.HostOption) in a session of its
+// own, with no death signal: it outlives its forker, and no terminal's
+// hang-up or Ctrl-C reaches it.
+func setHostAttrs(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+}

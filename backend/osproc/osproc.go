@@ -68,6 +68,7 @@ type Compute struct {
 // instance is one started (or starting) OS process.
 type instance struct {
 	info  backend.Instance
+	host  bool          // a host (backend.HostOption): Close leaves it running
 	ready chan struct{} // closed once cmd is started, or failed to (cmd nil)
 	cmd   *exec.Cmd     // set before ready is closed
 	done  chan struct{} // closed once reaped
@@ -148,6 +149,7 @@ func (c *Compute) Start(ctx context.Context, req *backend.StartRequest) (backend
 	}
 	in := &instance{
 		info:  backend.Instance{Name: req.Name, Namespace: req.Namespace, PID: req.PID, Created: time.Now()},
+		host:  req.Options[backend.HostOption] != "",
 		ready: make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -234,7 +236,11 @@ func (c *Compute) startProcess(req *backend.StartRequest) (*exec.Cmd, error) {
 		cmd.ExtraFiles = []*os.File{r}
 		cmd.Env = append(cmd.Env, handoff.FDEnv+"=3")
 	}
-	setDeathSignal(cmd)
+	if req.Options[backend.HostOption] != "" {
+		setHostAttrs(cmd) // outlives this process: no death signal
+	} else {
+		setDeathSignal(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		if hw != nil {
 			hw.Close()
@@ -353,7 +359,8 @@ func (c *Compute) List(ctx context.Context, namespace string) ([]backend.Instanc
 	return out, nil
 }
 
-// Close kills every instance and waits for them to be reaped.
+// Close kills every instance but hosts (backend.HostOption), which end
+// themselves, and waits for them to be reaped.
 func (c *Compute) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -363,7 +370,9 @@ func (c *Compute) Close() error {
 	c.closed = true
 	ins := make([]*instance, 0, len(c.procs))
 	for _, in := range c.procs {
-		ins = append(ins, in)
+		if !in.host { // a host ends itself (backend.HostOption)
+			ins = append(ins, in)
+		}
 	}
 	c.mu.Unlock()
 	for _, in := range ins {

@@ -39,7 +39,11 @@ func main() {
 	// the registered program the process names, the bridge of a command
 	// that is not a rack app (bridge.go), on this machine or on a server.
 	// The shell itself is never forked that way: a process naming no
-	// registered program is refused.
+	// registered program is refused. It does not serve as a host.
+	if os.Getenv(rack.HostEnv) != "" {
+		fmt.Fprintln(os.Stderr, "rack: the shell cannot run as a host")
+		os.Exit(1)
+	}
 	if os.Getenv(rack.PIDEnv) != "" {
 		rack.Main(nil)
 	}

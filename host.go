@@ -1,0 +1,545 @@
+package rack
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// Hosts (local mode first; Nova next). With hosts on (WithHosts, or
+// ?hosts=1 on a file:// URL), a fork that would start a new copy of the
+// program goes instead to a free slot of a warm host: a copy of the
+// program running in host mode, whose kernel runs many rack processes as
+// goroutines, as the in-process compute runs them. A host is found from
+// the store, with no central server:
+//
+//	hostd/<kernel>      the host's record (hostRecord), written with a
+//	                    lifetime of one lease and refreshed as a lease is:
+//	                    a host that dies leaves none for long
+//	hostd/<kernel>/<n>  slot n of the host: the start record of the process
+//	                    it runs there (a record.Proc, what a child started
+//	                    as a new program gets in its environment), or a
+//	                    closed marker (hostClosedType)
+//
+// A forker claims a slot with a create-only put of the start record: two
+// forkers cannot take one slot, and the claim is the hand-over, so a warm
+// fork costs one put (plus a listing when the forker knows no free slot).
+// The host watches its slots, adopts each new start record (as a child's
+// kernel adopts its process: host record, streams, watchParent) and runs
+// it. It deletes the slot before it records the exit, so a forker that has
+// seen the exit finds the slot free. A host idle for its idle time closes
+// itself race-free: it claims each free slot with a closed marker, create
+// only; a put that fails found a forker's claim, which it then serves
+// (taking its markers back), and once every slot is its own no forker can
+// reach it, and it deletes its record and exits.
+
+// hostRecords is the prefix of the hosts' records and slots.
+const hostRecords = "hostd/"
+
+// hostClosedType marks a slot a closing host has taken for itself.
+const hostClosedType = "application/x-rack-host-closed"
+
+// HostEnv names, in the environment of a program started as a host, the
+// id of the kernel it is to run as; Main then serves as a host.
+const HostEnv = "RACK_HOST"
+
+// hostLeaseEnv and hostDigestEnv carry a host's lease time and the digest
+// of the program its forker started.
+const (
+	hostLeaseEnv  = "RACK_HOST_LEASE"
+	hostDigestEnv = "RACK_HOST_DIGEST"
+)
+
+// DefaultHostIdle is how long a host with nothing to run stays warm.
+const DefaultHostIdle = 2 * time.Minute
+
+func hostKey(id string) string              { return hostRecords + id }
+func hostSlotPrefix(id string) string       { return hostRecords + id + "/" }
+func hostSlotKey(id string, n int) string   { return hostSlotPrefix(id) + strconv.Itoa(n) }
+func hostInstanceName(ns, id string) string { return ns + "-host-" + id }
+
+// parseHostName splits a name under hostRecords into the host's kernel id
+// and, for a slot, its number (-1 for the host's record).
+func parseHostName(name string) (id string, slot int, ok bool) {
+	rest, found := strings.CutPrefix(name, hostRecords)
+	if !found {
+		return "", 0, false
+	}
+	id, n, isSlot := strings.Cut(rest, "/")
+	if checkKernelID(id) != nil {
+		return "", 0, false
+	}
+	if !isSlot {
+		return id, -1, true
+	}
+	slot, err := strconv.Atoi(n)
+	if err != nil || slot < 0 {
+		return "", 0, false
+	}
+	return id, slot, true
+}
+
+// checkKernelID refuses what is not a kernel id.
+func checkKernelID(id string) error {
+	if len(id) != kernelIDLen || strings.Trim(id, "0123456789abcdef") != "" {
+		return fmt.Errorf("%w: %q is not a kernel id", ErrInvalid, id)
+	}
+	return nil
+}
+
+// hostRecord is what a host's record says.
+type hostRecord struct {
+	Kernel   string `json:"kernel"`
+	Digest   string `json:"digest"` // SHA-256 of the program it runs
+	Slots    int    `json:"slots"`
+	Idle     int64  `json:"idle"`    // its idle time, ns
+	Started  int64  `json:"started"` // when its forker started it, ns
+	Instance string `json:"instance"`
+	// Used and IdleSince are as of the last refresh (every lease/5).
+	Used      int   `json:"used"`
+	IdleSince int64 `json:"idle_since,omitempty"`
+}
+
+// hostsConfig is the hosts option of a kernel.
+type hostsConfig struct {
+	on    bool
+	slots int
+	idle  time.Duration
+}
+
+// WithHosts turns hosts on: the kernel's forks that would start a new
+// copy of the program run on warm hosts of slots processes each (0: the
+// number of CPUs), each host staying alive for idle after its last
+// process ended (0: DefaultHostIdle). See the README's "Hosts". A file://
+// URL turns it on with ?hosts=1 (and slots=N, idle=DURATION).
+func WithHosts(slots int, idle time.Duration) Option {
+	return func(c *config) {
+		if slots <= 0 {
+			slots = runtime.NumCPU()
+		}
+		if idle <= 0 {
+			idle = DefaultHostIdle
+		}
+		c.hosts = hostsConfig{on: true, slots: slots, idle: idle}
+	}
+}
+
+// hostsFromQuery reads the hosts parameters of a URL query (hosts=1,
+// slots=N, idle=DURATION), deleting them, and returns the option they
+// make (nil without hosts=1).
+func hostsFromQuery(q map[string][]string) (Option, error) {
+	get := func(key string) (string, bool, error) {
+		v, ok := q[key]
+		if !ok {
+			return "", false, nil
+		}
+		delete(q, key)
+		if len(v) != 1 {
+			return "", true, fmt.Errorf("%w: %s given %d times", ErrInvalid, key, len(v))
+		}
+		return v[0], true, nil
+	}
+	on, hasOn, err := get("hosts")
+	if err != nil {
+		return nil, err
+	}
+	slotsText, hasSlots, err := get("slots")
+	if err != nil {
+		return nil, err
+	}
+	idleText, hasIdle, err := get("idle")
+	if err != nil {
+		return nil, err
+	}
+	if hasOn && on != "1" && on != "0" {
+		return nil, fmt.Errorf("%w: hosts=%q: 1 turns hosts on, 0 off", ErrInvalid, on)
+	}
+	slots := 0
+	if hasSlots {
+		if slots, err = strconv.Atoi(slotsText); err != nil || slots < 1 || slots > 4096 {
+			return nil, fmt.Errorf("%w: slots=%q is not a number from 1 to 4096", ErrInvalid, slotsText)
+		}
+	}
+	var idle time.Duration
+	if hasIdle {
+		if idle, err = time.ParseDuration(idleText); err != nil || idle <= 0 {
+			return nil, fmt.Errorf("%w: idle=%q is not a positive duration such as 2m", ErrInvalid, idleText)
+		}
+	}
+	if on != "1" {
+		if hasSlots || hasIdle {
+			return nil, fmt.Errorf("%w: slots= and idle= need hosts=1", ErrInvalid)
+		}
+		return nil, nil
+	}
+	return WithHosts(slots, idle), nil
+}
+
+var digestOnce struct {
+	sync.Once
+	sum string
+	err error
+}
+
+// programDigest returns the SHA-256 of the running program's executable,
+// computed once.
+func programDigest() (string, error) {
+	digestOnce.Do(func() {
+		exe, err := os.Executable()
+		if err != nil {
+			digestOnce.err = err
+			return
+		}
+		f, err := os.Open(exe)
+		if err != nil {
+			digestOnce.err = err
+			return
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			digestOnce.err = err
+			return
+		}
+		digestOnce.sum = hex.EncodeToString(h.Sum(nil))
+	})
+	return digestOnce.sum, digestOnce.err
+}
+
+// onHosts reports whether pr, a remote child, is to run on a host: hosts
+// are on and it runs this program (not one named by an option).
+func (k *Kernel) onHosts(pr *proc) bool {
+	return k.cfg.hosts.on && pr.remote && pr.rec.Options[backend.ExeOption] == "" && pr.rec.Options[backend.ProgramOption] == ""
+}
+
+// placer is a forker's view of the namespace's hosts, for placement. It
+// is a hint: a slot it thinks free may be taken (the claim then fails and
+// it looks again); the records are the truth.
+type placer struct {
+	mu     sync.Mutex
+	hosts  map[string]*hostView
+	placed map[PID]hostSlot // this kernel's children on hosts
+	digest string
+	// stale: a claim found its slot taken: the view is old, list again
+	// before the next pick (rather than trying slot after slot).
+	stale bool
+}
+
+type hostSlot struct {
+	host string
+	slot int
+}
+
+// hostView is what a forker knows of one host.
+type hostView struct {
+	id    string
+	slots int
+	used  map[int]bool
+	seen  time.Time // when a listing last showed its record, or it was started
+	other bool      // runs another program: never used
+}
+
+// startOnHost places pr, a remote child, in a free slot of a warm host of
+// this program, starting a new host when none has one.
+func (k *Kernel) startOnHost(pr *proc) {
+	ctx := k.ctx
+	data := record.Encode(pr.rec)
+	var err error
+	for attempt := 0; attempt < 16; attempt++ {
+		var at hostSlot
+		if at, err = k.reserveSlot(ctx); err != nil {
+			break
+		}
+		err = k.ns.put(ctx, hostSlotKey(at.host, at.slot), data, true)
+		if errors.Is(err, backend.ErrExist) {
+			k.placer.mu.Lock()
+			if h := k.placer.hosts[at.host]; h != nil {
+				h.used[at.slot] = true
+			}
+			k.placer.stale = true
+			k.placer.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			k.releaseSlot(at)
+			break
+		}
+		k.placer.mu.Lock()
+		k.placer.placed[pr.pid] = at
+		k.placer.mu.Unlock()
+		pr.host = at.host
+		if isDone(pr) && pr.exit != nil && (pr.exit.Signal == int(SIGKILL) || pr.exit.Lost) {
+			// Killed while being placed: the host finds its exit and
+			// runs nothing (see hostServer.adopt).
+			return
+		}
+		pr.launched.Store(true)
+		k.wakeRemotes()
+		if k.ns.notifier != nil {
+			go k.awaitNotifiedExit(pr)
+		}
+		return
+	}
+	if err == nil {
+		err = errors.New("every slot found free was taken first, 16 times")
+	}
+	k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "could not place it on a host: " + err.Error()})
+}
+
+// reserveSlot picks a free slot: of a host it knows, else of one a fresh
+// listing shows, else of a host it starts.
+func (k *Kernel) reserveSlot(ctx context.Context) (hostSlot, error) {
+	p := &k.placer
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.digest == "" {
+		d, err := programDigest()
+		if err != nil {
+			return hostSlot{}, fmt.Errorf("reading the program's digest: %w", err)
+		}
+		p.digest = d
+	}
+	if !p.stale {
+		if at, ok := p.free(k.cfg.lease); ok {
+			return at, nil
+		}
+	}
+	p.stale = false
+	if err := k.refreshHosts(ctx); err != nil {
+		return hostSlot{}, err
+	}
+	if at, ok := p.free(k.cfg.lease); ok {
+		return at, nil
+	}
+	id, err := k.startHost(ctx)
+	if err != nil {
+		return hostSlot{}, err
+	}
+	h := &hostView{id: id, slots: k.cfg.hosts.slots, used: map[int]bool{0: true}, seen: time.Now()}
+	p.hosts[id] = h
+	return hostSlot{id, 0}, nil
+}
+
+// free takes a free slot of a host seen within lease, lowest first, the
+// fullest host first (so idle hosts can end).
+func (p *placer) free(lease time.Duration) (hostSlot, bool) {
+	var best *hostView
+	for _, h := range p.hosts {
+		if h.other || time.Since(h.seen) > lease || len(h.used) >= h.slots {
+			continue
+		}
+		if best == nil || len(h.used) > len(best.used) || len(h.used) == len(best.used) && h.id < best.id {
+			best = h
+		}
+	}
+	if best == nil {
+		return hostSlot{}, false
+	}
+	for n := 0; n < best.slots; n++ {
+		if !best.used[n] {
+			best.used[n] = true
+			return hostSlot{best.id, n}, true
+		}
+	}
+	return hostSlot{}, false
+}
+
+// releaseSlot marks a slot free in the view (its process has ended, and
+// its host deletes the slot before it records the exit).
+func (k *Kernel) releaseSlot(at hostSlot) {
+	k.placer.mu.Lock()
+	if h := k.placer.hosts[at.host]; h != nil {
+		delete(h.used, at.slot)
+	}
+	k.placer.mu.Unlock()
+}
+
+// hostChildEnded frees the slot of pid, a child placed on a host.
+func (k *Kernel) hostChildEnded(pid PID) {
+	k.placer.mu.Lock()
+	at, ok := k.placer.placed[pid]
+	delete(k.placer.placed, pid)
+	k.placer.mu.Unlock()
+	if ok {
+		k.releaseSlot(at)
+	}
+}
+
+// refreshHosts rebuilds the view from one listing of the hosts' records
+// and slots, reading the record of each host it did not know. Called with
+// the placer locked.
+func (k *Kernel) refreshHosts(ctx context.Context) error {
+	p := &k.placer
+	objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostRecords)
+	if err != nil {
+		return fmt.Errorf("listing hosts: %w", err)
+	}
+	listed := map[string]time.Time{}
+	used := map[string]map[int]bool{}
+	for _, o := range objs {
+		id, slot, ok := parseHostName(o.Name)
+		if !ok {
+			continue
+		}
+		if slot < 0 {
+			listed[id] = o.LastModified
+			continue
+		}
+		if used[id] == nil {
+			used[id] = map[int]bool{}
+		}
+		used[id][slot] = true
+	}
+	for id := range p.hosts {
+		if _, ok := listed[id]; !ok {
+			// Gone: closed, or its record expired. (A host this kernel
+			// starts is listed from the start: its record comes first.)
+			delete(p.hosts, id)
+		}
+	}
+	for id, modified := range listed {
+		h := p.hosts[id]
+		if h == nil {
+			var rec hostRecord
+			if err := k.ns.getRecord(ctx, hostKey(id), &rec); err != nil {
+				continue // gone since the listing, or unreadable: not a host to use
+			}
+			h = &hostView{id: id, slots: rec.Slots, other: rec.Digest != p.digest || rec.Slots < 1}
+			p.hosts[id] = h
+		}
+		h.seen = time.Now()
+		if time.Since(modified) > k.cfg.lease {
+			h.seen = modified // not refreshed within a lease: dead
+		}
+		h.used = used[id]
+		if h.used == nil {
+			h.used = map[int]bool{}
+		}
+	}
+	return nil
+}
+
+// startHost starts a new host of this program and returns its kernel id:
+// its lease and record are made here, so that it is alive, and found by
+// other forkers, before it runs.
+func (k *Kernel) startHost(ctx context.Context) (string, error) {
+	id := newID()
+	if err := k.leases.put(ctx, id, k.cfg.lease); err != nil {
+		return "", fmt.Errorf("host lease: %w", err)
+	}
+	name := hostInstanceName(k.cfg.namespace, id)
+	rec := &hostRecord{Kernel: id, Digest: k.placer.digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
+		Started: time.Now().UnixNano(), Instance: name}
+	if err := k.putHostRecord(ctx, rec); err != nil {
+		return "", fmt.Errorf("host record: %w", err)
+	}
+	req := &backend.StartRequest{
+		Namespace: k.cfg.namespace,
+		Name:      name,
+		Env: map[string]string{URLEnv: k.cfg.url, HostEnv: id,
+			hostLeaseEnv: k.cfg.lease.String(), hostDigestEnv: k.placer.digest},
+		Options: map[string]string{backend.HostOption: "1"},
+	}
+	var err error
+	delay := k.cfg.retry.Base
+	for attempt := 0; attempt < max(1, k.cfg.retry.Attempts); attempt++ {
+		if _, err = k.compute.Start(ctx, req); err == nil || !errors.Is(err, backend.ErrTransient) {
+			break
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, k.cfg.retry.Max)
+	}
+	if err != nil {
+		_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(id))
+		_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(id))
+		return "", fmt.Errorf("starting a host: %w", err)
+	}
+	return id, nil
+}
+
+// putHostRecord writes a host's record, good for one lease.
+func (k *Kernel) putHostRecord(ctx context.Context, rec *hostRecord) error {
+	_, err := k.ns.store.Put(ctx, k.cfg.container, hostKey(rec.Kernel), bytesReader(record.Encode(rec)),
+		&backend.PutOptions{DeleteAfter: k.cfg.lease})
+	return err
+}
+
+// HostInfo is one row of Kernel.Hosts.
+type HostInfo struct {
+	// Kernel is the host's kernel id (what ps shows as a process's host).
+	Kernel string
+	// Instance is the compute's name for the host (an OS process, a server).
+	Instance string
+	// State is "busy" (it runs processes), "idle" (warm, none running) or
+	// "closing" (it has taken its free slots to end).
+	State     string
+	Slots     int
+	Used      int           // slots taken, from the listing
+	Idle      time.Duration // how long it has run nothing (0 when busy)
+	IdleLimit time.Duration // its idle time: it ends past it
+	Age       time.Duration
+}
+
+// Hosts lists the namespace's live hosts (what a hosts builtin shows),
+// sorted by kernel id: one listing, and a read of each host's record.
+func (k *Kernel) Hosts(ctx context.Context) ([]HostInfo, error) {
+	if k.isClosed() {
+		return nil, ErrClosed
+	}
+	objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostRecords)
+	if err != nil {
+		return nil, fmt.Errorf("rack: hosts: %w", err)
+	}
+	used := map[string]int{}
+	closed := map[string]bool{}
+	var ids []string
+	for _, o := range objs {
+		id, slot, ok := parseHostName(o.Name)
+		switch {
+		case !ok:
+		case slot < 0:
+			ids = append(ids, id)
+		case strings.HasPrefix(o.ContentType, hostClosedType):
+			closed[id] = true
+		default:
+			used[id]++
+		}
+	}
+	out := make([]HostInfo, 0, len(ids))
+	for _, id := range ids {
+		var rec hostRecord
+		if err := k.ns.getRecord(ctx, hostKey(id), &rec); err != nil {
+			if errors.Is(err, backend.ErrNotFound) {
+				continue
+			}
+			return nil, fmt.Errorf("rack: hosts: %w", err)
+		}
+		hi := HostInfo{Kernel: id, Instance: rec.Instance, Slots: rec.Slots, Used: used[id], IdleLimit: time.Duration(rec.Idle),
+			Age: time.Since(time.Unix(0, rec.Started)), State: "busy"}
+		switch {
+		case closed[id]:
+			hi.State = "closing"
+		case used[id] == 0:
+			hi.State = "idle"
+			if rec.IdleSince != 0 {
+				hi.Idle = time.Since(time.Unix(0, rec.IdleSince))
+			}
+		}
+		out = append(out, hi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Kernel < out[j].Kernel })
+	return out, nil
+}

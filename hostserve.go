@@ -1,0 +1,369 @@
+package rack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// The host's side (see host.go): a copy of the program started with
+// HostEnv serves the processes that forkers put in its slots.
+
+// runHost serves as the host that HostEnv names, until it has been idle
+// for its idle time or its namespace has no kernel left but hosts; it
+// returns the OS exit code.
+func runHost(main Program) int {
+	id := os.Getenv(HostEnv)
+	lease, err := time.ParseDuration(os.Getenv(hostLeaseEnv))
+	if err != nil || lease <= 0 {
+		lease = defaultConfig().lease
+	}
+	digest := os.Getenv(hostDigestEnv)
+	// Not for the programs this host starts in turn.
+	for _, key := range []string{HostEnv, hostLeaseEnv, hostDigestEnv} {
+		os.Unsetenv(key)
+	}
+	if err := checkKernelID(id); err != nil {
+		fmt.Fprintf(os.Stderr, "rack: %s: %v\n", HostEnv, err)
+		return 1
+	}
+	ctx := context.Background()
+	k, err := Open(ctx, os.Getenv(URLEnv), joinAs(id), WithLease(lease))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if !k.cfg.hosts.on {
+		WithHosts(0, 0)(&k.cfg) // a host's own forks go to hosts too
+	}
+	if digest == "" {
+		if digest, err = programDigest(); err != nil {
+			fmt.Fprintln(os.Stderr, "rack: host: reading the program's digest:", err)
+		}
+	}
+	h := &hostServer{k: k, id: id, main: main, seen: map[string]bool{}, wake: make(chan struct{}, 1),
+		rec: hostRecord{Kernel: id, Digest: digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
+			Instance: hostInstanceName(k.cfg.namespace, id)}}
+	if err := k.ns.getRecord(ctx, hostKey(id), &h.rec); err != nil {
+		// Its forker wrote it (and so says its slots and idle time):
+		// without it, no forker can find this host.
+		fmt.Fprintln(os.Stderr, "rack: host: reading its record:", err)
+		k.Close()
+		return 1
+	}
+	// SIGTERM, SIGHUP and SIGINT end the host as its idle time does,
+	// with its processes (a host has no terminal: these are what an
+	// operator sends it). A second signal, or an end that the store holds
+	// up for more than a lease, exits at once.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	stop := make(chan struct{})
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "rack: host %s: %v: ending\n", id, s)
+		close(stop)
+		select {
+		case <-sigs:
+		case <-time.After(lease):
+		}
+		os.Exit(128 + int(s.(syscall.Signal)))
+	}()
+	k.inbox.start(k.ctx, &k.wg, 0)
+	reason := h.serve(ctx, stop)
+	if reason != "" {
+		fmt.Fprintf(os.Stderr, "rack: host %s: %s: ending\n", id, reason)
+	}
+	// Whatever the store does, the host ends within a lease from here.
+	watchdog := time.AfterFunc(lease, func() {
+		fmt.Fprintf(os.Stderr, "rack: host %s: ending took over a lease (%v): exiting\n", id, lease)
+		os.Exit(1)
+	})
+	if reason != "" {
+		// No forker is to pick it now (the slots of its processes are
+		// freed as Close ends them).
+		_ = k.ns.store.Delete(k.ctx, k.cfg.container, hostKey(id))
+	}
+	k.Close()
+	watchdog.Stop()
+	// The hook for a host that is a server: it deletes itself (a local
+	// host ends with its OS process).
+	if sd, ok := k.compute.(backend.SelfDeleter); ok {
+		if err := sd.DeleteSelf(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "rack: host: deleting this server:", err)
+		}
+	}
+	return 0
+}
+
+// hostServer is a host's state.
+type hostServer struct {
+	k    *Kernel
+	id   string
+	main Program
+	rec  hostRecord
+
+	mu   sync.Mutex
+	seen map[string]bool // slots taken up (adopting or running), by name
+	wake chan struct{}   // a slot was released
+}
+
+// busy returns how many slots are taken up.
+func (h *hostServer) busy() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.seen)
+}
+
+// serve takes new processes from the slots and runs them, until it closes
+// (idle: it returns ""), or until it must end with its processes running
+// (it returns why): stop is closed (a signal), its lease lapsed (the
+// store did not take a renewal for a lease: other kernels may find it
+// gone), or the namespace's container is gone.
+func (h *hostServer) serve(ctx context.Context, stop <-chan struct{}) string {
+	k := h.k
+	prefix := hostSlotPrefix(h.id)
+	idle := time.Duration(h.rec.Idle)
+	idleSince := time.Now()
+	refreshed := time.Now()
+	nsChecked := time.Now()
+	var nsDeadSince time.Time
+	delay := k.cfg.pollMin
+	for {
+		ch := k.ns.changed(prefix)
+		objs, err := k.ns.listAllIn(ctx, k.cfg.container, prefix)
+		took := 0
+		if err == nil {
+			took = h.take(objs)
+		} else if k.ctx.Err() == nil {
+			if errors.Is(err, backend.ErrNotFound) {
+				return "its namespace's container is gone"
+			}
+			k.cfg.logger.Warn("rack: host: listing its slots", "err", err)
+		}
+		if !k.leases.held() {
+			return "its lease lapsed (the store took no renewal for " + k.cfg.lease.String() + ")"
+		}
+		failed := err != nil // a store call failed: back off
+		now := time.Now()
+		busy := h.busy()
+		if busy > 0 {
+			idleSince, nsDeadSince = time.Time{}, time.Time{}
+		} else if idleSince.IsZero() {
+			idleSince = now
+		}
+		if now.Sub(refreshed) >= k.cfg.lease/5 {
+			refreshed = now
+			h.rec.Used = busy
+			h.rec.IdleSince = 0
+			if !idleSince.IsZero() {
+				h.rec.IdleSince = idleSince.UnixNano()
+			}
+			if err := k.putHostRecord(ctx, &h.rec); err != nil && k.ctx.Err() == nil {
+				k.cfg.logger.Warn("rack: host: refreshing its record", "err", err)
+			}
+		}
+		if busy == 0 && err == nil {
+			closeNow := now.Sub(idleSince) >= idle
+			if !closeNow && now.Sub(nsChecked) >= k.cfg.lease/3 {
+				nsChecked = now
+				if dead, err := h.namespaceDead(ctx); err == nil && dead {
+					// Twice in a row, a third of a lease apart: a kernel
+					// between two runs may have been gone a moment.
+					if !nsDeadSince.IsZero() {
+						closeNow = true
+					} else {
+						nsDeadSince = now
+					}
+				} else {
+					nsDeadSince = time.Time{}
+				}
+			}
+			if closeNow {
+				if h.close(ctx, objs) {
+					return ""
+				}
+				failed = true
+			}
+		}
+		if took > 0 {
+			delay = k.cfg.pollMin
+		}
+		wait := k.cfg.lease / 5
+		if ch == nil || failed {
+			// A failure backs off too: a store that fails every call
+			// must not be asked in a loop.
+			wait = min(wait, delay)
+			delay = min(2*delay, k.cfg.pollMax)
+		}
+		if busy == 0 && !idleSince.IsZero() && !failed {
+			wait = min(wait, max(time.Until(idleSince.Add(idle)), time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ch:
+			delay = k.cfg.pollMin
+		case <-h.wake:
+			delay = k.cfg.pollMin
+		case <-t.C:
+		case <-stop:
+			t.Stop()
+			return "a signal"
+		case <-k.ctx.Done():
+			t.Stop()
+			return "its kernel closed"
+		}
+		t.Stop()
+	}
+}
+
+// take starts adopting the processes in slots it has not seen; it returns
+// how many.
+func (h *hostServer) take(objs []backend.ObjectInfo) int {
+	n := 0
+	for _, o := range objs {
+		id, slot, ok := parseHostName(o.Name)
+		if !ok || id != h.id || slot < 0 || strings.HasPrefix(o.ContentType, hostClosedType) {
+			continue
+		}
+		h.mu.Lock()
+		seen := h.seen[o.Name]
+		h.seen[o.Name] = true
+		h.mu.Unlock()
+		if !seen {
+			n++
+			h.k.wg.Add(1)
+			go h.adopt(o.Name)
+		}
+	}
+	return n
+}
+
+// adopt runs the process whose start record is in slot name.
+func (h *hostServer) adopt(name string) {
+	k := h.k
+	done := false
+	wgDone := func() {
+		if !done {
+			done = true
+			k.wg.Done()
+		}
+	}
+	// Not while the program runs: one that ignores its ctx must not hold
+	// up Close (the OS process ends after it anyway).
+	defer wgDone()
+	ctx := k.ctx
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			if err := k.ns.store.Delete(context.WithoutCancel(ctx), k.cfg.container, name); err != nil && !errors.Is(err, backend.ErrNotFound) {
+				k.cfg.logger.Warn("rack: host: freeing a slot", "slot", name, "err", err)
+			}
+			h.mu.Lock()
+			delete(h.seen, name)
+			h.mu.Unlock()
+			select {
+			case h.wake <- struct{}{}:
+			default:
+			}
+		})
+	}
+	var rec record.Proc
+	if err := k.ns.getRecord(ctx, name, &rec); err != nil {
+		if !errors.Is(err, backend.ErrNotFound) && ctx.Err() == nil {
+			k.cfg.logger.Warn("rack: host: dropping an unreadable start record", "slot", name, "err", err)
+			release()
+			return
+		}
+		h.mu.Lock()
+		delete(h.seen, name) // gone: freed (a listing that lagged)
+		h.mu.Unlock()
+		return
+	}
+	pid := PID(rec.PID)
+	if _, err := k.records.exit(ctx, pid); err == nil {
+		release() // killed before it ran
+		return
+	}
+	// finish frees the slot before it records the exit: a forker that
+	// has seen the exit finds the slot free.
+	pr, err := k.adoptRecord(ctx, &rec, h.main, true, release)
+	if err != nil {
+		k.recordLost(context.WithoutCancel(ctx), pid, "its host could not run it: "+err.Error())
+		release()
+		return
+	}
+	wgDone()
+	k.run(ctx, pr)
+}
+
+// close ends the host if no forker has claimed a slot: it takes each free
+// slot (create-only); a claim found first is served instead. objs is the
+// latest listing of its slots, none of which it runs.
+func (h *hostServer) close(ctx context.Context, objs []backend.ObjectInfo) bool {
+	k := h.k
+	taken := map[int]bool{}
+	for _, o := range objs {
+		if _, slot, ok := parseHostName(o.Name); ok && slot >= 0 {
+			taken[slot] = true
+		}
+	}
+	var mine []string
+	for n := 0; n < h.rec.Slots; n++ {
+		if taken[n] {
+			continue
+		}
+		key := hostSlotKey(h.id, n)
+		_, err := k.ns.store.Put(ctx, k.cfg.container, key, bytesReader(nil),
+			&backend.PutOptions{CreateOnly: true, DeleteAfter: 2 * k.cfg.lease, ContentType: hostClosedType})
+		if err != nil {
+			// A forker's claim (ErrExist), or a failure: stay, and give
+			// back the slots taken.
+			for _, key := range mine {
+				_ = k.ns.store.Delete(ctx, k.cfg.container, key)
+			}
+			return false
+		}
+		mine = append(mine, key)
+	}
+	// No forker can place anything here now. The markers stay (they
+	// expire): a forker's stale view must not find a free slot.
+	_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(h.id))
+	return true
+}
+
+// namespaceDead reports whether no kernel of the namespace but hosts
+// renews its lease: nobody is left to place work here.
+func (h *hostServer) namespaceDead(ctx context.Context) (bool, error) {
+	k := h.k
+	leases, err := k.ns.listAll(ctx, record.Kernels)
+	if err != nil {
+		return false, err
+	}
+	hosts, err := k.ns.listAll(ctx, hostRecords)
+	if err != nil {
+		return false, err
+	}
+	isHost := map[string]bool{}
+	for _, o := range hosts {
+		isHost[strings.TrimPrefix(o.Name, hostRecords)] = true
+	}
+	for _, o := range leases {
+		id := strings.TrimPrefix(o.Name, record.Kernels)
+		if isHost[id] {
+			continue
+		}
+		if ttl, ok := record.ParseLeaseSummary(o.ContentType); !ok || time.Since(o.LastModified) < time.Duration(ttl) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
