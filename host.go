@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -111,6 +112,9 @@ type hostRecord struct {
 	// Used and IdleSince are as of the last refresh (every lease/5).
 	Used      int   `json:"used"`
 	IdleSince int64 `json:"idle_since,omitempty"`
+	// Up is when the host began to serve, ns; 0 while it starts (its
+	// forker keeps its record and lease alive meanwhile: keepStarting).
+	Up int64 `json:"up,omitempty"`
 }
 
 // hostsConfig is the hosts option of a kernel.
@@ -467,7 +471,41 @@ func (k *Kernel) startHost(ctx context.Context) (string, error) {
 		_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(id))
 		return "", fmt.Errorf("starting a host: %w", err)
 	}
+	k.wg.Add(1)
+	go k.keepStarting(*rec)
 	return id, nil
+}
+
+// keepStarting keeps a host this kernel started alive in the store (its
+// lease and record, written for one lease) until the host serves (its
+// record says Up), its instance is gone (a failed start: the lease then
+// lapses, and the children placed on it are found lost), or this kernel
+// closes. A host may take longer than a lease to start: on a loaded
+// machine, and on a cloud, where a server boots.
+func (k *Kernel) keepStarting(rec hostRecord) {
+	defer k.wg.Done()
+	t := time.NewTicker(k.cfg.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-k.ctx.Done():
+			return
+		case <-t.C:
+		}
+		var now hostRecord
+		if err := k.ns.getRecord(k.ctx, hostKey(rec.Kernel), &now); err == nil && now.Up != 0 {
+			return
+		}
+		if live, err := k.compute.List(k.ctx, k.cfg.namespace); err == nil && !slices.ContainsFunc(live, func(in backend.Instance) bool { return in.Name == rec.Instance }) {
+			return
+		}
+		if err := k.leases.put(k.ctx, rec.Kernel, k.cfg.lease); err != nil && k.ctx.Err() == nil {
+			k.cfg.logger.Warn("rack: keeping a starting host's lease", "host", rec.Kernel, "err", err)
+		}
+		if err := k.putHostRecord(k.ctx, &rec); err != nil && k.ctx.Err() == nil {
+			k.cfg.logger.Warn("rack: keeping a starting host's record", "host", rec.Kernel, "err", err)
+		}
+	}
 }
 
 // putHostRecord writes a host's record, good for one lease.
@@ -483,7 +521,8 @@ type HostInfo struct {
 	Kernel string
 	// Instance is the compute's name for the host (an OS process, a server).
 	Instance string
-	// State is "busy" (it runs processes), "idle" (warm, none running) or
+	// State is "starting" (its program has not begun to serve yet),
+	// "busy" (it runs processes), "idle" (warm, none running) or
 	// "closing" (it has taken its free slots to end).
 	State     string
 	Slots     int
@@ -532,6 +571,8 @@ func (k *Kernel) Hosts(ctx context.Context) ([]HostInfo, error) {
 		switch {
 		case closed[id]:
 			hi.State = "closing"
+		case rec.Up == 0:
+			hi.State = "starting"
 		case used[id] == 0:
 			hi.State = "idle"
 			if rec.IdleSince != 0 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -567,5 +568,67 @@ func TestHostsIdleRace(t *testing.T) {
 	}
 	if err := root.Wait(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHostSlowStart: a host that takes longer than a lease to start (a
+// loaded machine; on a cloud, every boot) still finds its record and
+// serves the children placed on it, which run exactly once. Its forker
+// keeps the host alive in the store while it starts. Before, the host's
+// record and lease, written for one lease, expired first: the host exited
+// at once, and the children placed on it were lost (or, in CI, a pipe they
+// held never reached EOF).
+func TestHostSlowStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	t.Setenv("RACK_TEST_SLOW_HOST", "2500ms")
+	dir := t.TempDir()
+	awaitHostsGone(t, dir)
+	defer dumpLogs(t, dir)
+	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=2&idle=1s", rack.WithLease(time.Second),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	var lines []string
+	root, err := k.Start(ctx, rack.Spec{Name: "slow"}, func(ctx context.Context, self *rack.Self) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		kids, err := self.ForkAll(ctx, []rack.Spec{
+			{Program: "os-child", Args: []string{"ok"}, Stdout: w},
+			{Program: "os-child", Args: []string{"exit3"}, Stdout: w},
+		})
+		if err != nil {
+			return err
+		}
+		w.Close()
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines = append(lines, strings.Fields(sc.Text())[0])
+		}
+		if err := sc.Err(); err != nil {
+			return err
+		}
+		if err := kids[0].Wait(ctx); err != nil {
+			return fmt.Errorf("ok: %w", err)
+		}
+		var ee *rack.ExitError
+		if err := kids[1].Wait(ctx); !errors.As(err, &ee) || ee.Code() != 3 {
+			return fmt.Errorf("exit3: Wait = %v, want code 3", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(lines)
+	if strings.Join(lines, " ") != "exit3 ok" {
+		t.Fatalf("the children printed %q, want each once", lines)
 	}
 }

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("RACK_TEST_BARE_CHILD") != "" {
 		os.Exit(0) // BenchmarkBareReexec's child: the cost of the exec alone
 	}
+	if d, err := time.ParseDuration(os.Getenv("RACK_TEST_SLOW_HOST")); err == nil && os.Getenv(rack.HostEnv) != "" {
+		time.Sleep(d) // TestHostSlowStart: a host that takes longer than a lease to start
+	}
 	if os.Getenv(rack.PIDEnv) != "" || os.Getenv(rack.HostEnv) != "" {
 		rack.Main(nil) // a forked child (or a host): runs its process(es) and exits
 	}
