@@ -254,6 +254,12 @@ func (s *Store) initDir(dir string) error {
 	dir = real
 	marker := filepath.Join(dir, markerName)
 	data, err := s.root.ReadFile(marker)
+	// Another process may have just made the marker and not yet written
+	// it (create, then write): a prefix of it is read again, for a while.
+	for i := 0; i < 100 && err == nil && len(data) < len(markerText) && strings.HasPrefix(markerText, string(data)); i++ {
+		time.Sleep(10 * time.Millisecond)
+		data, err = s.root.ReadFile(marker)
+	}
 	switch {
 	case err == nil:
 		if string(data) != markerText {

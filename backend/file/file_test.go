@@ -450,3 +450,49 @@ func TestNoLeftovers(t *testing.T) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestNewConcurrent: many processes opening one new directory at once all
+// get the store. One that read the marker between another's create and
+// its write once failed with `rack-store holds ""`.
+func TestNewConcurrent(t *testing.T) {
+	for round := range 20 {
+		dir := filepath.Join(t.TempDir(), "s")
+		errs := make(chan error, 8)
+		for range 8 {
+			go func() {
+				s, err := file.New(dir)
+				if err == nil {
+					s.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range 8 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: New of a directory others open at once: %v", round, err)
+			}
+		}
+	}
+	// A marker half written (its writer has not finished yet) is waited
+	// for; a wrong one is refused at once, naming it.
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "rack-store")
+	if err := os.WriteFile(marker, []byte("rack file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		os.WriteFile(marker, []byte("rack file store 1\n"), 0o600)
+	}()
+	s, err := file.New(dir)
+	if err != nil {
+		t.Fatalf("New while the marker is being written: %v", err)
+	}
+	s.Close()
+	if err := os.WriteFile(marker, []byte("something else\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := file.New(dir); err == nil || !strings.Contains(err.Error(), marker) {
+		t.Fatalf("New with a foreign marker: %v, want an error naming %s", err, marker)
+	}
+}
