@@ -43,6 +43,8 @@ func serveTestChild(mode string) int {
 		return spawn(dir, name)
 	case "handoff": // report what was handed over, and what the environment shows
 		return reportHandoff(dir, name)
+	case "group-spawner": // `sleep 60` in a group of its own (pause_linux_test.go)
+		return groupSpawner(dir, name)
 	}
 	fmt.Fprintf(os.Stderr, "unknown %s %q\n", modeEnv, mode)
 	return 2

@@ -9,16 +9,16 @@ import (
 	"github.com/rackfork/rack/backend"
 )
 
-// Pause stops the instance's OS process with SIGSTOP (backend.Pauser).
-// Only that process stops: the OS processes its program started go on, as
-// with kill -STOP on Linux. It fails wrapping errors.ErrUnsupported where
-// the system has no SIGSTOP.
+// Pause stops the instance with SIGSTOP (backend.Pauser): on Linux its
+// whole job, as a shell stops one (its process group, and the groups its
+// descendants lead: a command the shell's bridge runs in a group of its
+// own stops too); elsewhere its OS process. It fails wrapping
+// errors.ErrUnsupported where the system has no SIGSTOP.
 func (c *Compute) Pause(ctx context.Context, name string) error {
 	return c.sendStop(ctx, "pause", name, pauseSignal)
 }
 
-// Resume continues the instance's OS process with SIGCONT
-// (backend.Pauser).
+// Resume continues what Pause stopped with SIGCONT (backend.Pauser).
 func (c *Compute) Resume(ctx context.Context, name string) error {
 	return c.sendStop(ctx, "resume", name, resumeSignal)
 }
@@ -45,7 +45,7 @@ func (c *Compute) sendStop(ctx context.Context, op, name string, sig os.Signal) 
 	if in.cmd == nil {
 		return fmt.Errorf("osproc: %s %s: %w", op, name, backend.ErrNotFound)
 	}
-	if err := in.cmd.Process.Signal(sig); err != nil {
+	if err := signalJob(in.cmd.Process, sig); err != nil {
 		if errors.Is(err, os.ErrProcessDone) {
 			return fmt.Errorf("osproc: %s %s: %w", op, name, backend.ErrNotFound)
 		}

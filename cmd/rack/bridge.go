@@ -411,12 +411,9 @@ func cannotRun(self *rack.Self, name string, err error) error {
 // on to the command's process group: every signal rack lets a program
 // catch (Self.Notify refuses the others). Today that is SIGHUP, SIGINT,
 // SIGUSR1, SIGUSR2 and SIGTERM; SIGKILL cannot be caught, and ends the
-// command with the process (runBridge's ctx). Hook for stopping a job:
-// once rack delivers SIGSTOP (19) and SIGCONT (18) to programs through
-// Self.Notify, they are asked for here like the others, and the bridge
-// stops and continues the command's process group with them; if rack
-// stops a process by other means, it must tell the bridge too, or the
-// command keeps running.
+// command with the process (runBridge's ctx). A stop does not come this
+// way: on file:// the compute stops the bridge's whole job, the command's
+// group included (backend/osproc's Pause).
 func forwardedSignals() []rack.Signal {
 	out := make([]rack.Signal, 0, 30)
 	for n := 1; n < 32; n++ {
