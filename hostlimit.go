@@ -1,0 +1,366 @@
+package rack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// Ceilings on a namespace's hosts (see host.go): how many may be alive at
+// once (max_hosts), and how much server time they may spend in all
+// (max_server_hours). Both are counted from the store, so they bind every
+// forker of the namespace that sets them, with no central server:
+//
+//	hostd-count/<n>     host number n (1 to max_hosts) is taken: a forker
+//	                    claims it with a create-only put before it starts
+//	                    a host, which refreshes it as it refreshes its
+//	                    record (it lives one lease) and deletes it as it
+//	                    ends. Two forkers cannot claim one number, so the
+//	                    forkers that set max_hosts never start more than
+//	                    max_hosts hosts at once.
+//	hostd-spent/<kernel> a host's life (record.HostSpent): written by the
+//	                    host once a lease while it runs and as it ends; it
+//	                    stays while the namespace lives (gc leaves it: gc
+//	                    deletes only hostd/<kernel> and hostd/<kernel>/...).
+//
+// The server time spent is the sum of the lives in hostd-spent/, with the
+// age of each live host instead of its record. A host killed with kill -9
+// loses at most a lease of its life from the count.
+
+const (
+	hostCountRecords = "hostd-count/"
+	hostSpentRecords = "hostd-spent/"
+	hostClaimType    = "application/x-rack-host-claim"
+
+	maxMaxHosts       = 1 << 16
+	maxMaxServerHours = 1e9
+)
+
+func hostCountKey(n int) string     { return hostCountRecords + strconv.Itoa(n) }
+func hostSpentKey(id string) string { return hostSpentRecords + id }
+
+// HostLimits are the ceilings on a namespace's hosts (WithHostLimits; on a
+// URL with hosts=1: max_hosts=N, max_server_hours=H, at_limit=wait|fail).
+// The zero value sets none.
+type HostLimits struct {
+	// MaxHosts bounds the hosts of the namespace alive at once (0: no
+	// bound). A fork that finds no free slot while MaxHosts hosts are
+	// alive waits for a slot or for a host to end (or fails: FailAtLimit).
+	// Hosts are counted from the store: the bound holds across every
+	// forker of the namespace that sets it (one that sets none starts
+	// hosts without counting them, and those count against the others).
+	MaxHosts int
+	// MaxServerHours is the namespace's budget of host time, in hours
+	// (0: none): the sum of the lives of its hosts, ended and alive. Once
+	// it is spent, a fork that needs a new host fails with an error
+	// naming max_server_hours; forks that find a free slot of a live
+	// host still run there (a live host is not stopped by the budget).
+	MaxServerHours float64
+	// FailAtLimit makes a fork that would need a host past MaxHosts fail
+	// at once (at_limit=fail) instead of waiting (at_limit=wait, the
+	// default).
+	FailAtLimit bool
+}
+
+// WithHostLimits sets the ceilings on the hosts this kernel's forks start
+// (see HostLimits); they take effect with hosts on (WithHosts). New
+// refuses a negative, NaN or infinite value, naming it.
+func WithHostLimits(l HostLimits) Option {
+	return func(c *config) { c.hosts.limits = l }
+}
+
+// check refuses limits out of range, naming the URL option.
+func (l HostLimits) check() error {
+	if l.MaxHosts < 0 || l.MaxHosts > maxMaxHosts {
+		return fmt.Errorf("%w: max_hosts=%d is not a number from 0 (no bound) to %d", ErrInvalid, l.MaxHosts, maxMaxHosts)
+	}
+	if h := l.MaxServerHours; math.IsNaN(h) || h < 0 || h > maxMaxServerHours {
+		return fmt.Errorf("%w: max_server_hours=%v is not a number of hours from 0 (no budget) to %g", ErrInvalid, h, float64(maxMaxServerHours))
+	}
+	return nil
+}
+
+// limitsFromQuery reads max_hosts, max_server_hours and at_limit from a
+// URL query, deleting them; given reports whether any was there.
+func limitsFromQuery(q map[string][]string) (l HostLimits, given bool, err error) {
+	get := func(key string) (string, bool, error) {
+		v, ok := q[key]
+		if !ok {
+			return "", false, nil
+		}
+		delete(q, key)
+		given = true
+		if len(v) != 1 {
+			return "", true, fmt.Errorf("%w: %s given %d times", ErrInvalid, key, len(v))
+		}
+		return v[0], true, nil
+	}
+	if s, ok, err := get("max_hosts"); err != nil {
+		return l, given, err
+	} else if ok {
+		n, perr := strconv.Atoi(s)
+		if perr != nil || n < 1 || n > maxMaxHosts {
+			return l, given, fmt.Errorf("%w: max_hosts=%q is not a number from 1 to %d", ErrInvalid, s, maxMaxHosts)
+		}
+		l.MaxHosts = n
+	}
+	if s, ok, err := get("max_server_hours"); err != nil {
+		return l, given, err
+	} else if ok {
+		h, perr := strconv.ParseFloat(s, 64)
+		if perr != nil || math.IsNaN(h) || h <= 0 || h > maxMaxServerHours {
+			return l, given, fmt.Errorf("%w: max_server_hours=%q is not a number of hours above 0 and at most %g (such as 0.5)", ErrInvalid, s, float64(maxMaxServerHours))
+		}
+		l.MaxServerHours = h
+	}
+	if s, ok, err := get("at_limit"); err != nil {
+		return l, given, err
+	} else if ok {
+		switch s {
+		case "wait":
+		case "fail":
+			l.FailAtLimit = true
+		default:
+			return l, given, fmt.Errorf("%w: at_limit=%q: wait (the default) or fail", ErrInvalid, s)
+		}
+	}
+	return l, given, nil
+}
+
+// hostLimitError is a fork's placement stopped by a ceiling; wait says
+// the fork is to wait for a host to end or a slot to free.
+type hostLimitError struct {
+	msg  string
+	wait bool
+}
+
+func (e *hostLimitError) Error() string { return e.msg }
+
+// atMaxHosts is the error of a fork that needs a host while n (the
+// maximum) are alive.
+func (k *Kernel) atMaxHosts(n int) error {
+	max := k.cfg.hosts.limits.MaxHosts
+	if k.cfg.hosts.limits.FailAtLimit {
+		return &hostLimitError{msg: fmt.Sprintf("rack: max_hosts=%d: %d hosts of the namespace are alive, none with a free slot (at_limit=fail)", max, n)}
+	}
+	return &hostLimitError{wait: true, msg: fmt.Sprintf("rack: max_hosts=%d: %d hosts alive, waiting for a free slot", max, n)}
+}
+
+// checkHostLimits says whether a new host may start: the budget is not
+// spent and fewer than MaxHosts hosts are alive. Called by reserveSlot
+// with the placer locked and its view just listed.
+func (k *Kernel) checkHostLimits(ctx context.Context) error {
+	l := k.cfg.hosts.limits
+	if l.MaxServerHours > 0 {
+		spent, err := k.serverHours(ctx)
+		if err != nil {
+			return fmt.Errorf("max_server_hours: counting the hosts' server time: %w", err)
+		}
+		if spent >= l.MaxServerHours {
+			return &hostLimitError{msg: fmt.Sprintf("rack: max_server_hours=%g spent: the namespace's hosts have run %.4g server hours; "+
+				"no new host starts (forks still run in free slots of live hosts)", l.MaxServerHours, spent)}
+		}
+	}
+	if l.MaxHosts > 0 {
+		live := 0
+		for _, h := range k.placer.hosts {
+			if time.Since(h.seen) <= k.cfg.lease {
+				live++
+			}
+		}
+		if live >= l.MaxHosts {
+			return k.atMaxHosts(live)
+		}
+	}
+	return nil
+}
+
+// serverHours sums the lives of the namespace's hosts: the age of each
+// live host in the placer's view, the last recorded life of the others.
+// Called with the placer locked; a record already read is not read again
+// unless the listing shows it rewritten.
+func (k *Kernel) serverHours(ctx context.Context) (float64, error) {
+	p := &k.placer
+	objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostSpentRecords)
+	if err != nil {
+		return 0, err
+	}
+	if p.spent == nil {
+		p.spent = map[string]spentLife{}
+	}
+	now := time.Now()
+	hours := 0.0
+	for _, h := range p.hosts {
+		if h.started.IsZero() {
+			continue
+		}
+		end := now
+		if now.Sub(h.seen) > k.cfg.lease {
+			end = h.seen // dead: its record was last refreshed then
+		}
+		hours += max(end.Sub(h.started), 0).Hours()
+	}
+	for _, o := range objs {
+		id := strings.TrimPrefix(o.Name, hostSpentRecords)
+		if checkKernelID(id) != nil {
+			continue
+		}
+		if h := p.hosts[id]; h != nil && !h.started.IsZero() {
+			continue // counted above, by its age
+		}
+		life, ok := p.spent[id]
+		if !ok || !life.modified.Equal(o.LastModified) {
+			var rec record.HostSpent
+			if err := k.ns.getRecord(ctx, o.Name, &rec); err != nil {
+				if errors.Is(err, backend.ErrNotFound) || errors.Is(err, record.ErrCorrupt) {
+					continue
+				}
+				return 0, err
+			}
+			if rec.Kernel != id {
+				continue
+			}
+			life = spentLife{modified: o.LastModified, life: time.Duration(rec.Until - rec.Started)}
+			p.spent[id] = life
+		}
+		hours += life.life.Hours()
+	}
+	return hours, nil
+}
+
+// spentLife is a host's life as a hostd-spent record last said it.
+type spentLife struct {
+	modified time.Time
+	life     time.Duration
+}
+
+// claimHostNumber takes a free host number for id, the host about to
+// start, with a create-only put; it returns 0 without MaxHosts. All
+// numbers taken is the max_hosts error.
+func (k *Kernel) claimHostNumber(ctx context.Context, id string) (int, error) {
+	max := k.cfg.hosts.limits.MaxHosts
+	if max == 0 {
+		return 0, nil
+	}
+	objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostCountRecords)
+	if err != nil {
+		return 0, fmt.Errorf("max_hosts: listing the hosts' numbers: %w", err)
+	}
+	taken := map[int]bool{}
+	for _, o := range objs {
+		n, err := strconv.Atoi(strings.TrimPrefix(o.Name, hostCountRecords))
+		// Not refreshed within a lease: its host is gone, and a store
+		// that lists an expired object may still take a create over it.
+		if err == nil && time.Since(o.LastModified) <= k.cfg.lease {
+			taken[n] = true
+		}
+	}
+	for n := 1; n <= max; n++ {
+		if taken[n] {
+			continue
+		}
+		_, err := k.ns.store.Put(ctx, k.cfg.container, hostCountKey(n), bytesReader([]byte(id)),
+			&backend.PutOptions{CreateOnly: true, DeleteAfter: k.cfg.lease, ContentType: hostClaimType})
+		if err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, backend.ErrExist) {
+			return 0, fmt.Errorf("max_hosts: claiming host number %d: %w", n, err)
+		}
+	}
+	return 0, k.atMaxHosts(max)
+}
+
+// releaseHostNumber gives back host number n (0: none).
+func (k *Kernel) releaseHostNumber(ctx context.Context, n int) {
+	if n > 0 {
+		_ = k.ns.store.Delete(ctx, k.cfg.container, hostCountKey(n))
+	}
+}
+
+// awaitHostLimit waits, when err says a fork of pr is to wait for a host
+// (max_hosts with at_limit=wait), for a change of the namespace's hosts
+// or slots (a notification, else a poll): it returns true to try again,
+// false when err is no such error or pr ended or the kernel closed
+// meanwhile. *delay is the poll's backoff.
+func (k *Kernel) awaitHostLimit(ctx context.Context, pr *proc, err error, delay *time.Duration) bool {
+	var le *hostLimitError
+	if !errors.As(err, &le) || !le.wait {
+		return false
+	}
+	k.placer.mu.Lock()
+	k.placer.stale = true // list again: a host may have ended or freed a slot
+	k.placer.mu.Unlock()
+	slots, numbers := k.ns.changed(hostRecords), k.ns.changed(hostCountRecords)
+	if *delay == 0 {
+		*delay = k.cfg.pollMin
+	}
+	// Polled too: a host that dies ends by expiry, which not every store
+	// notifies.
+	t := time.NewTimer(*delay)
+	defer t.Stop()
+	*delay = min(2**delay, k.cfg.pollMax, k.cfg.lease/5)
+	select {
+	case <-slots:
+	case <-numbers:
+	case <-t.C:
+	case <-pr.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	return !isDone(pr)
+}
+
+// hostCeilings is a host's part of the ceilings: it refreshes its number
+// and records its life.
+type hostCeilings struct {
+	lifeWritten time.Time
+}
+
+// refreshCeilings, called as the host refreshes its record, refreshes its
+// host number and, once a lease, records its life so far.
+func (h *hostServer) refreshCeilings(ctx context.Context, now time.Time) {
+	k := h.k
+	if h.rec.Claim > 0 {
+		_, err := k.ns.store.Put(ctx, k.cfg.container, hostCountKey(h.rec.Claim), bytesReader([]byte(h.id)),
+			&backend.PutOptions{DeleteAfter: k.cfg.lease, ContentType: hostClaimType})
+		if err != nil && k.ctx.Err() == nil {
+			k.cfg.logger.Warn("rack: host: refreshing its host number", "n", h.rec.Claim, "err", err)
+		}
+	}
+	if now.Sub(h.ceilings.lifeWritten) >= k.cfg.lease {
+		h.ceilings.lifeWritten = now
+		h.writeLife(ctx, now)
+	}
+}
+
+// writeLife records the host's life up to now under hostd-spent/.
+func (h *hostServer) writeLife(ctx context.Context, now time.Time) {
+	k := h.k
+	started := h.rec.Started
+	if started <= 0 || started > now.UnixNano() {
+		return // a record without its start: nothing sound to count
+	}
+	rec := &record.HostSpent{Kernel: h.id, Started: started, Until: now.UnixNano()}
+	if _, err := k.ns.store.Put(ctx, k.cfg.container, hostSpentKey(h.id), bytesReader(record.Encode(rec)), &backend.PutOptions{}); err != nil && k.ctx.Err() == nil {
+		k.cfg.logger.Warn("rack: host: recording its life", "err", err)
+	}
+}
+
+// endCeilings, called as the host ends (its record deleted, before its
+// kernel closes), records its whole life and gives back its number. A
+// host ending with processes running (a signal, a lapsed lease) gives
+// its number back while Close ends them: another host can start in that
+// moment, one over max_hosts.
+func (h *hostServer) endCeilings(ctx context.Context) {
+	h.writeLife(ctx, time.Now())
+	h.k.releaseHostNumber(ctx, h.rec.Claim)
+}
