@@ -20,8 +20,8 @@ import (
 var appsDir string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(rack.PIDEnv) != "" {
-		rack.Main(nil) // a forked child (the bridge): runs its process and exits
+	if os.Getenv(rack.PIDEnv) != "" || os.Getenv(rack.HostEnv) != "" {
+		rack.Main(nil) // a forked child (the bridge), or a host (hosts_test.go): runs its process(es) and exits
 	}
 	os.Exit(testMain(m))
 }
