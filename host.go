@@ -250,6 +250,9 @@ type placer struct {
 	stale bool
 	// spent: the lives of ended hosts read for max_server_hours.
 	spent map[string]spentLife
+	// turn: held by the one fork that waits for a host under max_hosts
+	// (the others queue for it).
+	turn chan struct{}
 }
 
 type hostSlot struct {
@@ -273,14 +276,9 @@ func (k *Kernel) startOnHost(pr *proc) {
 	ctx := k.ctx
 	data := record.Encode(pr.rec)
 	var err error
-	var delay time.Duration
 	for attempt := 0; attempt < 16; attempt++ {
 		var at hostSlot
-		if at, err = k.reserveSlot(ctx); err != nil {
-			if k.awaitHostLimit(ctx, pr, err, &delay) { // max_hosts (hostlimit.go)
-				attempt = -1
-				continue
-			}
+		if at, err = k.reserveSlotOrWait(ctx, pr); err != nil { // max_hosts (hostlimit.go)
 			if isDone(pr) {
 				return // killed while it waited
 			}

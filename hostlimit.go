@@ -33,6 +33,19 @@ import (
 // The server time spent is the sum of the lives in hostd-spent/, with the
 // age of each live host instead of its record. A host killed with kill -9
 // loses at most a lease of its life from the count.
+//
+// Where max_hosts can be overshot: (1) a forker that does not set it
+// starts hosts without numbers (a forker that sets it counts them among
+// the live hosts it lists, but two forkers can each see N-1 and start one);
+// (2) a host that ends with processes running (a signal, a lapsed lease)
+// gives its number back as its kernel closes, so a new host may start in
+// that moment; (3) a claim read back on a store with loose creates is
+// trusted after twice its put's time, as pid blocks are (pids.go).
+// Between forkers that set it, claims make it race-free otherwise. The
+// budget is checked, not reserved: forks that start hosts at the same
+// moment may each pass the check, and it is spent by time, so it is
+// overshot by the lives of the hosts alive when it runs out (they end as
+// usual, by idle time).
 
 const (
 	hostCountRecords = "hostd-count/"
@@ -266,16 +279,47 @@ func (k *Kernel) claimHostNumber(ctx context.Context, id string) (int, error) {
 		if taken[n] {
 			continue
 		}
+		began := time.Now()
 		_, err := k.ns.store.Put(ctx, k.cfg.container, hostCountKey(n), bytesReader([]byte(id)),
 			&backend.PutOptions{CreateOnly: true, DeleteAfter: k.cfg.lease, ContentType: hostClaimType})
 		if err == nil {
-			return n, nil
+			mine, err := k.hostNumberStillMine(ctx, n, id, time.Since(began))
+			if err != nil {
+				return 0, fmt.Errorf("max_hosts: reading back host number %d: %w", n, err)
+			}
+			if mine {
+				return n, nil
+			}
+			continue // a rival's create of the same number arrived last: it has it
 		}
 		if !errors.Is(err, backend.ErrExist) {
 			return 0, fmt.Errorf("max_hosts: claiming host number %d: %w", n, err)
 		}
 	}
 	return 0, k.atMaxHosts(max)
+}
+
+// hostNumberStillMine reports whether host number n, which this kernel
+// has just claimed for id in took, is still id's: on a store whose creates
+// are loose (backend.LooseCreate), a rival create in flight at the same
+// moment succeeds too and the later one stays. It reads the claim back
+// once a rival would have ended, as pidAlloc.stillMine does.
+func (k *Kernel) hostNumberStillMine(ctx context.Context, n int, id string, took time.Duration) (bool, error) {
+	if !k.ns.looseCreate {
+		return true, nil
+	}
+	t := time.NewTimer(min(max(2*took, 5*time.Millisecond), DefaultRequestTimeout))
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		return false, context.Cause(ctx)
+	}
+	data, err := k.ns.get(ctx, hostCountKey(n))
+	if err != nil {
+		return false, err
+	}
+	return string(data) == id, nil
 }
 
 // releaseHostNumber gives back host number n (0: none).
@@ -285,38 +329,66 @@ func (k *Kernel) releaseHostNumber(ctx context.Context, n int) {
 	}
 }
 
-// awaitHostLimit waits, when err says a fork of pr is to wait for a host
-// (max_hosts with at_limit=wait), for a change of the namespace's hosts
-// or slots (a notification, else a poll): it returns true to try again,
-// false when err is no such error or pr ended or the kernel closed
-// meanwhile. *delay is the poll's backoff.
-func (k *Kernel) awaitHostLimit(ctx context.Context, pr *proc, err error, delay *time.Duration) bool {
-	var le *hostLimitError
-	if !errors.As(err, &le) || !le.wait {
-		return false
+// reserveSlotOrWait is reserveSlot, waiting while max_hosts hosts are
+// alive without a free slot (at_limit=wait): for a change of the
+// namespace's hosts or slots (a notification, else a poll), until a slot
+// is found or a host may start, pr ends or the kernel closes. One waiting
+// fork of this kernel at a time looks again (the others queue behind it),
+// so many waiting forks cost one listing per change or poll, not one each.
+func (k *Kernel) reserveSlotOrWait(ctx context.Context, pr *proc) (hostSlot, error) {
+	at, err := k.reserveSlot(ctx)
+	if !waitsForHost(err) {
+		return at, err
 	}
-	k.placer.mu.Lock()
-	k.placer.stale = true // list again: a host may have ended or freed a slot
-	k.placer.mu.Unlock()
-	slots, numbers := k.ns.changed(hostRecords), k.ns.changed(hostCountRecords)
-	if *delay == 0 {
-		*delay = k.cfg.pollMin
+	p := &k.placer
+	p.mu.Lock()
+	if p.turn == nil {
+		p.turn = make(chan struct{}, 1)
 	}
-	// Polled too: a host that dies ends by expiry, which not every store
-	// notifies.
-	t := time.NewTimer(*delay)
-	defer t.Stop()
-	*delay = min(2**delay, k.cfg.pollMax, k.cfg.lease/5)
+	turn := p.turn
+	p.mu.Unlock()
 	select {
-	case <-slots:
-	case <-numbers:
-	case <-t.C:
+	case turn <- struct{}{}:
 	case <-pr.done:
-		return false
+		return at, err
 	case <-ctx.Done():
-		return false
+		return at, err
 	}
-	return !isDone(pr)
+	defer func() { <-turn }()
+	delay := k.cfg.pollMin
+	for {
+		// A fork that had the turn before may have taken the last slot,
+		// or freed the view: look first, then wait.
+		slots, numbers := k.ns.changed(hostRecords), k.ns.changed(hostCountRecords)
+		if at, err = k.reserveSlot(ctx); !waitsForHost(err) {
+			return at, err
+		}
+		p.mu.Lock()
+		p.stale = true // list again next time: a host may have ended or freed a slot
+		p.mu.Unlock()
+		// Polled too: a host that dies ends by expiry, which not every
+		// store notifies.
+		t := time.NewTimer(delay)
+		select {
+		case <-slots:
+		case <-numbers:
+		case <-t.C:
+			delay = min(2*delay, k.cfg.pollMax, max(k.cfg.lease/5, k.cfg.pollMin))
+		case <-pr.done:
+			t.Stop()
+			return at, err
+		case <-ctx.Done():
+			t.Stop()
+			return at, err
+		}
+		t.Stop()
+	}
+}
+
+// waitsForHost reports whether err is max_hosts's, with at_limit=wait.
+func waitsForHost(err error) bool {
+	var le *hostLimitError
+	return errors.As(err, &le) && le.wait
 }
 
 // hostCeilings is a host's part of the ceilings: it refreshes its number
@@ -362,5 +434,11 @@ func (h *hostServer) writeLife(ctx context.Context, now time.Time) {
 // moment, one over max_hosts.
 func (h *hostServer) endCeilings(ctx context.Context) {
 	h.writeLife(ctx, time.Now())
-	h.k.releaseHostNumber(ctx, h.rec.Claim)
+	if h.rec.Claim > 0 {
+		// Its own still: a host whose number expired (it stalled for a
+		// lease) must not free another's.
+		if data, err := h.k.ns.get(ctx, hostCountKey(h.rec.Claim)); err == nil && string(data) == h.id {
+			h.k.releaseHostNumber(ctx, h.rec.Claim)
+		}
+	}
 }
