@@ -114,3 +114,20 @@ func TestHostsBuiltin(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // its last writes, as its OS process exits
 }
+
+// TestHostsListed: hosts is completed and in help, right after ps.
+func TestHostsListed(t *testing.T) {
+	sh := &shell{}
+	found := false
+	for _, c := range sh.commands("hos") {
+		found = found || c == "hosts"
+	}
+	if !found {
+		t.Errorf("completing hos: %v, want hosts", sh.commands("hos"))
+	}
+	var b strings.Builder
+	builtinHelpFunc(context.Background(), &builtinEnv{stdout: &b}, nil)
+	if !regexp.MustCompile(`(?m)^  ps \[-a\].*\n  hosts \[--json\] +list the namespace's hosts`).MatchString(b.String()) {
+		t.Errorf("help does not list hosts after ps:\n%s", b.String())
+	}
+}
