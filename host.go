@@ -250,9 +250,8 @@ type placer struct {
 	stale bool
 	// spent: the lives of ended hosts read for max_server_hours.
 	spent map[string]spentLife
-	// turn: held by the one fork that waits for a host under max_hosts
-	// (the others queue for it).
-	turn chan struct{}
+	// The forks waiting under max_hosts (hostlimit.go).
+	limitWait
 }
 
 type hostSlot struct {
@@ -388,6 +387,7 @@ func (k *Kernel) releaseSlot(at hostSlot) {
 	if h := k.placer.hosts[at.host]; h != nil {
 		delete(h.used, at.slot)
 	}
+	k.placer.wakeFreed() // a fork waiting under max_hosts (hostlimit.go)
 	k.placer.mu.Unlock()
 }
 

@@ -329,24 +329,56 @@ func (k *Kernel) releaseHostNumber(ctx context.Context, n int) {
 	}
 }
 
+// limitWait is the placer's state for the forks waiting under max_hosts.
+type limitWait struct {
+	turn    chan struct{} // held by the one waiting fork that looks
+	freed   chan struct{} // closed when the view frees a slot
+	gen     uint64        // counts the slots the view freed
+	looked  uint64        // gen when a waiting fork last found no slot
+	waiters int           // forks waiting, the one looking included
+	delay   time.Duration // the poll's backoff, shared by turns
+}
+
 // reserveSlotOrWait is reserveSlot, waiting while max_hosts hosts are
-// alive without a free slot (at_limit=wait): for a change of the
-// namespace's hosts or slots (a notification, else a poll), until a slot
-// is found or a host may start, pr ends or the kernel closes. One waiting
-// fork of this kernel at a time looks again (the others queue behind it),
-// so many waiting forks cost one listing per change or poll, not one each.
-func (k *Kernel) reserveSlotOrWait(ctx context.Context, pr *proc) (hostSlot, error) {
-	at, err := k.reserveSlot(ctx)
-	if !waitsForHost(err) {
-		return at, err
-	}
+// alive without a free slot (at_limit=wait), until a slot is found or a
+// host may start, pr ends or the kernel closes. It looks again when a
+// child of this kernel frees a slot (the view knows it: no listing),
+// when a host number is freed (a host ended: notified where the store
+// can), and at a poll with backoff (for slots that other forkers'
+// children free, and hosts that die, whose records expire), listing the
+// hosts then. One waiting fork of this kernel at a time looks, the others
+// queue behind it (a new fork too, while any waits), so many waiting
+// forks cost what one does.
+func (k *Kernel) reserveSlotOrWait(ctx context.Context, pr *proc) (at hostSlot, err error) {
 	p := &k.placer
+	p.mu.Lock()
+	queued, gen := p.waiters > 0, p.gen
+	p.mu.Unlock()
+	if !queued {
+		if at, err = k.reserveSlot(ctx); !waitsForHost(err) {
+			return at, err
+		}
+		p.mu.Lock()
+		p.looked = gen
+		p.mu.Unlock()
+	}
 	p.mu.Lock()
 	if p.turn == nil {
 		p.turn = make(chan struct{}, 1)
 	}
 	turn := p.turn
+	p.waiters++
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		if p.waiters--; p.waiters == 0 {
+			p.delay = 0
+		}
+		p.mu.Unlock()
+	}()
+	if err == nil {
+		err = k.atMaxHosts(k.cfg.hosts.limits.MaxHosts) // what it waits for, if it must give up
+	}
 	select {
 	case turn <- struct{}{}:
 	case <-pr.done:
@@ -355,25 +387,40 @@ func (k *Kernel) reserveSlotOrWait(ctx context.Context, pr *proc) (hostSlot, err
 		return at, err
 	}
 	defer func() { <-turn }()
-	delay := k.cfg.pollMin
 	for {
-		// A fork that had the turn before may have taken the last slot,
-		// or freed the view: look first, then wait.
-		slots, numbers := k.ns.changed(hostRecords), k.ns.changed(hostCountRecords)
-		if at, err = k.reserveSlot(ctx); !waitsForHost(err) {
-			return at, err
+		// A fork that had the turn before may have taken the last slot:
+		// look first, then wait.
+		numbers := k.ns.changed(hostCountRecords)
+		p.mu.Lock()
+		if p.freed == nil {
+			p.freed = make(chan struct{})
+		}
+		freed, gen := p.freed, p.gen
+		// Nothing freed, no poll due since a waiting fork last looked:
+		// looking again would list the hosts for nothing.
+		look := p.stale || gen != p.looked
+		p.mu.Unlock()
+		if look {
+			if at, err = k.reserveSlot(ctx); !waitsForHost(err) {
+				return at, err
+			}
+			p.mu.Lock()
+			p.looked = gen
+			p.mu.Unlock()
 		}
 		p.mu.Lock()
-		p.stale = true // list again next time: a host may have ended or freed a slot
+		delay := max(p.delay, k.cfg.pollMin)
 		p.mu.Unlock()
-		// Polled too: a host that dies ends by expiry, which not every
-		// store notifies.
 		t := time.NewTimer(delay)
+		relist := true
 		select {
-		case <-slots:
+		case <-freed:
+			relist = false // the view has the slot
 		case <-numbers:
 		case <-t.C:
-			delay = min(2*delay, k.cfg.pollMax, max(k.cfg.lease/5, k.cfg.pollMin))
+			p.mu.Lock()
+			p.delay = min(2*delay, k.cfg.pollMax, max(k.cfg.lease/5, k.cfg.pollMin))
+			p.mu.Unlock()
 		case <-pr.done:
 			t.Stop()
 			return at, err
@@ -382,6 +429,21 @@ func (k *Kernel) reserveSlotOrWait(ctx context.Context, pr *proc) (hostSlot, err
 			return at, err
 		}
 		t.Stop()
+		if relist {
+			p.mu.Lock()
+			p.stale = true
+			p.mu.Unlock()
+		}
+	}
+}
+
+// wakeFreed wakes the fork waiting under max_hosts: the view has freed
+// a slot. Called with the placer locked.
+func (w *limitWait) wakeFreed() {
+	w.gen++
+	if w.freed != nil {
+		close(w.freed)
+		w.freed = nil
 	}
 }
 

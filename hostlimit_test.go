@@ -356,3 +356,61 @@ func TestHostLimitsValues(t *testing.T) {
 	}
 	k.Close()
 }
+
+// BenchmarkHostLimitsJob runs, per op, 30 workers of 150 ms on cold hosts
+// of 3 slots in a fresh local namespace: with max_hosts=3 (9 at a time,
+// the others wait) and without (10 hosts). It reports the forker's store
+// requests per op: what waiting costs.
+func BenchmarkHostLimitsJob(b *testing.B) {
+	for _, q := range []string{"max_hosts=3", "none"} {
+		b.Run(q, func(b *testing.B) {
+			var requests, lists int64
+			for i := 0; i < b.N; i++ {
+				dir := b.TempDir()
+				url := "file://" + dir + "?hosts=1&slots=3&idle=300ms"
+				if q != "none" {
+					url += "&" + q
+				}
+				ctx := context.Background()
+				k, err := rack.Open(ctx, url, rack.WithLease(3*time.Second), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+				if err != nil {
+					b.Fatal(err)
+				}
+				before := k.Stats()
+				root, err := k.Start(ctx, rack.Spec{Name: "job"}, func(ctx context.Context, self *rack.Self) error {
+					specs := make([]rack.Spec, 30)
+					for i := range specs {
+						specs[i] = rack.Spec{Program: "ceiling-worker", Args: []string{"4"}} // exits 0
+					}
+					kids, err := self.ForkAll(ctx, specs)
+					if err != nil {
+						return err
+					}
+					for _, c := range kids {
+						if err := c.Wait(ctx); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := root.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+				after := k.Stats()
+				requests += after["total"] - before["total"]
+				lists += after["list"] - before["list"]
+				b.StopTimer()
+				for len(hostPIDs(b, dir)) > 0 { // the idle hosts end before the next op
+					time.Sleep(20 * time.Millisecond)
+				}
+				k.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+			b.ReportMetric(float64(lists)/float64(b.N), "lists/op")
+		})
+	}
+}
