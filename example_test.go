@@ -8,6 +8,9 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"os"
+	"strings"
+	"time"
 
 	"github.com/rackfork/rack"
 )
@@ -160,4 +163,65 @@ func ExampleKernel_Create() {
 	// pi is about 3.14
 	// leader: true
 	// second try exists: true
+}
+
+// With hosts on, forks run in the slots of warm hosts (here copies of this
+// program in host mode, on a local namespace); Hosts lists them, as the
+// shell's hosts builtin does. An idle host ends after its idle time.
+func ExampleKernel_Hosts() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "rack-hosts-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=2&idle=1s&max_hosts=4",
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer k.Close()
+	root, _ := k.Start(ctx, rack.Spec{Name: "root"}, func(ctx context.Context, self *rack.Self) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		// "os-child" (registered by this package's tests) prints a line
+		// and, with "block", runs until it is killed.
+		child, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"block"}, Stdout: w})
+		if err != nil {
+			return err
+		}
+		w.Close()
+		if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
+			return err
+		}
+		hosts, err := k.Hosts(ctx)
+		if err != nil {
+			return err
+		}
+		for _, h := range hosts {
+			fmt.Printf("%s: %d of %d slots used, idle limit %v\n", h.State, h.Used, h.Slots, h.IdleLimit)
+		}
+		child.Kill(ctx)
+		child.Wait(ctx)
+		return nil
+	})
+	if err := root.Wait(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for {
+		hosts, err := k.Hosts(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if len(hosts) == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Println("after its idle time: no host")
+	// Output:
+	// busy: 1 of 2 slots used, idle limit 1s
+	// after its idle time: no host
 }

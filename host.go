@@ -115,20 +115,24 @@ type hostRecord struct {
 	// Up is when the host began to serve, ns; 0 while it starts (its
 	// forker keeps its record and lease alive meanwhile: keepStarting).
 	Up int64 `json:"up,omitempty"`
+	// Claim is its host number under max_hosts (hostlimit.go), 0 without.
+	Claim int `json:"claim,omitempty"`
 }
 
 // hostsConfig is the hosts option of a kernel.
 type hostsConfig struct {
-	on    bool
-	slots int
-	idle  time.Duration
+	on     bool
+	slots  int
+	idle   time.Duration
+	limits HostLimits // WithHostLimits (hostlimit.go)
 }
 
 // WithHosts turns hosts on: the kernel's forks that would start a new
 // copy of the program run on warm hosts of slots processes each (0: the
 // number of CPUs), each host staying alive for idle after its last
 // process ended (0: DefaultHostIdle). See the README's "Hosts". A file://
-// URL turns it on with ?hosts=1 (and slots=N, idle=DURATION).
+// URL turns it on with ?hosts=1 (and slots=N, idle=DURATION, and the
+// ceilings of WithHostLimits).
 func WithHosts(slots int, idle time.Duration) Option {
 	return func(c *config) {
 		if slots <= 0 {
@@ -137,13 +141,14 @@ func WithHosts(slots int, idle time.Duration) Option {
 		if idle <= 0 {
 			idle = DefaultHostIdle
 		}
-		c.hosts = hostsConfig{on: true, slots: slots, idle: idle}
+		c.hosts = hostsConfig{on: true, slots: slots, idle: idle, limits: c.hosts.limits}
 	}
 }
 
 // hostsFromQuery reads the hosts parameters of a URL query (hosts=1,
-// slots=N, idle=DURATION), deleting them, and returns the option they
-// make (nil without hosts=1).
+// slots=N, idle=DURATION, max_hosts=N, max_server_hours=H,
+// at_limit=wait|fail), deleting them, and returns the option they make
+// (nil without hosts=1).
 func hostsFromQuery(q map[string][]string) (Option, error) {
 	get := func(key string) (string, bool, error) {
 		v, ok := q[key]
@@ -168,6 +173,10 @@ func hostsFromQuery(q map[string][]string) (Option, error) {
 	if err != nil {
 		return nil, err
 	}
+	limits, hasLimits, err := limitsFromQuery(q) // hostlimit.go
+	if err != nil {
+		return nil, err
+	}
 	if hasOn && on != "1" && on != "0" {
 		return nil, fmt.Errorf("%w: hosts=%q: 1 turns hosts on, 0 off", ErrInvalid, on)
 	}
@@ -184,12 +193,15 @@ func hostsFromQuery(q map[string][]string) (Option, error) {
 		}
 	}
 	if on != "1" {
-		if hasSlots || hasIdle {
-			return nil, fmt.Errorf("%w: slots= and idle= need hosts=1", ErrInvalid)
+		if hasSlots || hasIdle || hasLimits {
+			return nil, fmt.Errorf("%w: slots=, idle=, max_hosts=, max_server_hours= and at_limit= need hosts=1", ErrInvalid)
 		}
 		return nil, nil
 	}
-	return WithHosts(slots, idle), nil
+	return func(c *config) {
+		WithHostLimits(limits)(c)
+		WithHosts(slots, idle)(c)
+	}, nil
 }
 
 var digestOnce struct {
@@ -240,6 +252,10 @@ type placer struct {
 	// stale: a claim found its slot taken: the view is old, list again
 	// before the next pick (rather than trying slot after slot).
 	stale bool
+	// spent: the lives of ended hosts read for max_server_hours.
+	spent map[string]spentLife
+	// The forks waiting under max_hosts (hostlimit.go).
+	limitWait
 }
 
 type hostSlot struct {
@@ -249,11 +265,12 @@ type hostSlot struct {
 
 // hostView is what a forker knows of one host.
 type hostView struct {
-	id    string
-	slots int
-	used  map[int]bool
-	seen  time.Time // when a listing last showed its record, or it was started
-	other bool      // runs another program: never used
+	id      string
+	slots   int
+	used    map[int]bool
+	seen    time.Time // when a listing last showed its record, or it was started
+	started time.Time // when its forker started it (max_server_hours)
+	other   bool      // runs another program: never used
 }
 
 // startOnHost places pr, a remote child, in a free slot of a warm host of
@@ -264,7 +281,10 @@ func (k *Kernel) startOnHost(pr *proc) {
 	var err error
 	for attempt := 0; attempt < 16; attempt++ {
 		var at hostSlot
-		if at, err = k.reserveSlot(ctx); err != nil {
+		if at, err = k.reserveSlotOrWait(ctx, pr); err != nil { // max_hosts (hostlimit.go)
+			if isDone(pr) {
+				return // killed while it waited
+			}
 			break
 		}
 		err = k.ns.put(ctx, hostSlotKey(at.host, at.slot), data, true)
@@ -328,11 +348,14 @@ func (k *Kernel) reserveSlot(ctx context.Context) (hostSlot, error) {
 	if at, ok := p.free(k.cfg.lease); ok {
 		return at, nil
 	}
+	if err := k.checkHostLimits(ctx); err != nil { // hostlimit.go
+		return hostSlot{}, err
+	}
 	id, err := k.startHost(ctx)
 	if err != nil {
 		return hostSlot{}, err
 	}
-	h := &hostView{id: id, slots: k.cfg.hosts.slots, used: map[int]bool{0: true}, seen: time.Now()}
+	h := &hostView{id: id, slots: k.cfg.hosts.slots, used: map[int]bool{0: true}, seen: time.Now(), started: time.Now()}
 	p.hosts[id] = h
 	return hostSlot{id, 0}, nil
 }
@@ -368,6 +391,7 @@ func (k *Kernel) releaseSlot(at hostSlot) {
 	if h := k.placer.hosts[at.host]; h != nil {
 		delete(h.used, at.slot)
 	}
+	k.placer.wakeFreed() // a fork waiting under max_hosts (hostlimit.go)
 	k.placer.mu.Unlock()
 }
 
@@ -422,6 +446,9 @@ func (k *Kernel) refreshHosts(ctx context.Context) error {
 				continue // gone since the listing, or unreadable: not a host to use
 			}
 			h = &hostView{id: id, slots: rec.Slots, other: rec.Digest != p.digest || rec.Slots < 1}
+			if rec.Started > 0 {
+				h.started = time.Unix(0, rec.Started)
+			}
 			p.hosts[id] = h
 		}
 		h.seen = time.Now()
@@ -441,13 +468,19 @@ func (k *Kernel) refreshHosts(ctx context.Context) error {
 // other forkers, before it runs.
 func (k *Kernel) startHost(ctx context.Context) (string, error) {
 	id := newID()
+	claim, err := k.claimHostNumber(ctx, id) // max_hosts (hostlimit.go)
+	if err != nil {
+		return "", err
+	}
 	if err := k.leases.put(ctx, id, k.cfg.lease); err != nil {
+		k.releaseHostNumber(ctx, claim)
 		return "", fmt.Errorf("host lease: %w", err)
 	}
 	name := hostInstanceName(k.cfg.namespace, id)
 	rec := &hostRecord{Kernel: id, Digest: k.placer.digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
-		Started: time.Now().UnixNano(), Instance: name}
+		Started: time.Now().UnixNano(), Instance: name, Claim: claim}
 	if err := k.putHostRecord(ctx, rec); err != nil {
+		k.releaseHostNumber(ctx, claim)
 		return "", fmt.Errorf("host record: %w", err)
 	}
 	req := &backend.StartRequest{
@@ -457,7 +490,6 @@ func (k *Kernel) startHost(ctx context.Context) (string, error) {
 			hostLeaseEnv: k.cfg.lease.String(), hostDigestEnv: k.placer.digest},
 		Options: map[string]string{backend.HostOption: "1"},
 	}
-	var err error
 	delay := k.cfg.retry.Base
 	for attempt := 0; attempt < max(1, k.cfg.retry.Attempts); attempt++ {
 		if _, err = k.compute.Start(ctx, req); err == nil || !errors.Is(err, backend.ErrTransient) {
@@ -469,6 +501,7 @@ func (k *Kernel) startHost(ctx context.Context) (string, error) {
 	if err != nil {
 		_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(id))
 		_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(id))
+		k.releaseHostNumber(ctx, claim)
 		return "", fmt.Errorf("starting a host: %w", err)
 	}
 	k.wg.Add(1)

@@ -97,6 +97,7 @@ func runHost(main Program) int {
 		// freed as Close ends them).
 		_ = k.ns.store.Delete(k.ctx, k.cfg.container, hostKey(id))
 	}
+	h.endCeilings(ctx) // its life, its host number (hostlimit.go)
 	k.Close()
 	watchdog.Stop()
 	// The hook for a host that is a server: it deletes itself (a local
@@ -119,6 +120,8 @@ type hostServer struct {
 	mu   sync.Mutex
 	seen map[string]bool // slots taken up (adopting or running), by name
 	wake chan struct{}   // a slot was released
+
+	ceilings hostCeilings // hostlimit.go
 }
 
 // busy returns how many slots are taken up.
@@ -175,6 +178,7 @@ func (h *hostServer) serve(ctx context.Context, stop <-chan struct{}) string {
 			if err := k.putHostRecord(ctx, &h.rec); err != nil && k.ctx.Err() == nil {
 				k.cfg.logger.Warn("rack: host: refreshing its record", "err", err)
 			}
+			h.refreshCeilings(ctx, now) // hostlimit.go
 		}
 		if busy == 0 && err == nil {
 			closeNow := now.Sub(idleSince) >= idle

@@ -268,6 +268,9 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	if err := validContainer(cfg.container); err != nil {
 		return nil, fmt.Errorf("rack: new: namespace: %w", err)
 	}
+	if err := cfg.hosts.limits.check(); err != nil {
+		return nil, fmt.Errorf("rack: new: %w", err)
+	}
 	counted, counter := count.Wrap(store, cfg.logger)
 	policy := cfg.retry
 	if !cfg.retrySet {

@@ -36,7 +36,7 @@ func (e *builtinEnv) errorf(format string, args ...any) int {
 var builtins map[string]builtinFunc
 
 var builtinHelp = []struct{ usage, text string }{
-	{"ps [-a] [-f] [--json]", "list running processes (-a: also ended ones; -f: as a tree; --json)"},
+	{"ps [-a] [-f] [--json]", "list running processes (-a: also ended ones; -f: as a tree, with each one's host; --json)"},
 	{"kill [-SIG] PID...", "send a signal (default TERM; HUP INT KILL USR1 USR2 TERM CONT STOP TSTP or a number)"},
 	{"wait [PID...]", "wait for processes (default: every background job); sets $?"},
 	{"cat [PATH...]", "print rack files (/container/object), or the input"},
@@ -143,6 +143,7 @@ type psRow struct {
 	Args     []string   `json:"args"`
 	Started  time.Time  `json:"started"`
 	Ended    *time.Time `json:"ended,omitempty"`
+	Host     string     `json:"host,omitempty"` // the host's kernel id (see hosts)
 	children []*psRow   // for -f
 }
 
@@ -195,7 +196,7 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 			continue
 		}
 		r := &psRow{PID: in.PID, PPID: in.PPID, Group: in.Group, State: string(in.State), Status: in.Status,
-			Name: in.Name, Args: in.Args, Started: in.Started}
+			Name: in.Name, Args: in.Args, Started: in.Started, Host: in.Host}
 		if r.Args == nil {
 			r.Args = []string{}
 		}
@@ -221,7 +222,11 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 		return 0
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PID\tPPID\tSTATE\tSTATUS\tCMD")
+	if tree {
+		fmt.Fprintln(tw, "PID\tPPID\tSTATE\tSTATUS\tHOST\tCMD")
+	} else {
+		fmt.Fprintln(tw, "PID\tPPID\tSTATE\tSTATUS\tCMD")
+	}
 	line := func(r *psRow, prefix string) {
 		status := strings.Map(func(c rune) rune {
 			if c < ' ' || c == 0x7f {
@@ -229,6 +234,10 @@ func builtinPS(ctx context.Context, e *builtinEnv, args []string) int {
 			}
 			return c
 		}, r.Status)
+		if tree { // -f: the host of each process (empty: its forker's kernel runs it)
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s%s\n", r.PID, r.PPID, r.state(), status, printable(r.Host), prefix, r.cmd())
+			return
+		}
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s%s\n", r.PID, r.PPID, r.state(), status, prefix, r.cmd())
 	}
 	if !tree {

@@ -187,6 +187,11 @@ func Validate(v any) error {
 		return checkID("host: kernel", r.Kernel)
 	case *Lease:
 		return checkID("lease: kernel", r.Kernel)
+	case *HostSpent:
+		if r.Started <= 0 || r.Until < r.Started || r.Until-r.Started > int64(MaxHostLife) {
+			return fmt.Errorf("host spent: life from %d to %d ns out of range [0, %v]", r.Started, r.Until, MaxHostLife)
+		}
+		return checkID("host spent: kernel", r.Kernel)
 	case *Namespace:
 		if r.Version < 1 {
 			return fmt.Errorf("namespace marker: version %d", r.Version)

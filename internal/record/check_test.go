@@ -26,6 +26,7 @@ var valid = []any{
 	&Host{PID: 5, Kernel: "k"},
 	&Lease{Kernel: "k"},
 	&Namespace{Version: 1},
+	&HostSpent{Kernel: "0123456789abcdef", Started: 1, Until: 3600e9},
 }
 
 // newLike returns a new zero record of v's type.
@@ -51,6 +52,8 @@ func newLike(v any) any {
 		return new(Lease)
 	case *Namespace:
 		return new(Namespace)
+	case *HostSpent:
+		return new(HostSpent)
 	}
 	panic("unknown record type")
 }
@@ -100,6 +103,11 @@ func TestDecodeInvalid(t *testing.T) {
 		{new(Host), `{"pid":5,"kernel":"a\nb"}`},
 		{new(Lease), `{"kernel":""}`},
 		{new(Namespace), `{"version":0}`},
+		{new(HostSpent), `{"kernel":"k","started":0,"until":5}`},
+		{new(HostSpent), `{"kernel":"k","started":5,"until":4}`},
+		{new(HostSpent), `{"kernel":"k","started":1,"until":9223372036854775807}`},
+		{new(HostSpent), `{"kernel":"k","started":1,"until":1e300}`},
+		{new(HostSpent), `{"kernel":"a/b","started":1,"until":2}`},
 	} {
 		err := Decode("procs/0000000005", []byte(c.data), c.v)
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "procs/0000000005") {

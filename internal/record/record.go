@@ -217,6 +217,20 @@ type Lease struct {
 	Stopped bool `json:"stopped,omitempty"`
 }
 
+// HostSpent is a host's life, for its namespace's budget of server time
+// (max_server_hours): the host writes it under hostd-spent/<kernel> as it
+// runs and once more as it ends, and it stays while the namespace lives.
+// Started and Until are Unix nanoseconds.
+type HostSpent struct {
+	Kernel  string `json:"kernel"`
+	Started int64  `json:"started"`
+	Until   int64  `json:"until"`
+}
+
+// MaxHostLife bounds a HostSpent's Until-Started: a longer life is a
+// corrupt (or forged) record, not a host.
+const MaxHostLife = 10 * 366 * 24 * time.Hour
+
 // Namespace is the namespace marker's content.
 type Namespace struct {
 	Version int       `json:"version"` // 1
