@@ -236,6 +236,8 @@ type placer struct {
 	// stale: a claim found its slot taken: the view is old, list again
 	// before the next pick (rather than trying slot after slot).
 	stale bool
+	// self: this kernel is a host's (hostfork.go).
+	self *hostSelf
 }
 
 type hostSlot struct {
@@ -417,7 +419,7 @@ func (k *Kernel) refreshHosts(ctx context.Context) error {
 			if err := k.ns.getRecord(ctx, hostKey(id), &rec); err != nil {
 				continue // gone since the listing, or unreadable: not a host to use
 			}
-			h = &hostView{id: id, slots: rec.Slots, other: rec.Digest != p.digest || rec.Slots < 1}
+			h = &hostView{id: id, slots: rec.Slots, other: rec.Digest != p.digest || rec.Slots < 1 || id == k.id}
 			p.hosts[id] = h
 		}
 		h.seen = time.Now()
