@@ -236,8 +236,9 @@ type placer struct {
 	// stale: a claim found its slot taken: the view is old, list again
 	// before the next pick (rather than trying slot after slot).
 	stale bool
-	// self: this kernel is a host's (hostfork.go).
+	// self: this kernel is a host's; reqs: host requests (hostfork.go).
 	self *hostSelf
+	reqs hostRequests
 }
 
 type hostSlot struct {
@@ -258,6 +259,7 @@ type hostView struct {
 // this program, starting a new host when none has one.
 func (k *Kernel) startOnHost(pr *proc) {
 	ctx := k.ctx
+	k.serveHostRequests() // hostfork.go
 	data := record.Encode(pr.rec)
 	var err error
 	for attempt := 0; attempt < 16; attempt++ {
@@ -438,15 +440,24 @@ func (k *Kernel) refreshHosts(ctx context.Context) error {
 // its lease and record are made here, so that it is alive, and found by
 // other forkers, before it runs.
 func (k *Kernel) startHost(ctx context.Context) (string, error) {
+	if k.hostsPowerless() {
+		return k.requestHost(ctx) // hostfork.go
+	}
 	id := newID()
+	return id, k.launchHost(ctx, id)
+}
+
+// launchHost starts host id: its lease and record, then its instance.
+// Called with the placer locked (placer.digest is set).
+func (k *Kernel) launchHost(ctx context.Context, id string) error {
 	if err := k.leases.put(ctx, id, k.cfg.lease); err != nil {
-		return "", fmt.Errorf("host lease: %w", err)
+		return fmt.Errorf("host lease: %w", err)
 	}
 	name := hostInstanceName(k.cfg.namespace, id)
 	rec := &hostRecord{Kernel: id, Digest: k.placer.digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
 		Started: time.Now().UnixNano(), Instance: name}
 	if err := k.putHostRecord(ctx, rec); err != nil {
-		return "", fmt.Errorf("host record: %w", err)
+		return fmt.Errorf("host record: %w", err)
 	}
 	req := &backend.StartRequest{
 		Namespace: k.cfg.namespace,
@@ -467,9 +478,9 @@ func (k *Kernel) startHost(ctx context.Context) (string, error) {
 	if err != nil {
 		_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(id))
 		_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(id))
-		return "", fmt.Errorf("starting a host: %w", err)
+		return fmt.Errorf("starting a host: %w", err)
 	}
-	return id, nil
+	return nil
 }
 
 // putHostRecord writes a host's record, good for one lease.

@@ -3,8 +3,12 @@ package rack
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/internal/record"
@@ -182,3 +186,289 @@ func (k *Kernel) claimOwnSlot(pr *proc, slot *ownSlot) {
 // overName is the name a child over its host's slot count is counted
 // under (never an object's: it has no slot).
 func overName(pid PID) string { return "over/" + strconv.FormatInt(int64(pid), 10) }
+
+// Host requests: new hosts on a host's behalf. A host whose compute
+// cannot start instances (backend.HostStarter reports false: on Nova its
+// credential reaches only its namespace's container and deletes servers)
+// asks for one with a request record, which a kernel of the namespace that
+// can start hosts serves:
+//
+//	hostd/requests/<rid>        the request (record.HostRequest), written
+//	                            create-only by the asker with a random rid
+//	hostd/requests/<rid>.reply  the answer (record.HostReply): the serving
+//	                            kernel's claim, written create-only (state
+//	                            starting), then its outcome (started, with
+//	                            the new host's id, or failed, with why)
+//
+// Both expire (DeleteAfter) a little after the asker stops waiting, and the
+// asker deletes them once answered. A kernel that can start hosts and has
+// placed processes on hosts (the root's, usually) watches for requests
+// while it lives: with a store that notifies it is told of each; else it
+// lists the requests every poll interval, backing off to a fifth of a
+// lease while none come. The asker places its child into slot 0 of the new
+// host, as if it had started the host itself. If nothing answers within
+// hostRequestWait (two leases, at least 10 s), the fork's child is lost
+// with a reason that says so.
+//
+// Threat model. A request is data from whoever can write the namespace's
+// container: a host, or a program on one, as any kernel of the namespace.
+// What it can make the serving kernel do is bounded:
+//   - At most one host per request: the reply is the serving kernel's
+//     create-only claim, so two servers do not both start one, and a
+//     request is never served twice. Requests are served one at a time.
+//   - Only a host of the server's own kind: the request names nothing of
+//     it. Its kernel id is made by the server (never the asker's: an id of
+//     another kernel would let the new host act as that kernel); its
+//     program, image, flavor, slots, idle time, lease, URL and environment
+//     are the server's, as for a host the server starts for its own forks.
+//     A request whose program digest differs from the server's is refused
+//     (its child could not run there).
+//   - Only for a live host: the asker must have a host record in the
+//     namespace, and a request older than hostRequestWait is refused.
+//   - Nothing else: no delete, stop, signal, credential or other
+//     namespace. The new host is like any other: it ends after its idle
+//     time, or when its namespace's lease lapses.
+//
+// What it can still cost: a program on a host can ask for hosts in a loop,
+// each of which lives for its idle time. The namespace's ceilings on
+// hosts and server hours bound that, as they bound a root that forks in a
+// loop; they are checked where a host is launched (launchHost), so they
+// hold for requests too.
+
+// hostRequestPrefix and hostReplySuffix name the host requests and replies.
+const (
+	hostRequestPrefix = hostRecords + "requests/"
+	hostReplySuffix   = ".reply"
+)
+
+func hostRequestKey(rid string) string { return hostRequestPrefix + rid }
+func hostReplyKey(rid string) string   { return hostRequestPrefix + rid + hostReplySuffix }
+
+// testPowerlessHosts, a test hook (export_test.go), makes host kernels
+// behave as if their compute could not start hosts.
+var testPowerlessHosts bool
+
+// hostRequests is a kernel's part in host requests.
+type hostRequests struct {
+	watch  sync.Once
+	off    bool         // a test hook: serve none (export_test.go)
+	served atomic.Int64 // requests this kernel started a host for
+}
+
+// hostsPowerless reports whether this kernel must ask for new hosts.
+func (k *Kernel) hostsPowerless() bool {
+	if hs, ok := k.compute.(backend.HostStarter); ok && !hs.StartsHosts() {
+		return true
+	}
+	return testPowerlessHosts && k.placer.self != nil
+}
+
+// hostRequestWait bounds how long an asker waits for an answer.
+func (k *Kernel) hostRequestWait() time.Duration { return max(2*k.cfg.lease, 10*time.Second) }
+
+// requestHost asks a kernel that can start hosts for a new one and returns
+// its kernel id. Called with the placer locked (placer.digest is set).
+func (k *Kernel) requestHost(ctx context.Context) (string, error) {
+	rid := newID()
+	wait := k.hostRequestWait()
+	req := &record.HostRequest{By: k.id, Digest: k.placer.digest, Made: time.Now().UnixNano()}
+	_, err := k.ns.store.Put(ctx, k.cfg.container, hostRequestKey(rid), bytesReader(record.Encode(req)),
+		&backend.PutOptions{CreateOnly: true, DeleteAfter: 2 * wait})
+	if err != nil {
+		return "", fmt.Errorf("this host's compute cannot start hosts, and writing a host request failed: %w", err)
+	}
+	cleanup := func() {
+		bg := context.WithoutCancel(ctx)
+		_ = k.ns.store.Delete(bg, k.cfg.container, hostReplyKey(rid))
+		_ = k.ns.store.Delete(bg, k.cfg.container, hostRequestKey(rid))
+	}
+	deadline := time.Now().Add(wait)
+	extended := false
+	delay := k.cfg.pollMin
+	var lastErr error
+	for {
+		ch := k.ns.changed(hostReplyKey(rid))
+		var rep record.HostReply
+		err := k.ns.getRecord(ctx, hostReplyKey(rid), &rep)
+		switch {
+		case err == nil && rep.State == record.HostStarted:
+			cleanup()
+			if err := checkKernelID(rep.Host); err != nil {
+				return "", fmt.Errorf("host request %s: the answer names no host: %w", rid, err)
+			}
+			return rep.Host, nil
+		case err == nil && rep.State == record.HostFailed:
+			cleanup()
+			return "", fmt.Errorf("this host's compute cannot start hosts, and the kernel that served host request %s could not: %s", rid, rep.Error)
+		case err == nil && rep.State == record.HostStarting && !extended:
+			// Claimed: its server is starting one; give it a while more.
+			extended = true
+			deadline = time.Now().Add(wait)
+		case err != nil && !errors.Is(err, backend.ErrNotFound):
+			lastErr = err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			cleanup()
+			msg := fmt.Sprintf("this host's compute cannot start hosts, and no kernel that can (the namespace's root, while it runs) answered host request %s within %v", rid, wait)
+			if lastErr != nil {
+				msg += " (reading the answer: " + lastErr.Error() + ")"
+			}
+			return "", errors.New(msg)
+		}
+		t := time.NewTimer(min(delay, left))
+		select {
+		case <-ch:
+		case <-t.C:
+			delay = min(2*delay, k.cfg.pollMax)
+		case <-ctx.Done():
+			t.Stop()
+			cleanup()
+			return "", ctx.Err()
+		}
+		t.Stop()
+	}
+}
+
+// serveHostRequests starts, once, the watch for host requests of a kernel
+// that places processes on hosts and can start them (a host's kernel does
+// not: the kernels that started it serve it).
+func (k *Kernel) serveHostRequests() {
+	r := &k.placer.reqs
+	if k.placer.self != nil || r.off || k.hostsPowerless() {
+		return
+	}
+	r.watch.Do(func() {
+		k.sched.whileOpen(func() {
+			k.wg.Add(1)
+			go k.watchHostRequests()
+		})
+	})
+}
+
+// watchHostRequests serves the namespace's host requests, one at a time,
+// until the kernel closes.
+func (k *Kernel) watchHostRequests() {
+	defer k.wg.Done()
+	ctx := k.ctx
+	handled := map[string]bool{}
+	delay := k.cfg.pollMin
+	for ctx.Err() == nil {
+		ch := k.ns.changed(hostRequestPrefix)
+		objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostRequestPrefix)
+		found := false
+		if err == nil {
+			replied := map[string]bool{}
+			for _, o := range objs {
+				if rid, ok := strings.CutSuffix(strings.TrimPrefix(o.Name, hostRequestPrefix), hostReplySuffix); ok {
+					replied[rid] = true
+				}
+			}
+			listed := map[string]bool{}
+			for _, o := range objs {
+				rid := strings.TrimPrefix(o.Name, hostRequestPrefix)
+				if strings.HasSuffix(rid, hostReplySuffix) || checkKernelID(rid) != nil {
+					continue
+				}
+				listed[rid] = true
+				if handled[rid] || replied[rid] || time.Since(o.LastModified) > k.hostRequestWait() {
+					continue
+				}
+				handled[rid] = true
+				found = true
+				k.serveHostRequest(ctx, rid)
+			}
+			for rid := range handled {
+				if !listed[rid] {
+					delete(handled, rid)
+				}
+			}
+		} else if ctx.Err() == nil {
+			k.cfg.logger.Warn("rack: listing host requests", "err", err)
+		}
+		wait := k.cfg.lease / 5
+		if ch == nil || err != nil {
+			if found {
+				delay = k.cfg.pollMin
+			}
+			wait = min(wait, delay)
+			delay = min(2*delay, k.cfg.lease/5)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+// serveHostRequest serves request rid: it claims it, checks it, and starts
+// a host (see the threat model above).
+func (k *Kernel) serveHostRequest(ctx context.Context, rid string) {
+	var req record.HostRequest
+	reqErr := k.ns.getRecord(ctx, hostRequestKey(rid), &req)
+	if errors.Is(reqErr, backend.ErrNotFound) {
+		return // withdrawn
+	}
+	id := newID()
+	reply := func(rep *record.HostReply, createOnly bool) error {
+		_, err := k.ns.store.Put(ctx, k.cfg.container, hostReplyKey(rid), bytesReader(record.Encode(rep)),
+			&backend.PutOptions{CreateOnly: createOnly, DeleteAfter: 2 * k.hostRequestWait()})
+		return err
+	}
+	if err := reply(&record.HostReply{State: record.HostStarting, Host: id}, true); err != nil {
+		if !errors.Is(err, backend.ErrExist) && ctx.Err() == nil {
+			k.cfg.logger.Warn("rack: claiming a host request", "request", rid, "err", err)
+		}
+		return // another kernel's, or the store failed (the asker times out)
+	}
+	fail := func(why string) {
+		if len(why) > record.MaxHostError {
+			why = why[:record.MaxHostError]
+		}
+		if err := reply(&record.HostReply{State: record.HostFailed, Error: why}, false); err != nil && ctx.Err() == nil {
+			k.cfg.logger.Warn("rack: answering a host request", "request", rid, "err", err)
+		}
+	}
+	if reqErr != nil {
+		fail("reading the request: " + reqErr.Error())
+		return
+	}
+	p := &k.placer
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.digest == "" {
+		d, err := programDigest()
+		if err != nil {
+			fail("the serving kernel cannot read its program's digest")
+			return
+		}
+		p.digest = d
+	}
+	switch {
+	case req.Digest != p.digest:
+		fail("the asking host runs another program than the serving kernel's hosts")
+		return
+	case time.Since(time.Unix(0, req.Made)) > k.hostRequestWait():
+		fail("the request is older than its asker waits")
+		return
+	case checkKernelID(req.By) != nil:
+		fail("the request names no kernel")
+		return
+	}
+	var asker hostRecord
+	if err := k.ns.getRecord(ctx, hostKey(req.By), &asker); err != nil {
+		fail(fmt.Sprintf("kernel %s is not a live host of this namespace", req.By))
+		return
+	}
+	if err := k.launchHost(ctx, id); err != nil {
+		fail(err.Error())
+		return
+	}
+	p.reqs.served.Add(1)
+	if err := reply(&record.HostReply{State: record.HostStarted, Host: id}, false); err != nil && ctx.Err() == nil {
+		k.cfg.logger.Warn("rack: answering a host request", "request", rid, "err", err)
+	}
+}

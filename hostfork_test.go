@@ -268,3 +268,102 @@ func TestHostForkDepth(t *testing.T) {
 		parent = in.PID
 	}
 }
+
+// runNest runs nest 2 from a root of k and returns the pipe's lines and
+// the child's Wait error.
+func runNest(t *testing.T, ctx context.Context, k *rack.Kernel) ([]string, error) {
+	t.Helper()
+	var lines []string
+	var waitErr error
+	root, err := k.Start(ctx, rack.Spec{Name: "nest-root"}, func(ctx context.Context, self *rack.Self) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		c, err := self.Fork(ctx, rack.Spec{Program: "nest", Args: []string{"2"}, Stdout: w})
+		if err != nil {
+			return err
+		}
+		w.Close()
+		if lines, err = readLines(r); err != nil {
+			return err
+		}
+		waitErr = c.Wait(ctx)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return lines, waitErr
+}
+
+// TestHostRequests: hosts that cannot start hosts (a test hook makes them
+// behave as a server's narrow credential makes them) ask for one with a
+// host request, which the root's kernel serves; with no kernel to serve
+// it, the fork's child is lost with a reason that says so.
+func TestHostRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts OS processes")
+	}
+	t.Setenv(rack.PowerlessHostsEnv, "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	open := func(t *testing.T) *rack.Kernel {
+		dir := t.TempDir()
+		awaitHostsGone(t, dir)
+		t.Cleanup(func() { dumpLogs(t, dir) })
+		k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=2&idle=2s", rack.WithLease(3*time.Second),
+			rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { k.Close() })
+		return k
+	}
+	t.Run("served", func(t *testing.T) {
+		k := open(t)
+		lines, err := runNest(t, ctx, k)
+		var ee *rack.ExitError
+		if !errors.As(err, &ee) || ee.Code() != 32 {
+			t.Fatalf("Wait = %v, want code 32", err)
+		}
+		if got := strings.Join(lines, ","); got != "nest 0,nest 1,nest 2" {
+			t.Errorf("pipe: %q, want nest 0..2", got)
+		}
+		// nest 2 on the host the root started, nest 1 in its other slot,
+		// nest 0 on the host the root started at nest 1's request.
+		ps := psTree(t, ctx, k)
+		if h2, h1, h0 := ps["nest 2"].Host, ps["nest 1"].Host, ps["nest 0"].Host; h2 != h1 || h1 == h0 || h0 == "" {
+			t.Errorf("hosts of nest 2, 1, 0: %q %q %q, want the first two the same, the third another", h2, h1, h0)
+		}
+		if n := k.HostRequestsServedForTest(); n != 1 {
+			t.Errorf("the root's kernel served %d host requests, want 1", n)
+		}
+		objs, err := k.DumpForTest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range objs {
+			if strings.HasPrefix(name, "hostd/requests/") {
+				t.Errorf("%s left after its request was answered", name)
+			}
+		}
+	})
+	t.Run("none", func(t *testing.T) {
+		k := open(t)
+		k.NoHostRequestsForTest()
+		start := time.Now()
+		lines, err := runNest(t, ctx, k)
+		var ee *rack.ExitError
+		if !errors.As(err, &ee) || ee.Code() != 1 || !strings.Contains(err.Error(), "no kernel that can (the namespace's root, while it runs) answered host request") {
+			t.Fatalf("Wait = %v, want code 1 and why nest 0 could not start", err)
+		}
+		if got := strings.Join(lines, ","); got != "nest 1,nest 2" {
+			t.Errorf("pipe: %q, want nest 1, 2", got)
+		}
+		t.Logf("the fork failed %v after it began (lease 3 s): %v", time.Since(start).Round(100*time.Millisecond), err)
+	})
+}

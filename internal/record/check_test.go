@@ -26,6 +26,9 @@ var valid = []any{
 	&Host{PID: 5, Kernel: "k"},
 	&Lease{Kernel: "k"},
 	&Namespace{Version: 1},
+	&HostRequest{By: "0123456789abcdef", Digest: strings.Repeat("0a", 32), Made: 1},
+	&HostReply{State: HostStarted, Host: "0123456789abcdef"},
+	&HostReply{State: HostFailed, Error: "no"},
 }
 
 // newLike returns a new zero record of v's type.
@@ -51,6 +54,10 @@ func newLike(v any) any {
 		return new(Lease)
 	case *Namespace:
 		return new(Namespace)
+	case *HostRequest:
+		return new(HostRequest)
+	case *HostReply:
+		return new(HostReply)
 	}
 	panic("unknown record type")
 }
@@ -100,6 +107,14 @@ func TestDecodeInvalid(t *testing.T) {
 		{new(Host), `{"pid":5,"kernel":"a\nb"}`},
 		{new(Lease), `{"kernel":""}`},
 		{new(Namespace), `{"version":0}`},
+		{new(HostRequest), `{"by":"k","digest":"x","made":1}`},
+		{new(HostRequest), `{"by":"k","digest":"` + strings.Repeat("A", 64) + `","made":1}`},
+		{new(HostRequest), `{"by":"a/b","digest":"` + strings.Repeat("a", 64) + `","made":1}`},
+		{new(HostRequest), `{"by":"k","digest":"` + strings.Repeat("a", 64) + `","made":-1}`},
+		{new(HostReply), `{"state":"done","host":"k"}`},
+		{new(HostReply), `{"state":"started"}`},
+		{new(HostReply), `{"state":"started","host":"../k"}`},
+		{new(HostReply), `{"state":"failed","error":"` + strings.Repeat("e", MaxHostError+1) + `"}`},
 	} {
 		err := Decode("procs/0000000005", []byte(c.data), c.v)
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "procs/0000000005") {
