@@ -67,3 +67,12 @@ func (k *Kernel) NoHostRequestsForTest() { k.placer.reqs.off = true }
 // HostRequestsServedForTest returns how many host requests k served by
 // starting a host.
 func (k *Kernel) HostRequestsServedForTest() int64 { return k.placer.reqs.served.Load() }
+
+// KernelForTest returns the kernel that runs s's process.
+func (s *Self) KernelForTest() *Kernel {
+	pr, err := s.selfProc("test")
+	if err != nil {
+		return nil
+	}
+	return pr.k
+}

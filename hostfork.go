@@ -43,9 +43,9 @@ type hostSelf struct {
 
 // ownSlot is a slot of its own host that a child forked there holds.
 type ownSlot struct {
-	name     string // the slot's object name; "" while over the slot count
-	written  bool   // its claim is in the store: ours to delete
-	claiming bool   // its claim is being put
+	name    string        // the slot's object name (overName while over the slot count)
+	written bool          // its claim is in the store: ours to delete
+	claimed chan struct{} // closed once its claim has been put (or not: written says)
 }
 
 // reserveOwnSlot reserves a free slot of this host for pr, a child about
@@ -92,21 +92,20 @@ func (k *Kernel) unreserveOwnSlot(pr *proc) {
 	}
 }
 
-// free gives back the slot of pid: its claim in the store first (the
-// host's slot is free once it is gone), then the host's count. A slot
-// being claimed is given back by its claim, once the put has returned.
+// free gives back the slot of pid, once its claim has been put: the
+// claim in the store first (the host's slot is free once it is gone), then
+// the host's count.
 func (s *hostSelf) free(pid PID) {
 	s.mu.Lock()
 	slot := s.slots[pid]
 	delete(s.slots, pid)
 	s.mu.Unlock()
-	if slot != nil && !slot.claiming {
-		s.giveBack(slot)
+	if slot == nil {
+		return
 	}
-}
-
-// giveBack deletes slot's claim, if it wrote one, and uncounts it.
-func (s *hostSelf) giveBack(slot *ownSlot) {
+	if slot.claimed != nil {
+		<-slot.claimed
+	}
 	h := s.h
 	k := h.k
 	if slot.written {
@@ -117,9 +116,11 @@ func (s *hostSelf) giveBack(slot *ownSlot) {
 	h.mu.Lock()
 	delete(h.seen, slot.name)
 	h.mu.Unlock()
-	select {
-	case h.wake <- struct{}{}:
-	default:
+	if k.ns.notifier == nil || !slot.written { // else the delete tells its watch
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -130,11 +131,20 @@ func (k *Kernel) runHere(pr *proc) {
 		s.mu.Lock()
 		slot := s.slots[pr.pid]
 		if slot != nil {
-			slot.claiming = true
+			slot.claimed = make(chan struct{})
 		}
 		s.mu.Unlock()
 		if slot != nil {
-			k.claimOwnSlot(pr, slot)
+			// While it runs (its end waits for it: see free): the claim
+			// is for other forkers' sake, not for its own.
+			if !k.sched.whileOpen(func() { k.wg.Add(1) }) {
+				close(slot.claimed) // closing: it is killed at once
+			} else {
+				go func() {
+					defer k.wg.Done()
+					k.claimOwnSlot(pr, slot)
+				}()
+			}
 		}
 	}
 	k.run(k.ctx, pr)
@@ -144,6 +154,7 @@ func (k *Kernel) runHere(pr *proc) {
 // host record, at once. A claim found in the slot first is a forker's
 // that the host serves: pr runs over the slot count.
 func (k *Kernel) claimOwnSlot(pr *proc, slot *ownSlot) {
+	defer close(slot.claimed)
 	ctx := k.ctx
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -156,15 +167,11 @@ func (k *Kernel) claimOwnSlot(pr *proc, slot *ownSlot) {
 	}()
 	err := k.ns.put(ctx, slot.name, record.Encode(pr.rec), true)
 	wg.Wait()
-	s := k.placer.self
-	h := s.h
-	s.mu.Lock()
-	slot.claiming = false
 	slot.written = err == nil
-	freed := s.slots[pr.pid] != slot // ended (killed) while claiming
 	if errors.Is(err, backend.ErrExist) {
 		// Another forker's claim: the host's to serve, at its next look;
 		// pr is counted over the slot count.
+		h := k.placer.self.h
 		h.mu.Lock()
 		delete(h.seen, slot.name)
 		slot.name = overName(pr.pid)
@@ -176,10 +183,6 @@ func (k *Kernel) claimOwnSlot(pr *proc, slot *ownSlot) {
 		}
 	} else if err != nil && ctx.Err() == nil {
 		k.cfg.logger.Warn("rack: host: claiming its own slot", "slot", slot.name, "err", err)
-	}
-	s.mu.Unlock()
-	if freed {
-		s.giveBack(slot)
 	}
 }
 

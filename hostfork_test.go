@@ -21,6 +21,46 @@ func init() {
 	rack.Register("tree-child", treeChild)
 	rack.Register("tree-grand", treeGrand)
 	rack.Register("nest", nest)
+	rack.Register("fork-loop", forkLoop)
+}
+
+// forkLoop n forks and waits for an empty child (os-child quiet) once, then
+// n times, and prints the time and the store requests of its kernel the n
+// took: "ns requests".
+func forkLoop(ctx context.Context, self *rack.Self) error {
+	n, err := strconv.Atoi(self.Args()[0])
+	if err != nil {
+		return err
+	}
+	forkWait := func() error {
+		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
+		if err != nil {
+			return err
+		}
+		return c.Wait(ctx)
+	}
+	if err := forkWait(); err != nil { // warm: the other host is started
+		return err
+	}
+	k := self.KernelForTest()
+	stats := k.Stats()
+	before := stats["total"]
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if err := forkWait(); err != nil {
+			return err
+		}
+	}
+	elapsed := time.Since(start)
+	after := k.Stats()
+	fmt.Fprintf(self.Stdout(), "%d %d", elapsed.Nanoseconds(), after["total"]-before)
+	for kind, v := range after {
+		if kind != "total" && v > stats[kind] {
+			fmt.Fprintf(self.Stdout(), " %s=%.2f", strings.ReplaceAll(kind, " ", "-"), float64(v-stats[kind])/float64(n))
+		}
+	}
+	fmt.Fprintln(self.Stdout())
+	return nil
 }
 
 // treeChild i prints "child i", forks tree-grand i 0 and tree-grand i 1
@@ -366,4 +406,62 @@ func TestHostRequests(t *testing.T) {
 		}
 		t.Logf("the fork failed %v after it began (lease 3 s): %v", time.Since(start).Round(100*time.Millisecond), err)
 	})
+}
+
+// BenchmarkHostFork: fork+wait of an empty child by a process on a host,
+// into a free slot of its own host ("own": hosts of 2 slots, a hand-over
+// within the host's OS process) or of another warm host ("other": hosts
+// of 1 slot). requests/fork counts the forker's kernel's store requests
+// (its host's own watch included).
+func BenchmarkHostFork(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		slots int
+	}{{"own", 2}, {"other", 1}} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			dir := b.TempDir()
+			awaitHostsGone(b, dir)
+			k, err := rack.Open(ctx, fmt.Sprintf("file://%s?hosts=1&slots=%d&idle=2s", dir, c.slots), rack.WithLease(3*time.Second),
+				rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer k.Close()
+			var out string
+			root, err := k.Start(ctx, rack.Spec{Name: "bench-root"}, func(ctx context.Context, self *rack.Self) error {
+				r, w, err := self.Pipe(ctx)
+				if err != nil {
+					return err
+				}
+				child, err := self.Fork(ctx, rack.Spec{Program: "fork-loop", Args: []string{strconv.Itoa(b.N)}, Stdout: w})
+				if err != nil {
+					return err
+				}
+				w.Close()
+				data, err := io.ReadAll(r)
+				out = string(data)
+				if err != nil {
+					return err
+				}
+				return child.Wait(ctx)
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := root.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+			var ns, reqs int64
+			if _, err := fmt.Sscan(out, &ns, &reqs); err != nil {
+				b.Fatalf("fork-loop printed %q: %v", out, err)
+			}
+			b.ReportMetric(float64(ns)/float64(b.N), "ns/fork")
+			b.ReportMetric(float64(reqs)/float64(b.N), "requests/fork")
+			if f := strings.Fields(out); len(f) > 2 {
+				b.Logf("requests per fork by kind: %s", strings.Join(f[2:], " "))
+			}
+		})
+	}
 }
