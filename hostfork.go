@@ -190,6 +190,16 @@ func (k *Kernel) claimOwnSlot(pr *proc, slot *ownSlot) {
 // under (never an object's: it has no slot).
 func overName(pid PID) string { return "over/" + strconv.FormatInt(int64(pid), 10) }
 
+// inheritHosts gives a host's kernel, for its processes' forks, the hosts
+// option of the kernel that started it, as its record says: the hosts it
+// starts (or asks for) have as many slots and as long an idle time, what
+// ever its URL says (the forker may have turned hosts on with WithHosts).
+func (k *Kernel) inheritHosts(rec *hostRecord) {
+	if rec.Slots >= 1 && rec.Idle > 0 {
+		WithHosts(rec.Slots, time.Duration(rec.Idle))(&k.cfg)
+	}
+}
+
 // Host requests: new hosts on a host's behalf. A host whose compute
 // cannot start instances (backend.HostStarter reports false: on Nova its
 // credential reaches only its namespace's container and deletes servers)

@@ -247,7 +247,9 @@ func TestHostForkTree(t *testing.T) {
 }
 
 // TestHostForkDepth: nesting is not limited by design: root → child →
-// grandchild → great-grandchild, each forked from a host.
+// grandchild → great-grandchild, each forked from a host. Hosts are turned
+// on by an option, not the URL: the hosts started from a host have the
+// slots and idle time of the first.
 func TestHostForkDepth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts OS processes")
@@ -257,13 +259,16 @@ func TestHostForkDepth(t *testing.T) {
 	dir := t.TempDir()
 	awaitHostsGone(t, dir)
 	defer dumpLogs(t, dir)
-	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=2&idle=2s", rack.WithLease(3*time.Second),
+	// (hosts=0: what the URL says, which the hosts get; and a query,
+	// which awaitHostsGone looks for.)
+	k, err := rack.Open(ctx, "file://"+dir+"?hosts=0", rack.WithHosts(2, 5*time.Second), rack.WithLease(3*time.Second),
 		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer k.Close()
 	var lines []string
+	var hosts []rack.HostInfo
 	root, err := k.Start(ctx, rack.Spec{Name: "nest-root"}, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)
 		if err != nil {
@@ -282,7 +287,8 @@ func TestHostForkDepth(t *testing.T) {
 		if !errors.As(err, &ee) || ee.Code() != 32 {
 			return fmt.Errorf("Wait = %v, want code 32", err)
 		}
-		return nil
+		hosts, err = k.Hosts(ctx) // within their idle time
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -298,6 +304,14 @@ func TestHostForkDepth(t *testing.T) {
 	// host, nest 0 to a new host (the first is full, and no other is warm).
 	if h2, h1, h0 := ps["nest 2"].Host, ps["nest 1"].Host, ps["nest 0"].Host; h2 != h1 || h1 == h0 {
 		t.Errorf("hosts of nest 2, 1, 0: %s %s %s, want the first two the same, the third another", h2, h1, h0)
+	}
+	if len(hosts) != 2 {
+		t.Errorf("Hosts: %+v, want 2", hosts)
+	}
+	for _, h := range hosts {
+		if h.Slots != 2 || h.IdleLimit != 5*time.Second {
+			t.Errorf("host %+v: want 2 slots and an idle time of 5 s, as the root's option says", h)
+		}
 	}
 	parent := ps["nest-root"].PID
 	for d := 2; d >= 0; d-- {
