@@ -3,6 +3,7 @@ package rack
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/rackfork/rack/backend"
 )
@@ -50,3 +51,28 @@ func (k *Kernel) ReadableForTest(ctx context.Context, c string) ([]string, error
 // A scheme Open knows the package of but that nothing registers, to test
 // the error that names the package to import.
 func init() { knownSchemes["rack-test-unlinked"] = "example.com/rack-test/unlinked" }
+
+// PowerlessHostsEnv, set to 1 in a test's environment, makes the hosts it
+// starts behave as if their compute could not start hosts: they ask for
+// new hosts with host requests (hostfork.go). It is read as the program
+// starts, so the test's own kernels are not affected.
+const PowerlessHostsEnv = "RACK_TEST_POWERLESS_HOSTS"
+
+func init() { testPowerlessHosts = os.Getenv(PowerlessHostsEnv) == "1" }
+
+// NoHostRequestsForTest makes k serve no host requests (as if no kernel
+// that can start hosts lived). Call it before k places anything on a host.
+func (k *Kernel) NoHostRequestsForTest() { k.placer.reqs.off = true }
+
+// HostRequestsServedForTest returns how many host requests k served by
+// starting a host.
+func (k *Kernel) HostRequestsServedForTest() int64 { return k.placer.reqs.served.Load() }
+
+// KernelForTest returns the kernel that runs s's process.
+func (s *Self) KernelForTest() *Kernel {
+	pr, err := s.selfProc("test")
+	if err != nil {
+		return nil
+	}
+	return pr.k
+}

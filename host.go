@@ -256,6 +256,9 @@ type placer struct {
 	spent map[string]spentLife
 	// The forks waiting under max_hosts (hostlimit.go).
 	limitWait
+	// self: this kernel is a host's; reqs: host requests (hostfork.go).
+	self *hostSelf
+	reqs hostRequests
 }
 
 type hostSlot struct {
@@ -277,6 +280,7 @@ type hostView struct {
 // this program, starting a new host when none has one.
 func (k *Kernel) startOnHost(pr *proc) {
 	ctx := k.ctx
+	k.serveHostRequests() // hostfork.go
 	data := record.Encode(pr.rec)
 	var err error
 	for attempt := 0; attempt < 16; attempt++ {
@@ -445,7 +449,7 @@ func (k *Kernel) refreshHosts(ctx context.Context) error {
 			if err := k.ns.getRecord(ctx, hostKey(id), &rec); err != nil {
 				continue // gone since the listing, or unreadable: not a host to use
 			}
-			h = &hostView{id: id, slots: rec.Slots, other: rec.Digest != p.digest || rec.Slots < 1}
+			h = &hostView{id: id, slots: rec.Slots, other: rec.Digest != p.digest || rec.Slots < 1 || id == k.id}
 			if rec.Started > 0 {
 				h.started = time.Unix(0, rec.Started)
 			}
@@ -467,21 +471,34 @@ func (k *Kernel) refreshHosts(ctx context.Context) error {
 // its lease and record are made here, so that it is alive, and found by
 // other forkers, before it runs.
 func (k *Kernel) startHost(ctx context.Context) (string, error) {
+	if k.hostsPowerless() {
+		return k.requestHost(ctx) // hostfork.go
+	}
 	id := newID()
+	if err := k.launchHost(ctx, id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// launchHost starts host id: its number under max_hosts, its lease and
+// record, then its instance, which it keeps alive while it starts
+// (keepStarting). Called with the placer locked (placer.digest is set).
+func (k *Kernel) launchHost(ctx context.Context, id string) error {
 	claim, err := k.claimHostNumber(ctx, id) // max_hosts (hostlimit.go)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := k.leases.put(ctx, id, k.cfg.lease); err != nil {
 		k.releaseHostNumber(ctx, claim)
-		return "", fmt.Errorf("host lease: %w", err)
+		return fmt.Errorf("host lease: %w", err)
 	}
 	name := hostInstanceName(k.cfg.namespace, id)
 	rec := &hostRecord{Kernel: id, Digest: k.placer.digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
 		Started: time.Now().UnixNano(), Instance: name, Claim: claim}
 	if err := k.putHostRecord(ctx, rec); err != nil {
 		k.releaseHostNumber(ctx, claim)
-		return "", fmt.Errorf("host record: %w", err)
+		return fmt.Errorf("host record: %w", err)
 	}
 	req := &backend.StartRequest{
 		Namespace: k.cfg.namespace,
@@ -502,11 +519,11 @@ func (k *Kernel) startHost(ctx context.Context) (string, error) {
 		_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(id))
 		_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(id))
 		k.releaseHostNumber(ctx, claim)
-		return "", fmt.Errorf("starting a host: %w", err)
+		return fmt.Errorf("starting a host: %w", err)
 	}
 	k.wg.Add(1)
 	go k.keepStarting(*rec)
-	return id, nil
+	return nil
 }
 
 // keepStarting keeps a host this kernel started alive in the store (its

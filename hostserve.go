@@ -53,6 +53,7 @@ func runHost(main Program) int {
 	h := &hostServer{k: k, id: id, main: main, seen: map[string]bool{}, wake: make(chan struct{}, 1),
 		rec: hostRecord{Kernel: id, Digest: digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
 			Instance: hostInstanceName(k.cfg.namespace, id)}}
+	k.placer.self = &hostSelf{h: h, slots: map[PID]*ownSlot{}} // its processes' forks (hostfork.go)
 	if err := k.ns.getRecord(ctx, hostKey(id), &h.rec); err != nil {
 		// Its forker wrote it (and so says its slots and idle time):
 		// without it, no forker can find this host.
@@ -60,6 +61,7 @@ func runHost(main Program) int {
 		k.Close()
 		return 1
 	}
+	k.inheritHosts(&h.rec) // hostfork.go
 	// Serving from now: its forker stops keeping it alive (keepStarting).
 	h.rec.Up = time.Now().UnixNano()
 	if err := k.putHostRecord(ctx, &h.rec); err != nil {

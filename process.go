@@ -530,11 +530,12 @@ func (k *Kernel) prepareLocal(ctx context.Context, parent *proc, spec Spec, prog
 	// there: by registered name, or as the program Main runs.
 	pr.portable = spec.Program != "" || rec.Options[backend.ExeOption] != "" || rec.Options[backend.ProgramOption] != "" ||
 		(parent == nil && ctx.Value(mainProgramKey{}) != nil) || (parent != nil && parent.portable)
-	pr.remote = k.remote && parent != nil
+	pr.remote = k.remote && parent != nil && !k.reserveOwnSlot(pr) // hostfork.go: a host's own free slot
 	if pr.remote && !pr.portable {
 		return nil, fmt.Errorf("rack: fork %s: %w: the forker runs a Program given to Kernel.Start, which a new OS process or VM cannot find: register it (rack.Register) and name it in Spec.Program", rec.Name, ErrInvalid)
 	}
 	if err := k.handStreams(ctx, parent, pr, &spec, pool); err != nil {
+		k.unreserveOwnSlot(pr)
 		return nil, fmt.Errorf("rack: fork %s: %w", rec.Name, err)
 	}
 	return pr, nil
@@ -551,10 +552,12 @@ func (k *Kernel) recordProc(ctx context.Context, parent *proc, pr *proc) error {
 		// Readers would refuse it (over 131,072 args and env entries, or
 		// a reader moved after reading from that many writer ends).
 		k.closeEnds(pr, false)
+		k.unreserveOwnSlot(pr)
 		return fmt.Errorf("rack: fork %s: %w: %v", rec.Name, ErrInvalid, err)
 	}
 	if err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), data, true, record.ProcSummary(rec)); err != nil {
 		k.closeEnds(pr, false)
+		k.unreserveOwnSlot(pr)
 		if errors.Is(err, backend.ErrExist) {
 			// Another kernel uses this pid: both took its block (two
 			// claims in flight at once on a store whose creates are
@@ -629,7 +632,7 @@ func validArgs(args []string, env map[string]string, envName string) error {
 // the instance name makes a retried start idempotent.
 func (k *Kernel) start(pr *proc) {
 	if k.remote && !pr.remote {
-		go k.run(k.ctx, pr) // a root: it runs here, as a goroutine
+		go k.runHere(pr) // a root, or a child in its host's own slot (hostfork.go): it runs here, as a goroutine
 		return
 	}
 	if k.onHosts(pr) {

@@ -35,6 +35,19 @@ const ProgramOption = "exe-sha256"
 // request with ErrInvalid.
 const HostOption = "host"
 
+// HostStarter is implemented by computes that may be unable to start
+// instances: a host's compute on a server whose credential reaches only
+// its namespace's container and deletes servers (openstack's narrow
+// credential) cannot create servers. When StartsHosts reports false, a
+// kernel on that compute does not call Start for a new host: it asks for
+// one with a request record that a kernel of the namespace with the power
+// (the root's, which watches for requests while it lives) serves by
+// starting a host of its own kind, which the asker then uses (see the rack
+// README's "Hosts"). A compute without the method starts hosts itself.
+type HostStarter interface {
+	StartsHosts() bool
+}
+
 // PipeHints advise how rack's pipes buffer their data on a store.
 type PipeHints struct {
 	// SegmentSize is the largest pipe segment (one object) in bytes,

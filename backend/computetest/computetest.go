@@ -82,6 +82,7 @@ func Run(t *testing.T, newHarness HarnessMaker) {
 		{"StartRetrierFailsPermanentAtOnce", testStartRetrierFailsPermanentAtOnce},
 		{"ReaperEndsExited", testReaperEndsExited},
 		{"PauserPausesAndResumes", testPauserPausesAndResumes},
+		{"PowerlessRefusesHosts", testPowerlessRefusesHosts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -810,4 +811,28 @@ func testPauserPausesAndResumes(f *fixture) {
 		f.t.Fatalf("Stop of a paused instance: %v", err)
 	}
 	f.waitUnlisted(req.Name)
+}
+
+// testPowerlessRefusesHosts: a compute that reports backend.HostStarter
+// false (it cannot start instances) refuses a host's Start with an error,
+// and lists nothing for it: the kernel then asks for hosts by request.
+func testPowerlessRefusesHosts(f *fixture) {
+	hs, ok := f.c.(backend.HostStarter)
+	if !ok || hs.StartsHosts() {
+		f.t.Skip("compute starts hosts (backend.HostStarter absent or true)")
+	}
+	req := f.request(nsMain, 1, RunUntilStopped)
+	req.Options = map[string]string{backend.HostOption: "1"}
+	if _, err := f.c.Start(f.ctx, req); err == nil {
+		f.t.Fatalf("Start(%q) of a host by a compute that reports it cannot start hosts: no error", req.Name)
+	}
+	insts, err := f.c.List(f.ctx, nsMain)
+	if err != nil {
+		f.t.Fatalf("List(%q): %v", nsMain, err)
+	}
+	for _, in := range insts {
+		if in.Name == req.Name {
+			f.t.Errorf("List shows %q, whose Start failed", req.Name)
+		}
+	}
 }

@@ -192,6 +192,33 @@ func Validate(v any) error {
 			return fmt.Errorf("host spent: life from %d to %d ns out of range [0, %v]", r.Started, r.Until, MaxHostLife)
 		}
 		return checkID("host spent: kernel", r.Kernel)
+
+	case *HostRequest:
+		if r.Made < 0 {
+			return fmt.Errorf("host request: made %d is negative", r.Made)
+		}
+		if !isHexDigest(r.Digest) {
+			return fmt.Errorf("host request: digest %.80q is not 64 lower-case hex digits", r.Digest)
+		}
+		return checkID("host request: kernel", r.By)
+	case *HostReply:
+		switch r.State {
+		case HostStarting, HostStarted:
+			if err := checkID("host reply: host", r.Host); err != nil {
+				return err
+			}
+		case HostFailed:
+			if r.Host != "" {
+				if err := checkID("host reply: host", r.Host); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("host reply: state %.32q is none of %q, %q, %q", r.State, HostStarting, HostStarted, HostFailed)
+		}
+		if len(r.Error) > MaxHostError {
+			return fmt.Errorf("host reply: error of %d bytes, over %d", len(r.Error), MaxHostError)
+		}
 	case *Namespace:
 		if r.Version < 1 {
 			return fmt.Errorf("namespace marker: version %d", r.Version)
@@ -295,6 +322,19 @@ func (s *Signal) validate() error {
 		return fmt.Errorf("signal for %d: number %d out of range [1, %d]", s.PID, s.Signal, maxSignal)
 	}
 	return nil
+}
+
+// isHexDigest reports whether s is a SHA-256 in lower-case hex.
+func isHexDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkID checks a kernel or pipe id, which becomes part of object names:

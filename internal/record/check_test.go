@@ -27,6 +27,9 @@ var valid = []any{
 	&Lease{Kernel: "k"},
 	&Namespace{Version: 1},
 	&HostSpent{Kernel: "0123456789abcdef", Started: 1, Until: 3600e9},
+	&HostRequest{By: "0123456789abcdef", Digest: strings.Repeat("0a", 32), Made: 1},
+	&HostReply{State: HostStarted, Host: "0123456789abcdef"},
+	&HostReply{State: HostFailed, Error: "no"},
 }
 
 // newLike returns a new zero record of v's type.
@@ -54,6 +57,10 @@ func newLike(v any) any {
 		return new(Namespace)
 	case *HostSpent:
 		return new(HostSpent)
+	case *HostRequest:
+		return new(HostRequest)
+	case *HostReply:
+		return new(HostReply)
 	}
 	panic("unknown record type")
 }
@@ -108,6 +115,14 @@ func TestDecodeInvalid(t *testing.T) {
 		{new(HostSpent), `{"kernel":"k","started":1,"until":9223372036854775807}`},
 		{new(HostSpent), `{"kernel":"k","started":1,"until":1e300}`},
 		{new(HostSpent), `{"kernel":"a/b","started":1,"until":2}`},
+		{new(HostRequest), `{"by":"k","digest":"x","made":1}`},
+		{new(HostRequest), `{"by":"k","digest":"` + strings.Repeat("A", 64) + `","made":1}`},
+		{new(HostRequest), `{"by":"a/b","digest":"` + strings.Repeat("a", 64) + `","made":1}`},
+		{new(HostRequest), `{"by":"k","digest":"` + strings.Repeat("a", 64) + `","made":-1}`},
+		{new(HostReply), `{"state":"done","host":"k"}`},
+		{new(HostReply), `{"state":"started"}`},
+		{new(HostReply), `{"state":"started","host":"../k"}`},
+		{new(HostReply), `{"state":"failed","error":"` + strings.Repeat("e", MaxHostError+1) + `"}`},
 	} {
 		err := Decode("procs/0000000005", []byte(c.data), c.v)
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "procs/0000000005") {

@@ -208,6 +208,35 @@ type Host struct {
 	Kernel string `json:"kernel"`
 }
 
+// HostRequest asks a kernel that can start hosts for one new host, on
+// behalf of a kernel whose compute cannot (a host on a server whose
+// credential may not create servers). It names nothing of the host to
+// start: the kernel that serves it starts one like its own, or refuses.
+type HostRequest struct {
+	By     string `json:"by"`     // the requesting kernel (a host's)
+	Digest string `json:"digest"` // SHA-256 (hex) of the program it runs
+	Made   int64  `json:"made"`   // when, ns
+}
+
+// Host request answers' states.
+const (
+	HostStarting = "starting" // claimed: a host is being started
+	HostStarted  = "started"  // Host runs (or boots)
+	HostFailed   = "failed"   // Error says why
+)
+
+// HostReply answers a HostRequest. A kernel serving the request writes it
+// create-only (its claim: one host per request) and then overwrites it
+// with the outcome.
+type HostReply struct {
+	State string `json:"state"`
+	Host  string `json:"host,omitempty"`  // the new host's kernel id
+	Error string `json:"error,omitempty"` // why it failed
+}
+
+// MaxHostError bounds HostReply.Error.
+const MaxHostError = 1024
+
 // Lease is a kernel's liveness record.
 type Lease struct {
 	Kernel  string    `json:"kernel"`

@@ -1,0 +1,119 @@
+package rack
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// serveOne writes data as host request rid in k's namespace, serves it as
+// the watch would, and returns the reply (nil: none).
+func serveOne(t testing.TB, ctx context.Context, k *Kernel, rid string, data []byte) *record.HostReply {
+	t.Helper()
+	if _, err := k.ns.store.Put(ctx, k.cfg.container, hostRequestKey(rid), bytesReader(data), &backend.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	k.serveHostRequest(ctx, rid)
+	var rep record.HostReply
+	if err := k.ns.getRecord(ctx, hostReplyKey(rid), &rep); err != nil {
+		return nil
+	}
+	return &rep
+}
+
+// TestServeHostRequestRefuses: what a request cannot make the kernel that
+// serves it do (see the threat model in hostfork.go). The in-process
+// compute cannot start hosts, so a request that passes every check fails
+// at the start, and leaves no host record or lease behind.
+func TestServeHostRequestRefuses(t *testing.T) {
+	ctx := context.Background()
+	k, err := Open(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	digest, err := programDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A live host of the namespace, to ask from.
+	asker := newID()
+	if err := k.putHostRecord(ctx, &hostRecord{Kernel: asker, Digest: digest, Slots: 1, Idle: 1}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixNano()
+	for _, c := range []struct {
+		name string
+		data string
+		want string // in the reply's error
+	}{
+		{"corrupt", `{"by":`, "reading the request"},
+		{"other program", string(record.Encode(&record.HostRequest{By: asker, Digest: strings.Repeat("0", 64), Made: now})), "another program"},
+		{"stale", string(record.Encode(&record.HostRequest{By: asker, Digest: digest, Made: now - int64(time.Hour)})), "older"},
+		{"not a host", string(record.Encode(&record.HostRequest{By: k.id, Digest: digest, Made: now})), "not a live host"},
+		{"not a kernel id", string(record.Encode(&record.HostRequest{By: "someone", Digest: digest, Made: now})), "names no kernel"},
+		{"passes", string(record.Encode(&record.HostRequest{By: asker, Digest: digest, Made: now})), "starting a host"},
+	} {
+		rid := newID()
+		rep := serveOne(t, ctx, k, rid, []byte(c.data))
+		if rep == nil || rep.State != record.HostFailed || !strings.Contains(rep.Error, c.want) {
+			t.Errorf("%s: reply %+v, want failed with %q", c.name, rep, c.want)
+			continue
+		}
+		// Served once: a second look changes nothing.
+		k.serveHostRequest(ctx, rid)
+		var again record.HostReply
+		if err := k.ns.getRecord(ctx, hostReplyKey(rid), &again); err != nil || again != *rep {
+			t.Errorf("%s: served again: %+v, %v", c.name, again, err)
+		}
+	}
+	if n := k.placer.reqs.served.Load(); n != 0 {
+		t.Errorf("served %d, want 0", n)
+	}
+	// Nothing of a host left but the asker's.
+	objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if id, slot, ok := parseHostName(o.Name); ok && (id != asker || slot >= 0) {
+			t.Errorf("left behind: %s", o.Name)
+		}
+	}
+	// A request withdrawn before it is served gets no reply.
+	rid := newID()
+	k.serveHostRequest(ctx, rid)
+	if _, err := k.ns.get(ctx, hostReplyKey(rid)); err == nil {
+		t.Errorf("a reply to a request that is not there")
+	}
+}
+
+// FuzzServeHostRequest serves any bytes as a host request: no panic, and
+// exactly one reply, which decodes (the in-process compute starts no host,
+// so it says failed).
+func FuzzServeHostRequest(f *testing.F) {
+	digest, err := programDigest()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(record.Encode(&record.HostRequest{By: "0123456789abcdef", Digest: digest, Made: time.Now().UnixNano()}))
+	f.Add([]byte(`{"by":"../x","digest":"","made":-1}`))
+	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]`))
+	ctx := context.Background()
+	k, err := Open(ctx, "mem://")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer k.Close()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rid := newID()
+		rep := serveOne(t, ctx, k, rid, data)
+		if rep == nil || rep.State != record.HostFailed {
+			t.Fatalf("request %q: reply %+v, want failed", data, rep)
+		}
+	})
+}
