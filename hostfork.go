@@ -476,6 +476,16 @@ func (k *Kernel) serveHostRequest(ctx context.Context, rid string) {
 		fail(fmt.Sprintf("kernel %s is not a live host of this namespace", req.By))
 		return
 	}
+	// The ceilings hold for hosts started on request too: the budget here
+	// (max_hosts in launchHost's host number).
+	if err := k.refreshHosts(ctx); err != nil {
+		fail(err.Error())
+		return
+	}
+	if err := k.checkHostLimits(ctx); err != nil {
+		fail(err.Error())
+		return
+	}
 	if err := k.launchHost(ctx, id); err != nil {
 		fail(err.Error())
 		return
