@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -121,14 +120,16 @@ type hostsConfig struct {
 }
 
 // WithHosts turns hosts on: the kernel's forks that would start a new
-// copy of the program run on warm hosts of slots processes each (0: the
-// number of CPUs), each host staying alive for idle after its last
-// process ended (0: DefaultHostIdle). See the README's "Hosts". A file://
-// URL turns it on with ?hosts=1 (and slots=N, idle=DURATION).
+// copy of the program run on warm hosts of slots processes each (0: what
+// the compute says a host holds, backend.HostSlots, such as a server
+// flavor's vCPUs, else the number of CPUs), each host staying alive for
+// idle after its last process ended (0: DefaultHostIdle). See the
+// README's "Hosts". A file:// or openstack:// URL turns it on with
+// ?hosts=1 (and slots=N, idle=DURATION).
 func WithHosts(slots int, idle time.Duration) Option {
 	return func(c *config) {
-		if slots <= 0 {
-			slots = runtime.NumCPU()
+		if slots < 0 {
+			slots = 0
 		}
 		if idle <= 0 {
 			idle = DefaultHostIdle
@@ -236,6 +237,7 @@ type placer struct {
 	// stale: a claim found its slot taken: the view is old, list again
 	// before the next pick (rather than trying slot after slot).
 	stale bool
+	slots int // of the hosts this kernel starts, once known (hostSlotCount)
 }
 
 type hostSlot struct {
@@ -328,7 +330,7 @@ func (k *Kernel) reserveSlot(ctx context.Context) (hostSlot, error) {
 	if err != nil {
 		return hostSlot{}, err
 	}
-	h := &hostView{id: id, slots: k.cfg.hosts.slots, used: map[int]bool{0: true}, seen: time.Now()}
+	h := &hostView{id: id, slots: k.hostSlotCount(ctx), used: map[int]bool{0: true}, seen: time.Now()}
 	p.hosts[id] = h
 	return hostSlot{id, 0}, nil
 }
@@ -441,7 +443,7 @@ func (k *Kernel) startHost(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("host lease: %w", err)
 	}
 	name := hostInstanceName(k.cfg.namespace, id)
-	rec := &hostRecord{Kernel: id, Digest: k.placer.digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
+	rec := &hostRecord{Kernel: id, Digest: k.placer.digest, Slots: k.hostSlotCount(ctx), Idle: int64(k.cfg.hosts.idle),
 		Started: time.Now().UnixNano(), Instance: name}
 	if err := k.putHostRecord(ctx, rec); err != nil {
 		return "", fmt.Errorf("host record: %w", err)
