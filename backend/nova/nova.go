@@ -142,7 +142,7 @@ const (
 	MetaDeleteAt  = "rack-delete-at" // Unix seconds
 	// MetaHost is "1" on a host's server (backend.HostOption).
 	MetaHost = "rack-host"
-	TagRack       = "rack"
+	TagRack  = "rack"
 	// TagNamespacePrefix followed by the namespace tags the servers of a
 	// namespace; a namespace that cannot be in a tag (too long, or with ','
 	// or '/') gets TagNamespaceHashPrefix and 32 hex digits of its SHA-256.

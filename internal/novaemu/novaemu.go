@@ -6,7 +6,8 @@
 // user_data, metadata, tags and multi-create), show, list (index and
 // detail, with Nova's name, status, reservation_id and tag filters and
 // limit/marker pagination), delete, server metadata, and the
-// os-getConsoleOutput, os-stop and os-start actions. Bodies, status codes
+// os-getConsoleOutput, os-stop and os-start actions, and flavor show
+// (GET /flavors/{id}, from Config.Flavors). Bodies, status codes
 // and error messages follow Nova's own (nova/api/openstack/compute), so a
 // driver that works here meets the same shapes on a real cloud.
 //
