@@ -110,6 +110,9 @@ type hostRecord struct {
 	// Used and IdleSince are as of the last refresh (every lease/5).
 	Used      int   `json:"used"`
 	IdleSince int64 `json:"idle_since,omitempty"`
+	// Up is when the host began to run, as it wrote it (a booting
+	// server's forker tends its lease until then: hostcloud.go).
+	Up int64 `json:"up,omitempty"`
 }
 
 // hostsConfig is the hosts option of a kernel.
@@ -469,6 +472,7 @@ func (k *Kernel) startHost(ctx context.Context) (string, error) {
 		_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(id))
 		return "", fmt.Errorf("starting a host: %w", err)
 	}
+	k.tendBootingHost(rec) // hostcloud.go
 	return id, nil
 }
 

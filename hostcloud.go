@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/url"
 	"runtime"
+	"slices"
+	"time"
 
 	"github.com/rackfork/rack/backend"
 )
@@ -40,4 +42,71 @@ func (k *Kernel) hostSlotCount(ctx context.Context) int {
 		k.cfg.logger.Warn("rack: hosts: the compute did not say how many slots a host has; using this machine's CPUs", "err", err)
 	}
 	return runtime.NumCPU()
+}
+
+// hostBootLimit bounds how long a forker keeps the lease of a host it
+// started on a compute that boots servers, while the host is not up.
+const hostBootLimit = 15 * time.Minute
+
+// tendBootingHost keeps, for a host just started on a compute whose
+// instances run elsewhere (not backend.SameMachine: a server, which takes
+// a boot of seconds to minutes), the host's lease and record alive until
+// the host runs and says so (hostRecord.Up): processes placed on it are
+// not taken for lost, nor the host for dead, while its server boots. It
+// stops when the compute no longer lists the instance (its boot failed
+// for good), after hostBootLimit, or when this kernel closes; the lease
+// then lapses as any other. A local host runs within milliseconds of its
+// start: nothing to tend.
+func (k *Kernel) tendBootingHost(rec *hostRecord) {
+	if k.sameMachine {
+		return
+	}
+	cp := *rec
+	rec = &cp
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		ctx := k.ctx
+		deadline := time.Now().Add(hostBootLimit)
+		t := time.NewTicker(k.cfg.lease / renewEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			var now hostRecord
+			err := k.ns.getRecord(ctx, hostKey(rec.Kernel), &now)
+			if err == nil && now.Up != 0 {
+				return // it runs, and renews its lease itself
+			}
+			if time.Now().After(deadline) {
+				k.cfg.logger.Warn("rack: hosts: a host did not start in time; its lease is left to lapse", "host", rec.Kernel, "limit", hostBootLimit)
+				return
+			}
+			live, lerr := k.compute.List(ctx, k.cfg.namespace)
+			if lerr == nil && !slices.ContainsFunc(live, func(in backend.Instance) bool { return in.Name == rec.Instance }) {
+				return // its instance is gone (a failed boot): the lease lapses
+			}
+			if err := k.leases.put(ctx, rec.Kernel, k.cfg.lease); err != nil && ctx.Err() == nil {
+				k.cfg.logger.Warn("rack: hosts: renewing a booting host's lease", "host", rec.Kernel, "err", err)
+			}
+			if err := k.putHostRecord(ctx, rec); err != nil && ctx.Err() == nil {
+				k.cfg.logger.Warn("rack: hosts: renewing a booting host's record", "host", rec.Kernel, "err", err)
+			}
+		}
+	}()
+}
+
+// hostUp records, for a host on a compute whose instances run elsewhere,
+// that it runs (see tendBootingHost): its forker stops tending its lease.
+func (k *Kernel) hostUp(ctx context.Context, rec *hostRecord) {
+	if k.sameMachine {
+		return
+	}
+	rec.Up = time.Now().UnixNano()
+	if err := k.putHostRecord(ctx, rec); err != nil {
+		k.cfg.logger.Warn("rack: host: writing its record", "err", err)
+	}
 }

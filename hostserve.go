@@ -60,6 +60,7 @@ func runHost(main Program) int {
 		k.Close()
 		return 1
 	}
+	k.hostUp(ctx, &h.rec) // hostcloud.go
 	// SIGTERM, SIGHUP and SIGINT end the host as its idle time does,
 	// with its processes (a host has no terminal: these are what an
 	// operator sends it). A second signal, or an end that the store holds
