@@ -70,11 +70,15 @@ func (k *Kernel) tendBootingHost(rec *hostRecord) {
 		deadline := time.Now().Add(hostBootLimit)
 		t := time.NewTicker(k.cfg.lease / renewEvery)
 		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
+		// At once first: starting the server may have taken longer than
+		// a lease (the program's first upload, the credential's issue).
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
 			}
 			var now hostRecord
 			err := k.ns.getRecord(ctx, hostKey(rec.Kernel), &now)
