@@ -159,6 +159,42 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("hosts deleted their servers %v after the forker closed (lease 3 s)", awaitNoServers(t, emu, time.Minute).Round(100*time.Millisecond))
+	// The forker left the credential to its hosts: gc -a revokes it with
+	// the dead namespace.
+	gcDeadNamespace(t, ctx, cloud, ns)
+}
+
+// gcDeadNamespace runs gc -a from another namespace until it removes ns
+// (quiet for 15 s), and checks that nothing of ns is left to read.
+func gcDeadNamespace(t testing.TB, ctx context.Context, cloud, ns string) {
+	t.Helper()
+	k, err := rack.Open(ctx, "openstack://"+cloud+"/"+ns+"-gc?image=cirros&flavor=m1.tiny&network=none",
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	start := time.Now()
+	var rep *rack.GCReport
+	for {
+		if rep, err = k.GC(ctx, &rack.GCOptions{Namespaces: true, NamespaceQuiet: 15 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(rep.DeadNamespaces, ns) || time.Since(start) > 2*time.Minute {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if !slices.Contains(rep.DeadNamespaces, ns) {
+		t.Fatalf("gc did not remove the dead namespace %s: %+v", ns, rep)
+	}
+	left, err := k.ReadableForTest(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("after gc, the dead namespace still holds %v", left)
+	}
 }
 
 // TestOpenStackHostsKilledRoot: kill -9 of the root while its two
@@ -262,9 +298,12 @@ func BenchmarkOpenStackHostFork(b *testing.B) {
 	const warmForks = 10
 	var cold, warm time.Duration
 	var warmRequests, warmFirstLine int64
+	var namespaces []string
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		k, err := rack.Open(ctx, "openstack://"+cloud+"/"+novaHostsNS("rack-hbench-")+"?image=cirros&flavor=m1.medium&network=none&hosts=1&idle=1m",
+		ns := novaHostsNS("rack-hbench-")
+		namespaces = append(namespaces, ns)
+		k, err := rack.Open(ctx, "openstack://"+cloud+"/"+ns+"?image=cirros&flavor=m1.medium&network=none&hosts=1&idle=1m",
 			rack.WithLease(3*time.Second), rack.WithPolling(10*time.Millisecond, 500*time.Millisecond),
 			rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
 		if err != nil {
@@ -318,4 +357,7 @@ func BenchmarkOpenStackHostFork(b *testing.B) {
 	b.ReportMetric(float64(warmRequests)/n/warmForks, "store-req/warm-fork-to-exit")
 	b.ReportMetric(float64(boot.Milliseconds()), "boot-delay-ms")
 	awaitNoServers(b, emu, time.Minute)
+	for _, ns := range namespaces {
+		gcDeadNamespace(b, ctx, cloud, ns) // and their credentials
+	}
 }
