@@ -239,35 +239,10 @@ func TestOpenStackHostsKilledRoot(t *testing.T) {
 	awaitNoServers(t, emu, time.Minute)
 	t.Logf("the host deleted its server %v after its root's SIGKILL (lease 2 s)", time.Since(killed).Round(100*time.Millisecond))
 
-	k, err := rack.Open(ctx, "openstack://"+cloud+"/"+ns+"-gc?image=cirros&flavor=m1.tiny&network=none",
-		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	var rep *rack.GCReport
-	for {
-		if rep, err = k.GC(ctx, &rack.GCOptions{Namespaces: true, NamespaceQuiet: 15 * time.Second}); err != nil {
-			t.Fatal(err)
-		}
-		if slices.Contains(rep.DeadNamespaces, ns) || time.Since(killed) > 2*time.Minute {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	t.Logf("gc %v after the SIGKILL: %+v", time.Since(killed).Round(time.Millisecond), rep)
-	if !slices.Contains(rep.DeadNamespaces, ns) {
-		t.Fatalf("gc did not remove the dead namespace %s: %+v", ns, rep)
-	}
+	gcDeadNamespace(t, ctx, cloud, ns)
+	t.Logf("gc -a removed the namespace %v after the SIGKILL", time.Since(killed).Round(time.Millisecond))
 	if n := len(live(emu)); n != 0 {
 		t.Errorf("after gc, %d servers left", n)
-	}
-	left, err := k.ReadableForTest(ctx, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) > 0 {
-		t.Errorf("after gc, the dead namespace still holds %v", left)
 	}
 }
 
