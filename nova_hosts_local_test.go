@@ -1,0 +1,189 @@
+package rack_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+
+	"github.com/rackfork/rack"
+	"github.com/rackfork/rack/backend/file"
+	"github.com/rackfork/rack/backend/nova"
+	"github.com/rackfork/rack/internal/novaemu"
+)
+
+// staticStager stages this test binary from a local HTTP server (as a
+// Swift TempURL would serve it).
+type staticStager struct{ url, sum string }
+
+func (s staticStager) Stage(context.Context) (string, string, error) { return s.url, s.sum, nil }
+
+// serveThisBinary serves this test binary over HTTP and returns a stager
+// of it.
+func serveThisBinary(t testing.TB) staticStager {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(data)
+	sum := hex.EncodeToString(h[:])
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/bin/"+sum {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(srv.Close)
+	return staticStager{srv.URL + "/bin/" + sum, sum}
+}
+
+// TestNovaHostsLocalStore: hosts on Nova servers (the emulator, with a
+// boot delay) without Keystone or Swift: the namespace is a file://
+// store the emulated servers share with the forker. 40 workers forked at
+// once on hosts whose slots come from the flavor (c1.ten: 10 vCPUs) boot
+// 4 servers; a second batch while they are warm boots none; the forker's
+// Close leaves the hosts' servers, whose programs then end by themselves
+// (the namespace has no kernel left).
+func TestNovaHostsLocalStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots emulated servers running this binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	emu, err := novaemu.Start(novaemu.Config{WorkDir: t.TempDir(), Faults: novaemu.Faults{BootDelay: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	compute, err := nova.New(nova.Config{
+		Client: &gophercloud.ServiceClient{ProviderClient: &gophercloud.ProviderClient{TokenID: "token"},
+			Endpoint: emu.URL() + "/", Type: "compute"},
+		Image: "img", Flavor: "c1.ten", Network: "none", Stager: serveThisBinary(t), PollInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	store, err := file.New(dir, file.WithoutSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := rack.New(ctx, store, compute, rack.WithURL("file://"+dir+"?hosts=1&idle=1m"), rack.WithHosts(0, time.Minute),
+		rack.WithLease(3*time.Second), rack.WithPolling(10*time.Millisecond, 500*time.Millisecond),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	const workers = 40
+	run := func(arg string) map[int]bool {
+		ospids := map[int]bool{}
+		root, err := k.Start(ctx, rack.Spec{Name: "many"}, func(ctx context.Context, self *rack.Self) error {
+			r, w, err := self.Pipe(ctx)
+			if err != nil {
+				return err
+			}
+			specs := make([]rack.Spec, workers)
+			for i := range specs {
+				specs[i] = rack.Spec{Program: "os-child", Args: []string{arg}, Stdout: w}
+			}
+			kids, err := self.ForkAll(ctx, specs)
+			if err != nil {
+				return err
+			}
+			w.Close()
+			sc := bufio.NewScanner(r)
+			for lines := 0; lines < workers && sc.Scan(); lines++ {
+				f := strings.Fields(sc.Text())
+				ospid, _ := strconv.Atoi(f[len(f)-1])
+				ospids[ospid] = true
+			}
+			for _, c := range kids {
+				if arg == "block" {
+					if err := c.Kill(ctx); err != nil {
+						return err
+					}
+				}
+				if err := c.Wait(ctx); err != nil && arg != "block" {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := root.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return ospids
+	}
+	first := run("block")
+	if n := emu.Calls()["POST /servers"]; n != 4 || len(first) != 4 {
+		t.Errorf("%d workers on hosts of 10 slots: %d servers created, %d OS processes; want 4 and 4", workers, n, len(first))
+	}
+	hosts, err := k.Hosts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		if h.Slots != 10 {
+			t.Errorf("host %s has %d slots, want the flavor's 10 vCPUs", h.Kernel, h.Slots)
+		}
+	}
+	emu.ResetCalls()
+	second := run("ok")
+	if n := emu.Calls()["POST /servers"]; n != 0 {
+		t.Errorf("the second batch, within the idle time, created %d servers, want 0", n)
+	}
+	for ospid := range second {
+		if !first[ospid] {
+			t.Errorf("the second batch ran in OS process %d, not one of the warm hosts", ospid)
+		}
+	}
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(live(emu)); n != 4 {
+		t.Errorf("Close left %d servers, want the 4 hosts' (they end themselves)", n)
+	}
+	// The namespace has no kernel but hosts: they end (their programs
+	// exit; here, with a file:// store, they have no server to delete).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		running := 0
+		for _, s := range emu.Servers() {
+			if s.PID != 0 {
+				running++
+			}
+		}
+		if running == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d hosts still run 30 s after the namespace's last kernel closed", running)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, s := range emu.Servers() {
+		if s.ExitCode != 0 {
+			t.Errorf("host server %s: exit status %d, console:\n%s", s.Name, s.ExitCode, s.Console)
+		}
+	}
+}
