@@ -187,3 +187,40 @@ func TestNovaHostsLocalStore(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkNovaHostForkLocal is BenchmarkOpenStackHostFork on emulated
+// servers sharing a file:// store (no Keystone, no Swift): the boot and
+// placement costs without Swift's latency.
+//
+//	go test -run '^$' -bench NovaHostForkLocal -benchtime 3x .
+func BenchmarkNovaHostForkLocal(b *testing.B) {
+	boot := benchBootDelay(b)
+	emu, err := novaemu.Start(novaemu.Config{WorkDir: b.TempDir(), Faults: novaemu.Faults{BootDelay: boot}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer emu.Close()
+	stager := serveThisBinary(b)
+	benchHostForks(b, boot, func() *rack.Kernel {
+		compute, err := nova.New(nova.Config{
+			Client: &gophercloud.ServiceClient{ProviderClient: &gophercloud.ProviderClient{TokenID: "token"},
+				Endpoint: emu.URL() + "/", Type: "compute"},
+			Image: "img", Flavor: "m1.medium", Network: "none", Stager: stager, PollInterval: 100 * time.Millisecond,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir := b.TempDir()
+		store, err := file.New(dir, file.WithoutSync())
+		if err != nil {
+			b.Fatal(err)
+		}
+		k, err := rack.New(context.Background(), store, compute, rack.WithURL("file://"+dir+"?hosts=1&idle=1m"), rack.WithHosts(0, time.Minute),
+			rack.WithLease(3*time.Second), rack.WithPolling(10*time.Millisecond, 500*time.Millisecond),
+			rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return k
+	})
+}
