@@ -224,9 +224,11 @@ func programDigest() (string, error) {
 }
 
 // onHosts reports whether pr, a remote child, is to run on a host: hosts
-// are on and it runs this program (not one named by an option).
+// are on and it runs this program (not one named by an option) with no
+// option at all: a fork that asks for its own kind of instance (a
+// server's flavor or image, say) gets one.
 func (k *Kernel) onHosts(pr *proc) bool {
-	return k.cfg.hosts.on && pr.remote && pr.rec.Options[backend.ExeOption] == "" && pr.rec.Options[backend.ProgramOption] == ""
+	return k.cfg.hosts.on && pr.remote && len(pr.rec.Options) == 0
 }
 
 // placer is a forker's view of the namespace's hosts, for placement. It

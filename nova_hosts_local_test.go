@@ -53,28 +53,20 @@ func serveThisBinary(t testing.TB) staticStager {
 	return staticStager{srv.URL + "/bin/" + sum, sum}
 }
 
-// TestNovaHostsLocalStore: hosts on Nova servers (the emulator, with a
-// boot delay) without Keystone or Swift: the namespace is a file://
-// store the emulated servers share with the forker. 40 workers forked at
-// once on hosts whose slots come from the flavor (c1.ten: 10 vCPUs) boot
-// 4 servers; a second batch while they are warm boots none; the forker's
-// Close leaves the hosts' servers, whose programs then end by themselves
-// (the namespace has no kernel left).
-func TestNovaHostsLocalStore(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots emulated servers running this binary")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// novaHostsLocal starts an emulator (boot delay 300 ms) and opens a
+// kernel with hosts on (idle time 1 minute, lease 3 s) whose servers boot
+// this test binary with flavor and share a file:// store with it.
+func novaHostsLocal(t *testing.T, ctx context.Context, flavor string) (*novaemu.Emulator, *rack.Kernel) {
+	t.Helper()
 	emu, err := novaemu.Start(novaemu.Config{WorkDir: t.TempDir(), Faults: novaemu.Faults{BootDelay: 300 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer emu.Close()
+	t.Cleanup(func() { emu.Close() })
 	compute, err := nova.New(nova.Config{
 		Client: &gophercloud.ServiceClient{ProviderClient: &gophercloud.ProviderClient{TokenID: "token"},
 			Endpoint: emu.URL() + "/", Type: "compute"},
-		Image: "img", Flavor: "c1.ten", Network: "none", Stager: serveThisBinary(t), PollInterval: 100 * time.Millisecond,
+		Image: "img", Flavor: flavor, Network: "none", Stager: serveThisBinary(t), PollInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +82,24 @@ func TestNovaHostsLocalStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer k.Close()
+	t.Cleanup(func() { k.Close() })
+	return emu, k
+}
+
+// TestNovaHostsLocalStore: hosts on Nova servers (the emulator, with a
+// boot delay) without Keystone or Swift: the namespace is a file://
+// store the emulated servers share with the forker. 40 workers forked at
+// once on hosts whose slots come from the flavor (c1.ten: 10 vCPUs) boot
+// 4 servers; a second batch while they are warm boots none; the forker's
+// Close leaves the hosts' servers, whose programs then end by themselves
+// (the namespace has no kernel left).
+func TestNovaHostsLocalStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots emulated servers running this binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	emu, k := novaHostsLocal(t, ctx, "c1.ten")
 	const workers = 40
 	run := func(arg string) map[int]bool {
 		ospids := map[int]bool{}
@@ -185,6 +194,65 @@ func TestNovaHostsLocalStore(t *testing.T) {
 		if s.ExitCode != 0 {
 			t.Errorf("host server %s: exit status %d, console:\n%s", s.Name, s.ExitCode, s.Console)
 		}
+	}
+}
+
+// TestNovaHostsOwnFlavor: with hosts on, a fork that asks for its own
+// flavor (Spec.Options) gets a server of its own, deleted once it has
+// exited; one without options goes to a host.
+func TestNovaHostsOwnFlavor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots emulated servers running this binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	emu, k := novaHostsLocal(t, ctx, "m1.medium")
+	// A fork that asks for its own flavor gets its own server.
+	own, err := k.Start(ctx, rack.Spec{Name: "own"}, func(ctx context.Context, self *rack.Self) error {
+		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}, Options: map[string]string{"flavor": "1"}})
+		if err != nil {
+			return err
+		}
+		return c.Wait(ctx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := own.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := emu.Calls()["POST /servers"]; n != 1 {
+		t.Errorf("a fork with its own flavor created %d servers, want 1", n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left := ""
+		for _, s := range live(emu) {
+			if s.Metadata[nova.MetaHost] != "1" {
+				left = s.Name
+			}
+		}
+		if left == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server %s of a fork with its own flavor left 10 s after its exit", left)
+		}
+	}
+	c, err := k.Start(ctx, rack.Spec{Name: "hosted"}, func(ctx context.Context, self *rack.Self) error {
+		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
+		if err != nil {
+			return err
+		}
+		return c.Wait(ctx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(live(emu)); n != 1 || live(emu)[0].Metadata[nova.MetaHost] != "1" {
+		t.Errorf("a fork without options: %d servers, want one host's", n)
 	}
 }
 
