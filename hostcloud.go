@@ -103,12 +103,9 @@ func (k *Kernel) tendBootingHost(rec *hostRecord) {
 	}()
 }
 
-// hostUp records, for a host on a compute whose instances run elsewhere,
-// that it runs (see tendBootingHost): its forker stops tending its lease.
+// hostUp records that the host runs (see tendBootingHost): a forker
+// tending its lease while it booted stops. One put, as the host starts.
 func (k *Kernel) hostUp(ctx context.Context, rec *hostRecord) {
-	if k.sameMachine {
-		return
-	}
 	rec.Up = time.Now().UnixNano()
 	if err := k.putHostRecord(ctx, rec); err != nil {
 		k.cfg.logger.Warn("rack: host: writing its record", "err", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -57,8 +58,13 @@ func serveThisBinary(t testing.TB) staticStager {
 // kernel with hosts on (idle time 1 minute, lease 3 s) whose servers boot
 // this test binary with flavor and share a file:// store with it.
 func novaHostsLocal(t *testing.T, ctx context.Context, flavor string) (*novaemu.Emulator, *rack.Kernel) {
+	return novaHostsLocalBoot(t, ctx, flavor, 300*time.Millisecond)
+}
+
+// novaHostsLocalBoot is novaHostsLocal with a boot delay of boot.
+func novaHostsLocalBoot(t *testing.T, ctx context.Context, flavor string, boot time.Duration) (*novaemu.Emulator, *rack.Kernel) {
 	t.Helper()
-	emu, err := novaemu.Start(novaemu.Config{WorkDir: t.TempDir(), Faults: novaemu.Faults{BootDelay: 300 * time.Millisecond}})
+	emu, err := novaemu.Start(novaemu.Config{WorkDir: t.TempDir(), Faults: novaemu.Faults{BootDelay: boot}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,6 +259,57 @@ func TestNovaHostsOwnFlavor(t *testing.T) {
 	}
 	if n := len(live(emu)); n != 1 || live(emu)[0].Metadata[nova.MetaHost] != "1" {
 		t.Errorf("a fork without options: %d servers, want one host's", n)
+	}
+}
+
+// TestNovaHostsSlowBoot: a host whose server boots for longer than two
+// leases (7 s against 3 s) runs the processes placed on it: its forker
+// keeps its lease and record alive while it boots, so they are not taken
+// for lost, and a second fork meanwhile goes to the same booting host.
+func TestNovaHostsSlowBoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots an emulated server for 7 s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	emu, k := novaHostsLocalBoot(t, ctx, "m1.medium", 7*time.Second)
+	root, err := k.Start(ctx, rack.Spec{Name: "slow"}, func(ctx context.Context, self *rack.Self) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		var kids []*rack.Process
+		for i := 0; i < 2; i++ {
+			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"ok"}, Stdout: w})
+			if err != nil {
+				return err
+			}
+			kids = append(kids, c)
+			time.Sleep(4 * time.Second) // the second fork past the first's lease
+		}
+		w.Close()
+		for _, c := range kids {
+			if err := c.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		out, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if n := strings.Count(string(out), "ok "); n != 2 {
+			return fmt.Errorf("the children wrote %q, want 2 lines", out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := emu.Calls()["POST /servers"]; n != 1 {
+		t.Errorf("2 forks on a host of 2 slots booting for 7 s created %d servers, want 1", n)
 	}
 }
 
