@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -310,6 +312,55 @@ func TestNovaHostsSlowBoot(t *testing.T) {
 	}
 	if n := emu.Calls()["POST /servers"]; n != 1 {
 		t.Errorf("2 forks on a host of 2 slots booting for 7 s created %d servers, want 1", n)
+	}
+}
+
+// TestNovaHostsHostDies: once a host runs, its forker no longer keeps its
+// lease: a host whose VM dies (kill -9 of its process group) has its
+// processes reported lost within a few leases.
+func TestNovaHostsHostDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots an emulated server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	emu, k := novaHostsLocal(t, ctx, "m1.medium")
+	root, err := k.Start(ctx, rack.Spec{Name: "dies"}, func(ctx context.Context, self *rack.Self) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"block"}, Stdout: w})
+		if err != nil {
+			return err
+		}
+		w.Close()
+		if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
+			return err
+		}
+		servers := live(emu)
+		if len(servers) != 1 || servers[0].PID == 0 {
+			return fmt.Errorf("servers %+v, want one running host", servers)
+		}
+		if err := syscall.Kill(-servers[0].PID, syscall.SIGKILL); err != nil {
+			return err
+		}
+		killed := time.Now()
+		err = c.Wait(ctx)
+		if !errors.Is(err, rack.ErrLost) {
+			return fmt.Errorf("the child of a host killed -9: Wait = %v, want ErrLost", err)
+		}
+		if took := time.Since(killed); took > 15*time.Second {
+			return fmt.Errorf("the child of a host killed -9 was reported lost %v after the kill (lease 3 s)", took)
+		}
+		t.Logf("lost %v after its host's kill -9: %v", time.Since(killed).Round(100*time.Millisecond), err)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
