@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -195,6 +196,58 @@ func gcDeadNamespace(t testing.TB, ctx context.Context, cloud, ns string) {
 	if len(left) > 0 {
 		t.Errorf("after gc, the dead namespace still holds %v", left)
 	}
+}
+
+// TestOpenStackHostsIdleEnd: a host idle for its idle time (2 s) deletes
+// its own server while its forker's kernel lives on.
+func TestOpenStackHostsIdleEnd(t *testing.T) {
+	cloud, addr := openstackEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	emu, err := novaemu.Start(novaemu.Config{Addr: addr, WorkDir: t.TempDir(), Seed: 17,
+		Faults: novaemu.Faults{BootDelay: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	ns := novaHostsNS("rack-hidle-")
+	k, err := rack.Open(ctx, "openstack://"+cloud+"/"+ns+"?image=cirros&flavor=m1.tiny&network=none&hosts=1&idle=2s",
+		rack.WithLease(3*time.Second), rack.WithPolling(10*time.Millisecond, 500*time.Millisecond),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	root, err := k.Start(ctx, rack.Spec{Name: "idle"}, func(ctx context.Context, self *rack.Self) error {
+		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"exit3"}})
+		if err != nil {
+			return err
+		}
+		var ee *rack.ExitError
+		if err := c.Wait(ctx); !errors.As(err, &ee) || ee.Code() != 3 {
+			return fmt.Errorf("Wait = %v, want exit status 3", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ended := time.Now()
+	if n := len(live(emu)); n != 1 {
+		t.Errorf("%d servers after the child's exit, want its warm host's", n)
+	}
+	awaitNoServers(t, emu, 30*time.Second)
+	t.Logf("the idle host deleted its server %v after its last process ended (idle 2 s)", time.Since(ended).Round(100*time.Millisecond))
+	if hs, err := k.Hosts(ctx); err != nil || len(hs) != 0 {
+		t.Errorf("Hosts after the idle end: %+v, %v; want none", hs, err)
+	}
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gcDeadNamespace(t, ctx, cloud, ns)
 }
 
 // TestOpenStackHostsKilledRoot: kill -9 of the root while its two
