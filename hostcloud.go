@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rackfork/rack/backend"
@@ -110,4 +111,47 @@ func (k *Kernel) hostUp(ctx context.Context, rec *hostRecord) {
 	if err := k.putHostRecord(ctx, rec); err != nil {
 		k.cfg.logger.Warn("rack: host: writing its record", "err", err)
 	}
+}
+
+// sharedLeaseChecks remembers the latest lease checks of other kernels.
+type sharedLeaseChecks struct {
+	mu   sync.Mutex
+	last map[string]leaseCheck
+}
+
+type leaseCheck struct {
+	at    time.Time
+	alive bool
+}
+
+// aliveShared is alive, but answers from a check of kernel id made within
+// maxAge when there is one: a host's processes, often many children of
+// one forker, each watch their parent's lease, and would otherwise make
+// one request each per watch (a hundred processes on a store behind
+// Keystone are a hundred requests a second).
+func (l *leaseKeeper) aliveShared(ctx context.Context, id string, maxAge time.Duration) (bool, error) {
+	s := &l.seen
+	s.mu.Lock()
+	if c, ok := s.last[id]; ok && time.Since(c.at) < maxAge {
+		s.mu.Unlock()
+		return c.alive, nil
+	}
+	s.mu.Unlock()
+	at := time.Now()
+	alive, err := l.alive(ctx, id)
+	if err != nil {
+		return alive, err
+	}
+	s.mu.Lock()
+	if s.last == nil {
+		s.last = map[string]leaseCheck{}
+	}
+	for k, c := range s.last { // keep it small: drop the old
+		if time.Since(c.at) >= maxAge {
+			delete(s.last, k)
+		}
+	}
+	s.last[id] = leaseCheck{at: at, alive: alive}
+	s.mu.Unlock()
+	return alive, nil
 }

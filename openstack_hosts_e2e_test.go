@@ -65,8 +65,11 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 	}
 	defer emu.Close()
 	ns := novaHostsNS("rack-hosts-")
-	k, err := rack.Open(ctx, "openstack://"+cloud+"/"+ns+"?image=cirros&flavor=c1.ten&network=none&hosts=1&idle=1m&timeout=30s",
-		rack.WithLease(3*time.Second), rack.WithPolling(10*time.Millisecond, 500*time.Millisecond),
+	// A 10 s lease: a store call may take seconds here (one Swift proxy
+	// behind Keystone on a shared machine), and the retry budget is the
+	// lease.
+	k, err := rack.Open(ctx, "openstack://"+cloud+"/"+ns+"?image=cirros&flavor=c1.ten&network=none&hosts=1&idle=3m&timeout=30s",
+		rack.WithLease(10*time.Second), rack.WithPolling(10*time.Millisecond, 500*time.Millisecond),
 		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +86,7 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 			for i := range specs {
 				specs[i] = rack.Spec{Program: "os-child", Args: []string{arg}, Stdout: w}
 			}
+			forked := time.Now()
 			kids, err := self.ForkAll(ctx, specs)
 			if err != nil {
 				return err
@@ -102,16 +106,31 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 			if hosts, err = k.Hosts(ctx); err != nil {
 				return err
 			}
+			t.Logf("%s: %d lines from %d OS processes %v after the ForkAll", arg, lines, len(ospids), time.Since(forked).Round(time.Millisecond))
+			// All at once: one after another, on a slow store, the first
+			// hosts would idle past their idle time before the last kill.
+			errs := make(chan error, len(kids))
 			for _, c := range kids {
-				if arg == "block" {
-					if err := c.Kill(ctx); err != nil {
-						return err
+				go func() {
+					if arg == "block" {
+						if err := c.Kill(ctx); err != nil {
+							errs <- fmt.Errorf("%w (Wait: %v)", err, c.Wait(ctx))
+							return
+						}
 					}
-				}
-				if err := c.Wait(ctx); err != nil && arg != "block" {
+					if err := c.Wait(ctx); err != nil && arg != "block" {
+						errs <- err
+						return
+					}
+					errs <- nil
+				}()
+			}
+			for range kids {
+				if err := <-errs; err != nil {
 					return err
 				}
 			}
+			t.Logf("%s: all %d ended %v after the ForkAll", arg, len(kids), time.Since(forked).Round(time.Millisecond))
 			return nil
 		})
 		if err != nil {
@@ -159,7 +178,7 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 	if err := k.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("hosts deleted their servers %v after the forker closed (lease 3 s)", awaitNoServers(t, emu, time.Minute).Round(100*time.Millisecond))
+	t.Logf("hosts deleted their servers %v after the forker closed (lease 10 s)", awaitNoServers(t, emu, time.Minute).Round(100*time.Millisecond))
 	// The forker left the credential to its hosts: gc -a revokes it with
 	// the dead namespace.
 	gcDeadNamespace(t, ctx, cloud, ns)
