@@ -345,7 +345,7 @@ func (k *Kernel) watchParent(pr *proc) {
 			if pr.rec.Detached {
 				continue
 			}
-			if alive, err := k.leases.alive(k.ctx, pr.rec.Kernel); err == nil && !alive {
+			if alive, err := k.leases.aliveShared(k.ctx, pr.rec.Kernel, k.cfg.lease/6); err == nil && !alive {
 				k.cfg.logger.Warn("rack: parent kernel gone, killing", "pid", pr.pid, "parent", pr.rec.Kernel)
 				k.orphaned.Store(true)
 				k.kill(k.ctx, pr, SIGKILL)

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -112,8 +110,9 @@ type hostRecord struct {
 	// Used and IdleSince are as of the last refresh (every lease/5).
 	Used      int   `json:"used"`
 	IdleSince int64 `json:"idle_since,omitempty"`
-	// Up is when the host began to serve, ns; 0 while it starts (its
-	// forker keeps its record and lease alive meanwhile: keepStarting).
+	// Up is when the host began to run, as it wrote it, ns; 0 while it
+	// starts (its forker tends its lease and record until then:
+	// tendBootingHost).
 	Up int64 `json:"up,omitempty"`
 	// Claim is its host number under max_hosts (hostlimit.go), 0 without.
 	Claim int `json:"claim,omitempty"`
@@ -128,15 +127,17 @@ type hostsConfig struct {
 }
 
 // WithHosts turns hosts on: the kernel's forks that would start a new
-// copy of the program run on warm hosts of slots processes each (0: the
-// number of CPUs), each host staying alive for idle after its last
-// process ended (0: DefaultHostIdle). See the README's "Hosts". A file://
-// URL turns it on with ?hosts=1 (and slots=N, idle=DURATION, and the
-// ceilings of WithHostLimits).
+// copy of the program run on warm hosts of slots processes each (0: what
+// the compute says a host holds, backend.HostSlots, such as a server
+// flavor's vCPUs, else the number of CPUs), each host staying alive for
+// idle after its last process ended (0: DefaultHostIdle). See the
+// README's "Hosts". A file:// or openstack:// URL turns it on with
+// ?hosts=1 (and slots=N, idle=DURATION, and the ceilings of
+// WithHostLimits).
 func WithHosts(slots int, idle time.Duration) Option {
 	return func(c *config) {
-		if slots <= 0 {
-			slots = runtime.NumCPU()
+		if slots < 0 {
+			slots = 0
 		}
 		if idle <= 0 {
 			idle = DefaultHostIdle
@@ -236,9 +237,11 @@ func programDigest() (string, error) {
 }
 
 // onHosts reports whether pr, a remote child, is to run on a host: hosts
-// are on and it runs this program (not one named by an option).
+// are on and it runs this program (not one named by an option) with no
+// option at all: a fork that asks for its own kind of instance (a
+// server's flavor or image, say) gets one.
 func (k *Kernel) onHosts(pr *proc) bool {
-	return k.cfg.hosts.on && pr.remote && pr.rec.Options[backend.ExeOption] == "" && pr.rec.Options[backend.ProgramOption] == ""
+	return pr.remote && k.onHostsRec(pr.rec)
 }
 
 // placer is a forker's view of the namespace's hosts, for placement. It
@@ -257,8 +260,9 @@ type placer struct {
 	// The forks waiting under max_hosts (hostlimit.go).
 	limitWait
 	// self: this kernel is a host's; reqs: host requests (hostfork.go).
-	self *hostSelf
-	reqs hostRequests
+	self  *hostSelf
+	reqs  hostRequests
+	slots int // of the hosts this kernel starts, once known (hostSlotCount)
 }
 
 type hostSlot struct {
@@ -359,7 +363,7 @@ func (k *Kernel) reserveSlot(ctx context.Context) (hostSlot, error) {
 	if err != nil {
 		return hostSlot{}, err
 	}
-	h := &hostView{id: id, slots: k.cfg.hosts.slots, used: map[int]bool{0: true}, seen: time.Now(), started: time.Now()}
+	h := &hostView{id: id, slots: k.hostSlotCount(ctx), used: map[int]bool{0: true}, seen: time.Now(), started: time.Now()}
 	p.hosts[id] = h
 	return hostSlot{id, 0}, nil
 }
@@ -494,7 +498,7 @@ func (k *Kernel) launchHost(ctx context.Context, id string) error {
 		return fmt.Errorf("host lease: %w", err)
 	}
 	name := hostInstanceName(k.cfg.namespace, id)
-	rec := &hostRecord{Kernel: id, Digest: k.placer.digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
+	rec := &hostRecord{Kernel: id, Digest: k.placer.digest, Slots: k.hostSlotCount(ctx), Idle: int64(k.cfg.hosts.idle),
 		Started: time.Now().UnixNano(), Instance: name, Claim: claim}
 	if err := k.putHostRecord(ctx, rec); err != nil {
 		k.releaseHostNumber(ctx, claim)
@@ -521,41 +525,8 @@ func (k *Kernel) launchHost(ctx context.Context, id string) error {
 		k.releaseHostNumber(ctx, claim)
 		return fmt.Errorf("starting a host: %w", err)
 	}
-	k.wg.Add(1)
-	go k.keepStarting(*rec)
+	k.tendBootingHost(rec) // hostcloud.go
 	return nil
-}
-
-// keepStarting keeps a host this kernel started alive in the store (its
-// lease and record, written for one lease) until the host serves (its
-// record says Up), its instance is gone (a failed start: the lease then
-// lapses, and the children placed on it are found lost), or this kernel
-// closes. A host may take longer than a lease to start: on a loaded
-// machine, and on a cloud, where a server boots.
-func (k *Kernel) keepStarting(rec hostRecord) {
-	defer k.wg.Done()
-	t := time.NewTicker(k.cfg.lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-k.ctx.Done():
-			return
-		case <-t.C:
-		}
-		var now hostRecord
-		if err := k.ns.getRecord(k.ctx, hostKey(rec.Kernel), &now); err == nil && now.Up != 0 {
-			return
-		}
-		if live, err := k.compute.List(k.ctx, k.cfg.namespace); err == nil && !slices.ContainsFunc(live, func(in backend.Instance) bool { return in.Name == rec.Instance }) {
-			return
-		}
-		if err := k.leases.put(k.ctx, rec.Kernel, k.cfg.lease); err != nil && k.ctx.Err() == nil {
-			k.cfg.logger.Warn("rack: keeping a starting host's lease", "host", rec.Kernel, "err", err)
-		}
-		if err := k.putHostRecord(k.ctx, &rec); err != nil && k.ctx.Err() == nil {
-			k.cfg.logger.Warn("rack: keeping a starting host's record", "host", rec.Kernel, "err", err)
-		}
-	}
 }
 
 // putHostRecord writes a host's record, good for one lease.

@@ -79,9 +79,9 @@ func (k *Kernel) reserveOwnSlot(pr *proc) bool {
 }
 
 // onHostsRec is onHosts for a process record: hosts are on and it runs
-// this program.
+// this program with no option of its own (see onHosts).
 func (k *Kernel) onHostsRec(rec *record.Proc) bool {
-	return k.cfg.hosts.on && rec.Options[backend.ExeOption] == "" && rec.Options[backend.ProgramOption] == ""
+	return k.cfg.hosts.on && len(rec.Options) == 0
 }
 
 // unreserveOwnSlot gives back the slot reserved for pr, a fork that

@@ -62,11 +62,7 @@ func runHost(main Program) int {
 		return 1
 	}
 	k.inheritHosts(&h.rec) // hostfork.go
-	// Serving from now: its forker stops keeping it alive (keepStarting).
-	h.rec.Up = time.Now().UnixNano()
-	if err := k.putHostRecord(ctx, &h.rec); err != nil {
-		k.cfg.logger.Warn("rack: host: writing its record", "err", err)
-	}
+	k.hostUp(ctx, &h.rec)  // hostcloud.go
 	// SIGTERM, SIGHUP and SIGINT end the host as its idle time does,
 	// with its processes (a host has no terminal: these are what an
 	// operator sends it). A second signal, or an end that the store holds

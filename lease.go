@@ -24,6 +24,9 @@ type leaseKeeper struct {
 	// renewed is when the last renewal that succeeded was sent (Unix
 	// nanoseconds): the lease holds until then plus ttl.
 	renewed atomic.Int64
+	// seen shares the parents' lease checks of a kernel's processes
+	// (aliveShared, hostcloud.go).
+	seen sharedLeaseChecks
 }
 
 // renewEvery is how many times per lease period the lease is renewed. A

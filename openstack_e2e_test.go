@@ -26,7 +26,7 @@ import (
 // openstackEnv returns the clouds.yaml cloud and the address the Nova
 // emulator must listen on (Keystone's catalog names it as the compute
 // endpoint), or skips; .ci/run provides both.
-func openstackEnv(t *testing.T) (cloud, addr string) {
+func openstackEnv(t testing.TB) (cloud, addr string) {
 	t.Helper()
 	cloud, addr = os.Getenv("RACK_KEYSTONE_CLOUD"), os.Getenv("RACK_NOVA_ADDR")
 	if os.Getenv("RACK_KEYSTONE") != "1" || cloud == "" || addr == "" {

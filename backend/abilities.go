@@ -48,6 +48,17 @@ type HostStarter interface {
 	StartsHosts() bool
 }
 
+// HostSlots is implemented by computes that know how many processes a
+// host (HostOption) they start can run at once: the vCPUs of the flavor a
+// server is booted with, say. The kernel asks it once, when hosts are on
+// and no slot count was given; without it (or when it fails) a host has
+// as many slots as the forker's machine has CPUs.
+type HostSlots interface {
+	// HostSlots returns the slots of a host started with the compute's
+	// defaults (at least 1).
+	HostSlots(ctx context.Context) (int, error)
+}
+
 // PipeHints advise how rack's pipes buffer their data on a store.
 type PipeHints struct {
 	// SegmentSize is the largest pipe segment (one object) in bytes,

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -35,6 +36,25 @@ var openstackOptions = map[string]bool{
 	"security_groups": true, "availability_zone": true, "max_boots": true, "build_timeout": true,
 }
 
+// hostsOptions are the URL options of hosts (rack.HostsFromQuery).
+var hostsOptions = map[string]bool{"hosts": true, "slots": true, "idle": true}
+
+// sameChildURL reports whether own, the URL a child was given (RACK_URL),
+// names the namespace childURL does with the same options. The kernel's
+// own parameters (timeout=, which rack.Open takes out before an opener
+// sees the URL, and which the forker's kernel adds to the URL it hands
+// children) are not the opener's to compare.
+func sameChildURL(own, childURL string) bool {
+	u, err := url.Parse(own)
+	if err != nil {
+		return false
+	}
+	q := u.Query()
+	q.Del("timeout")
+	u.RawQuery = q.Encode()
+	return u.String() == childURL
+}
+
 // openOpenStack opens openstack://CLOUD/CONTAINER?image=...&flavor=...: a
 // Swift store with Nova servers as processes. The forker authenticates as
 // CLOUD says (clouds.yaml or OS_*); a child booted by it finds in its
@@ -51,10 +71,28 @@ func openOpenStack(ctx context.Context, u *url.URL, opts []rack.Option) (*rack.K
 		return nil, fmt.Errorf("%w: an openstack URL is openstack://CLOUD/CONTAINER (credentials come from clouds.yaml or OS_*, never the URL)", rack.ErrInvalid)
 	}
 	q := u.Query()
-	for key, vals := range q {
-		if !openstackOptions[key] || len(vals) != 1 {
-			return nil, fmt.Errorf("%w: URL option %q is not supported (supported: image, flavor, network, key_name, security_groups, availability_zone, max_boots, build_timeout)", rack.ErrInvalid, key)
+	// hosts=1, slots=N, idle=D: warm hosts (rack.WithHosts). They stay in
+	// the children's URL: a host opens the namespace as its forker did.
+	hq := url.Values{}
+	for _, key := range []string{"hosts", "slots", "idle"} {
+		if v, ok := q[key]; ok {
+			hq[key] = v
 		}
+	}
+	hosts, err := rack.HostsFromQuery(hq)
+	if err != nil {
+		return nil, err
+	}
+	for key, vals := range q {
+		if hostsOptions[key] {
+			continue
+		}
+		if !openstackOptions[key] || len(vals) != 1 {
+			return nil, fmt.Errorf("%w: URL option %q is not supported (supported: image, flavor, network, key_name, security_groups, availability_zone, max_boots, build_timeout, hosts, slots, idle)", rack.ErrInvalid, key)
+		}
+	}
+	if hosts != nil {
+		opts = append([]rack.Option{hosts}, opts...) // the caller's options win
 	}
 	maxBoots := 0
 	if s := q.Get("max_boots"); s != "" {
@@ -77,7 +115,7 @@ func openOpenStack(ctx context.Context, u *url.URL, opts []rack.Option) (*rack.K
 	if os.Getenv(credentialGetEnv) != "" {
 		// A child booted by a forker: its one-time credential reaches its
 		// own namespace only, and it has nothing else to log in with.
-		if own := os.Getenv(rack.URLEnv); own != childURL {
+		if own := os.Getenv(rack.URLEnv); !sameChildURL(own, childURL) {
 			return nil, fmt.Errorf("%w: this program is a child booted in namespace %s (%s=%q): its one-time credential reaches only that namespace, and a child cannot log in as the user, so it cannot open %s (the credential was left unused)",
 				rack.ErrInvalid, own, rack.URLEnv, own, childURL)
 		}
@@ -216,11 +254,24 @@ func (n *namespaceCredential) revoke(ctx context.Context) error {
 }
 
 // credentialedCompute is the forker's Nova compute: closing it deletes its
-// servers, then revokes the credential its children got.
+// servers, then revokes the credential its children got, unless it
+// started a host: a host outlives its forker (backend.HostOption) and
+// runs on that credential until it ends itself. The credential then
+// lapses at its expiry (credentialLifetime), or when gc finds the
+// namespace dead (Sweep revokes the dead namespaces' credentials).
 type credentialedCompute struct {
 	*nova.Compute
 	creds  *namespaceCredential
 	client *gophercloud.ServiceClient
+	hosts  atomic.Bool // a host was started: keep the credential
+}
+
+// Start boots a server (nova.Compute.Start), noting a host.
+func (c *credentialedCompute) Start(ctx context.Context, req *backend.StartRequest) (backend.Instance, error) {
+	if req != nil && req.Options[backend.HostOption] != "" {
+		c.hosts.Store(true)
+	}
+	return c.Compute.Start(ctx, req)
 }
 
 // Sweep deletes the servers of dead namespaces and those past their
@@ -247,8 +298,13 @@ func (c *credentialedCompute) Sweep(ctx context.Context, dead func(ctx context.C
 	return names, err
 }
 
+// Close deletes the servers of this compute's children and revokes their
+// credential, unless a host may run on it (see credentialedCompute).
 func (c *credentialedCompute) Close() error {
 	err := c.Compute.Close()
+	if c.hosts.Load() {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if rerr := c.creds.revoke(ctx); err == nil {

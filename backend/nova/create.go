@@ -338,6 +338,9 @@ func (c *Compute) serverOpts(ctx context.Context, in *instance, extra map[string
 		MetaPID:       strconv.FormatInt(in.info.PID, 10),
 		MetaDeleteAt:  strconv.FormatInt(time.Now().Add(c.cfg.DeleteAfter).Unix(), 10),
 	}
+	if in.host {
+		opts.Metadata[MetaHost] = "1"
+	}
 	if c.tags() {
 		opts.Tags = []string{TagRack, namespaceTag(in.info.Namespace), c.ownerTag}
 	}

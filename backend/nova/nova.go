@@ -32,6 +32,17 @@
 // failure to stage the program too), so the kernel calls it once per
 // process rather than retrying it.
 //
+// # Hosts
+//
+// A request with backend.HostOption boots a host: a server whose program
+// serves many rack processes and deletes its own server once idle or once
+// its namespace is dead (the program's job, through its own compute's
+// backend.SelfDeleter). Its server carries the metadata rack-host=1 and
+// rack-pid 0. Close leaves a host's server running (it deletes one still
+// being created or re-created); Sweep deletes it with the other servers
+// of a dead namespace, or past its rack-delete-at. HostSlots reads the
+// flavor's vCPUs (one GET /flavors/{id}, once).
+//
 // # Watching
 //
 // The kernel calls Reap (backend.Reaper) once it has read a child's exit
@@ -129,7 +140,9 @@ const (
 	MetaNamespace = "rack-namespace"
 	MetaPID       = "rack-pid"
 	MetaDeleteAt  = "rack-delete-at" // Unix seconds
-	TagRack       = "rack"
+	// MetaHost is "1" on a host's server (backend.HostOption).
+	MetaHost = "rack-host"
+	TagRack  = "rack"
 	// TagNamespacePrefix followed by the namespace tags the servers of a
 	// namespace; a namespace that cannot be in a tag (too long, or with ','
 	// or '/') gets TagNamespaceHashPrefix and 32 hex digits of its SHA-256.
@@ -231,6 +244,7 @@ type Compute struct {
 	// quotaTurn is held by the one Start that retries a create refused for
 	// quota; other refused Starts queue for it.
 	quotaTurn chan struct{}
+	hostSlots flavorSlots // HostSlots' answer
 
 	mu       sync.Mutex
 	closed   bool
@@ -260,6 +274,7 @@ type instance struct {
 	env     map[string]string
 	build   time.Duration         // the build deadline
 	req     *backend.StartRequest // for Config.ExtraEnv
+	host    bool                  // a host (backend.HostOption): Close leaves it
 
 	state    state
 	id       string    // the current server, "" if none known
@@ -475,7 +490,7 @@ func (c *Compute) prepare(ctx context.Context, req *backend.StartRequest) (*inst
 	return &instance{
 		info:   backend.Instance{Name: req.Name, Namespace: req.Namespace, PID: req.PID, Created: time.Now()},
 		create: opts, keyName: opt(req, OptionKeyName, c.cfg.KeyName), env: env, state: stStarting, build: build,
-		req: req,
+		req: req, host: req.Options[backend.HostOption] != "",
 	}, nil
 }
 
@@ -779,8 +794,9 @@ func (c *Compute) fail(in *instance, reason string) {
 // servers.
 const closeTimeout = 2 * time.Minute
 
-// Close stops the poller and deletes every server this Compute started.
-// It waits for Starts under way, which fail with ErrClosed.
+// Close stops the poller and deletes every server this Compute started
+// but the hosts' (backend.HostOption) that have been created, which end
+// themselves. It waits for Starts under way, which fail with ErrClosed.
 func (c *Compute) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -797,6 +813,10 @@ func (c *Compute) Close() error {
 	c.mu.Lock()
 	ins := make([]*instance, 0, len(c.insts))
 	for _, in := range c.insts {
+		if in.host && in.id != "" && !in.stopping && (in.state == stBuilding || in.state == stActive) {
+			c.releaseSlot(in)
+			continue // a host ends itself (backend.HostOption)
+		}
 		ins = append(ins, in)
 	}
 	c.mu.Unlock()

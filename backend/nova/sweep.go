@@ -24,7 +24,8 @@ type Swept struct {
 // Sweep deletes the leaked servers of rack in the client's project: those
 // with rack metadata (rack-namespace) whose rack-delete-at is not after
 // now, and those whose namespace dead reports as dead (dead may be nil; it
-// is asked once per namespace, and a namespace it fails on is kept). It is
+// is asked once per namespace, and a namespace it fails on is kept); a
+// host's server (rack-host) goes with its namespace like the others. It is
 // what `rack gc` runs. It lists every server of the project (servers made
 // without tags have only their metadata to tell them apart) and returns
 // what it deleted, with the errors met on the way joined.

@@ -133,6 +133,8 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		c.metadata(id, segs[3])
 	case route == "/servers/{id}/action" && m == http.MethodPost:
 		c.action(id)
+	case route == "/flavors/{id}" && m == http.MethodGet:
+		c.flavor(id)
 	case route == "/unknown":
 		c.fail(404, "The resource could not be found.")
 	default:
@@ -142,6 +144,9 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // routeOf names the route template of the path segments below /v2.1/.
 func routeOf(segs []string) string {
+	if len(segs) == 2 && segs[0] == "flavors" && segs[1] != "detail" {
+		return "/flavors/{id}"
+	}
 	if len(segs) == 0 || segs[0] != "servers" {
 		return "/unknown"
 	}
@@ -278,6 +283,46 @@ func (c *call) show(id string) {
 	}
 }
 
+// findFlavor returns the flavor whose id is ref, else the one named ref
+// (a server's flavorRef may be either here; Nova takes an id, and its
+// create looks the flavor up by flavorid,
+// nova/api/openstack/compute/servers.py).
+func (e *Emulator) findFlavor(ref string) (Flavor, bool) {
+	for _, f := range e.cfg.Flavors {
+		if f.ID == ref {
+			return f, true
+		}
+	}
+	for _, f := range e.cfg.Flavors {
+		if f.Name == ref {
+			return f, true
+		}
+	}
+	return Flavor{}, false
+}
+
+// flavor answers GET /flavors/{id} as nova/api/openstack/compute/flavors.py
+// show does, with the view of nova/api/openstack/compute/views/flavors.py
+// (description from 2.55, extra_specs from 2.61 are left out), and 404
+// "Flavor X could not be found." (FlavorNotFound, nova/exception.py).
+func (c *call) flavor(id string) {
+	f, ok := c.e.findFlavor(id)
+	if !ok {
+		c.fail(404, "Flavor %s could not be found.", id)
+		return
+	}
+	e := c.e
+	c.json(200, map[string]any{"flavor": map[string]any{
+		"id": f.ID, "name": f.Name, "vcpus": f.VCPUs, "ram": f.RAM, "disk": f.Disk,
+		"OS-FLV-EXT-DATA:ephemeral": 0, "OS-FLV-DISABLED:disabled": false, "swap": "",
+		"rxtx_factor": 1.0, "os-flavor-access:is_public": true,
+		"links": []any{
+			map[string]any{"rel": "self", "href": e.base + "/v2.1/flavors/" + f.ID},
+			map[string]any{"rel": "bookmark", "href": e.base + "/flavors/" + f.ID},
+		},
+	}})
+}
+
 func fmtTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
@@ -304,9 +349,13 @@ func (c *call) view(s *server, detail, show bool) map[string]any {
 	var flavor any = map[string]any{"id": s.flavorRef, "links": []any{
 		map[string]any{"rel": "bookmark", "href": e.base + "/flavors/" + s.flavorRef}}}
 	if c.minor >= 47 {
-		// The emulator has no flavors: the sizes are unknown, hence zero.
-		flavor = map[string]any{"original_name": s.flavorRef, "vcpus": 0, "ram": 0, "disk": 0,
+		// A flavor the emulator does not know has unknown sizes: zero.
+		fl, _ := e.findFlavor(s.flavorRef)
+		flavor = map[string]any{"original_name": fl.Name, "vcpus": fl.VCPUs, "ram": fl.RAM, "disk": fl.Disk,
 			"ephemeral": 0, "swap": 0, "extra_specs": map[string]any{}}
+		if fl.Name == "" {
+			flavor.(map[string]any)["original_name"] = s.flavorRef
+		}
 	}
 	hostID := ""
 	if s.vmState != vmBuilding {

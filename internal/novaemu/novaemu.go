@@ -6,7 +6,8 @@
 // user_data, metadata, tags and multi-create), show, list (index and
 // detail, with Nova's name, status, reservation_id and tag filters and
 // limit/marker pagination), delete, server metadata, and the
-// os-getConsoleOutput, os-stop and os-start actions. Bodies, status codes
+// os-getConsoleOutput, os-stop and os-start actions, and flavor show
+// (GET /flavors/{id}, from Config.Flavors). Bodies, status codes
 // and error messages follow Nova's own (nova/api/openstack/compute), so a
 // driver that works here meets the same shapes on a real cloud.
 //
@@ -87,6 +88,12 @@ type Config struct {
 	// (its default). Off by default here: a password the driver does not
 	// need is a secret it might log.
 	EnableInstancePassword bool
+	// Flavors are the flavors GET /flavors/{id} shows and servers of
+	// that flavorRef report (from microversion 2.47, embedded in the
+	// server). Default DefaultFlavors. A create does not check its
+	// flavorRef against them: a server of an unknown flavor reports
+	// zero sizes.
+	Flavors []Flavor
 	// Seed seeds the random choices of fault injection and boot jitter.
 	Seed uint64
 	// Faults are the initial fault-injection settings; see SetFaults.
@@ -208,6 +215,27 @@ const (
 	QuotaPorts
 )
 
+// Flavor is one flavor: a server's size.
+type Flavor struct {
+	ID, Name string
+	VCPUs    int
+	RAM      int // MiB
+	Disk     int // GiB
+}
+
+// DefaultFlavors are the m1 flavors a cloud had by default up to Mitaka
+// (nova's flavor migrations created them; since Newton devstack's
+// lib/nova creates the same), with their ids 1 to 5, and one of 10 vCPUs,
+// "c1.ten" (id 10), for hosts of 10 slots.
+var DefaultFlavors = []Flavor{
+	{ID: "1", Name: "m1.tiny", VCPUs: 1, RAM: 512, Disk: 1},
+	{ID: "2", Name: "m1.small", VCPUs: 1, RAM: 2048, Disk: 20},
+	{ID: "3", Name: "m1.medium", VCPUs: 2, RAM: 4096, Disk: 40},
+	{ID: "4", Name: "m1.large", VCPUs: 4, RAM: 8192, Disk: 80},
+	{ID: "5", Name: "m1.xlarge", VCPUs: 8, RAM: 16384, Disk: 160},
+	{ID: "10", Name: "c1.ten", VCPUs: 10, RAM: 8192, Disk: 20},
+}
+
 // TokenValidator checks an auth token. It returns nil if the token is valid,
 // an error wrapping ErrInvalidToken if it is not (the request gets 401), or
 // another error if it cannot tell (the request gets 503, as
@@ -270,6 +298,9 @@ func Start(cfg Config) (*Emulator, error) {
 	}
 	if cfg.AvailabilityZone == "" {
 		cfg.AvailabilityZone = "nova"
+	}
+	if cfg.Flavors == nil {
+		cfg.Flavors = DefaultFlavors
 	}
 	if cfg.MetadataItems == 0 {
 		cfg.MetadataItems = 128
