@@ -48,9 +48,12 @@ func awaitNoServers(t testing.TB, emu *novaemu.Emulator, limit time.Duration) ti
 	return time.Since(start)
 }
 
-// TestOpenStackHostsManyWorkers: 100 workers forked at once (ForkAll) on
-// hosts whose slots come from the flavor (c1.ten: 10 vCPUs) boot 10
-// servers, not 100; a second run while the hosts are warm boots none.
+// TestOpenStackHostsManyWorkers: N workers forked at once (ForkAll) on
+// hosts whose slots come from the flavor (c1.ten: 10 vCPUs) boot N/10
+// servers, not N; a second run while the hosts are warm boots none. N is
+// 30, or RACK_E2E_WORKERS (the run: 100): at 100, the dev
+// Keystone (one uwsgi worker) behind the Swift proxy overflowed its listen
+// queue when other packages' tests ran at the same time, as they do in CI.
 // Once the namespace's last kernel is gone the hosts delete their own
 // servers. The URL carries timeout=, which the forker's kernel passes on
 // in the URL a host opens.
@@ -75,7 +78,11 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	const workers = 100
+	workers := 30
+	if n, err := strconv.Atoi(os.Getenv("RACK_E2E_WORKERS")); err == nil && n > 0 && n%10 == 0 {
+		workers = n
+	}
+	servers := workers / 10
 	run := func(arg string) (ospids map[int]bool, hosts []rack.HostInfo) {
 		root, err := k.Start(ctx, rack.Spec{Name: "many"}, func(ctx context.Context, self *rack.Self) error {
 			r, w, err := self.Pipe(ctx)
@@ -144,9 +151,9 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 	start := time.Now()
 	first, hosts1 := run("block")
 	boots := emu.Calls()["POST /servers"]
-	t.Logf("first run (100 workers, cold): %v, %d servers created", time.Since(start).Round(time.Millisecond), boots)
-	if boots != 10 || len(first) != 10 || len(hosts1) != 10 {
-		t.Errorf("100 workers: %d servers created, %d OS processes, %d hosts listed; want 10 of each", boots, len(first), len(hosts1))
+	t.Logf("first run (%d workers, cold): %v, %d servers created", workers, time.Since(start).Round(time.Millisecond), boots)
+	if boots != servers || len(first) != servers || len(hosts1) != servers {
+		t.Errorf("%d workers: %d servers created, %d OS processes, %d hosts listed; want %d of each", workers, boots, len(first), len(hosts1), servers)
 	}
 	for _, h := range hosts1 {
 		if h.Slots != 10 || h.Used != 10 {
@@ -161,7 +168,7 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 	emu.ResetCalls()
 	start = time.Now()
 	second, hosts2 := run("ok")
-	t.Logf("second run (100 workers, warm): %v, %d servers created", time.Since(start).Round(time.Millisecond), emu.Calls()["POST /servers"])
+	t.Logf("second run (%d workers, warm): %v, %d servers created", workers, time.Since(start).Round(time.Millisecond), emu.Calls()["POST /servers"])
 	if n := emu.Calls()["POST /servers"]; n != 0 {
 		t.Errorf("the second run, within the idle time, created %d servers, want 0", n)
 	}
@@ -170,8 +177,8 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 			t.Errorf("the second run used OS process %d, not one of the warm hosts", ospid)
 		}
 	}
-	if len(hosts2) != 10 {
-		t.Errorf("the second run saw %d hosts, want the 10 warm ones", len(hosts2))
+	if len(hosts2) != servers {
+		t.Errorf("the second run saw %d hosts, want the %d warm ones", len(hosts2), servers)
 	}
 	// The forker closes: the namespace has no kernel but hosts, which
 	// end and delete their servers (their idle time is a minute).
