@@ -244,4 +244,12 @@ func (childCompute) List(context.Context, string) ([]backend.Instance, error) {
 }
 func (childCompute) Close() error { return nil }
 
-var _ backend.SelfDeleter = childCompute{}
+// StartsHosts reports false (backend.HostStarter): a host on a server
+// cannot boot servers, so its forks that need a new host ask for one with
+// a host request, which the namespace's root kernel serves.
+func (childCompute) StartsHosts() bool { return false }
+
+var (
+	_ backend.SelfDeleter = childCompute{}
+	_ backend.HostStarter = childCompute{}
+)
