@@ -337,12 +337,8 @@ func (k *Kernel) reserveSlot(ctx context.Context) (hostSlot, error) {
 	p := &k.placer
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.digest == "" {
-		d, err := programDigest()
-		if err != nil {
-			return hostSlot{}, fmt.Errorf("reading the program's digest: %w", err)
-		}
-		p.digest = d
+	if err := p.ensureDigest(); err != nil {
+		return hostSlot{}, err
 	}
 	if !p.stale {
 		if at, ok := p.free(k.cfg.lease); ok {
@@ -366,6 +362,20 @@ func (k *Kernel) reserveSlot(ctx context.Context) (hostSlot, error) {
 	h := &hostView{id: id, slots: k.hostSlotCount(ctx), used: map[int]bool{0: true}, seen: time.Now(), started: time.Now()}
 	p.hosts[id] = h
 	return hostSlot{id, 0}, nil
+}
+
+// ensureDigest sets p.digest, the running program's SHA-256, which a
+// host must run to be used. Called with p locked.
+func (p *placer) ensureDigest() error {
+	if p.digest != "" {
+		return nil
+	}
+	d, err := programDigest()
+	if err != nil {
+		return fmt.Errorf("reading the program's digest: %w", err)
+	}
+	p.digest = d
+	return nil
 }
 
 // free takes a free slot of a host seen within lease, lowest first, the

@@ -452,13 +452,9 @@ func (k *Kernel) serveHostRequest(ctx context.Context, rid string) {
 	p := &k.placer
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.digest == "" {
-		d, err := programDigest()
-		if err != nil {
-			fail("the serving kernel cannot read its program's digest")
-			return
-		}
-		p.digest = d
+	if err := p.ensureDigest(); err != nil {
+		fail("the serving kernel cannot read its program's digest")
+		return
 	}
 	switch {
 	case req.Digest != p.digest:

@@ -308,12 +308,8 @@ func (k *Kernel) hostNumberStillMine(ctx context.Context, n int, id string, took
 	if !k.ns.looseCreate {
 		return true, nil
 	}
-	t := time.NewTimer(min(max(2*took, 5*time.Millisecond), DefaultRequestTimeout))
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
-		return false, context.Cause(ctx)
+	if err := k.ns.awaitRivals(ctx, took); err != nil {
+		return false, err
 	}
 	data, err := k.ns.get(ctx, hostCountKey(n))
 	if err != nil {

@@ -121,20 +121,14 @@ func (a *pidAlloc) claim(ctx context.Context, hint int64) (int64, error) {
 // created in took, still names this kernel. On a store whose creates are
 // loose (backend.LooseCreate) a rival create in flight at the same moment
 // also succeeds, and the later one stays: it started before ours ended, so
-// it ends about one request later. Read back after twice took, then, but
-// at most a request timeout later: took may hold the retries of an outage,
-// and a rival request in flight longer than that was abandoned by its own
-// kernel as one that made no progress.
+// it ends about one request later: read back once it would have
+// (nsStore.awaitRivals).
 func (a *pidAlloc) stillMine(ctx context.Context, key string, took time.Duration) (bool, error) {
 	if !a.ns.looseCreate {
 		return true, nil
 	}
-	t := time.NewTimer(min(max(2*took, 5*time.Millisecond), DefaultRequestTimeout))
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
-		return false, context.Cause(ctx)
+	if err := a.ns.awaitRivals(ctx, took); err != nil {
+		return false, err
 	}
 	var claim map[string]string
 	if err := a.ns.getRecord(ctx, key, &claim); err != nil {

@@ -100,6 +100,22 @@ func (n *nsStore) waitChange(ctx context.Context, ch, stop <-chan struct{}, dela
 	return n.nextDelay(delay), nil
 }
 
+// awaitRivals waits, before a create-only claim on a store whose creates
+// are loose (backend.LooseCreate) is read back, until a rival create in
+// flight at the same moment would have ended: twice took (what the claim
+// took), but at most a request timeout (took may hold the retries of an
+// outage, and a rival in flight longer was abandoned by its kernel).
+func (n *nsStore) awaitRivals(ctx context.Context, took time.Duration) error {
+	t := time.NewTimer(min(max(2*took, 5*time.Millisecond), DefaultRequestTimeout))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // waitBriefly waits for ch (a notification), stop, or pollMin.
 func (n *nsStore) waitBriefly(ctx context.Context, ch, stop <-chan struct{}) error {
 	t := time.NewTimer(n.pollMin)
