@@ -118,6 +118,27 @@ type hostRecord struct {
 	Claim int `json:"claim,omitempty"`
 }
 
+// maxHostSlots bounds a host's slots (as the slots= option does).
+const maxHostSlots = 4096
+
+// Validate checks a host's record read from the store (record.Validator):
+// its fields bound what a forker does with it (a slot count it loops over).
+func (r *hostRecord) Validate() error {
+	switch {
+	case checkKernelID(r.Kernel) != nil:
+		return fmt.Errorf("host: kernel %.40q is not a kernel id", r.Kernel)
+	case r.Slots < 1 || r.Slots > maxHostSlots:
+		return fmt.Errorf("host: %d slots, not from 1 to %d", r.Slots, maxHostSlots)
+	case r.Used < 0 || r.Used > r.Slots:
+		return fmt.Errorf("host: %d of %d slots used", r.Used, r.Slots)
+	case r.Idle < 0 || r.Started < 0 || r.IdleSince < 0 || r.Up < 0 || r.Claim < 0:
+		return errors.New("host: a negative time or host number")
+	case len(r.Digest) > 64 || len(r.Instance) > 255:
+		return errors.New("host: digest or instance name too long")
+	}
+	return nil
+}
+
 // hostsConfig is the hosts option of a kernel.
 type hostsConfig struct {
 	on     bool
@@ -130,15 +151,14 @@ type hostsConfig struct {
 // copy of the program run on warm hosts of slots processes each (0: what
 // the compute says a host holds, backend.HostSlots, such as a server
 // flavor's vCPUs, else the number of CPUs), each host staying alive for
-// idle after its last process ended (0: DefaultHostIdle). See the
+// idle after its last process ended (0: DefaultHostIdle); at most 4096
+// slots. See the
 // README's "Hosts". A file:// or openstack:// URL turns it on with
 // ?hosts=1 (and slots=N, idle=DURATION, and the ceilings of
 // WithHostLimits).
 func WithHosts(slots int, idle time.Duration) Option {
 	return func(c *config) {
-		if slots < 0 {
-			slots = 0
-		}
+		slots = min(max(slots, 0), maxHostSlots)
 		if idle <= 0 {
 			idle = DefaultHostIdle
 		}
@@ -183,7 +203,7 @@ func hostsFromQuery(q map[string][]string) (Option, error) {
 	}
 	slots := 0
 	if hasSlots {
-		if slots, err = strconv.Atoi(slotsText); err != nil || slots < 1 || slots > 4096 {
+		if slots, err = strconv.Atoi(slotsText); err != nil || slots < 1 || slots > maxHostSlots {
 			return nil, fmt.Errorf("%w: slots=%q is not a number from 1 to 4096", ErrInvalid, slotsText)
 		}
 	}

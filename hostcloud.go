@@ -37,8 +37,8 @@ func (k *Kernel) hostSlotCount(ctx context.Context) int {
 	if hs, ok := k.compute.(backend.HostSlots); ok {
 		n, err := hs.HostSlots(ctx)
 		if err == nil && n > 0 {
-			p.slots = n
-			return n
+			p.slots = min(n, maxHostSlots)
+			return p.slots
 		}
 		k.cfg.logger.Warn("rack: hosts: the compute did not say how many slots a host has; using this machine's CPUs", "err", err)
 	}

@@ -223,8 +223,16 @@ func Validate(v any) error {
 		if r.Version < 1 {
 			return fmt.Errorf("namespace marker: version %d", r.Version)
 		}
+	case Validator:
+		return r.Validate()
 	}
 	return nil
+}
+
+// Validator is a record type of another package that Decode checks, as it
+// checks this package's own.
+type Validator interface {
+	Validate() error
 }
 
 func (p *Proc) validate() error {
