@@ -530,7 +530,9 @@ func (k *Kernel) launchHost(ctx context.Context, id string) error {
 	name := hostInstanceName(k.cfg.namespace, id)
 	rec := &hostRecord{Kernel: id, Digest: k.placer.digest, Slots: k.hostSlotCount(ctx), Idle: int64(k.cfg.hosts.idle),
 		Started: time.Now().UnixNano(), Instance: name, Claim: claim}
-	if err := k.putHostRecord(ctx, rec); err != nil {
+	// For as long as it may take to start (tendBootingHost); the host
+	// rewrites it for a lease as it starts, and then as a lease is renewed.
+	if err := k.putHostRecordFor(ctx, rec, hostBootLimit); err != nil {
 		k.releaseHostNumber(ctx, claim)
 		return fmt.Errorf("host record: %w", err)
 	}
@@ -561,8 +563,13 @@ func (k *Kernel) launchHost(ctx context.Context, id string) error {
 
 // putHostRecord writes a host's record, good for one lease.
 func (k *Kernel) putHostRecord(ctx context.Context, rec *hostRecord) error {
+	return k.putHostRecordFor(ctx, rec, k.cfg.lease)
+}
+
+// putHostRecordFor writes a host's record, good for ttl.
+func (k *Kernel) putHostRecordFor(ctx context.Context, rec *hostRecord, ttl time.Duration) error {
 	_, err := k.ns.store.Put(ctx, k.cfg.container, hostKey(rec.Kernel), bytesReader(record.Encode(rec)),
-		&backend.PutOptions{DeleteAfter: k.cfg.lease})
+		&backend.PutOptions{DeleteAfter: ttl})
 	return err
 }
 

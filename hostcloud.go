@@ -49,8 +49,8 @@ func (k *Kernel) hostSlotCount(ctx context.Context) int {
 // started on a compute that boots servers, while the host is not up.
 const hostBootLimit = 15 * time.Minute
 
-// tendBootingHost keeps the lease and record of a host just started
-// (written for one lease) alive until the host runs and says so
+// tendBootingHost keeps the lease of a host just started (written for one
+// lease; its record, for hostBootLimit) alive until the host runs and says so
 // (hostRecord.Up): processes placed on it are not taken for lost, nor the
 // host for dead, while it starts: a server boots for seconds to minutes,
 // and a local host on a loaded machine can take longer than a lease
@@ -85,17 +85,19 @@ func (k *Kernel) tendBootingHost(rec *hostRecord) {
 			}
 			if time.Now().After(deadline) {
 				k.cfg.logger.Warn("rack: hosts: a host did not start in time; its lease is left to lapse", "host", rec.Kernel, "limit", hostBootLimit)
+				_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(rec.Kernel))
 				return
 			}
 			live, lerr := k.compute.List(ctx, k.cfg.namespace)
 			if lerr == nil && !slices.ContainsFunc(live, func(in backend.Instance) bool { return in.Name == rec.Instance }) {
-				return // its instance is gone (a failed boot): the lease lapses
+				// Its instance is gone (a failed boot): the lease lapses.
+				_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(rec.Kernel))
+				return
 			}
+			// Only the lease: the record, written for hostBootLimit, is
+			// the host's own from its start (a put here could undo its Up).
 			if err := k.leases.put(ctx, rec.Kernel, k.cfg.lease); err != nil && ctx.Err() == nil {
 				k.cfg.logger.Warn("rack: hosts: renewing a booting host's lease", "host", rec.Kernel, "err", err)
-			}
-			if err := k.putHostRecord(ctx, rec); err != nil && ctx.Err() == nil {
-				k.cfg.logger.Warn("rack: hosts: renewing a booting host's record", "host", rec.Kernel, "err", err)
 			}
 		}
 	}()
