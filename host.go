@@ -283,6 +283,9 @@ type placer struct {
 	self  *hostSelf
 	reqs  hostRequests
 	slots int // of the hosts this kernel starts, once known (hostSlotCount)
+	// booting: hosts this kernel started that do not run yet, whose
+	// leases it keeps (tendBootingHost): alive, whatever their record's age.
+	booting map[string]bool
 }
 
 type hostSlot struct {
@@ -490,7 +493,7 @@ func (k *Kernel) refreshHosts(ctx context.Context) error {
 			p.hosts[id] = h
 		}
 		h.seen = time.Now()
-		if time.Since(modified) > k.cfg.lease {
+		if time.Since(modified) > k.cfg.lease && !p.booting[id] {
 			h.seen = modified // not refreshed within a lease: dead
 		}
 		h.used = used[id]

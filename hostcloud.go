@@ -61,9 +61,19 @@ const hostBootLimit = 15 * time.Minute
 func (k *Kernel) tendBootingHost(rec *hostRecord) {
 	cp := *rec
 	rec = &cp
+	p := &k.placer // locked by the caller (launchHost)
+	if p.booting == nil {
+		p.booting = map[string]bool{}
+	}
+	p.booting[rec.Kernel] = true
 	k.wg.Add(1)
 	go func() {
 		defer k.wg.Done()
+		defer func() {
+			p.mu.Lock()
+			delete(p.booting, rec.Kernel)
+			p.mu.Unlock()
+		}()
 		ctx := k.ctx
 		deadline := time.Now().Add(hostBootLimit)
 		t := time.NewTicker(k.cfg.lease / renewEvery)
