@@ -61,7 +61,9 @@ func TestHosts(t *testing.T) {
 	dir := t.TempDir()
 	awaitHostsGone(t, dir)
 	defer dumpLogs(t, dir)
-	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=3&idle=2s", rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	// Idle 5 s: the hosts of the first batch are still warm for the
+	// second on a loaded machine.
+	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=3&idle=5s", rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +76,22 @@ func TestHosts(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		kids := map[string]*rack.Process{}
+		// One ForkAll: the five are placed at once, before any ends (forked
+		// one by one on a loaded machine, the first ones ended before the
+		// last were placed, and their slots served the rest).
+		var args []string
+		var specs []rack.Spec
 		for arg := range want {
-			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{arg}, Stdout: w})
-			if err != nil {
-				return nil, err
-			}
-			kids[arg] = c
+			args = append(args, arg)
+			specs = append(specs, rack.Spec{Program: "os-child", Args: []string{arg}, Stdout: w})
+		}
+		forked, err := self.ForkAll(ctx, specs)
+		if err != nil {
+			return nil, err
+		}
+		kids := map[string]*rack.Process{}
+		for i, c := range forked {
+			kids[args[i]] = c
 		}
 		w.Close()
 		sc := bufio.NewScanner(r)
@@ -157,8 +168,8 @@ func TestHosts(t *testing.T) {
 	}
 	busy := 0
 	for _, h := range firstHosts {
-		if h.Slots != 3 || h.IdleLimit != 2*time.Second || h.Used > 3 || h.Age <= 0 {
-			t.Errorf("host %+v: want 3 slots, idle limit 2s", h)
+		if h.Slots != 3 || h.IdleLimit != 5*time.Second || h.Used > 3 || h.Age <= 0 {
+			t.Errorf("host %+v: want 3 slots, idle limit 5s", h)
 		}
 		if h.State == "busy" {
 			busy++
@@ -172,7 +183,7 @@ func TestHosts(t *testing.T) {
 			t.Errorf("second batch ran in OS process %d, not one of the first batch's warm hosts %v", ospid, first)
 		}
 	}
-	// Idle for 2 s, the hosts end: no record, no OS process.
+	// Idle for 5 s, the hosts end: no record, no OS process.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		hs, err := k.Hosts(ctx)
