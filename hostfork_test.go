@@ -267,33 +267,13 @@ func TestHostForkDepth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	var lines []string
-	var hosts []rack.HostInfo
-	root, err := k.Start(ctx, rack.Spec{Name: "nest-root"}, func(ctx context.Context, self *rack.Self) error {
-		r, w, err := self.Pipe(ctx)
-		if err != nil {
-			return err
-		}
-		c, err := self.Fork(ctx, rack.Spec{Program: "nest", Args: []string{"2"}, Stdout: w})
-		if err != nil {
-			return err
-		}
-		w.Close()
-		if lines, err = readLines(r); err != nil {
-			return err
-		}
-		err = c.Wait(ctx)
-		var ee *rack.ExitError
-		if !errors.As(err, &ee) || ee.Code() != 32 {
-			return fmt.Errorf("Wait = %v, want code 32", err)
-		}
-		hosts, err = k.Hosts(ctx) // within their idle time
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
+	lines, err := runNest(t, ctx, k)
+	var ee *rack.ExitError
+	if !errors.As(err, &ee) || ee.Code() != 32 {
+		t.Fatalf("Wait = %v, want code 32", err)
 	}
-	if err := root.Wait(ctx); err != nil {
+	hosts, err := k.Hosts(ctx) // within their idle time
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(lines, ","); got != "nest 0,nest 1,nest 2" {
