@@ -91,6 +91,11 @@ const URLEnv = "RACK_URL"
 // it is to run as; Main then runs that process instead of a new root.
 const PIDEnv = "RACK_PID"
 
+// Launched reports whether rack started this OS process, as a forked
+// child (PIDEnv) or as a host (HostEnv): a TestMain that lets the test
+// binary serve as the program then calls Main instead of running the tests.
+func Launched() bool { return os.Getenv(PIDEnv) != "" || os.Getenv(HostEnv) != "" }
+
 // Main runs p as a rack process and exits with its exit code: as a new
 // root process (PPID 1) in the namespace that RACK_URL names (default
 // mem://), with os.Args[1:] as its arguments. SIGINT, SIGTERM and SIGHUP
@@ -274,13 +279,8 @@ func (k *Kernel) adoptRecord(ctx context.Context, rec *record.Proc, main Program
 		return nil, fmt.Errorf("rack: process %d: %w: no program to run", pid, ErrInvalid)
 	}
 	if writeHost {
-		host := &record.Host{PID: int64(pid), Kernel: k.id}
-		err := k.ns.putSummarized(ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
-		if errors.Is(err, backend.ErrExist) {
-			return nil, fmt.Errorf("rack: process %d already runs elsewhere: %w", pid, ErrInvalid)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("rack: process %d: host record: %w", pid, err)
+		if err := k.claimProcess(ctx, pid); err != nil {
+			return nil, err
 		}
 	}
 	pr := &proc{k: k, pid: pid, rec: rec, prog: prog, done: make(chan struct{}), started: true, portable: true, adopted: true, release: release}
@@ -293,6 +293,20 @@ func (k *Kernel) adoptRecord(ctx context.Context, rec *record.Proc, main Program
 	k.wg.Add(1)
 	go k.watchParent(pr)
 	return pr, nil
+}
+
+// claimProcess writes pid's host record, create-only: the one kernel
+// whose write lands runs it.
+func (k *Kernel) claimProcess(ctx context.Context, pid PID) error {
+	host := &record.Host{PID: int64(pid), Kernel: k.id}
+	err := k.ns.putSummarized(ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
+	if errors.Is(err, backend.ErrExist) {
+		return fmt.Errorf("rack: process %d already runs elsewhere: %w", pid, ErrInvalid)
+	}
+	if err != nil {
+		return fmt.Errorf("rack: process %d: host record: %w", pid, err)
+	}
+	return nil
 }
 
 // recordEnv holds, for a child on the forker's machine, its process record

@@ -318,7 +318,9 @@ func (k *Kernel) startOnHost(pr *proc) {
 			}
 			break
 		}
-		err = k.ns.put(ctx, hostSlotKey(at.host, at.slot), data, true)
+		// The summary names the process: the host claims it and looks
+		// for its exit while it reads the record (hostServer.adopt).
+		err = k.ns.putSummarized(ctx, hostSlotKey(at.host, at.slot), data, true, record.SlotSummary(int64(pr.pid)))
 		if errors.Is(err, backend.ErrExist) {
 			k.placer.mu.Lock()
 			if h := k.placer.hosts[at.host]; h != nil {

@@ -108,6 +108,12 @@ func runHost(main Program) int {
 	return 0
 }
 
+// hostPollMax is the longest a host waits between two listings of its
+// slots on a store that does not notify (Swift): a warm fork starts
+// within it plus a few round trips. Its cost is the listings: 4 a
+// second, 14,400 in an hour of idle time, per host.
+const hostPollMax = 250 * time.Millisecond
+
 // hostServer is a host's state.
 type hostServer struct {
 	k    *Kernel
@@ -207,9 +213,14 @@ func (h *hostServer) serve(ctx context.Context, stop <-chan struct{}) string {
 		wait := k.cfg.lease / 5
 		if ch == nil || failed {
 			// A failure backs off too: a store that fails every call
-			// must not be asked in a loop.
+			// must not be asked in a loop. A store that does not notify
+			// is listed at least every hostPollMax while nothing fails:
+			// a forker's claim waits for this host's next look.
 			wait = min(wait, delay)
 			delay = min(2*delay, k.cfg.pollMax)
+			if !failed {
+				delay = min(delay, hostPollMax)
+			}
 		}
 		if busy == 0 && !idleSince.IsZero() && !failed {
 			wait = min(wait, max(time.Until(idleSince.Add(idle)), time.Millisecond))
@@ -248,14 +259,16 @@ func (h *hostServer) take(objs []backend.ObjectInfo) int {
 		if !seen {
 			n++
 			h.k.wg.Add(1)
-			go h.adopt(o.Name)
+			pid, _ := record.ParseSlotSummary(o.ContentType)
+			go h.adopt(o.Name, PID(pid))
 		}
 	}
 	return n
 }
 
-// adopt runs the process whose start record is in slot name.
-func (h *hostServer) adopt(name string) {
+// adopt runs the process whose start record is in slot name. pid is the
+// process the slot's summary names, or 0.
+func (h *hostServer) adopt(name string, pid PID) {
 	k := h.k
 	done := false
 	wgDone := func() {
@@ -283,33 +296,101 @@ func (h *hostServer) adopt(name string) {
 			}
 		})
 	}
-	var rec record.Proc
-	if err := k.ns.getRecord(ctx, name, &rec); err != nil {
-		if !errors.Is(err, backend.ErrNotFound) && ctx.Err() == nil {
+	rec, claimed, err := h.readSlot(ctx, name, pid)
+	if err != nil {
+		if claimed {
+			// Not to be run here after all: the record that says it is
+			// goes (the exit, if any, is recorded already).
+			_ = k.ns.store.Delete(context.WithoutCancel(ctx), k.cfg.container, record.HostKey(int64(pid)))
+		}
+		switch {
+		case errors.Is(err, errSlotGone):
+			h.mu.Lock()
+			delete(h.seen, name) // gone: freed (a listing that lagged)
+			h.mu.Unlock()
+		case errors.Is(err, errKilledFirst):
+			release()
+		case ctx.Err() != nil:
+		case errors.As(err, new(unclaimedError)):
+			// As adoptRecord's failures below: its forker learns of it.
+			k.recordLost(context.WithoutCancel(ctx), pid, "its host could not run it: "+err.Error())
+			release()
+		default:
 			k.cfg.logger.Warn("rack: host: dropping an unreadable start record", "slot", name, "err", err)
 			release()
-			return
 		}
-		h.mu.Lock()
-		delete(h.seen, name) // gone: freed (a listing that lagged)
-		h.mu.Unlock()
-		return
-	}
-	pid := PID(rec.PID)
-	if _, err := k.records.exit(ctx, pid); err == nil {
-		release() // killed before it ran
 		return
 	}
 	// finish frees the slot before it records the exit: a forker that
 	// has seen the exit finds the slot free.
-	pr, err := k.adoptRecord(ctx, &rec, h.main, true, release)
+	pr, err := k.adoptRecord(ctx, rec, h.main, !claimed, release)
 	if err != nil {
-		k.recordLost(context.WithoutCancel(ctx), pid, "its host could not run it: "+err.Error())
+		k.recordLost(context.WithoutCancel(ctx), PID(rec.PID), "its host could not run it: "+err.Error())
 		release()
 		return
 	}
 	wgDone()
 	k.run(ctx, pr)
+}
+
+var (
+	errSlotGone    = errors.New("the slot is gone")
+	errKilledFirst = errors.New("killed before it ran")
+)
+
+// unclaimedError is readSlot's claim failing (its host record).
+type unclaimedError struct{ error }
+
+func (e unclaimedError) Unwrap() error { return e.error }
+
+// readSlot reads the start record in slot name and looks for its exit (a
+// process killed before it ran is not run). When the slot's summary names
+// the process (pid > 0) it also claims it (its host record), all three at
+// once: one round trip of the store from the listing that found the slot
+// to running it, not three. claimed says whether the claim landed.
+func (h *hostServer) readSlot(ctx context.Context, name string, pid PID) (rec *record.Proc, claimed bool, err error) {
+	k := h.k
+	rec = &record.Proc{}
+	if pid <= 0 {
+		// A slot without a summary: one call after another.
+		if err := k.ns.getRecord(ctx, name, rec); err != nil {
+			if errors.Is(err, backend.ErrNotFound) {
+				return nil, false, errSlotGone
+			}
+			return nil, false, err
+		}
+		if _, err := k.records.exit(ctx, PID(rec.PID)); err == nil {
+			return nil, false, errKilledFirst
+		}
+		return rec, false, nil
+	}
+	var exitErr, claimErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, exitErr = k.records.exit(ctx, pid)
+	}()
+	go func() {
+		defer wg.Done()
+		claimErr = k.claimProcess(ctx, pid)
+	}()
+	err = k.ns.getRecord(ctx, name, rec)
+	wg.Wait()
+	claimed = claimErr == nil
+	switch {
+	case errors.Is(err, backend.ErrNotFound):
+		return nil, claimed, errSlotGone
+	case err != nil:
+		return nil, claimed, err
+	case rec.PID != int64(pid):
+		return nil, claimed, fmt.Errorf("its summary names process %d, its record %d", pid, rec.PID)
+	case exitErr == nil:
+		return nil, claimed, errKilledFirst
+	case claimErr != nil:
+		return nil, false, unclaimedError{claimErr}
+	}
+	return rec, true, nil
 }
 
 // close ends the host if no forker has claimed a slot: it takes each free

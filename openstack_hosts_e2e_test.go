@@ -24,6 +24,31 @@ import (
 // Hosts on Nova (openstack://...?hosts=1): servers that run many rack
 // processes each, against the Nova emulator with real Swift and Keystone.
 
+func init() { rack.Register("clock-child", clockChild) }
+
+// clockChild prints when it began (Unix nanoseconds; the emulator's
+// servers share this machine's clock) and its OS pid, then blocks until
+// killed if its argument is "block".
+func clockChild(ctx context.Context, self *rack.Self) error {
+	fmt.Fprintf(self.Stdout(), "%d %d\n", time.Now().UnixNano(), os.Getpid())
+	if self.Args()[0] == "block" {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+// parseClockLine reads a clockChild line: how long after since it began,
+// and its OS pid.
+func parseClockLine(line string, since time.Time) (time.Duration, int, error) {
+	var at int64
+	var ospid int
+	if _, err := fmt.Sscan(line, &at, &ospid); err != nil {
+		return 0, 0, fmt.Errorf("child line %q: %w", line, err)
+	}
+	return time.Unix(0, at).Sub(since), ospid, nil
+}
+
 // novaHostsNS returns a fresh namespace name with prefix.
 func novaHostsNS(prefix string) string {
 	var b [4]byte
@@ -91,7 +116,7 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 			}
 			specs := make([]rack.Spec, workers)
 			for i := range specs {
-				specs[i] = rack.Spec{Program: "os-child", Args: []string{arg}, Stdout: w}
+				specs[i] = rack.Spec{Program: "clock-child", Args: []string{arg}, Stdout: w}
 			}
 			forked := time.Now()
 			kids, err := self.ForkAll(ctx, specs)
@@ -101,19 +126,25 @@ func TestOpenStackHostsManyWorkers(t *testing.T) {
 			w.Close()
 			sc := bufio.NewScanner(r)
 			ospids = map[int]bool{}
-			lines := 0
-			for ; lines < workers && sc.Scan(); lines++ {
-				f := strings.Fields(sc.Text())
-				ospid, _ := strconv.Atoi(f[len(f)-1])
+			var began []time.Duration
+			for len(began) < workers && sc.Scan() {
+				after, ospid, err := parseClockLine(sc.Text(), forked)
+				if err != nil {
+					return err
+				}
 				ospids[ospid] = true
+				began = append(began, after)
 			}
-			if lines != workers {
-				return fmt.Errorf("%d lines of %d workers: %v", lines, workers, sc.Err())
+			if len(began) != workers {
+				return fmt.Errorf("%d lines of %d workers: %v", len(began), workers, sc.Err())
 			}
 			if hosts, err = k.Hosts(ctx); err != nil {
 				return err
 			}
-			t.Logf("%s: %d lines from %d OS processes %v after the ForkAll", arg, lines, len(ospids), time.Since(forked).Round(time.Millisecond))
+			slices.Sort(began)
+			t.Logf("%s: %d lines from %d OS processes %v after the ForkAll; the workers began %v (first), %v (median), %v (last) after it",
+				arg, len(began), len(ospids), time.Since(forked).Round(time.Millisecond),
+				began[0].Round(time.Millisecond), began[len(began)/2].Round(time.Millisecond), began[len(began)-1].Round(time.Millisecond))
 			// All at once: one after another, on a slow store, the first
 			// hosts would idle past their idle time before the last kill.
 			errs := make(chan error, len(kids))
@@ -375,11 +406,12 @@ func benchBootDelay(b *testing.B) time.Duration {
 
 // benchHostForks runs b.N iterations, each on a kernel from open (a fresh
 // namespace with hosts on, closed after): a cold fork, then warmForks warm
-// ones, each timed from Fork to the child's first line through a pipe.
+// ones, each timed from Fork to the child's first line through a pipe
+// (and, warm, to when the child began, by its clock).
 func benchHostForks(b *testing.B, boot time.Duration, open func() *rack.Kernel) {
 	ctx := context.Background()
 	const warmForks = 10
-	var cold, warm time.Duration
+	var cold, warm, warmBegan time.Duration
 	var warmRequests, warmFirstLine int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -392,15 +424,20 @@ func benchHostForks(b *testing.B, boot time.Duration, open func() *rack.Kernel) 
 				}
 				before := k.Stats()["total"]
 				t0 := time.Now()
-				c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"ok"}, Stdout: w})
+				c, err := self.Fork(ctx, rack.Spec{Program: "clock-child", Args: []string{"ok"}, Stdout: w})
 				if err != nil {
 					return err
 				}
 				w.Close()
-				if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
+				line, err := bufio.NewReader(r).ReadString('\n')
+				if err != nil {
 					return fmt.Errorf("reading the child's line: %w", err)
 				}
 				took := time.Since(t0)
+				began, _, err := parseClockLine(line, t0)
+				if err != nil {
+					return err
+				}
 				atLine := k.Stats()["total"]
 				if err := c.Wait(ctx); err != nil {
 					return err
@@ -411,6 +448,7 @@ func benchHostForks(b *testing.B, boot time.Duration, open func() *rack.Kernel) 
 					continue
 				}
 				warm += took
+				warmBegan += began
 				warmFirstLine += atLine - before
 				warmRequests += k.Stats()["total"] - before
 			}
@@ -428,6 +466,7 @@ func benchHostForks(b *testing.B, boot time.Duration, open func() *rack.Kernel) 
 	n := float64(b.N)
 	b.ReportMetric(float64(cold.Milliseconds())/n, "cold-ms")
 	b.ReportMetric(float64(warm.Microseconds())/1000/n/warmForks, "warm-ms")
+	b.ReportMetric(float64(warmBegan.Microseconds())/1000/n/warmForks, "warm-began-ms")
 	b.ReportMetric(float64(warmFirstLine)/n/warmForks, "store-req/warm-fork-to-line")
 	b.ReportMetric(float64(warmRequests)/n/warmForks, "store-req/warm-fork-to-exit")
 	b.ReportMetric(float64(boot.Milliseconds()), "boot-delay-ms")

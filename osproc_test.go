@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	if d, err := time.ParseDuration(os.Getenv("RACK_TEST_SLOW_HOST")); err == nil && os.Getenv(rack.HostEnv) != "" {
 		time.Sleep(d) // TestHostSlowStart: a host that takes longer than a lease to start
 	}
-	if os.Getenv(rack.PIDEnv) != "" || os.Getenv(rack.HostEnv) != "" {
+	if rack.Launched() {
 		rack.Main(nil) // a forked child (or a host): runs its process(es) and exits
 	}
 	if url := os.Getenv("RACK_TEST_PARENT_URL"); url != "" {

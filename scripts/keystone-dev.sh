@@ -54,6 +54,12 @@
 #   KEYSTONE_TOKEN_EXPIRATION token lifetime in seconds; short values are for
 #                             token-refresh tests               (3600)
 #   KEYSTONE_PROCESSES        uwsgi worker processes, ~140 MiB each (1)
+#   KEYSTONE_THREADS          threads per worker process (8): uwsgi holds a
+#                             thread until its client closes the connection
+#                             (up to its 4 s socket timeout), and a busy
+#                             Swift proxy closes late: with one thread,
+#                             Keystone answered one request in ~5 s and its
+#                             listen queue overflowed
 #   KEYSTONE_START_TIMEOUT    seconds to wait for /v3         (60)
 #   KEYSTONE_AUTO_INSTALL     1 = 'start' installs missing packages when root (1)
 #   SWIFT_KS_PROXY_PORT       port of the Keystone-authenticated Swift proxy (8081)
@@ -81,6 +87,7 @@ PORT=${KEYSTONE_PORT:-5000}
 ADMIN_PW=${KEYSTONE_ADMIN_PASSWORD:-adminpw}
 EXPIRATION=${KEYSTONE_TOKEN_EXPIRATION:-3600}
 PROCESSES=${KEYSTONE_PROCESSES:-1}
+THREADS=${KEYSTONE_THREADS:-8}
 START_TIMEOUT=${KEYSTONE_START_TIMEOUT:-60}
 AUTO_INSTALL=${KEYSTONE_AUTO_INSTALL:-1}
 KS_PROXY_PORT=${SWIFT_KS_PROXY_PORT:-8081}
@@ -102,6 +109,7 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 [[ "$PORT" =~ ^[0-9]+$ && "$KS_PROXY_PORT" =~ ^[0-9]+$ ]] || die "KEYSTONE_PORT and SWIFT_KS_PROXY_PORT must be numbers"
 [[ "$EXPIRATION" =~ ^[0-9]+$ && "$EXPIRATION" -ge 10 ]] || die "KEYSTONE_TOKEN_EXPIRATION must be a number of seconds >= 10 (got '$EXPIRATION')"
 [[ "$PROCESSES" =~ ^[1-9][0-9]*$ ]] || die "KEYSTONE_PROCESSES must be a positive number"
+[[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "KEYSTONE_THREADS must be a positive number"
 
 # ---------------------------------------------------------------- install --
 need_install() {
@@ -154,7 +162,7 @@ pid_alive() {   # pidfile -> 0 if the recorded process is alive and is ours
 healthy() { curl -fsS -o /dev/null --max-time 3 "$U" 2>/dev/null; }
 
 fingerprint() {
-  echo "$BIND $PORT $ADMIN_PW $EXPIRATION $PROCESSES $SWIFT_URL $SWIFT_SVC_PW $NOVA $(md5sum < "$0")" | md5sum | cut -c1-32
+  echo "$BIND $PORT $ADMIN_PW $EXPIRATION $PROCESSES $THREADS $SWIFT_URL $SWIFT_SVC_PW $NOVA $(md5sum < "$0")" | md5sum | cut -c1-32
 }
 
 # ------------------------------------------------------------------ stop --
@@ -231,7 +239,7 @@ plugins = python3
 lazy-apps = true
 die-on-term = true
 processes = $PROCESSES
-threads = 1
+threads = $THREADS
 buffer-size = 65535
 http-socket = $BIND:$PORT
 chdir = $K

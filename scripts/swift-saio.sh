@@ -398,8 +398,14 @@ account_autocreate = true
 allow_account_management = true
 # one device only: a single 507/timeout must not blackhole it for the default 60 s
 error_suppression_interval = 1"
+  # memcache_max_connections: the default is 2 per server
+  # (swift/common/middleware/memcache.py), with a 1 s wait for one; a busy
+  # proxy timed out waiting, 10 timeouts in 60 s error-limit memcached for
+  # 60 s (swift/common/memcached.py), and with it Keystone's token cache:
+  # every request then went to Keystone, whose queue overflowed
   local cache="use = egg:swift#memcache
-memcache_servers = $BIND:$MC_PORT"
+memcache_servers = $BIND:$MC_PORT
+memcache_max_connections = 64"
 
   # extra tempauth users for ACL / reseller tests (skip one that clashes)
   local extra_users="" u
@@ -490,6 +496,13 @@ delay_auth_decision = True
 # keep validated tokens in swift's memcached (the cache filter's client)
 cache = swift.cache
 token_cache_time = $KS_CACHE_TIME
+# no retries: keystoneauth sleeps between them with time.sleep, which Swift's
+# eventlet does not patch (swift/common/utils.py eventlet_monkey_patch patches
+# socket, select and thread only), so one retry froze this whole one-process
+# proxy for 0.5-4 s; its memcached client then timed out, was error-limited,
+# the token cache went and every request hit Keystone, whose queue overflowed.
+# A failed check is a 503 now, which clients retry.
+http_request_max_retries = 0
 # access rules of application credentials are enforced only with the
 # service type set, and keystonemiddleware needs the catalog to check them
 include_service_catalog = True

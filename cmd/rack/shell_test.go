@@ -20,7 +20,7 @@ import (
 var appsDir string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(rack.PIDEnv) != "" || os.Getenv(rack.HostEnv) != "" {
+	if rack.Launched() {
 		rack.Main(nil) // a forked child (the bridge), or a host (hosts_test.go): runs its process(es) and exits
 	}
 	os.Exit(testMain(m))

@@ -20,7 +20,7 @@ import (
 // TestMain lets this test binary serve as the program that file://
 // namespaces start for each worker.
 func TestMain(m *testing.M) {
-	if os.Getenv(rack.PIDEnv) != "" {
+	if rack.Launched() {
 		rack.Main(parent) // a forked worker: runs it and exits
 	}
 	os.Exit(m.Run())

@@ -192,7 +192,7 @@ func FuzzDecode(f *testing.F) {
 func FuzzSummaries(f *testing.F) {
 	for _, s := range []string{
 		ProcSummary(valid[0].(*Proc)), ExitSummary(valid[2].(*Exit)), HostSummary(&Host{Kernel: "k"}),
-		LeaseSummary(30e9), StatusSummary("50% done"), "application/x-rack-proc; pp=-1&k=x&t=1",
+		LeaseSummary(30e9), StatusSummary("50% done"), SlotSummary(9), "application/x-rack-proc; pp=-1&k=x&t=1",
 		"application/x-rack-exit; c=99999999999999999999&e=1", "application/x-rack-proc; %zz",
 	} {
 		f.Add(s)
@@ -205,6 +205,9 @@ func FuzzSummaries(f *testing.F) {
 			t.Fatalf("ParseExitSummary(%q) = %+v: signal out of range", ct, e)
 		}
 		ParseHostSummary(ct)
+		if pid, ok := ParseSlotSummary(ct); ok && pid <= 0 {
+			t.Fatalf("ParseSlotSummary(%q) = %d: not a pid", ct, pid)
+		}
 		ParseLeaseSummary(ct)
 		ParseStatusSummary(ct)
 		ParseNumber(ct)

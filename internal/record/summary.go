@@ -22,6 +22,7 @@ const (
 	leaseType  = "application/x-rack-lease"
 	statusType = "application/x-rack-status"
 	endsType   = "application/x-rack-ends"
+	slotType   = "application/x-rack-slot"
 )
 
 // MaxSummary bounds a summary (backend.MaxContentTypeLength is 1024).
@@ -145,6 +146,25 @@ func ParseHostSummary(ct string) (string, bool) {
 		return "", false
 	}
 	return v.Get("k"), true
+}
+
+// SlotSummary is the summary of a host slot that holds the start record
+// of process pid: a host's listing of its slots names the process, so
+// that the host can look for its exit and claim it while it reads the
+// record, not after.
+func SlotSummary(pid int64) string {
+	return summary(slotType, url.Values{"p": {strconv.FormatInt(pid, 10)}})
+}
+
+// ParseSlotSummary returns the pid a slot's summary names: a positive
+// number, else false.
+func ParseSlotSummary(ct string) (int64, bool) {
+	v, ok := parseSummary(slotType, ct)
+	if !ok {
+		return 0, false
+	}
+	pid, ok := num(v, "p")
+	return pid, ok && pid > 0
 }
 
 // LeaseSummary is the summary of a lease that lasts ttl nanoseconds from

@@ -32,6 +32,14 @@ func TestSummariesRoundTrip(t *testing.T) {
 	if k, ok := ParseHostSummary(HostSummary(&Host{Kernel: "abc"})); !ok || k != "abc" {
 		t.Errorf("host summary round trip: %q, %v", k, ok)
 	}
+	if pid, ok := ParseSlotSummary(SlotSummary(42)); !ok || pid != 42 {
+		t.Errorf("ParseSlotSummary(SlotSummary(42)) = %d, %v", pid, ok)
+	}
+	for _, ct := range []string{"", SlotSummary(0), SlotSummary(-3), "application/x-rack-slot; p=x", HostSummary(&Host{Kernel: "k"})} {
+		if pid, ok := ParseSlotSummary(ct); ok {
+			t.Errorf("ParseSlotSummary(%q) = %d, want no pid", ct, pid)
+		}
+	}
 	if d, ok := ParseLeaseSummary(LeaseSummary(30e9)); !ok || d != 30e9 {
 		t.Errorf("lease summary round trip: %d, %v", d, ok)
 	}
