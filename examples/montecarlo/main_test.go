@@ -111,24 +111,33 @@ func TestOnSwift(t *testing.T) {
 	}
 }
 
-// TestOnOpenStack runs the workers as Nova servers (the emulator of
-// internal/novaemu, registered in a real Keystone's catalog) that fetch
-// this test binary from a real Swift through a TempURL, with a fifth of
-// the boots failing (retried): the points must be exactly those of the
-// same seeds computed here, and no server may be left.
-func TestOnOpenStack(t *testing.T) {
-	cloud, addr := os.Getenv("RACK_KEYSTONE_CLOUD"), os.Getenv("RACK_NOVA_ADDR")
+// openstackEnv returns the Keystone cloud and the Nova emulator's address
+// that .ci/run sets, skipping t without them, and holds the address
+// (novaemu.LockAddr: the root package's tests use it too) until t ends.
+func openstackEnv(t *testing.T) (cloud, addr string) {
+	t.Helper()
+	cloud, addr = os.Getenv("RACK_KEYSTONE_CLOUD"), os.Getenv("RACK_NOVA_ADDR")
 	if os.Getenv("RACK_KEYSTONE") != "1" || cloud == "" || addr == "" {
 		if os.Getenv("RACK_REQUIRE_SWIFT") == "1" && os.Getenv("RACK_KEYSTONE") == "1" {
 			t.Fatal("RACK_KEYSTONE=1 needs RACK_KEYSTONE_CLOUD and RACK_NOVA_ADDR")
 		}
 		t.Skip("no OpenStack: RACK_KEYSTONE=1, RACK_KEYSTONE_CLOUD and RACK_NOVA_ADDR select it (.ci/run sets them)")
 	}
-	unlock, err := novaemu.LockAddr(addr) // the root package's tests use it too
+	unlock, err := novaemu.LockAddr(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock()
+	t.Cleanup(unlock)
+	return cloud, addr
+}
+
+// TestOnOpenStack runs the workers as Nova servers (the emulator of
+// internal/novaemu, registered in a real Keystone's catalog) that fetch
+// this test binary from a real Swift through a TempURL, with a fifth of
+// the boots failing (retried): the points must be exactly those of the
+// same seeds computed here, and no server may be left.
+func TestOnOpenStack(t *testing.T) {
+	cloud, addr := openstackEnv(t)
 	emu, err := novaemu.Start(novaemu.Config{Addr: addr, WorkDir: t.TempDir(), Seed: 5,
 		Faults: novaemu.Faults{BootDelay: 200 * time.Millisecond, BootFailureRate: 0.2}})
 	if err != nil {
@@ -305,18 +314,7 @@ func BenchmarkLatency(b *testing.B) {
 // second run reuses the first's warm hosts); both reports are exact. The
 // hosts delete their servers once no kernel of the namespace is left.
 func TestOnOpenStackHosts(t *testing.T) {
-	cloud, addr := os.Getenv("RACK_KEYSTONE_CLOUD"), os.Getenv("RACK_NOVA_ADDR")
-	if os.Getenv("RACK_KEYSTONE") != "1" || cloud == "" || addr == "" {
-		if os.Getenv("RACK_REQUIRE_SWIFT") == "1" && os.Getenv("RACK_KEYSTONE") == "1" {
-			t.Fatal("RACK_KEYSTONE=1 needs RACK_KEYSTONE_CLOUD and RACK_NOVA_ADDR")
-		}
-		t.Skip("no OpenStack: RACK_KEYSTONE=1, RACK_KEYSTONE_CLOUD and RACK_NOVA_ADDR select it (.ci/run sets them)")
-	}
-	unlock, err := novaemu.LockAddr(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
+	cloud, addr := openstackEnv(t)
 	emu, err := novaemu.Start(novaemu.Config{Addr: addr, WorkDir: t.TempDir(), Seed: 15,
 		Faults: novaemu.Faults{BootDelay: 500 * time.Millisecond}})
 	if err != nil {
