@@ -165,9 +165,9 @@ func TestOpenStackHostsForkTree(t *testing.T) {
 	}
 	sort.Strings(want)
 	var (
-		lines   []string
-		ps      map[string]rack.ProcessInfo
-		shellPS string
+		lines    []string
+		ps       map[string]rack.ProcessInfo
+		shellPS  string
 		allUp    time.Duration
 		ended    time.Duration
 		released time.Duration
