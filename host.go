@@ -495,7 +495,7 @@ func (k *Kernel) refreshHosts(ctx context.Context) error {
 			p.hosts[id] = h
 		}
 		h.seen = time.Now()
-		if time.Since(modified) > k.cfg.lease && !p.booting[id] {
+		if time.Since(modified) > k.cfg.lease && !p.booting[id] && !k.askedAlive(ctx, id) {
 			h.seen = modified // not refreshed within a lease: dead
 		}
 		h.used = used[id]

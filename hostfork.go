@@ -266,6 +266,49 @@ type hostRequests struct {
 	watch  sync.Once
 	off    bool         // a test hook: serve none (export_test.go)
 	served atomic.Int64 // requests this kernel started a host for
+	// asked: the hosts started at this kernel's request, when; under the
+	// placer's lock (see askedAlive).
+	asked map[string]time.Time
+}
+
+// askedAlive reports whether host id, whose record has not been
+// rewritten within a lease, is one this kernel asked for that still boots:
+// its record is rewritten only once it runs, and until then the kernel
+// that started it keeps its lease (tendBootingHost), which is read here.
+// Without it, an asker took the host it had just been given for dead a
+// lease into its boot, and asked for another (TestHostRequestBooting).
+// Called with the placer locked, from refreshHosts.
+func (k *Kernel) askedAlive(ctx context.Context, id string) bool {
+	r := &k.placer.reqs
+	at, ok := r.asked[id]
+	if !ok {
+		return false
+	}
+	if time.Since(at) > hostBootLimit {
+		delete(r.asked, id)
+		return false
+	}
+	alive, err := k.leases.alive(ctx, id)
+	if err != nil || !alive {
+		delete(r.asked, id)
+		return false
+	}
+	return true
+}
+
+// askedFor notes that host id was started at this kernel's request.
+// Called with the placer locked.
+func (k *Kernel) askedFor(id string) {
+	r := &k.placer.reqs
+	if r.asked == nil {
+		r.asked = map[string]time.Time{}
+	}
+	for h, at := range r.asked { // keep it small: drop the old
+		if time.Since(at) > hostBootLimit {
+			delete(r.asked, h)
+		}
+	}
+	r.asked[id] = time.Now()
 }
 
 // hostsPowerless reports whether this kernel must ask for new hosts.
@@ -309,6 +352,7 @@ func (k *Kernel) requestHost(ctx context.Context) (string, error) {
 			if err := checkKernelID(rep.Host); err != nil {
 				return "", fmt.Errorf("host request %s: the answer names no host: %w", rid, err)
 			}
+			k.askedFor(rep.Host)
 			return rep.Host, nil
 		case err == nil && rep.State == record.HostFailed:
 			cleanup()

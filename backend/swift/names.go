@@ -33,15 +33,41 @@ var defaultLimits = limits{
 	metaName: 128, metaValue: 256, metaCount: 90, metaOverall: 4096,
 }
 
-// loadLimits reads the cluster's constraints from GET /info.
-func (s *Store) loadLimits(ctx context.Context) error {
+// queryInfo returns the swift section of the cluster's GET /info.
+func (s *Store) queryInfo(ctx context.Context) (sw.SwiftInfo, map[string]any, error) {
 	info, err := s.conn.QueryInfo(retryable(ctx))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	raw, ok := info["swift"].(map[string]any)
 	if !ok {
-		return fmt.Errorf("no swift section in /info")
+		return nil, nil, fmt.Errorf("no swift section in /info")
+	}
+	return info, raw, nil
+}
+
+// listingLimit reads the cluster's container (or, for accounts, account)
+// listing limit from GET /info.
+func (s *Store) listingLimit(ctx context.Context, accounts bool) (int, error) {
+	_, raw, err := s.queryInfo(ctx)
+	if err != nil {
+		return 0, err
+	}
+	key := "container_listing_limit"
+	if accounts {
+		key = "account_listing_limit"
+	}
+	if v, ok := raw[key].(float64); ok && v >= 1 {
+		return int(min(v, maxListLimit)), nil
+	}
+	return 0, fmt.Errorf("/info has no %s", key)
+}
+
+// loadLimits reads the cluster's constraints from GET /info.
+func (s *Store) loadLimits(ctx context.Context) error {
+	info, raw, err := s.queryInfo(ctx)
+	if err != nil {
+		return err
 	}
 	get := func(key string, dst *int) {
 		if v, ok := raw[key].(float64); ok && v > 0 {

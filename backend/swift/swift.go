@@ -111,6 +111,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -258,7 +259,11 @@ type Store struct {
 	cfg    Config
 	tr     *transport
 	limits limits
-	log    *slog.Logger
+	// listCap and accountCap lower limits' listing limits once a listing
+	// was refused for its limit (see list): /info may have been
+	// unavailable when the Store was made.
+	listCap, accountCap atomic.Int64
+	log                 *slog.Logger
 	// ks authenticates with Keystone (AuthV3), else nil.
 	ks *keystoneAuth
 	// segConts caches the segment containers known to exist.
@@ -502,9 +507,12 @@ func (s *Store) list(ctx context.Context, c string, opts backend.ListOptions) ([
 	if opts.Limit < 0 {
 		return nil, fmt.Errorf("swift: list %q: negative limit %d: %w", c, opts.Limit, backend.ErrInvalid)
 	}
-	max := s.limits.containerListing
+	max, capped := s.limits.containerListing, &s.listCap
 	if c == "" {
-		max = s.limits.accountListing
+		max, capped = s.limits.accountListing, &s.accountCap
+	}
+	if n := capped.Load(); n > 0 && int(n) < max {
+		max = int(n)
 	}
 	limit := opts.Limit
 	if limit == 0 || limit > max {
@@ -524,6 +532,18 @@ func (s *Store) list(ctx context.Context, c string, opts backend.ListOptions) ([
 	what := "list container"
 	if c == "" {
 		what = "list containers"
+	}
+	if isStatus(err, http.StatusPreconditionFailed) {
+		// Swift refuses a limit above its listing limit with 412
+		// (swift/common/request_helpers.py, constrain_req_limit): this
+		// Store did not know the cluster's limit (/info was unavailable
+		// when it was made). Learn it, and list again with it.
+		if n, lerr := s.listingLimit(ctx, c == ""); lerr != nil {
+			return nil, fmt.Errorf("swift: %s %s: the cluster refused a page of %d (HTTP 412), and its listing limit is unknown: %v: %w", what, c, limit, lerr, backend.ErrTransient)
+		} else if n < limit {
+			capped.Store(int64(n))
+			return s.list(ctx, c, opts)
+		}
 	}
 	if err != nil {
 		return nil, s.mapErr(ctx, err, what, c, "")
