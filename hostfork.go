@@ -377,7 +377,7 @@ func (k *Kernel) requestHost(ctx context.Context) (string, error) {
 		select {
 		case <-ch:
 		case <-t.C:
-			delay = min(2*delay, k.cfg.pollMax)
+			delay = min(2*delay, k.cfg.pollMax, hostPollMax) // a fork waits on it
 		case <-ctx.Done():
 			t.Stop()
 			cleanup()
@@ -450,6 +450,9 @@ func (k *Kernel) watchHostRequests() {
 			}
 			wait = min(wait, delay)
 			delay = min(2*delay, k.cfg.lease/5)
+			if err == nil {
+				delay = min(delay, hostPollMax) // a fork on a host waits on it
+			}
 		}
 		t := time.NewTimer(wait)
 		select {

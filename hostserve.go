@@ -111,7 +111,9 @@ func runHost(main Program) int {
 // hostPollMax is the longest a host waits between two listings of its
 // slots on a store that does not notify (Swift): a warm fork starts
 // within it plus a few round trips. Its cost is the listings: 4 a
-// second, 14,400 in an hour of idle time, per host.
+// second, 14,400 in an hour of idle time, per host. The root's look for
+// host requests (hostfork.go) and an asker's for its answer keep to it
+// too: a fork waits on them.
 const hostPollMax = 250 * time.Millisecond
 
 // hostServer is a host's state.
