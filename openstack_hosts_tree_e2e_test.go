@@ -147,6 +147,17 @@ func TestOpenStackHostsForkTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emu.Close()
+	defer func() {
+		if t.Failed() { // what the hosts said
+			for _, s := range emu.Servers() {
+				c := s.Console
+				if len(c) > 4000 {
+					c = "..." + c[len(c)-4000:]
+				}
+				t.Logf("server %s (%s) console:\n%s", s.Name, s.Status, c)
+			}
+		}
+	}()
 	ns := novaHostsNS("rack-htree-")
 	url := "openstack://" + cloud + "/" + ns + "?image=cirros&flavor=m1.medium&network=none"
 	var logs syncBuf
@@ -259,6 +270,21 @@ func TestOpenStackHostsForkTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := root.Wait(ctx); err != nil {
+		t.Logf("lines so far: %v", arrivals)
+		if ps, perr := psByName(context.Background(), k); perr == nil {
+			for name, p := range ps {
+				why := ""
+				if p.State == rack.Lost {
+					if h, err := k.Process(context.Background(), p.PID); err == nil {
+						wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						why = fmt.Sprint(h.Wait(wctx))
+						cancel()
+					}
+				}
+				t.Logf("ps: %s pid %d ppid %d %v host %s %s", name, p.PID, p.PPID, p.State, p.Host, why)
+			}
+		}
+		t.Logf("warnings:\n%s", logs.String())
 		t.Fatal(err)
 	}
 	// ps once the tree has ended: each process exited with its status.
