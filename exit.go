@@ -44,6 +44,16 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 	pr.once.Do(func() {
 		pr.killed.Store(true)
 		pr.cancel(ErrKilled)
+		// Its host's slot is freed before the exit is seen, while its
+		// ends close: neither waits for the other.
+		var released chan struct{}
+		if pr.release != nil {
+			released = make(chan struct{})
+			go func() {
+				defer close(released)
+				pr.release()
+			}()
+		}
 		if err := k.closeEnds(pr, ex.Signal != int(SIGKILL) && !ex.Lost); err != nil && ex.By == "" && ex.Code == 0 && ex.Signal == 0 {
 			// Its output was acknowledged to it but could not be
 			// delivered: a success would hide the loss.
@@ -55,8 +65,8 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 		}
 		pr.notify = nil
 		pr.mu.Unlock()
-		if pr.release != nil {
-			pr.release() // its host's slot: free before the exit is seen
+		if released != nil {
+			<-released
 		}
 		ctx := context.WithoutCancel(k.ctx) // recorded even while the kernel closes
 		if ex.By == "" {                    // not read from the store: ours to record

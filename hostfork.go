@@ -25,7 +25,8 @@ import (
 // a root's children run on an in-process compute: no host has to find it
 // in a listing and read its record back. The slot is still claimed in the
 // store (a create-only put of the start record, as a forker elsewhere
-// claims one) so that other forkers see it taken; a claim found there
+// claims one, made at once with the process record: startOwnClaim) so
+// that other forkers see it taken; a claim found there
 // first is left to the host to serve, and the child runs over the slot
 // count rather than wait (a race of one fork, as the placer's are). Its
 // host record says that it runs here, for ps. The host never places a
@@ -45,7 +46,8 @@ type hostSelf struct {
 type ownSlot struct {
 	name    string        // the slot's object name (overName while over the slot count)
 	written bool          // its claim is in the store: ours to delete
-	claimed chan struct{} // closed once its claim has been put (or not: written says)
+	claimed chan struct{} // closed once its claim has been put (or not: written says); nil until it starts (under hostSelf.mu)
+	placed  chan struct{} // closed once its host record is put, or given up; nil with claimed
 }
 
 // reserveOwnSlot reserves a free slot of this host for pr, a child about
@@ -94,17 +96,23 @@ func (k *Kernel) unreserveOwnSlot(pr *proc) {
 
 // free gives back the slot of pid, once its claim has been put: the
 // claim in the store first (the host's slot is free once it is gone), then
-// the host's count.
+// the host's count. It returns once its host record is in the store too
+// (finish records the exit next, and a record put after the process was
+// reaped would be left behind).
 func (s *hostSelf) free(pid PID) {
 	s.mu.Lock()
 	slot := s.slots[pid]
 	delete(s.slots, pid)
+	var claimed, placed chan struct{}
+	if slot != nil {
+		claimed, placed = slot.claimed, slot.placed
+	}
 	s.mu.Unlock()
 	if slot == nil {
 		return
 	}
-	if slot.claimed != nil {
-		<-slot.claimed
+	if claimed != nil {
+		<-claimed
 	}
 	h := s.h
 	k := h.k
@@ -122,59 +130,73 @@ func (s *hostSelf) free(pid PID) {
 		default:
 		}
 	}
+	if placed != nil {
+		<-placed
+	}
 }
 
 // runHere runs pr, a process this kernel runs (a root, or a child in a
-// slot of its own host), as a goroutine.
+// slot of its own host), as a goroutine. A child in its host's own slot
+// has its claim under way already (startOwnClaim).
 func (k *Kernel) runHere(pr *proc) {
-	if s := k.placer.self; s != nil {
-		s.mu.Lock()
-		slot := s.slots[pr.pid]
-		if slot != nil {
-			slot.claimed = make(chan struct{})
-		}
-		s.mu.Unlock()
-		if slot != nil {
-			// While it runs (its end waits for it: see free): the claim
-			// is for other forkers' sake, not for its own.
-			if !k.sched.whileOpen(func() { k.wg.Add(1) }) {
-				close(slot.claimed) // closing: it is killed at once
-			} else {
-				go func() {
-					defer k.wg.Done()
-					k.claimOwnSlot(pr, slot)
-				}()
-			}
-		}
-	}
 	k.run(k.ctx, pr)
 }
 
-// claimOwnSlot puts pr's start record in the slot reserved for it, and its
-// host record, at once. A claim found in the slot first is a forker's
-// that the host serves: pr runs over the slot count.
-func (k *Kernel) claimOwnSlot(pr *proc, slot *ownSlot) {
+// startOwnClaim starts claiming, in the store, the slot of this host
+// reserved for pr (reserveOwnSlot), as pr's process record is written:
+// the slot's claim is data, pr's start record, put at once with the
+// process record; its host record (for ps) goes with them too where
+// creates are strict, else once the process record is in (on a store
+// whose creates are loose, two kernels may have taken one pid, and the
+// other's host record must not be taken). The claim is for other
+// forkers' sake: pr runs whatever comes of it, and its end waits for it
+// (see free). It returns nil if pr has no slot here, else the function
+// to call with the outcome of the process record's put.
+func (k *Kernel) startOwnClaim(pr *proc, data []byte) (recorded func(ok bool)) {
+	s := k.placer.self
+	if s == nil || pr.release == nil || pr.adopted {
+		return nil
+	}
+	s.mu.Lock()
+	slot := s.slots[pr.pid]
+	if slot == nil || slot.claimed != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	slot.claimed, slot.placed = make(chan struct{}), make(chan struct{})
+	s.mu.Unlock()
+	outcome := make(chan bool, 1)
+	if !k.sched.whileOpen(func() { k.wg.Add(2) }) {
+		close(slot.claimed) // closing: nothing more is written
+		close(slot.placed)
+		return func(bool) {}
+	}
+	go func() {
+		defer k.wg.Done()
+		k.claimOwnSlot(pr.pid, slot, data)
+	}()
+	go func() {
+		defer k.wg.Done()
+		k.placeOwnChild(pr, slot, outcome)
+	}()
+	return func(ok bool) { outcome <- ok }
+}
+
+// claimOwnSlot puts data, a child's start record, in the slot reserved
+// for it. A claim found in the slot first is a forker's that the host
+// serves: the child runs over the slot count.
+func (k *Kernel) claimOwnSlot(pid PID, slot *ownSlot, data []byte) {
 	defer close(slot.claimed)
 	ctx := k.ctx
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		host := &record.Host{PID: int64(pr.pid), Kernel: k.id}
-		if err := k.ns.putSummarized(ctx, record.HostKey(int64(pr.pid)), record.Encode(host), true, record.HostSummary(host)); err != nil && ctx.Err() == nil {
-			k.cfg.logger.Warn("rack: host: recording where a child runs", "pid", pr.pid, "err", err)
-		}
-	}()
-	err := k.ns.put(ctx, slot.name, record.Encode(pr.rec), true)
-	wg.Wait()
+	err := k.ns.put(ctx, slot.name, data, true)
 	slot.written = err == nil
 	if errors.Is(err, backend.ErrExist) {
 		// Another forker's claim: the host's to serve, at its next look;
-		// pr is counted over the slot count.
+		// the child is counted over the slot count.
 		h := k.placer.self.h
 		h.mu.Lock()
 		delete(h.seen, slot.name)
-		slot.name = overName(pr.pid)
+		slot.name = overName(pid)
 		h.seen[slot.name] = true
 		h.mu.Unlock()
 		select {
@@ -183,6 +205,38 @@ func (k *Kernel) claimOwnSlot(pr *proc, slot *ownSlot) {
 		}
 	} else if err != nil && ctx.Err() == nil {
 		k.cfg.logger.Warn("rack: host: claiming its own slot", "slot", slot.name, "err", err)
+	}
+}
+
+// placeOwnChild puts the host record of pr, a child in a slot of this
+// host (ps shows where it runs), once its process record is in (outcome
+// says whether it went in), or at once where creates are strict, taking
+// it back if the process record failed.
+func (k *Kernel) placeOwnChild(pr *proc, slot *ownSlot, outcome <-chan bool) {
+	defer close(slot.placed)
+	ctx := k.ctx
+	key := record.HostKey(int64(pr.pid))
+	host := &record.Host{PID: int64(pr.pid), Kernel: k.id}
+	put := func() error {
+		return k.ns.putSummarized(ctx, key, record.Encode(host), true, record.HostSummary(host))
+	}
+	var err error
+	if k.ns.looseCreate {
+		if !<-outcome {
+			return
+		}
+		err = put()
+	} else {
+		err = put()
+		if !<-outcome {
+			if err == nil {
+				_ = k.ns.store.Delete(context.WithoutCancel(ctx), k.cfg.container, key)
+			}
+			return
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		k.cfg.logger.Warn("rack: host: recording where a child runs", "pid", pr.pid, "err", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +24,56 @@ func init() {
 	rack.Register("tree-grand", treeGrand)
 	rack.Register("nest", nest)
 	rack.Register("fork-loop", forkLoop)
+	rack.Register("fork-vs-exec", forkVsExec)
+}
+
+// forkVsExec n forks and waits for an empty child (os-child quiet) and
+// runs a bare re-exec of its own binary (what BenchmarkBareReexec runs),
+// in turn, n times after one of each, and prints the time each took in
+// all: "forkns execns". Side by side in one OS process, the two see the
+// same load.
+func forkVsExec(ctx context.Context, self *rack.Self) error {
+	n, err := strconv.Atoi(self.Args()[0])
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	forkWait := func() error {
+		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
+		if err != nil {
+			return err
+		}
+		return c.Wait(ctx)
+	}
+	reexec := func() error {
+		cmd := exec.CommandContext(ctx, exe)
+		cmd.Env = append(os.Environ(), "RACK_TEST_BARE_CHILD=1")
+		return cmd.Run()
+	}
+	if err := forkWait(); err != nil {
+		return err
+	}
+	if err := reexec(); err != nil {
+		return err
+	}
+	var forks, execs time.Duration
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		if err := forkWait(); err != nil {
+			return err
+		}
+		mid := time.Now()
+		if err := reexec(); err != nil {
+			return err
+		}
+		forks += mid.Sub(start)
+		execs += time.Since(mid)
+	}
+	fmt.Fprintf(self.Stdout(), "%d %d\n", forks.Nanoseconds(), execs.Nanoseconds())
+	return nil
 }
 
 // forkLoop n forks and waits for an empty child (os-child quiet) once, then
@@ -413,40 +465,7 @@ func BenchmarkHostFork(b *testing.B) {
 		slots int
 	}{{"own", 2}, {"other", 1}} {
 		b.Run(c.name, func(b *testing.B) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-			defer cancel()
-			dir := b.TempDir()
-			awaitHostsGone(b, dir)
-			k, err := rack.Open(ctx, fmt.Sprintf("file://%s?hosts=1&slots=%d&idle=2s", dir, c.slots), rack.WithLease(3*time.Second),
-				rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer k.Close()
-			var out string
-			root, err := k.Start(ctx, rack.Spec{Name: "bench-root"}, func(ctx context.Context, self *rack.Self) error {
-				r, w, err := self.Pipe(ctx)
-				if err != nil {
-					return err
-				}
-				child, err := self.Fork(ctx, rack.Spec{Program: "fork-loop", Args: []string{strconv.Itoa(b.N)}, Stdout: w})
-				if err != nil {
-					return err
-				}
-				w.Close()
-				data, err := io.ReadAll(r)
-				out = string(data)
-				if err != nil {
-					return err
-				}
-				return child.Wait(ctx)
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := root.Wait(ctx); err != nil {
-				b.Fatal(err)
-			}
+			out := runOnHost(b, c.slots, "fork-loop")
 			var ns, reqs int64
 			if _, err := fmt.Sscan(out, &ns, &reqs); err != nil {
 				b.Fatalf("fork-loop printed %q: %v", out, err)
@@ -458,4 +477,60 @@ func BenchmarkHostFork(b *testing.B) {
 			}
 		})
 	}
+}
+
+// runOnHost runs program with the argument b.N on a host of a file://
+// namespace whose hosts have slots slots, and returns what it printed.
+func runOnHost(b *testing.B, slots int, program string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir := b.TempDir()
+	awaitHostsGone(b, dir)
+	k, err := rack.Open(ctx, fmt.Sprintf("file://%s?hosts=1&slots=%d&idle=2s", dir, slots), rack.WithLease(3*time.Second),
+		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	var out string
+	root, err := k.Start(ctx, rack.Spec{Name: "bench-root"}, func(ctx context.Context, self *rack.Self) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		child, err := self.Fork(ctx, rack.Spec{Program: program, Args: []string{strconv.Itoa(b.N)}, Stdout: w})
+		if err != nil {
+			return err
+		}
+		w.Close()
+		data, err := io.ReadAll(r)
+		out = string(data)
+		if err != nil {
+			return err
+		}
+		return child.Wait(ctx)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := root.Wait(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// BenchmarkHostForkVsReexec: issue #15's file:// criterion, side by side.
+// A process on a warm host of 2 slots forks and waits for an empty child
+// (into its own host's free slot) and runs a bare re-exec of the same
+// binary, in turn, in one loop: ratio is fork/re-exec (the criterion: at
+// most 0.5).
+func BenchmarkHostForkVsReexec(b *testing.B) {
+	out := runOnHost(b, 2, "fork-vs-exec")
+	var forks, execs int64
+	if _, err := fmt.Sscan(out, &forks, &execs); err != nil {
+		b.Fatalf("fork-vs-exec printed %q: %v", out, err)
+	}
+	b.ReportMetric(float64(forks)/float64(b.N), "ns/fork")
+	b.ReportMetric(float64(execs)/float64(b.N), "ns/reexec")
+	b.ReportMetric(float64(forks)/float64(execs), "ratio")
 }

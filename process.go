@@ -555,7 +555,12 @@ func (k *Kernel) recordProc(ctx context.Context, parent *proc, pr *proc) error {
 		k.unreserveOwnSlot(pr)
 		return fmt.Errorf("rack: fork %s: %w: %v", rec.Name, ErrInvalid, err)
 	}
-	if err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), data, true, record.ProcSummary(rec)); err != nil {
+	recorded := k.startOwnClaim(pr, data) // hostfork.go: a slot of this host, claimed at once
+	err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), data, true, record.ProcSummary(rec))
+	if recorded != nil {
+		recorded(err == nil)
+	}
+	if err != nil {
 		k.closeEnds(pr, false)
 		k.unreserveOwnSlot(pr)
 		if errors.Is(err, backend.ErrExist) {

@@ -30,3 +30,23 @@ func sparesHelp(dir string) bool {
 func lockRefill(dir *os.File) bool {
 	return unix.Flock(int(dir.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
 }
+
+// fsTopdirFL is FS_TOPDIR_FL (chattr +T), which x/sys/unix does not name.
+const fsTopdirFL = 0x00020000
+
+// spreadDirs marks dir, the store's directory, as the top of a directory
+// hierarchy for ext2/3/4's Orlov allocator (chattr +T), so that the
+// directories made in it (DIR/spare, DIR/tmp, DIR/c: where new files get
+// their inodes) go to block groups with many free inodes, not to its own:
+// on an ext4 without a journal, a group where many files were deleted in
+// the last minute (the machine's temporary files) makes each new inode
+// cost 100-250 µs of kernel time (recently_deleted), against 20-30 µs in
+// a fresh group. A hint only: elsewhere, or if it fails, nothing changes.
+func spreadDirs(dir *os.File) {
+	fd := int(dir.Fd())
+	flags, err := unix.IoctlGetInt(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil || flags&fsTopdirFL != 0 {
+		return
+	}
+	_ = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags|fsTopdirFL)
+}

@@ -16,3 +16,6 @@ func renameNoReplace(old, new string) error { return errors.ErrUnsupported }
 
 // lockRefill is never called here (no spares).
 func lockRefill(dir *os.File) bool { return false }
+
+// spreadDirs is a hint for Linux's ext file systems (see spare_linux.go).
+func spreadDirs(dir *os.File) {}
