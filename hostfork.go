@@ -62,7 +62,7 @@ func (k *Kernel) reserveOwnSlot(pr *proc) bool {
 	h.mu.Lock()
 	name := ""
 	for n := 0; n < h.rec.Slots; n++ {
-		if key := hostSlotKey(h.id, n); !h.seen[key] {
+		if key := hostSlotKey(h.id, n); !h.seen[key] && h.foreign[key].IsZero() {
 			name = key
 			h.seen[key] = true
 			break
@@ -196,6 +196,7 @@ func (k *Kernel) claimOwnSlot(pid PID, slot *ownSlot, data []byte) {
 		h := k.placer.self.h
 		h.mu.Lock()
 		delete(h.seen, slot.name)
+		h.foreign[slot.name] = time.Now() // not this host's next own fork's either
 		slot.name = overName(pid)
 		h.seen[slot.name] = true
 		h.mu.Unlock()
@@ -487,7 +488,14 @@ func (k *Kernel) watchHostRequests() {
 				}
 				handled[rid] = true
 				found = true
-				k.serveHostRequest(ctx, rid)
+				// Each at once: its claim (HostStarting) gives its asker
+				// more time; one after another, a request behind a few
+				// server creates was given up on before it was claimed.
+				k.wg.Add(1)
+				go func() {
+					defer k.wg.Done()
+					k.serveHostRequest(ctx, rid)
+				}()
 			}
 			for rid := range handled {
 				if !listed[rid] {

@@ -117,3 +117,54 @@ func FuzzServeHostRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestOwnSlotSkipsForeignClaim: a host's own fork that finds another
+// forker's claim in the slot it picked runs over the slot count, and the
+// next own fork, before the host's listing has adopted that claim, picks
+// another slot, not the same one again (it did: a host of 4 slots ran 8).
+func TestOwnSlotSkipsForeignClaim(t *testing.T) {
+	ctx := context.Background()
+	k, err := Open(ctx, "mem://", WithHosts(2, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	h := &hostServer{k: k, id: k.id, seen: map[string]bool{}, foreign: map[string]time.Time{},
+		wake: make(chan struct{}, 1), rec: hostRecord{Kernel: k.id, Slots: 2}}
+	k.placer.self = &hostSelf{h: h, slots: map[PID]*ownSlot{}}
+	// Another forker's claim of slot 0, not listed by the host yet.
+	if err := k.ns.put(ctx, hostSlotKey(h.id, 0), record.Encode(&record.Proc{PID: 900}), true); err != nil {
+		t.Fatal(err)
+	}
+	own := func(pid PID) *ownSlot {
+		pr := &proc{k: k, pid: pid, rec: &record.Proc{PID: int64(pid)}}
+		if !k.reserveOwnSlot(pr) {
+			t.Fatalf("pid %d: no own slot reserved", pid)
+		}
+		slot := k.placer.self.slots[pid]
+		slot.claimed = make(chan struct{})
+		k.claimOwnSlot(pid, slot, record.Encode(pr.rec))
+		return slot
+	}
+	if s := own(901); s.name != overName(901) {
+		t.Fatalf("the first own fork holds %q, want %q (slot 0 was claimed first)", s.name, overName(901))
+	}
+	if s := own(902); s.name != hostSlotKey(h.id, 1) {
+		t.Errorf("the second own fork holds %q, want the free slot %q", s.name, hostSlotKey(h.id, 1))
+	}
+	// Once a listing shows the claim, the host adopts it (and forgets
+	// it was foreign); once one begun after shows it gone, it is free.
+	h.mu.Lock()
+	marked := !h.foreign[hostSlotKey(h.id, 0)].IsZero()
+	h.mu.Unlock()
+	if !marked {
+		t.Fatal("slot 0 is not marked as another forker's")
+	}
+	h.take(nil, time.Now().Add(time.Second))
+	h.mu.Lock()
+	left := len(h.foreign)
+	h.mu.Unlock()
+	if left != 0 {
+		t.Errorf("a later listing without slot 0 left %d foreign slots", left)
+	}
+}

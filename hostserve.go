@@ -50,7 +50,7 @@ func runHost(main Program) int {
 			fmt.Fprintln(os.Stderr, "rack: host: reading the program's digest:", err)
 		}
 	}
-	h := &hostServer{k: k, id: id, main: main, seen: map[string]bool{}, wake: make(chan struct{}, 1),
+	h := &hostServer{k: k, id: id, main: main, seen: map[string]bool{}, foreign: map[string]time.Time{}, wake: make(chan struct{}, 1),
 		rec: hostRecord{Kernel: id, Digest: digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
 			Instance: hostInstanceName(k.cfg.namespace, id)}}
 	k.placer.self = &hostSelf{h: h, slots: map[PID]*ownSlot{}} // its processes' forks (hostfork.go)
@@ -125,6 +125,10 @@ type hostServer struct {
 
 	mu   sync.Mutex
 	seen map[string]bool // slots taken up (adopting or running), by name
+	// foreign: slots another forker's claim was found in (claimOwnSlot),
+	// and when, that take has not adopted yet: not free for this host's
+	// own forks until a listing begun after that shows them gone.
+	foreign map[string]time.Time
 	wake chan struct{}   // a slot was released
 
 	ceilings hostCeilings // hostlimit.go
@@ -153,10 +157,11 @@ func (h *hostServer) serve(ctx context.Context, stop <-chan struct{}) string {
 	delay := k.cfg.pollMin
 	for {
 		ch := k.ns.changed(prefix)
+		listedAt := time.Now()
 		objs, err := k.ns.listAllIn(ctx, k.cfg.container, prefix)
 		took := 0
 		if err == nil {
-			took = h.take(objs)
+			took = h.take(objs, listedAt)
 		} else if k.ctx.Err() == nil {
 			if errors.Is(err, backend.ErrNotFound) {
 				return "its namespace's container is gone"
@@ -245,10 +250,21 @@ func (h *hostServer) serve(ctx context.Context, stop <-chan struct{}) string {
 	}
 }
 
-// take starts adopting the processes in slots it has not seen; it returns
-// how many.
-func (h *hostServer) take(objs []backend.ObjectInfo) int {
+// take starts adopting the processes in slots it has not seen, from a
+// listing begun at listedAt; it returns how many.
+func (h *hostServer) take(objs []backend.ObjectInfo, listedAt time.Time) int {
 	n := 0
+	listed := make(map[string]bool, len(objs))
+	for _, o := range objs {
+		listed[o.Name] = true
+	}
+	h.mu.Lock()
+	for name, at := range h.foreign {
+		if !listed[name] && at.Before(listedAt) {
+			delete(h.foreign, name) // freed since
+		}
+	}
+	h.mu.Unlock()
 	for _, o := range objs {
 		id, slot, ok := parseHostName(o.Name)
 		if !ok || id != h.id || slot < 0 || strings.HasPrefix(o.ContentType, hostClosedType) {
@@ -257,6 +273,7 @@ func (h *hostServer) take(objs []backend.ObjectInfo) int {
 		h.mu.Lock()
 		seen := h.seen[o.Name]
 		h.seen[o.Name] = true
+		delete(h.foreign, o.Name)
 		h.mu.Unlock()
 		if !seen {
 			n++
