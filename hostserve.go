@@ -129,7 +129,7 @@ type hostServer struct {
 	// and when, that take has not adopted yet: not free for this host's
 	// own forks until a listing begun after that shows them gone.
 	foreign map[string]time.Time
-	wake chan struct{}   // a slot was released
+	wake    chan struct{} // a slot was released
 
 	ceilings hostCeilings // hostlimit.go
 }
