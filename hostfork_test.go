@@ -119,6 +119,13 @@ func forkLoop(ctx context.Context, self *rack.Self) error {
 // (their output goes where its own does), checks their exit codes and
 // exits 10+i.
 func treeChild(ctx context.Context, self *rack.Self) error {
+	return forkGrandchildren(ctx, self, "tree-grand")
+}
+
+// forkGrandchildren is a tree's child i: it prints "child i", forks
+// program grand with arguments i 0 and i 1, checks that they exit 20+2i+j
+// and exits 10+i.
+func forkGrandchildren(ctx context.Context, self *rack.Self, grand string) error {
 	i, err := strconv.Atoi(self.Args()[0])
 	if err != nil {
 		return err
@@ -126,7 +133,7 @@ func treeChild(ctx context.Context, self *rack.Self) error {
 	fmt.Fprintf(self.Stdout(), "child %d\n", i)
 	var kids []*rack.Process
 	for j := 0; j < 2; j++ {
-		c, err := self.Fork(ctx, rack.Spec{Program: "tree-grand", Args: []string{strconv.Itoa(i), strconv.Itoa(j)}})
+		c, err := self.Fork(ctx, rack.Spec{Program: grand, Args: []string{strconv.Itoa(i), strconv.Itoa(j)}})
 		if err != nil {
 			return fmt.Errorf("child %d: fork %d: %w", i, j, err)
 		}

@@ -54,30 +54,9 @@ func htreeTop(ctx context.Context, self *rack.Self) error {
 	return rack.Exit(7)
 }
 
-// htreeChild i prints "child i", forks htree-grand i 0 and htree-grand i
-// 1, checks their exit codes and exits 10+i.
+// htreeChild is treeChild forking htree-grand.
 func htreeChild(ctx context.Context, self *rack.Self) error {
-	i, err := strconv.Atoi(self.Args()[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(self.Stdout(), "child %d\n", i)
-	var kids []*rack.Process
-	for j := 0; j < 2; j++ {
-		c, err := self.Fork(ctx, rack.Spec{Program: "htree-grand", Args: []string{strconv.Itoa(i), strconv.Itoa(j)}})
-		if err != nil {
-			return fmt.Errorf("child %d: fork %d: %w", i, j, err)
-		}
-		kids = append(kids, c)
-	}
-	for j, c := range kids {
-		err := c.Wait(ctx)
-		var ee *rack.ExitError
-		if want := 20 + 2*i + j; !errors.As(err, &ee) || ee.Code() != want {
-			return fmt.Errorf("child %d: grandchild %d: Wait = %v, want code %d", i, j, err, want)
-		}
-	}
-	return rack.Exit(10 + i)
+	return forkGrandchildren(ctx, self, "htree-grand")
 }
 
 // htreeGrand i j prints "grand i j", waits for SIGUSR1 and exits 20+2i+j.
