@@ -2,11 +2,17 @@ package rack
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/inproc"
+	"github.com/rackfork/rack/backend/mem"
 	"github.com/rackfork/rack/internal/record"
 )
 
@@ -166,5 +172,70 @@ func TestOwnSlotSkipsForeignClaim(t *testing.T) {
 	h.mu.Unlock()
 	if left != 0 {
 		t.Errorf("a later listing without slot 0 left %d foreign slots", left)
+	}
+}
+
+// failGet fails the Gets of one object with a transient error while on.
+type failGet struct {
+	backend.Store
+	name string
+	on   atomic.Bool
+}
+
+func (f *failGet) Get(ctx context.Context, container, name string, opts *backend.GetOptions) (io.ReadCloser, backend.ObjectInfo, error) {
+	if f.on.Load() && name == f.name {
+		return nil, backend.ObjectInfo{}, fmt.Errorf("%w: injected", backend.ErrTransient)
+	}
+	return f.Store.Get(ctx, container, name, opts)
+}
+
+// TestAdoptRetriesTransientRead: a host whose store fails to give it a
+// slot's start record (past its retries) leaves the slot for its next
+// listing, with no claim and no exit recorded; it used to free the slot,
+// and the process never ran nor ended.
+func TestAdoptRetriesTransientRead(t *testing.T) {
+	ctx := context.Background()
+	fg := &failGet{Store: mem.New()}
+	k, err := New(ctx, fg, inproc.New(), WithHosts(2, time.Minute), WithLease(time.Second)) // the retry budget
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	h := &hostServer{k: k, id: k.id, seen: map[string]bool{}, foreign: map[string]time.Time{},
+		wake: make(chan struct{}, 1), rec: hostRecord{Kernel: k.id, Slots: 2}}
+	name := hostSlotKey(h.id, 0)
+	const pid = 4242
+	if err := k.ns.putSummarized(ctx, name, record.Encode(&record.Proc{PID: pid}), true, record.SlotSummary(pid)); err != nil {
+		t.Fatal(err)
+	}
+	fg.name = name // set before on: read after it
+	fg.on.Store(true)
+	objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostSlotPrefix(h.id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.take(objs, time.Now()); n != 1 {
+		t.Fatalf("take started %d adoptions, want 1", n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		h.mu.Lock()
+		seen := h.seen[name]
+		h.mu.Unlock()
+		if !seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slot is still taken up 10 s after its read failed")
+		}
+	}
+	fg.on.Store(false)
+	if _, err := k.ns.get(ctx, name); err != nil {
+		t.Errorf("the slot after a failed read: %v, want it kept for the next listing", err)
+	}
+	if _, err := k.ns.get(ctx, record.ExitKey(pid)); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("exit record after a failed read: %v, want none", err)
+	}
+	if _, err := k.ns.get(ctx, record.HostKey(pid)); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("host record after a failed read: %v, want none (the claim taken back)", err)
 	}
 }

@@ -334,8 +334,18 @@ func (h *hostServer) adopt(name string, pid PID) {
 			// As adoptRecord's failures below: its forker learns of it.
 			k.recordLost(context.WithoutCancel(ctx), pid, "its host could not run it: "+err.Error())
 			release()
+		case errors.Is(err, backend.ErrTransient):
+			// The store failed past its retries: the next listing tries
+			// again (the claim, if made, was taken back above).
+			k.cfg.logger.Warn("rack: host: reading a start record", "slot", name, "err", err)
+			h.mu.Lock()
+			delete(h.seen, name)
+			h.mu.Unlock()
 		default:
 			k.cfg.logger.Warn("rack: host: dropping an unreadable start record", "slot", name, "err", err)
+			if pid > 0 {
+				k.recordLost(context.WithoutCancel(ctx), pid, "its host could not read its start record: "+err.Error())
+			}
 			release()
 		}
 		return
