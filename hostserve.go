@@ -343,7 +343,9 @@ func (h *hostServer) adopt(name string, pid PID) {
 			h.mu.Unlock()
 		default:
 			k.cfg.logger.Warn("rack: host: dropping an unreadable start record", "slot", name, "err", err)
-			if pid > 0 {
+			if pid > 0 && errors.Is(err, record.ErrCorrupt) {
+				// Not when the record names another process: that one
+				// may run elsewhere.
 				k.recordLost(context.WithoutCancel(ctx), pid, "its host could not read its start record: "+err.Error())
 			}
 			release()
