@@ -596,6 +596,10 @@ func (l *lexer) ansiC() (string, error) {
 			return "", &SyntaxError{Col: l.col, Msg: "NUL character"}
 		case r == '\'':
 			l.advance(n)
+			if !utf8.ValidString(b.String()) {
+				// \xHH and \NNN make bytes: an argument is UTF-8 (Spec.Args)
+				return "", &SyntaxError{Col: col, Msg: "$' quote makes invalid UTF-8"}
+			}
 			return b.String(), nil
 		case r != '\\':
 			b.WriteRune(r)
