@@ -284,6 +284,24 @@ func TestHostsKilledRoot(t *testing.T) {
 	})
 }
 
+// openHostsDir opens a file:// namespace in a fresh directory with query
+// (its hosts' URL options) and opts, and a silent console; once no host
+// of an earlier test runs on, as awaitHostsGone. When t ends the kernel
+// is closed and, if t failed, the processes' logs are shown (dumpLogs).
+func openHostsDir(t *testing.T, ctx context.Context, query string, opts ...rack.Option) (*rack.Kernel, string) {
+	t.Helper()
+	dir := t.TempDir()
+	awaitHostsGone(t, dir)
+	t.Cleanup(func() { dumpLogs(t, dir) })
+	opts = append(opts, rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	k, err := rack.Open(ctx, "file://"+dir+query, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k, dir
+}
+
 // dumpLogs shows, when t failed, the OS output of the namespace's
 // processes in dir (hosts included).
 func dumpLogs(t *testing.T, dir string) {
@@ -552,15 +570,7 @@ func TestHostsIdleRace(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	awaitHostsGone(t, dir)
-	defer dumpLogs(t, dir)
-	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=2&idle=30ms", rack.WithLease(3*time.Second),
-		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	k, _ := openHostsDir(t, ctx, "?hosts=1&slots=2&idle=30ms", rack.WithLease(3*time.Second))
 	root, err := k.Start(ctx, rack.Spec{Name: "racer"}, func(ctx context.Context, self *rack.Self) error {
 		for i := 0; i < 40; i++ {
 			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
@@ -593,15 +603,7 @@ func TestHostSlowStart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	t.Setenv("RACK_TEST_SLOW_HOST", "2500ms")
-	dir := t.TempDir()
-	awaitHostsGone(t, dir)
-	defer dumpLogs(t, dir)
-	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=2&idle=1s", rack.WithLease(time.Second),
-		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	k, _ := openHostsDir(t, ctx, "?hosts=1&slots=2&idle=1s", rack.WithLease(time.Second))
 	var lines []string
 	root, err := k.Start(ctx, rack.Spec{Name: "slow"}, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)

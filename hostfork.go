@@ -188,7 +188,7 @@ func (k *Kernel) startOwnClaim(pr *proc, data []byte) (recorded func(ok bool)) {
 func (k *Kernel) claimOwnSlot(pid PID, slot *ownSlot, data []byte) {
 	defer close(slot.claimed)
 	ctx := k.ctx
-	err := k.ns.put(ctx, slot.name, data, true)
+	err := k.ns.putSummarized(ctx, slot.name, data, true, record.SlotSummary(int64(pid)))
 	slot.written = err == nil
 	if errors.Is(err, backend.ErrExist) {
 		// Another forker's claim: the host's to serve, at its next look;
@@ -216,22 +216,17 @@ func (k *Kernel) claimOwnSlot(pid PID, slot *ownSlot, data []byte) {
 func (k *Kernel) placeOwnChild(pr *proc, slot *ownSlot, outcome <-chan bool) {
 	defer close(slot.placed)
 	ctx := k.ctx
-	key := record.HostKey(int64(pr.pid))
-	host := &record.Host{PID: int64(pr.pid), Kernel: k.id}
-	put := func() error {
-		return k.ns.putSummarized(ctx, key, record.Encode(host), true, record.HostSummary(host))
-	}
 	var err error
 	if k.ns.looseCreate {
 		if !<-outcome {
 			return
 		}
-		err = put()
+		err = k.claimProcess(ctx, pr.pid)
 	} else {
-		err = put()
+		err = k.claimProcess(ctx, pr.pid)
 		if !<-outcome {
 			if err == nil {
-				_ = k.ns.store.Delete(context.WithoutCancel(ctx), k.cfg.container, key)
+				_ = k.ns.store.Delete(context.WithoutCancel(ctx), k.cfg.container, record.HostKey(int64(pr.pid)))
 			}
 			return
 		}

@@ -41,19 +41,12 @@ func forkVsExec(ctx context.Context, self *rack.Self) error {
 	if err != nil {
 		return err
 	}
-	forkWait := func() error {
-		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
-		if err != nil {
-			return err
-		}
-		return c.Wait(ctx)
-	}
 	reexec := func() error {
 		cmd := exec.CommandContext(ctx, exe)
 		cmd.Env = append(os.Environ(), "RACK_TEST_BARE_CHILD=1")
 		return cmd.Run()
 	}
-	if err := forkWait(); err != nil {
+	if err := forkWaitQuiet(ctx, self); err != nil {
 		return err
 	}
 	if err := reexec(); err != nil {
@@ -62,7 +55,7 @@ func forkVsExec(ctx context.Context, self *rack.Self) error {
 	var forks, execs time.Duration
 	for i := 0; i < n; i++ {
 		start := time.Now()
-		if err := forkWait(); err != nil {
+		if err := forkWaitQuiet(ctx, self); err != nil {
 			return err
 		}
 		mid := time.Now()
@@ -76,6 +69,15 @@ func forkVsExec(ctx context.Context, self *rack.Self) error {
 	return nil
 }
 
+// forkWaitQuiet forks an empty child (os-child quiet) and waits for it.
+func forkWaitQuiet(ctx context.Context, self *rack.Self) error {
+	c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
+	if err != nil {
+		return err
+	}
+	return c.Wait(ctx)
+}
+
 // forkLoop n forks and waits for an empty child (os-child quiet) once, then
 // n times, and prints the time and the store requests of its kernel the n
 // took: "ns requests".
@@ -84,14 +86,7 @@ func forkLoop(ctx context.Context, self *rack.Self) error {
 	if err != nil {
 		return err
 	}
-	forkWait := func() error {
-		c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{"quiet"}})
-		if err != nil {
-			return err
-		}
-		return c.Wait(ctx)
-	}
-	if err := forkWait(); err != nil { // warm: the other host is started
+	if err := forkWaitQuiet(ctx, self); err != nil { // warm: the other host is started
 		return err
 	}
 	k := self.KernelForTest()
@@ -99,7 +94,7 @@ func forkLoop(ctx context.Context, self *rack.Self) error {
 	before := stats["total"]
 	start := time.Now()
 	for i := 0; i < n; i++ {
-		if err := forkWait(); err != nil {
+		if err := forkWaitQuiet(ctx, self); err != nil {
 			return err
 		}
 	}
@@ -214,15 +209,7 @@ func TestHostForkTree(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	awaitHostsGone(t, dir)
-	defer dumpLogs(t, dir)
-	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=4&idle=2s", rack.WithLease(3*time.Second),
-		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	k, _ := openHostsDir(t, ctx, "?hosts=1&slots=4&idle=2s", rack.WithLease(3*time.Second))
 	var lines []string
 	root, err := k.Start(ctx, rack.Spec{Name: "tree-root"}, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)

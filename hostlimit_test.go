@@ -46,15 +46,7 @@ func TestHostLimitsMaxHosts(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	awaitHostsGone(t, dir)
-	defer dumpLogs(t, dir)
-	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=3&idle=1m&max_hosts=3", rack.WithLease(3*time.Second),
-		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	k, dir := openHostsDir(t, ctx, "?hosts=1&slots=3&idle=1m&max_hosts=3", rack.WithLease(3*time.Second))
 	// Watch the hosts while the job runs.
 	var mu sync.Mutex
 	maxListed, maxOS := 0, 0
@@ -150,15 +142,7 @@ func TestHostLimitsFail(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	awaitHostsGone(t, dir)
-	defer dumpLogs(t, dir)
-	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=1&idle=1m&max_hosts=1&at_limit=fail", rack.WithLease(3*time.Second),
-		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	k, _ := openHostsDir(t, ctx, "?hosts=1&slots=1&idle=1m&max_hosts=1&at_limit=fail", rack.WithLease(3*time.Second))
 	root, err := k.Start(ctx, rack.Spec{Name: "fail-at-limit"}, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)
 		if err != nil {
@@ -210,15 +194,7 @@ func TestHostLimitsServerHours(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	awaitHostsGone(t, dir)
-	defer dumpLogs(t, dir)
-	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=1&idle=1500ms&max_server_hours=0.0001", rack.WithLease(3*time.Second),
-		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	k, dir := openHostsDir(t, ctx, "?hosts=1&slots=1&idle=1500ms&max_server_hours=0.0001", rack.WithLease(3*time.Second))
 	fork := func(arg string) error {
 		root, err := k.Start(ctx, rack.Spec{Name: "budget"}, func(ctx context.Context, self *rack.Self) error {
 			c, err := self.Fork(ctx, rack.Spec{Program: "os-child", Args: []string{arg}})

@@ -3,8 +3,6 @@ package rack_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"strings"
 	"testing"
 	"time"
 
@@ -71,15 +69,7 @@ func TestHostRequestBooting(t *testing.T) {
 	t.Setenv("RACK_TEST_SLOW_HOST", "5s")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	awaitHostsGone(t, dir)
-	defer dumpLogs(t, dir)
-	k, err := rack.Open(ctx, "file://"+dir+"?hosts=1&slots=2&idle=2s", rack.WithLease(2*time.Second),
-		rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	k, _ := openHostsDir(t, ctx, "?hosts=1&slots=2&idle=2s", rack.WithLease(2*time.Second))
 	root, err := k.Start(ctx, rack.Spec{Name: "req-root"}, func(ctx context.Context, self *rack.Self) error {
 		c, err := self.Fork(ctx, rack.Spec{Program: "req-top", Args: []string{"3s"}})
 		if err != nil {

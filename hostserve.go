@@ -286,7 +286,7 @@ func (h *hostServer) take(objs []backend.ObjectInfo, listedAt time.Time) int {
 }
 
 // adopt runs the process whose start record is in slot name. pid is the
-// process the slot's summary names, or 0.
+// process the slot's summary names, or 0 (none: the slot is dropped).
 func (h *hostServer) adopt(name string, pid PID) {
 	k := h.k
 	done := false
@@ -374,27 +374,19 @@ type unclaimedError struct{ error }
 
 func (e unclaimedError) Unwrap() error { return e.error }
 
-// readSlot reads the start record in slot name and looks for its exit (a
-// process killed before it ran is not run). When the slot's summary names
-// the process (pid > 0) it also claims it (its host record), all three at
-// once: one round trip of the store from the listing that found the slot
-// to running it, not three. claimed says whether the claim landed.
+// readSlot reads the start record in slot name, looks for the exit of the
+// process its summary names (one killed before it ran is not run) and
+// claims that process (its host record), all three at once: one round
+// trip of the store from the listing that found the slot to running it,
+// not three. claimed says whether the claim landed.
 func (h *hostServer) readSlot(ctx context.Context, name string, pid PID) (rec *record.Proc, claimed bool, err error) {
 	k := h.k
-	rec = &record.Proc{}
 	if pid <= 0 {
-		// A slot without a summary: one call after another.
-		if err := k.ns.getRecord(ctx, name, rec); err != nil {
-			if errors.Is(err, backend.ErrNotFound) {
-				return nil, false, errSlotGone
-			}
-			return nil, false, err
-		}
-		if _, err := k.records.exit(ctx, PID(rec.PID)); err == nil {
-			return nil, false, errKilledFirst
-		}
-		return rec, false, nil
+		// Every forker of this program writes the summary (startOnHost,
+		// claimOwnSlot): not a claim.
+		return nil, false, errors.New("its content type names no process")
 	}
+	rec = &record.Proc{}
 	var exitErr, claimErr error
 	var wg sync.WaitGroup
 	wg.Add(2)

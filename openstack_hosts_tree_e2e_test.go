@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -139,7 +138,7 @@ func TestOpenStackHostsForkTree(t *testing.T) {
 	}()
 	ns := novaHostsNS("rack-htree-")
 	url := "openstack://" + cloud + "/" + ns + "?image=cirros&flavor=m1.medium&network=none"
-	var logs syncBuf
+	var logs syncLog // openstack_e2e_test.go
 	k, err := rack.Open(ctx, url+"&hosts=1&slots=4&idle=1m&timeout=30s",
 		rack.WithLease(5*time.Second), rack.WithPolling(10*time.Millisecond, 500*time.Millisecond),
 		rack.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))),
@@ -404,24 +403,6 @@ func psByName(ctx context.Context, k *rack.Kernel) (map[string]rack.ProcessInfo,
 		out[strings.Join(append([]string{in.Name}, in.Args...), " ")] = in
 	}
 	return out, nil
-}
-
-// syncBuf is a bytes.Buffer safe for concurrent use.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // hostedRunning returns the rows of ps that run on a host.
