@@ -286,6 +286,12 @@ type placer struct {
 	// booting: hosts this kernel started that do not run yet, whose
 	// leases it keeps (tendBootingHost): alive, whatever their record's age.
 	booting map[string]bool
+	// coming: hosts being started (launched, or asked for) with the lock
+	// let go; arrived is closed as one of them is added to the view or
+	// fails. A fork that finds no free slot waits for them rather than
+	// start one more.
+	coming  int
+	arrived chan struct{}
 }
 
 type hostSlot struct {
@@ -356,8 +362,8 @@ func (k *Kernel) startOnHost(pr *proc) {
 	k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "could not place it on a host: " + err.Error()})
 }
 
-// reserveSlot picks a free slot: of a host it knows, else of one a fresh
-// listing shows, else of a host it starts.
+// reserveSlot picks a free slot: of a host it knows, else of one being
+// started, else of one a fresh listing shows, else of a host it starts.
 func (k *Kernel) reserveSlot(ctx context.Context) (hostSlot, error) {
 	p := &k.placer
 	p.mu.Lock()
@@ -365,28 +371,96 @@ func (k *Kernel) reserveSlot(ctx context.Context) (hostSlot, error) {
 	if err := p.ensureDigest(); err != nil {
 		return hostSlot{}, err
 	}
-	if !p.stale {
+	for {
+		if !p.stale {
+			if at, ok := p.free(k.cfg.lease); ok {
+				return at, nil
+			}
+		}
+		if p.coming > 0 {
+			if err := p.awaitArrival(ctx); err != nil {
+				return hostSlot{}, err
+			}
+			continue
+		}
+		p.stale = false
+		if err := k.refreshHosts(ctx); err != nil {
+			return hostSlot{}, err
+		}
 		if at, ok := p.free(k.cfg.lease); ok {
 			return at, nil
 		}
+		if err := k.checkHostLimits(ctx); err != nil { // hostlimit.go
+			return hostSlot{}, err
+		}
+		p.coming++
+		if err := k.startHost(ctx); err != nil {
+			return hostSlot{}, err
+		}
+		// Its slots are free in the view, unless forks that waited for
+		// it took them all while the lock was let go: then again.
+	}
+}
+
+// bootAhead starts at once the hosts that n forks about to be placed (a
+// ForkAll's) need beyond the free slots the view shows, so that a job's
+// new hosts boot side by side: placed one by one, each fork that found
+// no free slot started one host, and the next forks waited for it. Each
+// fork then takes its slot as before (reserveSlot), from the hosts so
+// started or, while they start, waits for them. A ceiling stops no fork
+// here: each fork meets it itself.
+func (k *Kernel) bootAhead(ctx context.Context, n int) {
+	p := &k.placer
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ensureDigest() != nil || k.refreshHosts(ctx) != nil {
+		return // each fork finds out for itself
 	}
 	p.stale = false
-	if err := k.refreshHosts(ctx); err != nil {
-		return hostSlot{}, err
+	slots := k.hostSlotCount(ctx)
+	need, live := n-p.coming*slots, p.coming
+	for _, h := range p.hosts {
+		if !h.other && time.Since(h.seen) <= k.cfg.lease {
+			live++
+			need -= max(0, h.slots-len(h.used))
+		}
 	}
-	if at, ok := p.free(k.cfg.lease); ok {
-		return at, nil
+	boots := (need + slots - 1) / slots
+	if m := k.cfg.hosts.limits.MaxHosts; m > 0 {
+		boots = min(boots, m-live)
 	}
-	if err := k.checkHostLimits(ctx); err != nil { // hostlimit.go
-		return hostSlot{}, err
+	if boots <= 0 || k.checkHostLimits(ctx) != nil {
+		return
 	}
-	id, err := k.startHost(ctx)
-	if err != nil {
-		return hostSlot{}, err
+	for range boots {
+		p.coming++
+		k.wg.Add(1)
+		go func() {
+			defer k.wg.Done()
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if err := k.startHost(ctx); err != nil && ctx.Err() == nil {
+				k.cfg.logger.Warn("rack: hosts: starting a host ahead of a fork all", "err", err)
+			}
+		}()
 	}
-	h := &hostView{id: id, slots: k.hostSlotCount(ctx), used: map[int]bool{0: true}, seen: time.Now(), started: time.Now()}
-	p.hosts[id] = h
-	return hostSlot{id, 0}, nil
+}
+
+// awaitArrival waits, with the placer's lock let go, until a host being
+// started is added to the view or fails. Called with the placer locked.
+func (p *placer) awaitArrival(ctx context.Context) error {
+	if p.arrived == nil {
+		p.arrived = make(chan struct{})
+	}
+	ch := p.arrived
+	p.mu.Unlock()
+	defer p.mu.Lock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ensureDigest sets p.digest, the running program's SHA-256, which a
@@ -506,46 +580,74 @@ func (k *Kernel) refreshHosts(ctx context.Context) error {
 	return nil
 }
 
-// startHost starts a new host of this program and returns its kernel id:
-// its lease and record are made here, so that it is alive, and found by
-// other forkers, before it runs.
-func (k *Kernel) startHost(ctx context.Context) (string, error) {
+// startHost starts a new host of this program and adds it to the view
+// with all its slots free: its lease and record are made here, so that it
+// is alive, and found by other forkers, before it runs. It lets go of the
+// placer's lock while it starts it (a few store requests and the
+// compute's create; an answer to a host request, seconds), counted in
+// p.coming, which the caller has raised. Called with the placer locked.
+func (k *Kernel) startHost(ctx context.Context) error {
+	p := &k.placer
+	digest, slots := p.digest, k.hostSlotCount(ctx)
+	p.mu.Unlock()
+	var (
+		id  string
+		rec *hostRecord
+		err error
+	)
 	if k.hostsPowerless() {
-		return k.requestHost(ctx) // hostfork.go
+		id, err = k.requestHost(ctx, digest) // hostfork.go
+	} else {
+		id = newID()
+		rec, err = k.launchHost(ctx, id, digest, slots)
 	}
-	id := newID()
-	if err := k.launchHost(ctx, id); err != nil {
-		return "", err
+	p.mu.Lock()
+	p.coming--
+	if p.arrived != nil {
+		close(p.arrived)
+		p.arrived = nil
 	}
-	return id, nil
-}
-
-// launchHost starts host id: its number under max_hosts, its lease and
-// record, then its instance, which it keeps alive while it starts
-// (keepStarting). Called with the placer locked (placer.digest is set).
-func (k *Kernel) launchHost(ctx context.Context, id string) error {
-	claim, err := k.claimHostNumber(ctx, id) // max_hosts (hostlimit.go)
 	if err != nil {
 		return err
 	}
+	if rec != nil {
+		k.tendBootingHost(rec) // hostcloud.go
+	} else {
+		k.askedFor(id)
+	}
+	if p.hosts[id] == nil { // a listing may have shown it since its record was made
+		p.hosts[id] = &hostView{id: id, slots: slots, used: map[int]bool{}, seen: time.Now(), started: time.Now()}
+	}
+	return nil
+}
+
+// launchHost starts host id, running the program of digest with slots
+// slots: its number under max_hosts, its lease and record, then its
+// instance. The caller keeps it alive while it starts (tendBootingHost,
+// with the placer locked).
+func (k *Kernel) launchHost(ctx context.Context, id, digest string, slots int) (*hostRecord, error) {
+	claim, err := k.claimHostNumber(ctx, id) // max_hosts (hostlimit.go)
+	if err != nil {
+		return nil, err
+	}
 	if err := k.leases.put(ctx, id, k.cfg.lease); err != nil {
 		k.releaseHostNumber(ctx, claim)
-		return fmt.Errorf("host lease: %w", err)
+		return nil, fmt.Errorf("host lease: %w", err)
 	}
 	name := hostInstanceName(k.cfg.namespace, id)
-	rec := &hostRecord{Kernel: id, Digest: k.placer.digest, Slots: k.hostSlotCount(ctx), Idle: int64(k.cfg.hosts.idle),
+	rec := &hostRecord{Kernel: id, Digest: digest, Slots: slots, Idle: int64(k.cfg.hosts.idle),
 		Started: time.Now().UnixNano(), Instance: name, Claim: claim}
 	// For as long as it may take to start (tendBootingHost); the host
 	// rewrites it for a lease as it starts, and then as a lease is renewed.
 	if err := k.putHostRecordFor(ctx, rec, hostBootLimit); err != nil {
 		k.releaseHostNumber(ctx, claim)
-		return fmt.Errorf("host record: %w", err)
+		return nil, fmt.Errorf("host record: %w", err)
 	}
 	req := &backend.StartRequest{
 		Namespace: k.cfg.namespace,
 		Name:      name,
 		Env: map[string]string{URLEnv: k.cfg.url, HostEnv: id,
-			hostLeaseEnv: k.cfg.lease.String(), hostDigestEnv: k.placer.digest},
+			hostLeaseEnv: k.cfg.lease.String(), hostDigestEnv: digest},
 		Options: map[string]string{backend.HostOption: "1"},
 	}
 	delay := k.cfg.retry.Base
@@ -560,10 +662,9 @@ func (k *Kernel) launchHost(ctx context.Context, id string) error {
 		_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(id))
 		_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(id))
 		k.releaseHostNumber(ctx, claim)
-		return fmt.Errorf("starting a host: %w", err)
+		return nil, fmt.Errorf("starting a host: %w", err)
 	}
-	k.tendBootingHost(rec) // hostcloud.go
-	return nil
+	return rec, nil
 }
 
 // putHostRecord writes a host's record, good for one lease.

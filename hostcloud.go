@@ -61,7 +61,7 @@ const hostBootLimit = 15 * time.Minute
 func (k *Kernel) tendBootingHost(rec *hostRecord) {
 	cp := *rec
 	rec = &cp
-	p := &k.placer // locked by the caller (launchHost)
+	p := &k.placer // locked by the caller (startHost, serveHostRequest)
 	if p.booting == nil {
 		p.booting = map[string]bool{}
 	}

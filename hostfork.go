@@ -372,12 +372,13 @@ func (k *Kernel) hostsPowerless() bool {
 // hostRequestWait bounds how long an asker waits for an answer.
 func (k *Kernel) hostRequestWait() time.Duration { return max(2*k.cfg.lease, 10*time.Second) }
 
-// requestHost asks a kernel that can start hosts for a new one and returns
-// its kernel id. Called with the placer locked (placer.digest is set).
-func (k *Kernel) requestHost(ctx context.Context) (string, error) {
+// requestHost asks a kernel that can start hosts for a new one, running
+// the program of digest, and returns its kernel id. The caller notes it
+// (askedFor).
+func (k *Kernel) requestHost(ctx context.Context, digest string) (string, error) {
 	rid := newID()
 	wait := k.hostRequestWait()
-	req := &record.HostRequest{By: k.id, Digest: k.placer.digest, Made: time.Now().UnixNano()}
+	req := &record.HostRequest{By: k.id, Digest: digest, Made: time.Now().UnixNano()}
 	_, err := k.ns.store.Put(ctx, k.cfg.container, hostRequestKey(rid), bytesReader(record.Encode(req)),
 		&backend.PutOptions{CreateOnly: true, DeleteAfter: 2 * wait})
 	if err != nil {
@@ -402,7 +403,6 @@ func (k *Kernel) requestHost(ctx context.Context) (string, error) {
 			if err := checkKernelID(rep.Host); err != nil {
 				return "", fmt.Errorf("host request %s: the answer names no host: %w", rid, err)
 			}
-			k.askedFor(rep.Host)
 			return rep.Host, nil
 		case err == nil && rep.State == record.HostFailed:
 			cleanup()
@@ -555,7 +555,12 @@ func (k *Kernel) serveHostRequest(ctx context.Context, rid string) {
 	}
 	p := &k.placer
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			p.mu.Unlock()
+		}
+	}()
 	if err := p.ensureDigest(); err != nil {
 		fail("the serving kernel cannot read its program's digest")
 		return
@@ -586,10 +591,19 @@ func (k *Kernel) serveHostRequest(ctx context.Context, rid string) {
 		fail(err.Error())
 		return
 	}
-	if err := k.launchHost(ctx, id); err != nil {
+	// Launched with the lock let go: requests for a job's hosts come
+	// together (bootAhead), and are served side by side.
+	digest, slots := p.digest, k.hostSlotCount(ctx)
+	p.mu.Unlock()
+	locked = false
+	rec, err := k.launchHost(ctx, id, digest, slots)
+	if err != nil {
 		fail(err.Error())
 		return
 	}
+	p.mu.Lock()
+	k.tendBootingHost(rec) // hostcloud.go
+	p.mu.Unlock()
 	p.reqs.served.Add(1)
 	if err := reply(&record.HostReply{State: record.HostStarted, Host: id}, false); err != nil && ctx.Err() == nil {
 		k.cfg.logger.Warn("rack: answering a host request", "request", rid, "err", err)

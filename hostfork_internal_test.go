@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -237,5 +238,104 @@ func TestAdoptRetriesTransientRead(t *testing.T) {
 	}
 	if _, err := k.ns.get(ctx, record.HostKey(pid)); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("host record after a failed read: %v, want none (the claim taken back)", err)
+	}
+}
+
+// gatedHosts is a compute whose host starts block until release is
+// closed, and which counts them.
+type gatedHosts struct {
+	backend.Compute
+	started chan string // a host start's name, as it is called
+	release chan struct{}
+	mu      sync.Mutex
+	names   []string
+}
+
+func (g *gatedHosts) Start(ctx context.Context, req *backend.StartRequest) (backend.Instance, error) {
+	if req.Options[backend.HostOption] == "" {
+		return g.Compute.Start(ctx, req)
+	}
+	g.mu.Lock()
+	g.names = append(g.names, req.Name)
+	g.mu.Unlock()
+	g.started <- req.Name
+	select {
+	case <-g.release:
+		return backend.Instance{Name: req.Name}, nil
+	case <-ctx.Done():
+		return backend.Instance{}, ctx.Err()
+	}
+}
+
+func (g *gatedHosts) List(ctx context.Context, ns string) ([]backend.Instance, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []backend.Instance
+	for _, n := range g.names {
+		out = append(out, backend.Instance{Name: n})
+	}
+	return out, nil
+}
+
+// TestBootAheadSideBySide: a ForkAll of 25 processes on hosts of 10
+// slots, with none warm, starts its 3 hosts side by side (each start is
+// in flight before any returns), and a fork placed while they start
+// waits for them rather than start a fourth. (Placed one by one, a fork
+// that found no slot started a host and the others waited; a process on
+// a host, whose hosts are started on its request, asked for them one
+// after another: montecarlo's first run took 7 hosts in turns.)
+func TestBootAheadSideBySide(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	k, err := Open(ctx, "mem://", WithHosts(10, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	g := &gatedHosts{Compute: k.compute, started: make(chan string, 10), release: make(chan struct{})}
+	k.compute = g
+	k.bootAhead(ctx, 25)
+	for i := range 3 {
+		select {
+		case <-g.started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d host starts in flight, want 3 at once", i)
+		}
+	}
+	slot := make(chan hostSlot, 1)
+	go func() {
+		at, err := k.reserveSlot(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		slot <- at
+	}()
+	select {
+	case name := <-g.started:
+		t.Fatalf("a fourth host started (%s) while 3 with 30 slots were starting", name)
+	case at := <-slot:
+		t.Fatalf("a slot (%v) reserved before any host was up", at)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(g.release)
+	at := <-slot
+	var h *hostView
+	n := 0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		k.placer.mu.Lock()
+		h, n = k.placer.hosts[at.host], len(k.placer.hosts)
+		coming := k.placer.coming
+		k.placer.mu.Unlock()
+		if coming == 0 {
+			break
+		}
+	}
+	if h == nil || n != 3 {
+		t.Fatalf("slot %v; the view has %d hosts, want 3 with the slot's among them", at, n)
+	}
+	select {
+	case name := <-g.started:
+		t.Errorf("a fourth host started: %s", name)
+	default:
 	}
 }

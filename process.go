@@ -379,6 +379,15 @@ func (s *Self) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error) {
 	for i, c := range children {
 		out[i] = c.handle()
 	}
+	onHosts := 0
+	for _, c := range children {
+		if k.onHosts(c) {
+			onHosts++
+		}
+	}
+	if onHosts > 1 {
+		k.bootAhead(k.ctx, onHosts) // host.go: their new hosts start side by side
+	}
 	// Scheduled last, with nothing allocated after: each child on a
 	// compute of OS processes or servers starts in a goroutine of its
 	// own, and ForkAll's, once preempted among a thousand of them, waited
