@@ -650,6 +650,10 @@ func (k *Kernel) launchHost(ctx context.Context, id, digest string, slots int) (
 			hostLeaseEnv: k.cfg.lease.String(), hostDigestEnv: digest},
 		Options: map[string]string{backend.HostOption: "1"},
 	}
+	// A start (the compute's create, a credential's issue) can outlast
+	// the lease: keep it, or a fork placed on the host as it is added
+	// finds it lapsed and takes its process for lost.
+	stop := k.renewWhile(ctx, id)
 	delay := k.cfg.retry.Base
 	for attempt := 0; attempt < max(1, k.cfg.retry.Attempts); attempt++ {
 		if _, err = k.compute.Start(ctx, req); err == nil || !errors.Is(err, backend.ErrTransient) {
@@ -658,6 +662,7 @@ func (k *Kernel) launchHost(ctx context.Context, id, digest string, slots int) (
 		time.Sleep(delay)
 		delay = min(2*delay, k.cfg.retry.Max)
 	}
+	stop()
 	if err != nil {
 		_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(id))
 		_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(id))
@@ -665,6 +670,35 @@ func (k *Kernel) launchHost(ctx context.Context, id, digest string, slots int) (
 		return nil, fmt.Errorf("starting a host: %w", err)
 	}
 	return rec, nil
+}
+
+// renewWhile renews kernel id's lease as its own kernel would, until the
+// stop it returns is called.
+func (k *Kernel) renewWhile(ctx context.Context, id string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(k.cfg.lease / renewEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := k.leases.put(ctx, id, k.cfg.lease); err != nil && ctx.Err() == nil {
+					k.cfg.logger.Warn("rack: hosts: renewing a starting host's lease", "host", id, "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // putHostRecord writes a host's record, good for one lease.
