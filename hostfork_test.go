@@ -23,6 +23,8 @@ func init() {
 	rack.Register("tree-child", treeChild)
 	rack.Register("tree-grand", treeGrand)
 	rack.Register("nest", nest)
+	rack.Register("fan", fan)
+	rack.Register("fan-leaf", fanLeaf)
 	rack.Register("fork-loop", forkLoop)
 	rack.Register("fork-vs-exec", forkVsExec)
 }
@@ -172,6 +174,44 @@ func nest(ctx context.Context, self *rack.Self) error {
 		}
 	}
 	return rack.Exit(30 + d)
+}
+
+// fan n forks n fan-leaf children with one ForkAll, passing its stdout
+// on (they inherit it), and checks their exit codes.
+func fan(ctx context.Context, self *rack.Self) error {
+	n, err := strconv.Atoi(self.Args()[0])
+	if err != nil {
+		return err
+	}
+	specs := make([]rack.Spec, n)
+	for i := range specs {
+		specs[i] = rack.Spec{Program: "fan-leaf", Args: []string{strconv.Itoa(i)}} // stdout: fan's
+	}
+	kids, err := self.ForkAll(ctx, specs)
+	if err != nil {
+		return fmt.Errorf("fan: fork all: %w", err)
+	}
+	for i, c := range kids {
+		err := c.Wait(ctx)
+		var ee *rack.ExitError
+		if !errors.As(err, &ee) || ee.Code() != 40+i {
+			return fmt.Errorf("fan: leaf %d: Wait = %v, want code %d", i, err, 40+i)
+		}
+	}
+	return nil
+}
+
+// fanLeaf i prints "leaf i", stays a second (so that its siblings run
+// at the same time) and exits 40+i.
+func fanLeaf(ctx context.Context, self *rack.Self) error {
+	i, _ := strconv.Atoi(self.Args()[0])
+	fmt.Fprintf(self.Stdout(), "leaf %d\n", i)
+	select {
+	case <-time.After(time.Second):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return rack.Exit(40 + i)
 }
 
 // readLines reads r to its end and returns its lines, sorted.
@@ -430,6 +470,53 @@ func TestHostRequests(t *testing.T) {
 			if strings.HasPrefix(name, "hostd/requests/") {
 				t.Errorf("%s left after its request was answered", name)
 			}
+		}
+	})
+	// A ForkAll from a host: the hosts its children need beyond its own
+	// host's free slot are asked for together, and all run.
+	t.Run("forkall", func(t *testing.T) {
+		k := open(t)
+		var lines []string
+		root, err := k.Start(ctx, rack.Spec{Name: "fan-root"}, func(ctx context.Context, self *rack.Self) error {
+			r, w, err := self.Pipe(ctx)
+			if err != nil {
+				return err
+			}
+			c, err := self.Fork(ctx, rack.Spec{Program: "fan", Args: []string{"5"}, Stdout: w})
+			if err != nil {
+				return err
+			}
+			w.Close()
+			if lines, err = readLines(r); err != nil {
+				return err
+			}
+			return c.Wait(ctx)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := root.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(lines, ","); got != "leaf 0,leaf 1,leaf 2,leaf 3,leaf 4" {
+			t.Errorf("pipe: %q, want leaf 0..4", got)
+		}
+		// fan and a leaf on the host the root started; 4 leaves on the 2
+		// hosts started at fan's requests.
+		if n := k.HostRequestsServedForTest(); n != 2 {
+			t.Errorf("the root's kernel served %d host requests, want 2", n)
+		}
+		ps := psTree(t, ctx, k)
+		hosts := map[string]int{}
+		for i := range 5 {
+			in := ps["fan-leaf "+strconv.Itoa(i)]
+			if in.ExitCode != 40+i || in.Host == "" {
+				t.Errorf("ps: leaf %d: %+v, want code %d, on a host", i, in, 40+i)
+			}
+			hosts[in.Host]++
+		}
+		if h := ps["fan 5"].Host; hosts[h] != 1 || len(hosts) != 3 {
+			t.Errorf("leaves by host %v (fan's: %s), want 1 on fan's host and 2 on each of 2 others", hosts, h)
 		}
 	})
 	t.Run("none", func(t *testing.T) {
