@@ -245,7 +245,7 @@ func (w *PipeWriter) putSegment(data []byte, more bool) error {
 
 // storeSegment stores segment seq of this end.
 func (w *PipeWriter) storeSegment(seq int, data []byte, more bool) error {
-	opts := &backend.PutOptions{CreateOnly: true, DeleteAfter: w.k.cfg.recordTTL}
+	opts := &backend.PutOptions{CreateOnly: true, NoRival: true, DeleteAfter: w.k.cfg.recordTTL}
 	if more {
 		opts.Metadata = map[string]string{moreKey: "1"}
 	}

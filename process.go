@@ -565,7 +565,9 @@ func (k *Kernel) recordProc(ctx context.Context, parent *proc, pr *proc) error {
 		return fmt.Errorf("rack: fork %s: %w: %v", rec.Name, ErrInvalid, err)
 	}
 	recorded := k.startOwnClaim(pr, data) // hostfork.go: a slot of this host, claimed at once
-	err := k.ns.putSummarized(ctx, record.ProcKey(int64(pid)), data, true, record.ProcSummary(rec))
+	// Its pid is this kernel's (pidAlloc): no rival writes the record.
+	err := k.ns.putWith(ctx, record.ProcKey(int64(pid)), data,
+		&backend.PutOptions{CreateOnly: true, NoRival: true, ContentType: record.ProcSummary(rec)})
 	if recorded != nil {
 		recorded(err == nil)
 	}

@@ -34,9 +34,14 @@ func (n *nsStore) put(ctx context.Context, key string, data []byte, createOnly b
 // putSummarized writes a record with its ps summary as content type (see
 // record.ProcSummary), so that ps reads it from listings.
 func (n *nsStore) putSummarized(ctx context.Context, key string, data []byte, createOnly bool, summary string) error {
-	_, err := n.store.Put(ctx, n.container, key, bytesReader(data), &backend.PutOptions{
-		CreateOnly: createOnly, DeleteAfter: n.recordTTL, ContentType: summary,
-	})
+	return n.putWith(ctx, key, data, &backend.PutOptions{CreateOnly: createOnly, ContentType: summary})
+}
+
+// putWith writes a record with opts (its lifetime is the namespace's).
+func (n *nsStore) putWith(ctx context.Context, key string, data []byte, opts *backend.PutOptions) error {
+	o := *opts
+	o.DeleteAfter = n.recordTTL
+	_, err := n.store.Put(ctx, n.container, key, bytesReader(data), &o)
 	return err
 }
 

@@ -104,6 +104,12 @@ type PutOptions struct {
 	// (Swift's If-None-Match: *). Among concurrent create-only Puts of one
 	// name exactly one succeeds.
 	CreateOnly bool
+	// NoRival says no other writer ever creates the name (a process's
+	// record once its pid is claimed, a pipe end's segments): a store
+	// whose creates are loose (LooseCreate) need not read a create-only
+	// Put back for a rival, one request less. The Put still fails with
+	// ErrExist on an object that is there.
+	NoRival bool
 	// DeleteAfter, if positive, makes the object expire (X-Delete-After):
 	// after it, the object is gone from Get, Head and List.
 	DeleteAfter time.Duration

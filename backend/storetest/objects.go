@@ -191,6 +191,13 @@ func testCreateOnly(t *testing.T, f *fixture) {
 	}
 	f.put(t, c, "once", v1, co)
 	f.wantContent(t, c, "once", v1)
+
+	// Without a rival to look for, the same.
+	sole := &backend.PutOptions{CreateOnly: true, NoRival: true}
+	checkInfo(t, "create-only Put without rivals", f.put(t, c, "sole", v1, sole), "sole", v1)
+	_, err = f.store.Put(f.ctx, c, "sole", bytes.NewReader(v2), sole)
+	wantErr(t, err, backend.ErrExist, "second create-only Put without rivals")
+	f.wantContent(t, c, "sole", v1)
 }
 
 func testCreateOnlyRace(t *testing.T, f *fixture) {

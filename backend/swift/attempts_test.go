@@ -589,3 +589,28 @@ func TestResendUsesFreshReader(t *testing.T) {
 		t.Errorf("%d PUTs of a body that cannot be read afresh, want 1", n)
 	}
 }
+
+// TestCreateOnlyNoRival: a create-only Put reads the object back (a HEAD)
+// for a rival create that may have arrived at the same moment, unless the
+// caller says there is none (PutOptions.NoRival): one request, not two.
+func TestCreateOnlyNoRival(t *testing.T) {
+	f := newFakeSwift(t)
+	f.fail.Store(http.StatusCreated)
+	s := f.store(t)
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "c", "sole", bytes.NewReader([]byte("x")), &backend.PutOptions{CreateOnly: true, NoRival: true}); err != nil {
+		t.Fatalf("Put without rivals: %v", err)
+	}
+	if p, h := f.count(http.MethodPut), f.count(http.MethodHead); p != 1 || h != 0 {
+		t.Errorf("Put without rivals: %d PUT, %d HEAD; want 1 and 0", p, h)
+	}
+	// With rivals, the read back (the fake's HEAD has no writer token,
+	// as if a rival's create had landed last: ErrExist).
+	_, err := s.Put(ctx, "c", "shared", bytes.NewReader([]byte("x")), &backend.PutOptions{CreateOnly: true})
+	if !errors.Is(err, backend.ErrExist) {
+		t.Errorf("Put with a rival's object read back: %v, want ErrExist", err)
+	}
+	if p, h := f.count(http.MethodPut), f.count(http.MethodHead); p != 2 || h != 1 {
+		t.Errorf("after a Put with rivals: %d PUT, %d HEAD; want 2 and 1", p, h)
+	}
+}

@@ -108,7 +108,7 @@ func (s *Store) Put(ctx context.Context, c, name string, r io.Reader, opts *back
 	if err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	if o.CreateOnly {
+	if o.CreateOnly && !o.NoRival {
 		return s.verifyWriter(ctx, c, name, token, info)
 	}
 	if len(old) > 0 {
