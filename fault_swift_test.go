@@ -34,7 +34,7 @@ const (
 	sfWorkers    = 10
 	sfPoints     = 200000
 	sfStreamSize = 64 << 20
-	sfRate       = 0.10
+	sfRate       = 0.12 // ~500 requests a seed: at least the 50 faults it asks for
 )
 
 // sfConfig returns the Swift to test against, or skips (fails under
