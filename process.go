@@ -385,6 +385,9 @@ func (s *Self) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error) {
 			onHosts++
 		}
 	}
+	if room := k.sched.room(); room >= 0 {
+		onHosts = min(onHosts, room) // the others wait in the queue (WithMaxRunning)
+	}
 	if onHosts > 1 {
 		k.bootAhead(k.ctx, onHosts) // host.go: their new hosts start side by side
 	}

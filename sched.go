@@ -42,6 +42,16 @@ func (s *scheduler) admit(pr *proc) (run, closed bool) {
 	return true, false
 }
 
+// room reports how many more processes may start now (-1: no bound).
+func (s *scheduler) room() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.max == 0 {
+		return -1
+	}
+	return max(0, s.max-s.running)
+}
+
 // adopt enters pr, already running, in the table.
 func (s *scheduler) adopt(pr *proc) {
 	s.mu.Lock()
