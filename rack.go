@@ -338,13 +338,9 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	k.compose()
-	if err := k.ns.store.CreateContainer(ctx, cfg.container); err != nil {
-		// A child's narrow credential may not create containers, but the
-		// namespace it joins exists: a listing says so.
-		if _, lerr := k.ns.store.List(ctx, cfg.container, backend.ListOptions{Limit: 1}); lerr != nil {
-			k.cancel()
-			return nil, fmt.Errorf("rack: new: namespace container %q: %w", cfg.container, err)
-		}
+	if err := k.ensureContainer(ctx); err != nil {
+		k.cancel()
+		return nil, fmt.Errorf("rack: new: namespace container %q: %w", cfg.container, err)
 	}
 	if cfg.kernelID != "" {
 		k.leases.renewed.Store(time.Now().UnixNano()) // its forker just made it
@@ -369,6 +365,29 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		k.inbox.start(k.ctx, &k.wg, 0)
 	}
 	return k, nil
+}
+
+// ensureContainer makes sure the namespace's container is there. A kernel
+// that joins a namespace (a child's, a host's: its forker made it) looks
+// with a one-object listing first: on Swift a container PUT writes the
+// container's and the account's databases, and ten hosts starting side
+// by side, each creating a busy container, waited past the request
+// timeout and failed to start. A child's narrow credential may not create
+// containers at all: a listing then says the namespace it joins exists.
+func (k *Kernel) ensureContainer(ctx context.Context) error {
+	c := k.cfg.container
+	if k.cfg.kernelID != "" {
+		if _, err := k.ns.store.List(ctx, c, backend.ListOptions{Limit: 1}); err == nil {
+			return nil
+		}
+	}
+	err := k.ns.store.CreateContainer(ctx, c)
+	if err != nil {
+		if _, lerr := k.ns.store.List(ctx, c, backend.ListOptions{Limit: 1}); lerr == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // compose sets up the kernel's parts once New has its configuration, id
