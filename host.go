@@ -650,9 +650,9 @@ func (k *Kernel) launchHost(ctx context.Context, id, digest string, slots int) (
 			hostLeaseEnv: k.cfg.lease.String(), hostDigestEnv: digest},
 		Options: map[string]string{backend.HostOption: "1"},
 	}
-	// A start (the compute's create, a credential's issue) can outlast
-	// the lease: keep it, or a fork placed on the host as it is added
-	// finds it lapsed and takes its process for lost.
+	// A start (the program's first upload, a credential's issue) can
+	// outlast the lease: keep it, or a fork placed on the host as it is
+	// added could find it lapsed and take its process for lost.
 	stop := k.renewWhile(ctx, id)
 	delay := k.cfg.retry.Base
 	for attempt := 0; attempt < max(1, k.cfg.retry.Attempts); attempt++ {
