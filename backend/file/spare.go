@@ -193,13 +193,20 @@ func (p *spares) close() {
 // a regular file of this user's with no other name, checked on the opened
 // descriptor (anyone who can write in DIR/spare could have put a link to
 // another file there); else its name is removed, which leaves whatever it
-// named alone. It is then truncated, which also makes its modification
-// time now: cleanTmp takes an old one for a crashed Put's leftover.
+// named alone. One that is not empty is truncated; an empty one is not:
+// on ext4, truncating a file to nothing marks it to have its data written
+// out when it is closed (auto_da_alloc, for programs that rewrite a file
+// without fsync), which cost each Put a disk write even WithoutSync.
+// cleanTmp goes by a file's change time, which the rename made now.
 func (s *Store) createFile(path string) (*os.File, error) {
 	if s.spare.take(path) {
 		f, err := s.root.OpenOwned(path, os.O_WRONLY, 0)
 		if err == nil {
-			if err = f.Truncate(0); err == nil {
+			var fi os.FileInfo
+			if fi, err = f.Stat(); err == nil && fi.Size() != 0 {
+				err = f.Truncate(0)
+			}
+			if err == nil {
 				return f, nil
 			}
 			f.Close()

@@ -2,6 +2,8 @@ package file
 
 import (
 	"os"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,4 +51,17 @@ func spreadDirs(dir *os.File) {
 		return
 	}
 	_ = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags|fsTopdirFL)
+}
+
+// changed returns when the file fi describes last changed: written, or
+// renamed (its change time). A spare taken into DIR/tmp keeps the
+// modification time it was made with until its first write.
+func changed(fi os.FileInfo) time.Time {
+	t := fi.ModTime()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if c := time.Unix(st.Ctim.Unix()); c.After(t) {
+			t = c
+		}
+	}
+	return t
 }
