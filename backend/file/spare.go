@@ -22,12 +22,17 @@ import (
 // file is a spare renamed into place when there is one. Any Store, in any
 // process, may take any spare: rename(2) moves it to exactly one of them.
 // A Store refills the pool only once it has lived spareDelay, so that a
-// short-lived process takes spares and never pays for making them. On
+// short-lived process takes spares and never pays for making them, and
+// only once it is down to spareLow, in a batch. The refill runs on a
+// thread of the lowest priority (nice 19, Linux), so that making spares
+// takes no CPU from the Puts that need them on a busy machine (a warm
+// host's fork+wait writes five records in a few milliseconds). On
 // tmpfs making a file is as cheap as renaming one: no spares there.
 
 const (
 	spareTries  = 16                    // spares one take tries before it makes the file
 	spareTarget = 64                    // spares a refill leaves in DIR/spare
+	spareLow    = spareTarget / 2       // a refill with this many spares left makes none
 	spareLook   = 256                   // names read from DIR/spare at a time
 	spareDelay  = 50 * time.Millisecond // a Store younger than this does not refill
 )
@@ -122,6 +127,7 @@ func (p *spares) wake() {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			lowPriority()
 			p.refill()
 		}()
 	}
@@ -159,6 +165,10 @@ func (p *spares) refill() {
 			continue
 		}
 		names, _ := f.Readdirnames(spareTarget)
+		if len(names) >= spareLow {
+			f.Close()
+			continue
+		}
 		for n := len(names); n < spareTarget; n++ {
 			select {
 			case <-p.stop:
