@@ -25,13 +25,24 @@ import (
 // a root's children run on an in-process compute: no host has to find it
 // in a listing and read its record back. The slot is still claimed in the
 // store (a create-only put of the start record, as a forker elsewhere
-// claims one, made at once with the process record: startOwnClaim) so
-// that other forkers see it taken; a claim found there
-// first is left to the host to serve, and the child runs over the slot
-// count rather than wait (a race of one fork, as the placer's are). Its
-// host record says that it runs here, for ps. The host never places a
-// child into its own slots through the store: it would both fork and
-// adopt one pid.
+// claims one: startOwnClaim) so that other forkers see it taken, once the
+// child has run for ownClaimDelay: a child that ends sooner (most forks
+// of short work) never writes, nor deletes, the claim, nor wakes its
+// host's listing twice. A claim found there first is left to the host to
+// serve, and the child runs over the slot count rather than wait (a race
+// of one fork, as the placer's are); one that lands in the slot while the
+// claim waits is served once the child ends, or at once if the child
+// lives to write its own. Its host record says that it runs here, for ps,
+// from the start. The host never places a child into its own slots
+// through the store: it would both fork and adopt one pid.
+
+// ownClaimDelay is how long a child in its own host's slot runs before the
+// slot's claim is written. Other forkers place from listings up to
+// hostPollMax old, so a claim this much later misleads them little; a
+// forker that meanwhile claims the slot waits for the child at most this
+// long (then the child writes its claim, finds theirs, and moves over the
+// slot count).
+const ownClaimDelay = 25 * time.Millisecond
 
 // hostSelf is what a host's kernel knows of its own slots, for the
 // children its processes fork (see placer.self).
@@ -47,6 +58,7 @@ type ownSlot struct {
 	name    string        // the slot's object name (overName while over the slot count)
 	written bool          // its claim is in the store: ours to delete
 	claimed chan struct{} // closed once its claim has been put (or not: written says); nil until it starts (under hostSelf.mu)
+	claim   *time.Timer   // puts the claim after ownClaimDelay; stopped in time, it never does
 	placed  chan struct{} // closed once its host record is put, or given up; nil with claimed
 }
 
@@ -94,28 +106,33 @@ func (k *Kernel) unreserveOwnSlot(pr *proc) {
 	}
 }
 
-// free gives back the slot of pid, once its claim has been put: the
-// claim in the store first (the host's slot is free once it is gone), then
-// the host's count. It returns once its host record is in the store too
-// (finish records the exit next, and a record put after the process was
-// reaped would be left behind).
+// free gives back the slot of pid: its claim is never put if it was not
+// yet (ownClaimDelay), else once put it is deleted (the host's slot is
+// free once it is gone); then the host's count. It returns once its host
+// record is in the store too (finish records the exit next, and a record
+// put after the process was reaped would be left behind).
 func (s *hostSelf) free(pid PID) {
 	s.mu.Lock()
 	slot := s.slots[pid]
 	delete(s.slots, pid)
 	var claimed, placed chan struct{}
+	var timer *time.Timer
 	if slot != nil {
-		claimed, placed = slot.claimed, slot.placed
+		claimed, placed, timer = slot.claimed, slot.placed, slot.claim
 	}
 	s.mu.Unlock()
 	if slot == nil {
 		return
 	}
-	if claimed != nil {
-		<-claimed
-	}
 	h := s.h
 	k := h.k
+	if claimed != nil {
+		if timer != nil && timer.Stop() {
+			k.wg.Done() // the claim's: it will not run
+		} else {
+			<-claimed
+		}
+	}
 	if slot.written {
 		if err := k.ns.store.Delete(context.WithoutCancel(k.ctx), k.cfg.container, slot.name); err != nil && !errors.Is(err, backend.ErrNotFound) {
 			k.cfg.logger.Warn("rack: host: freeing a slot", "slot", slot.name, "err", err)
@@ -137,21 +154,22 @@ func (s *hostSelf) free(pid PID) {
 
 // runHere runs pr, a process this kernel runs (a root, or a child in a
 // slot of its own host), as a goroutine. A child in its host's own slot
-// has its claim under way already (startOwnClaim).
+// has its claim timed already (startOwnClaim).
 func (k *Kernel) runHere(pr *proc) {
 	k.run(k.ctx, pr)
 }
 
 // startOwnClaim starts claiming, in the store, the slot of this host
 // reserved for pr (reserveOwnSlot), as pr's process record is written:
-// the slot's claim is data, pr's start record, put at once with the
-// process record; its host record (for ps) goes with them too where
-// creates are strict, else once the process record is in (on a store
-// whose creates are loose, two kernels may have taken one pid, and the
-// other's host record must not be taken). The claim is for other
-// forkers' sake: pr runs whatever comes of it, and its end waits for it
-// (see free). It returns nil if pr has no slot here, else the function
-// to call with the outcome of the process record's put.
+// the slot's claim is data, pr's start record, put once pr has run for
+// ownClaimDelay (see above); its host record (for ps) goes with the
+// process record where creates are strict, else once the process record
+// is in (on a store whose creates are loose, two kernels may have taken
+// one pid, and the other's host record must not be taken). The claim is
+// for other forkers' sake: pr runs whatever comes of it, and its end
+// waits for it, or stops it (see free). It returns nil if pr has no slot
+// here, else the function to call with the outcome of the process
+// record's put.
 func (k *Kernel) startOwnClaim(pr *proc, data []byte) (recorded func(ok bool)) {
 	s := k.placer.self
 	if s == nil || pr.release == nil || pr.adopted {
@@ -171,10 +189,13 @@ func (k *Kernel) startOwnClaim(pr *proc, data []byte) (recorded func(ok bool)) {
 		close(slot.placed)
 		return func(bool) {}
 	}
-	go func() {
+	pid := pr.pid
+	s.mu.Lock() // free reads claim under it
+	slot.claim = time.AfterFunc(ownClaimDelay, func() {
 		defer k.wg.Done()
-		k.claimOwnSlot(pr.pid, slot, data)
-	}()
+		k.claimOwnSlot(pid, slot, data)
+	})
+	s.mu.Unlock()
 	go func() {
 		defer k.wg.Done()
 		k.placeOwnChild(pr, slot, outcome)

@@ -339,3 +339,69 @@ func TestBootAheadSideBySide(t *testing.T) {
 	default:
 	}
 }
+
+// countPuts counts the Puts of hosts' slots.
+type countPuts struct {
+	backend.Store
+	n atomic.Int64
+}
+
+func (c *countPuts) Put(ctx context.Context, container, name string, r io.Reader, opts *backend.PutOptions) (backend.ObjectInfo, error) {
+	if rest, ok := strings.CutPrefix(name, hostRecords); ok && strings.Contains(rest, "/") {
+		c.n.Add(1)
+	}
+	return c.Store.Put(ctx, container, name, r, opts)
+}
+
+// TestOwnSlotClaimWaits: a child in its host's own slot that ends within
+// ownClaimDelay never puts its slot's claim; one that runs longer does,
+// and its end deletes it. Both have their host record from the start.
+func TestOwnSlotClaimWaits(t *testing.T) {
+	ctx := context.Background()
+	cs := &countPuts{Store: mem.New()}
+	k, err := New(ctx, cs, inproc.New(), WithHosts(2, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	h := &hostServer{k: k, id: k.id, seen: map[string]bool{}, foreign: map[string]time.Time{},
+		wake: make(chan struct{}, 1), rec: hostRecord{Kernel: k.id, Slots: 2}}
+	k.placer.self = &hostSelf{h: h, slots: map[PID]*ownSlot{}}
+	// run runs pid in an own slot for life and reports whether its claim
+	// was in the store as it ended.
+	run := func(pid PID, life time.Duration) bool {
+		pr := &proc{k: k, pid: pid, rec: &record.Proc{PID: int64(pid)}}
+		if !k.reserveOwnSlot(pr) {
+			t.Fatalf("pid %d: no own slot reserved", pid)
+		}
+		name := k.placer.self.slots[pid].name
+		recorded := k.startOwnClaim(pr, record.Encode(pr.rec))
+		if recorded == nil {
+			t.Fatalf("pid %d: no claim started", pid)
+		}
+		recorded(true)
+		time.Sleep(life)
+		_, err := k.ns.get(ctx, name)
+		pr.release()
+		if _, err := k.ns.get(ctx, name); !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("pid %d: its slot's claim after its end: %v, want none", pid, err)
+		}
+		if _, err := k.ns.get(ctx, record.HostKey(int64(pid))); err != nil {
+			t.Errorf("pid %d: its host record: %v", pid, err)
+		}
+		return err == nil
+	}
+	if run(901, 0) {
+		t.Error("a child that ended at once had its slot claimed")
+	}
+	time.Sleep(2 * ownClaimDelay) // a claim not stopped would be put by now
+	if n := cs.n.Load(); n != 0 {
+		t.Errorf("a child that ended at once: %d puts in its host's slots, want 0", n)
+	}
+	if !run(902, 4*ownClaimDelay) {
+		t.Error("a child that ran 4 × ownClaimDelay had no slot claim")
+	}
+	if n := cs.n.Load(); n != 1 {
+		t.Errorf("a child that ran 4 × ownClaimDelay: %d puts in its host's slots, want 1", n)
+	}
+}

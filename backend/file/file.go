@@ -370,8 +370,9 @@ func (s *Store) readNames(dir string) ([]string, error) {
 	return names, err
 }
 
-// staleTmp is the age (since the last write) after which a leftover in
-// DIR/tmp is removed: it belongs to a process that crashed.
+// staleTmp is the age (since the last write, or rename: see changed)
+// after which a leftover in DIR/tmp is removed: it belongs to a process
+// that crashed.
 const staleTmp = time.Hour
 
 // cleanTmp removes stale leftovers of crashed processes from DIR/tmp.
@@ -383,7 +384,7 @@ func (s *Store) cleanTmp() {
 	cutoff := time.Now().Add(-staleTmp)
 	for _, n := range names {
 		p := filepath.Join(s.tmp, n)
-		if fi, err := os.Lstat(p); err == nil && fi.ModTime().Before(cutoff) {
+		if fi, err := os.Lstat(p); err == nil && changed(fi).Before(cutoff) {
 			os.RemoveAll(p)
 		}
 	}

@@ -22,12 +22,17 @@ import (
 // file is a spare renamed into place when there is one. Any Store, in any
 // process, may take any spare: rename(2) moves it to exactly one of them.
 // A Store refills the pool only once it has lived spareDelay, so that a
-// short-lived process takes spares and never pays for making them. On
+// short-lived process takes spares and never pays for making them, and
+// only once it is down to spareLow, in a batch. The refill runs on a
+// thread of the lowest priority (nice 19, Linux), so that making spares
+// takes no CPU from the Puts that need them on a busy machine (a warm
+// host's fork+wait writes five records in a few milliseconds). On
 // tmpfs making a file is as cheap as renaming one: no spares there.
 
 const (
 	spareTries  = 16                    // spares one take tries before it makes the file
 	spareTarget = 64                    // spares a refill leaves in DIR/spare
+	spareLow    = spareTarget / 2       // a refill with this many spares left makes none
 	spareLook   = 256                   // names read from DIR/spare at a time
 	spareDelay  = 50 * time.Millisecond // a Store younger than this does not refill
 )
@@ -39,6 +44,7 @@ type spares struct {
 	born    time.Time
 	mu      sync.Mutex
 	names   []string      // seen in DIR/spare, some maybe taken since
+	looking bool          // a take reads DIR/spare
 	empty   time.Time     // when a look last found none
 	refills chan struct{} // wakes the refill loop; nil until the first take
 	stop    chan struct{} // closed by close
@@ -51,32 +57,22 @@ func (p *spares) init(s *Store, dir string, on bool) {
 }
 
 // take renames a spare to path, which must not exist, and reports whether
-// it did; if not, the caller makes the file.
+// it did; if not, the caller makes the file. Puts of one Store take at
+// once: the lock is held only to pick a name, not for the rename (a Put
+// that found it held made its file instead, at 100-250 µs of kernel time
+// on this project's ext4, and a warm host's fork puts several records at
+// once).
 func (p *spares) take(path string) bool {
 	if p.off {
 		return false
 	}
 	p.wake()
-	if !p.mu.TryLock() {
-		// Another Put of this Store is taking one: making the file is
-		// faster than queueing behind it (hundreds of Puts at once
-		// queued here while hundreds of processes raced for the pool).
-		return false
-	}
-	defer p.mu.Unlock()
 	for range spareTries {
-		if len(p.names) == 0 {
-			if time.Since(p.empty) < spareDelay {
-				return false // looked a moment ago: do not read the directory at every call
-			}
-			p.look()
-			if len(p.names) == 0 {
-				p.empty = time.Now()
-				return false
-			}
+		name, ok := p.next()
+		if !ok {
+			return false
 		}
-		spare := filepath.Join(p.dir, p.names[len(p.names)-1])
-		p.names = p.names[:len(p.names)-1]
+		spare := filepath.Join(p.dir, name)
 		err := renameNoReplace(spare, path)
 		if err == nil {
 			return true
@@ -92,17 +88,46 @@ func (p *spares) take(path string) bool {
 	return false
 }
 
+// next picks the name of a spare, reading DIR/spare when none is left, or
+// reports that there is none: none was found a moment ago (the directory
+// is not read at every call), or another take of this Store is reading
+// it (making the file is faster than queueing behind it: hundreds of
+// Puts at once queued here while hundreds of processes raced for the
+// pool).
+func (p *spares) next() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.names) == 0 {
+		if p.looking || time.Since(p.empty) < spareDelay {
+			return "", false
+		}
+		p.looking = true
+		p.mu.Unlock()
+		names := p.look()
+		p.mu.Lock()
+		p.looking = false
+		p.names = append(p.names, names...)
+		if len(p.names) == 0 {
+			p.empty = time.Now()
+			return "", false
+		}
+	}
+	name := p.names[len(p.names)-1]
+	p.names = p.names[:len(p.names)-1]
+	return name, true
+}
+
 // look reads up to spareLook names of DIR/spare, in random order so that
 // Stores taking at once mostly take different ones.
-func (p *spares) look() {
+func (p *spares) look() []string {
 	f, err := p.s.root.OpenDir(p.dir)
 	if err != nil {
-		return
+		return nil
 	}
 	names, _ := f.Readdirnames(spareLook)
 	f.Close()
 	rand.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
-	p.names = names
+	return names
 }
 
 // wake asks the refill loop to top the pool up, starting it the first
@@ -122,6 +147,7 @@ func (p *spares) wake() {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			lowPriority()
 			p.refill()
 		}()
 	}
@@ -159,6 +185,10 @@ func (p *spares) refill() {
 			continue
 		}
 		names, _ := f.Readdirnames(spareTarget)
+		if len(names) >= spareLow {
+			f.Close()
+			continue
+		}
 		for n := len(names); n < spareTarget; n++ {
 			select {
 			case <-p.stop:
@@ -193,13 +223,20 @@ func (p *spares) close() {
 // a regular file of this user's with no other name, checked on the opened
 // descriptor (anyone who can write in DIR/spare could have put a link to
 // another file there); else its name is removed, which leaves whatever it
-// named alone. It is then truncated, which also makes its modification
-// time now: cleanTmp takes an old one for a crashed Put's leftover.
+// named alone. One that is not empty is truncated; an empty one is not:
+// on ext4, truncating a file to nothing marks it to have its data written
+// out when it is closed (auto_da_alloc, for programs that rewrite a file
+// without fsync), which cost each Put a disk write even WithoutSync.
+// cleanTmp goes by a file's change time, which the rename made now.
 func (s *Store) createFile(path string) (*os.File, error) {
 	if s.spare.take(path) {
 		f, err := s.root.OpenOwned(path, os.O_WRONLY, 0)
 		if err == nil {
-			if err = f.Truncate(0); err == nil {
+			var fi os.FileInfo
+			if fi, err = f.Stat(); err == nil && fi.Size() != 0 {
+				err = f.Truncate(0)
+			}
+			if err == nil {
 				return f, nil
 			}
 			f.Close()

@@ -2,6 +2,9 @@ package file
 
 import (
 	"os"
+	"runtime"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,4 +52,25 @@ func spreadDirs(dir *os.File) {
 		return
 	}
 	_ = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags|fsTopdirFL)
+}
+
+// changed returns when the file fi describes last changed: written, or
+// renamed (its change time). A spare taken into DIR/tmp keeps the
+// modification time it was made with until its first write.
+func changed(fi os.FileInfo) time.Time {
+	t := fi.ModTime()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if c := time.Unix(st.Ctim.Unix()); c.After(t) {
+			t = c
+		}
+	}
+	return t
+}
+
+// lowPriority gives the calling goroutine a thread of its own at the
+// lowest priority (nice 19), for background work: the thread ends with
+// the goroutine (it stays locked to it), so no other goroutine runs on it.
+func lowPriority() {
+	runtime.LockOSThread()
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
 }

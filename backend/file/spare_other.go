@@ -5,6 +5,7 @@ package file
 import (
 	"errors"
 	"os"
+	"time"
 )
 
 // sparesHelp reports whether spare files pay in dir: measured on Linux
@@ -19,3 +20,10 @@ func lockRefill(dir *os.File) bool { return false }
 
 // spreadDirs is a hint for Linux's ext file systems (see spare_linux.go).
 func spreadDirs(dir *os.File) {}
+
+// changed returns when the file fi describes was last written (no spares
+// here: a file in DIR/tmp is made when its Put starts).
+func changed(fi os.FileInfo) time.Time { return fi.ModTime() }
+
+// lowPriority is a hint for the spare refill, which runs only on Linux.
+func lowPriority() {}

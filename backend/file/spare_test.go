@@ -194,11 +194,15 @@ func TestOldSpareIsNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if age := time.Since(fi.ModTime()); age > time.Minute {
+	if age := time.Since(changed(fi)); age > time.Minute {
 		t.Fatalf("a file made from a spare is %v old", age)
 	}
 	if !spares[fi.Sys().(*syscall.Stat_t).Ino] {
 		t.Fatal("the file was not made from a spare")
+	}
+	s.cleanTmp()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("cleanTmp removed a Put's file made from an old spare: %v", err)
 	}
 }
 
