@@ -136,9 +136,7 @@ func TestOwnSlotSkipsForeignClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	h := &hostServer{k: k, id: k.id, seen: map[string]bool{}, foreign: map[string]time.Time{},
-		wake: make(chan struct{}, 1), rec: hostRecord{Kernel: k.id, Slots: 2}}
-	k.placer.self = &hostSelf{h: h, slots: map[PID]*ownSlot{}}
+	h := asOwnHost(k, 2)
 	// Another forker's claim of slot 0, not listed by the host yet.
 	if err := k.ns.put(ctx, hostSlotKey(h.id, 0), record.Encode(&record.Proc{PID: 900}), true); err != nil {
 		t.Fatal(err)
@@ -364,9 +362,7 @@ func TestOwnSlotClaimWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	h := &hostServer{k: k, id: k.id, seen: map[string]bool{}, foreign: map[string]time.Time{},
-		wake: make(chan struct{}, 1), rec: hostRecord{Kernel: k.id, Slots: 2}}
-	k.placer.self = &hostSelf{h: h, slots: map[PID]*ownSlot{}}
+	asOwnHost(k, 2)
 	// run runs pid in an own slot for life and reports whether its claim
 	// was in the store as it ended.
 	run := func(pid PID, life time.Duration) bool {
@@ -404,4 +400,13 @@ func TestOwnSlotClaimWaits(t *testing.T) {
 	if n := cs.n.Load(); n != 1 {
 		t.Errorf("a child that ran 4 × ownClaimDelay: %d puts in its host's slots, want 1", n)
 	}
+}
+
+// asOwnHost makes k the kernel of a host of slots slots, as far as its own
+// forks go (placer.self), and returns the host's server, not serving.
+func asOwnHost(k *Kernel, slots int) *hostServer {
+	h := &hostServer{k: k, id: k.id, seen: map[string]bool{}, foreign: map[string]time.Time{},
+		wake: make(chan struct{}, 1), rec: hostRecord{Kernel: k.id, Slots: slots}}
+	k.placer.self = &hostSelf{h: h, slots: map[PID]*ownSlot{}}
+	return h
 }

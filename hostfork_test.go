@@ -393,14 +393,22 @@ func TestHostForkDepth(t *testing.T) {
 // the child's Wait error.
 func runNest(t *testing.T, ctx context.Context, k *rack.Kernel) ([]string, error) {
 	t.Helper()
+	return runPiped(t, ctx, k, "nest-root", rack.Spec{Program: "nest", Args: []string{"2"}})
+}
+
+// runPiped forks spec, its stdout a pipe, from a root of k named root, and
+// returns the pipe's lines (sorted) and the child's Wait error.
+func runPiped(t *testing.T, ctx context.Context, k *rack.Kernel, root string, spec rack.Spec) ([]string, error) {
+	t.Helper()
 	var lines []string
 	var waitErr error
-	root, err := k.Start(ctx, rack.Spec{Name: "nest-root"}, func(ctx context.Context, self *rack.Self) error {
+	p, err := k.Start(ctx, rack.Spec{Name: root}, func(ctx context.Context, self *rack.Self) error {
 		r, w, err := self.Pipe(ctx)
 		if err != nil {
 			return err
 		}
-		c, err := self.Fork(ctx, rack.Spec{Program: "nest", Args: []string{"2"}, Stdout: w})
+		spec.Stdout = w
+		c, err := self.Fork(ctx, spec)
 		if err != nil {
 			return err
 		}
@@ -414,7 +422,7 @@ func runNest(t *testing.T, ctx context.Context, k *rack.Kernel) ([]string, error
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := root.Wait(ctx); err != nil {
+	if err := p.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return lines, waitErr
@@ -476,26 +484,8 @@ func TestHostRequests(t *testing.T) {
 	// host's free slot are asked for together, and all run.
 	t.Run("forkall", func(t *testing.T) {
 		k := open(t)
-		var lines []string
-		root, err := k.Start(ctx, rack.Spec{Name: "fan-root"}, func(ctx context.Context, self *rack.Self) error {
-			r, w, err := self.Pipe(ctx)
-			if err != nil {
-				return err
-			}
-			c, err := self.Fork(ctx, rack.Spec{Program: "fan", Args: []string{"5"}, Stdout: w})
-			if err != nil {
-				return err
-			}
-			w.Close()
-			if lines, err = readLines(r); err != nil {
-				return err
-			}
-			return c.Wait(ctx)
-		})
+		lines, err := runPiped(t, ctx, k, "fan-root", rack.Spec{Program: "fan", Args: []string{"5"}})
 		if err != nil {
-			t.Fatal(err)
-		}
-		if err := root.Wait(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if got := strings.Join(lines, ","); got != "leaf 0,leaf 1,leaf 2,leaf 3,leaf 4" {
