@@ -241,7 +241,8 @@ func runChild(main Program) int {
 // forker wrote it (a local child, registerChild), the compute's reserved
 // instance name does that.
 func (k *Kernel) adopt(ctx context.Context, pid PID, main Program) (*proc, error) {
-	rec, err := recordFromEnv(pid)
+	rec := recordFromEnv(pid)
+	var err error
 	if rec != nil {
 		k.records.procs.Store(pid, rec)
 	} else if rec, err = k.records.proc(ctx, pid); err != nil {
@@ -326,21 +327,22 @@ func joinAs(id string) Option { return func(c *config) { c.kernelID = id } }
 
 // recordFromEnv returns the process record the forker handed over for
 // pid, or nil (then the store has it): through the pipe of
-// internal/handoff (osproc), else in the environment.
-func recordFromEnv(pid PID) (*record.Proc, error) {
+// internal/handoff (osproc), else in the environment. One that does not
+// decode, or names another process, is nil too: the store's is the record.
+func recordFromEnv(pid PID) *record.Proc {
 	data, ok := handoff.Get(recordEnv)
 	if !ok {
 		data = os.Getenv(recordEnv)
 	}
 	os.Unsetenv(recordEnv) // not for this process's own children
 	if data == "" {
-		return nil, nil
+		return nil
 	}
 	var rec record.Proc
 	if err := record.Decode(recordEnv, []byte(data), &rec); err != nil || rec.PID != int64(pid) {
-		return nil, err
+		return nil
 	}
-	return &rec, nil
+	return &rec
 }
 
 // watchParent kills pr when the kernel that forked it stops renewing its

@@ -64,7 +64,7 @@ func (k *Kernel) fifoSession(ctx context.Context, base string) (int, error) {
 		return lo, err
 	}
 	// lo is over: double the step until one is not, then bisect.
-	hi := lo + 1
+	var hi int
 	for step := 1; ; step *= 2 {
 		hi = lo + step
 		over, err := k.fifoOver(ctx, fifoSessionPipe(base, hi))
