@@ -23,11 +23,11 @@ import (
 // process, may take any spare: rename(2) moves it to exactly one of them.
 // A Store refills the pool only once it has lived spareDelay, so that a
 // short-lived process takes spares and never pays for making them, and
-// only once it is down to spareLow, in a batch. The refill runs on a
-// thread of the lowest priority (nice 19, Linux), so that making spares
-// takes no CPU from the Puts that need them on a busy machine (a warm
-// host's fork+wait writes five records in a few milliseconds). On
-// tmpfs making a file is as cheap as renaming one: no spares there.
+// only once it is down to spareLow, in a batch. (Not on a thread of
+// lowest priority: one that holds DIR/spare's lock in a create, starved by
+// busier threads, stalls every Put renaming a spare out of it, a lease's
+// too.) On tmpfs making a file is as cheap as renaming one: no spares
+// there.
 
 const (
 	spareTries  = 16                    // spares one take tries before it makes the file
@@ -147,7 +147,6 @@ func (p *spares) wake() {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			lowPriority()
 			p.refill()
 		}()
 	}

@@ -2,7 +2,6 @@ package file
 
 import (
 	"os"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -65,12 +64,4 @@ func changed(fi os.FileInfo) time.Time {
 		}
 	}
 	return t
-}
-
-// lowPriority gives the calling goroutine a thread of its own at the
-// lowest priority (nice 19), for background work: the thread ends with
-// the goroutine (it stays locked to it), so no other goroutine runs on it.
-func lowPriority() {
-	runtime.LockOSThread()
-	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
 }

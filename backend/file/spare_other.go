@@ -24,6 +24,3 @@ func spreadDirs(dir *os.File) {}
 // changed returns when the file fi describes was last written (no spares
 // here: a file in DIR/tmp is made when its Put starts).
 func changed(fi os.FileInfo) time.Time { return fi.ModTime() }
-
-// lowPriority is a hint for the spare refill, which runs only on Linux.
-func lowPriority() {}
