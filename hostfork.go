@@ -574,54 +574,19 @@ func (k *Kernel) serveHostRequest(ctx context.Context, rid string) {
 		fail("reading the request: " + reqErr.Error())
 		return
 	}
-	p := &k.placer
-	p.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			p.mu.Unlock()
-		}
-	}()
-	if err := p.ensureDigest(); err != nil {
-		fail("the serving kernel cannot read its program's digest")
+	digest, slots, why := k.admitHostRequest(ctx, &req)
+	if why != "" {
+		fail(why)
 		return
 	}
-	switch {
-	case req.Digest != p.digest:
-		fail("the asking host runs another program than the serving kernel's hosts")
-		return
-	case time.Since(time.Unix(0, req.Made)) > k.hostRequestWait():
-		fail("the request is older than its asker waits")
-		return
-	case checkKernelID(req.By) != nil:
-		fail("the request names no kernel")
-		return
-	}
-	var asker hostRecord
-	if err := k.ns.getRecord(ctx, hostKey(req.By), &asker); err != nil {
-		fail(fmt.Sprintf("kernel %s is not a live host of this namespace", req.By))
-		return
-	}
-	// The ceilings hold for hosts started on request too: the budget here
-	// (max_hosts in launchHost's host number).
-	if err := k.refreshHosts(ctx); err != nil {
-		fail(err.Error())
-		return
-	}
-	if err := k.checkHostLimits(ctx); err != nil {
-		fail(err.Error())
-		return
-	}
-	// Launched with the lock let go: requests for a job's hosts come
+	// Launched with the placer unlocked: requests for a job's hosts come
 	// together (bootAhead), and are served side by side.
-	digest, slots := p.digest, k.hostSlotCount(ctx)
-	p.mu.Unlock()
-	locked = false
 	rec, err := k.launchHost(ctx, id, digest, slots)
 	if err != nil {
 		fail(err.Error())
 		return
 	}
+	p := &k.placer
 	p.mu.Lock()
 	k.tendBootingHost(rec) // hostcloud.go
 	p.mu.Unlock()
@@ -629,4 +594,37 @@ func (k *Kernel) serveHostRequest(ctx context.Context, rid string) {
 	if err := reply(&record.HostReply{State: record.HostStarted, Host: id}, false); err != nil && ctx.Err() == nil {
 		k.cfg.logger.Warn("rack: answering a host request", "request", rid, "err", err)
 	}
+}
+
+// admitHostRequest checks req (see the threat model above) and the
+// ceilings, which hold for hosts started on request too (max_hosts is
+// checked again by launchHost's host number), and returns the program
+// digest and slot count of the host to start, or why it may not start.
+func (k *Kernel) admitHostRequest(ctx context.Context, req *record.HostRequest) (digest string, slots int, why string) {
+	switch {
+	case time.Since(time.Unix(0, req.Made)) > k.hostRequestWait():
+		return "", 0, "the request is older than its asker waits"
+	case checkKernelID(req.By) != nil:
+		return "", 0, "the request names no kernel"
+	}
+	var asker hostRecord
+	if err := k.ns.getRecord(ctx, hostKey(req.By), &asker); err != nil {
+		return "", 0, fmt.Sprintf("kernel %s is not a live host of this namespace", req.By)
+	}
+	p := &k.placer
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.ensureDigest(); err != nil {
+		return "", 0, "the serving kernel cannot read its program's digest"
+	}
+	if req.Digest != p.digest {
+		return "", 0, "the asking host runs another program than the serving kernel's hosts"
+	}
+	if err := k.refreshHosts(ctx); err != nil {
+		return "", 0, err.Error()
+	}
+	if err := k.checkHostLimits(ctx); err != nil {
+		return "", 0, err.Error()
+	}
+	return p.digest, k.hostSlotCount(ctx), ""
 }

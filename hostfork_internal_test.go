@@ -136,7 +136,7 @@ func TestOwnSlotSkipsForeignClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	h := asOwnHost(k, 2)
+	h := newHostServer(k, nil, hostRecord{Kernel: k.id, Slots: 2})
 	// Another forker's claim of slot 0, not listed by the host yet.
 	if err := k.ns.put(ctx, hostSlotKey(h.id, 0), record.Encode(&record.Proc{PID: 900}), true); err != nil {
 		t.Fatal(err)
@@ -200,8 +200,7 @@ func TestAdoptRetriesTransientRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	h := &hostServer{k: k, id: k.id, seen: map[string]bool{}, foreign: map[string]time.Time{},
-		wake: make(chan struct{}, 1), rec: hostRecord{Kernel: k.id, Slots: 2}}
+	h := newHostServer(k, nil, hostRecord{Kernel: k.id, Slots: 2})
 	name := hostSlotKey(h.id, 0)
 	const pid = 4242
 	if err := k.ns.putSummarized(ctx, name, record.Encode(&record.Proc{PID: pid}), true, record.SlotSummary(pid)); err != nil {
@@ -362,7 +361,7 @@ func TestOwnSlotClaimWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	asOwnHost(k, 2)
+	newHostServer(k, nil, hostRecord{Kernel: k.id, Slots: 2})
 	// run runs pid in an own slot for life and reports whether its claim
 	// was in the store as it ended.
 	run := func(pid PID, life time.Duration) bool {
@@ -400,13 +399,4 @@ func TestOwnSlotClaimWaits(t *testing.T) {
 	if n := cs.n.Load(); n != 1 {
 		t.Errorf("a child that ran 4 × ownClaimDelay: %d puts in its host's slots, want 1", n)
 	}
-}
-
-// asOwnHost makes k the kernel of a host of slots slots, as far as its own
-// forks go (placer.self), and returns the host's server, not serving.
-func asOwnHost(k *Kernel, slots int) *hostServer {
-	h := &hostServer{k: k, id: k.id, seen: map[string]bool{}, foreign: map[string]time.Time{},
-		wake: make(chan struct{}, 1), rec: hostRecord{Kernel: k.id, Slots: slots}}
-	k.placer.self = &hostSelf{h: h, slots: map[PID]*ownSlot{}}
-	return h
 }

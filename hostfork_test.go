@@ -138,8 +138,7 @@ func forkGrandchildren(ctx context.Context, self *rack.Self, grand string) error
 	}
 	for j, c := range kids {
 		err := c.Wait(ctx)
-		var ee *rack.ExitError
-		if want := 20 + 2*i + j; !errors.As(err, &ee) || ee.Code() != want {
+		if want := 20 + 2*i + j; !exitedWith(err, want) {
 			return fmt.Errorf("child %d: grandchild %d: Wait = %v, want code %d", i, j, err, want)
 		}
 	}
@@ -168,8 +167,7 @@ func nest(ctx context.Context, self *rack.Self) error {
 			return fmt.Errorf("nest %d: fork: %w", d, err)
 		}
 		err = c.Wait(ctx)
-		var ee *rack.ExitError
-		if want := 30 + d - 1; !errors.As(err, &ee) || ee.Code() != want {
+		if want := 30 + d - 1; !exitedWith(err, want) {
 			return fmt.Errorf("nest %d: Wait = %v, want code %d", d, err, want)
 		}
 	}
@@ -193,8 +191,7 @@ func fan(ctx context.Context, self *rack.Self) error {
 	}
 	for i, c := range kids {
 		err := c.Wait(ctx)
-		var ee *rack.ExitError
-		if !errors.As(err, &ee) || ee.Code() != 40+i {
+		if !exitedWith(err, 40+i) {
 			return fmt.Errorf("fan: leaf %d: Wait = %v, want code %d", i, err, 40+i)
 		}
 	}
@@ -270,8 +267,7 @@ func TestHostForkTree(t *testing.T) {
 		}
 		for i, c := range kids {
 			err := c.Wait(ctx)
-			var ee *rack.ExitError
-			if !errors.As(err, &ee) || ee.Code() != 10+i {
+			if !exitedWith(err, 10+i) {
 				return fmt.Errorf("child %d: Wait = %v, want code %d", i, err, 10+i)
 			}
 		}
@@ -354,8 +350,7 @@ func TestHostForkDepth(t *testing.T) {
 	}
 	defer k.Close()
 	lines, err := runNest(t, ctx, k)
-	var ee *rack.ExitError
-	if !errors.As(err, &ee) || ee.Code() != 32 {
+	if !exitedWith(err, 32) {
 		t.Fatalf("Wait = %v, want code 32", err)
 	}
 	hosts, err := k.Hosts(ctx) // within their idle time
@@ -454,8 +449,7 @@ func TestHostRequests(t *testing.T) {
 	t.Run("served", func(t *testing.T) {
 		k := open(t)
 		lines, err := runNest(t, ctx, k)
-		var ee *rack.ExitError
-		if !errors.As(err, &ee) || ee.Code() != 32 {
+		if !exitedWith(err, 32) {
 			t.Fatalf("Wait = %v, want code 32", err)
 		}
 		if got := strings.Join(lines, ","); got != "nest 0,nest 1,nest 2" {
@@ -514,8 +508,7 @@ func TestHostRequests(t *testing.T) {
 		k.NoHostRequestsForTest()
 		start := time.Now()
 		lines, err := runNest(t, ctx, k)
-		var ee *rack.ExitError
-		if !errors.As(err, &ee) || ee.Code() != 1 || !strings.Contains(err.Error(), "no kernel that can (the namespace's root, while it runs) answered host request") {
+		if !exitedWith(err, 1) || !strings.Contains(err.Error(), "no kernel that can (the namespace's root, while it runs) answered host request") {
 			t.Fatalf("Wait = %v, want code 1 and why nest 0 could not start", err)
 		}
 		if got := strings.Join(lines, ","); got != "nest 1,nest 2" {
@@ -604,4 +597,10 @@ func BenchmarkHostForkVsReexec(b *testing.B) {
 	b.ReportMetric(float64(forks)/float64(b.N), "ns/fork")
 	b.ReportMetric(float64(execs)/float64(b.N), "ns/reexec")
 	b.ReportMetric(float64(forks)/float64(execs), "ratio")
+}
+
+// exitedWith reports whether err is a process's exit with code.
+func exitedWith(err error, code int) bool {
+	var ee *rack.ExitError
+	return errors.As(err, &ee) && ee.Code() == code
 }

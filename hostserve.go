@@ -50,10 +50,8 @@ func runHost(main Program) int {
 			fmt.Fprintln(os.Stderr, "rack: host: reading the program's digest:", err)
 		}
 	}
-	h := &hostServer{k: k, id: id, main: main, seen: map[string]bool{}, foreign: map[string]time.Time{}, wake: make(chan struct{}, 1),
-		rec: hostRecord{Kernel: id, Digest: digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
-			Instance: hostInstanceName(k.cfg.namespace, id)}}
-	k.placer.self = &hostSelf{h: h, slots: map[PID]*ownSlot{}} // its processes' forks (hostfork.go)
+	h := newHostServer(k, main, hostRecord{Kernel: id, Digest: digest, Slots: k.cfg.hosts.slots, Idle: int64(k.cfg.hosts.idle),
+		Instance: hostInstanceName(k.cfg.namespace, id)})
 	if err := k.ns.getRecord(ctx, hostKey(id), &h.rec); err != nil {
 		// Its forker wrote it (and so says its slots and idle time):
 		// without it, no forker can find this host.
@@ -115,6 +113,15 @@ func runHost(main Program) int {
 // host requests (hostfork.go) and an asker's for its answer keep to it
 // too: a fork waits on them.
 const hostPollMax = 250 * time.Millisecond
+
+// newHostServer makes k the kernel of the host rec describes, running
+// main, whose processes' forks take its own free slots first (hostfork.go).
+func newHostServer(k *Kernel, main Program, rec hostRecord) *hostServer {
+	h := &hostServer{k: k, id: rec.Kernel, main: main, seen: map[string]bool{}, foreign: map[string]time.Time{},
+		wake: make(chan struct{}, 1), rec: rec}
+	k.placer.self = &hostSelf{h: h, slots: map[PID]*ownSlot{}}
+	return h
+}
 
 // hostServer is a host's state.
 type hostServer struct {

@@ -375,19 +375,18 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 // timeout and failed to start. A child's narrow credential may not create
 // containers at all: a listing then says the namespace it joins exists.
 func (k *Kernel) ensureContainer(ctx context.Context) error {
-	c := k.cfg.container
-	if k.cfg.kernelID != "" {
-		if _, err := k.ns.store.List(ctx, c, backend.ListOptions{Limit: 1}); err == nil {
-			return nil
-		}
+	exists := func() bool {
+		_, err := k.ns.store.List(ctx, k.cfg.container, backend.ListOptions{Limit: 1})
+		return err == nil
 	}
-	err := k.ns.store.CreateContainer(ctx, c)
-	if err != nil {
-		if _, lerr := k.ns.store.List(ctx, c, backend.ListOptions{Limit: 1}); lerr == nil {
-			return nil
-		}
+	joining := k.cfg.kernelID != ""
+	if joining && exists() {
+		return nil
 	}
-	return err
+	if err := k.ns.store.CreateContainer(ctx, k.cfg.container); err != nil && !exists() {
+		return err
+	}
+	return nil
 }
 
 // compose sets up the kernel's parts once New has its configuration, id
