@@ -148,21 +148,27 @@ func (n *nsStore) nextDelay(delay time.Duration) time.Duration {
 }
 
 // list visits the objects of container c that opts select, page after
-// page, until visit returns false or the listing ends (an empty page).
-// Every listing helper below is a use of it.
+// page, until visit returns false or the listing ends: a page shorter than
+// its limit is the last (the backend contract; on Swift a listing of a few
+// objects is then one request, not two: it asked for an empty page after
+// every short one, and a host's look at its slots waited on both). Every
+// listing helper below is a use of it.
 func (n *nsStore) list(ctx context.Context, c string, opts backend.ListOptions, visit func(backend.ObjectInfo) bool) error {
+	if opts.Limit <= 0 || opts.Limit > backend.MaxListLimit {
+		opts.Limit = backend.MaxListLimit
+	}
 	for {
 		page, err := n.store.List(ctx, c, opts)
 		if err != nil {
 			return err
 		}
-		if len(page) == 0 {
-			return nil
-		}
 		for _, o := range page {
 			if !visit(o) {
 				return nil
 			}
+		}
+		if len(page) < opts.Limit {
+			return nil
 		}
 		opts.Marker = page[len(page)-1].Name
 	}

@@ -135,8 +135,11 @@ type ListOptions struct {
 	Delimiter string
 	// Marker: list only names strictly greater than Marker.
 	Marker string
-	// Limit is the page size; 0 means the driver's maximum (10,000 on Swift).
-	// A page shorter than Limit is the last one.
+	// Limit is the page size; 0 means MaxListLimit, and larger limits are
+	// clamped to it. A page shorter than its size is the last one: a
+	// driver whose service pages smaller (a Swift cluster's
+	// container_listing_limit) fills a page with several requests, and
+	// callers stop on a short page rather than ask for an empty one.
 	Limit int
 }
 
