@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -162,6 +163,12 @@ func (h *hostServer) serve(ctx context.Context, stop <-chan struct{}) string {
 	nsChecked := time.Now()
 	var nsDeadSince time.Time
 	delay := k.cfg.pollMin
+	// A refresh of the host's record runs beside the loop; the record is
+	// not deleted (close, or the caller as the host ends) while one is
+	// under way, which would put it back.
+	var refreshing atomic.Bool
+	var refreshes sync.WaitGroup
+	defer refreshes.Wait()
 	for {
 		ch := k.ns.changed(prefix)
 		listedAt := time.Now()
@@ -186,17 +193,27 @@ func (h *hostServer) serve(ctx context.Context, stop <-chan struct{}) string {
 		} else if idleSince.IsZero() {
 			idleSince = now
 		}
-		if now.Sub(refreshed) >= k.cfg.lease/5 {
+		if now.Sub(refreshed) >= k.cfg.lease/5 && !refreshing.Load() {
 			refreshed = now
 			h.rec.Used = busy
 			h.rec.IdleSince = 0
 			if !idleSince.IsZero() {
 				h.rec.IdleSince = idleSince.UnixNano()
 			}
-			if err := k.putHostRecord(ctx, &h.rec); err != nil && k.ctx.Err() == nil {
-				k.cfg.logger.Warn("rack: host: refreshing its record", "err", err)
-			}
-			h.refreshCeilings(ctx, now) // hostlimit.go
+			// Beside the loop, not in it: these are up to three puts,
+			// and a loaded store took a second each, while forkers'
+			// claims waited for the next look at the slots.
+			rec := h.rec
+			refreshing.Store(true)
+			refreshes.Add(1)
+			go func() {
+				defer refreshes.Done()
+				defer refreshing.Store(false)
+				if err := k.putHostRecord(ctx, &rec); err != nil && k.ctx.Err() == nil {
+					k.cfg.logger.Warn("rack: host: refreshing its record", "err", err)
+				}
+				h.refreshCeilings(ctx, now) // hostlimit.go
+			}()
 		}
 		if busy == 0 && err == nil {
 			closeNow := now.Sub(idleSince) >= idle
@@ -215,6 +232,7 @@ func (h *hostServer) serve(ctx context.Context, stop <-chan struct{}) string {
 				}
 			}
 			if closeNow {
+				refreshes.Wait()
 				if h.close(ctx, objs) {
 					return ""
 				}
