@@ -296,13 +296,16 @@ func (k *Kernel) adoptRecord(ctx context.Context, rec *record.Proc, main Program
 	return pr, nil
 }
 
+// errRunsElsewhere is claimProcess finding pid claimed by another kernel.
+var errRunsElsewhere = errors.New("already runs elsewhere")
+
 // claimProcess writes pid's host record, create-only: the one kernel
 // whose write lands runs it.
 func (k *Kernel) claimProcess(ctx context.Context, pid PID) error {
 	host := &record.Host{PID: int64(pid), Kernel: k.id}
 	err := k.ns.putSummarized(ctx, record.HostKey(int64(pid)), record.Encode(host), true, record.HostSummary(host))
 	if errors.Is(err, backend.ErrExist) {
-		return fmt.Errorf("rack: process %d already runs elsewhere: %w", pid, ErrInvalid)
+		return fmt.Errorf("rack: process %d %w: %w", pid, errRunsElsewhere, ErrInvalid)
 	}
 	if err != nil {
 		return fmt.Errorf("rack: process %d: host record: %w", pid, err)

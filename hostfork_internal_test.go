@@ -400,3 +400,49 @@ func TestOwnSlotClaimWaits(t *testing.T) {
 		t.Errorf("a child that ran 4 × ownClaimDelay: %d puts in its host's slots, want 1", n)
 	}
 }
+
+// TestAdoptClaimedElsewhere: a host that finds, in one of its slots, a
+// process another kernel has claimed (placed twice: a slot claim that
+// looked lost was read by its host before its rival's landed) frees the
+// slot and records nothing: the process runs where its claim landed. It
+// used to record it lost, and its parent saw a running child end.
+func TestAdoptClaimedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	k, err := New(ctx, mem.New(), inproc.New(), WithHosts(2, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	h := newHostServer(k, nil, hostRecord{Kernel: k.id, Slots: 2})
+	name := hostSlotKey(h.id, 0)
+	const pid = 4243
+	other := &record.Host{PID: pid, Kernel: newID()}
+	if err := k.ns.putSummarized(ctx, record.HostKey(pid), record.Encode(other), true, record.HostSummary(other)); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.ns.putSummarized(ctx, name, record.Encode(&record.Proc{PID: pid, Kernel: k.id, Name: "twice"}), true, record.SlotSummary(pid)); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostSlotPrefix(h.id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.take(objs, time.Now()); n != 1 {
+		t.Fatalf("take started %d adoptions, want 1", n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := k.ns.get(ctx, name); errors.Is(err, backend.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slot is still there 10 s after its process was found claimed elsewhere")
+		}
+	}
+	if _, err := k.ns.get(ctx, record.ExitKey(pid)); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("exit record of a process claimed elsewhere: %v, want none", err)
+	}
+	var got record.Host
+	if err := k.ns.getRecord(ctx, record.HostKey(pid), &got); err != nil || got.Kernel != other.Kernel {
+		t.Errorf("host record: %+v, %v; want the other kernel's %s, kept", got, err, other.Kernel)
+	}
+}

@@ -355,6 +355,12 @@ func (h *hostServer) adopt(name string, pid PID) {
 		case errors.Is(err, errKilledFirst):
 			release()
 		case ctx.Err() != nil:
+		case errors.Is(err, errRunsElsewhere):
+			// Placed twice (a slot claim that looked lost was read here
+			// before its rival's landed, and placed again): it runs
+			// where its claim landed; an exit recorded here would say it
+			// was lost while it runs.
+			release()
 		case errors.As(err, new(unclaimedError)):
 			// As adoptRecord's failures below: its forker learns of it.
 			k.recordLost(context.WithoutCancel(ctx), pid, "its host could not run it: "+err.Error())
