@@ -35,6 +35,10 @@ const (
 	spareLow    = spareTarget / 2       // a refill with this many spares left makes none
 	spareLook   = 256                   // names read from DIR/spare at a time
 	spareDelay  = 50 * time.Millisecond // a Store younger than this does not refill
+	// takes between two wakes of the refill loop (spares of other
+	// processes' takes are not counted: a wake may find fewer than
+	// spareLow - spareWakeEvery left)
+	spareWakeEvery = 8
 )
 
 type spares struct {
@@ -46,6 +50,7 @@ type spares struct {
 	names   []string      // seen in DIR/spare, some maybe taken since
 	looking bool          // a take reads DIR/spare
 	empty   time.Time     // when a look last found none
+	takes   int           // spares taken by this Store
 	refills chan struct{} // wakes the refill loop; nil until the first take
 	stop    chan struct{} // closed by close
 	stopped bool
@@ -66,15 +71,16 @@ func (p *spares) take(path string) bool {
 	if p.off {
 		return false
 	}
-	p.wake()
 	for range spareTries {
 		name, ok := p.next()
 		if !ok {
+			p.wake() // none left: make some
 			return false
 		}
 		spare := filepath.Join(p.dir, name)
 		err := renameNoReplace(spare, path)
 		if err == nil {
+			p.taken()
 			return true
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -85,7 +91,21 @@ func (p *spares) take(path string) bool {
 		}
 		// Taken by another Store: try the next.
 	}
+	p.wake()
 	return false
+}
+
+// taken counts a take, and wakes the refill loop every spareWakeEvery
+// takes, the first included: a wake reads DIR/spare (under its lock) to
+// count the spares, and once a take was a directory read beside every Put.
+func (p *spares) taken() {
+	p.mu.Lock()
+	p.takes++
+	n := p.takes
+	p.mu.Unlock()
+	if n%spareWakeEvery == 1 {
+		p.wake()
+	}
 }
 
 // next picks the name of a spare, reading DIR/spare when none is left, or
