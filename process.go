@@ -368,17 +368,6 @@ func (s *Self) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error) {
 		children = append(children, c)
 	}
 	pool.closeUnused(k) // a source closed since its ends were claimed
-	recorded, errs := k.recordAll(ctx, pr, children)
-	for i, err := range errs {
-		if err != nil {
-			abort(recorded)
-			return nil, fmt.Errorf("rack: fork all: spec %d: %w", i, err)
-		}
-	}
-	out := make([]*Process, len(children))
-	for i, c := range children {
-		out[i] = c.handle()
-	}
 	onHosts := 0
 	for _, c := range children {
 		if k.onHosts(c) {
@@ -388,8 +377,32 @@ func (s *Self) ForkAll(ctx context.Context, specs []Spec) ([]*Process, error) {
 	if room := k.sched.room(); room >= 0 {
 		onHosts = min(onHosts, room) // the others wait in the queue (WithMaxRunning)
 	}
-	if onHosts > 1 {
-		k.bootAhead(k.ctx, onHosts) // host.go: their new hosts start side by side
+	var ahead chan struct{}
+	// Their new hosts start side by side (host.go), planned from a
+	// listing of the hosts made while the records are written, not after:
+	// two round trips less before the first child is placed. Should a
+	// record fail, a host started for it idles out.
+	if onHosts > 1 && k.sched.whileOpen(func() { k.wg.Add(1) }) {
+		ahead = make(chan struct{})
+		go func() {
+			defer k.wg.Done()
+			defer close(ahead)
+			k.bootAhead(k.ctx, onHosts)
+		}()
+	}
+	recorded, errs := k.recordAll(ctx, pr, children)
+	if ahead != nil {
+		<-ahead
+	}
+	for i, err := range errs {
+		if err != nil {
+			abort(recorded)
+			return nil, fmt.Errorf("rack: fork all: spec %d: %w", i, err)
+		}
+	}
+	out := make([]*Process, len(children))
+	for i, c := range children {
+		out[i] = c.handle()
 	}
 	// Scheduled last, with nothing allocated after: each child on a
 	// compute of OS processes or servers starts in a goroutine of its
