@@ -48,6 +48,15 @@ func (k *Kernel) ReadableForTest(ctx context.Context, c string) ([]string, error
 	return out, nil
 }
 
+// ContainerGoneForTest reports whether container c no longer exists.
+func (k *Kernel) ContainerGoneForTest(ctx context.Context, c string) (bool, error) {
+	_, err := k.ns.store.List(ctx, c, backend.ListOptions{Limit: 1})
+	if errors.Is(err, backend.ErrNotFound) {
+		return true, nil
+	}
+	return false, err
+}
+
 // A scheme Open knows the package of but that nothing registers, to test
 // the error that names the package to import.
 func init() { knownSchemes["rack-test-unlinked"] = "example.com/rack-test/unlinked" }

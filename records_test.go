@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,5 +194,64 @@ func TestGCNamespacesMarked(t *testing.T) {
 	}
 	if objs, err := store.List(ctx, "dead", backend.ListOptions{}); !errors.Is(err, backend.ErrNotFound) && len(objs) > 0 {
 		t.Errorf("dead namespace left: %d objects, %v", len(objs), err)
+	}
+}
+
+// lateWrite writes one object into a container just as its first delete
+// is asked for: an object written after gc listed the container.
+type lateWrite struct {
+	backend.Store
+	once sync.Once
+}
+
+func (s *lateWrite) DeleteContainer(ctx context.Context, c string) error {
+	s.once.Do(func() { s.Store.Put(ctx, c, "late", strings.NewReader("x"), nil) })
+	return s.Store.DeleteContainer(ctx, c)
+}
+
+// TestGCNamespaceContainerKept: when a dead namespace's container cannot
+// be deleted after gc deleted the objects it listed (one was written since
+// the listing), gc puts the namespace's marker back, and a later pass
+// removes the rest and the container. It deleted the marker with the
+// rest, and no pass knew the container for a namespace's again: it stayed
+// forever. (A store that says "not empty" for a moment after the last
+// deletes, as Swift does, is tried again for a few seconds first.)
+func TestGCNamespaceContainerKept(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := "gc-kept-" + t.Name()
+	store := &lateWrite{Store: mem.Shared(name)}
+	dead, err := rack.New(ctx, mem.Shared(name), inproc.New(), rack.WithNamespace("dead"), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := dead.Start(ctx, rack.Spec{Name: "p"}, func(context.Context, *rack.Self) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	gc, err := rack.New(ctx, store, inproc.New(), rack.WithNamespace("collector"), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	for pass := 1; pass <= 2; pass++ {
+		rep, err := gc.GC(ctx, &rack.GCOptions{Namespaces: true, NamespaceQuiet: time.Nanosecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rep.DeadNamespaces, []string{"dead"}) {
+			t.Fatalf("pass %d: dead namespaces %q, want [dead]", pass, rep.DeadNamespaces)
+		}
+		objs, err := store.List(ctx, "dead", backend.ListOptions{})
+		switch {
+		case pass == 1 && (err != nil || len(objs) != 2 || objs[0].Name != "late" || objs[1].Name != record.NamespaceMarker):
+			t.Fatalf("after a pass that found an object written since its listing: %v, %v; want it and the marker", objs, err)
+		case pass == 2 && !errors.Is(err, backend.ErrNotFound):
+			t.Fatalf("after the second pass: %v, %v; want the container gone", objs, err)
+		}
 	}
 }

@@ -244,9 +244,13 @@ func (n *nsStore) listPIDs(ctx context.Context, prefix string) ([]PID, error) {
 // there: a container is collected as a dead namespace only if it holds
 // one. A namespace made before markers existed gets one here, the next
 // time a kernel opens it.
-func (n *nsStore) mark(ctx context.Context) error {
+func (n *nsStore) mark(ctx context.Context) error { return n.markContainer(ctx, n.container) }
+
+// markContainer writes the namespace marker of container c unless it is
+// there.
+func (n *nsStore) markContainer(ctx context.Context, c string) error {
 	data := record.Encode(record.Namespace{Version: 1, Created: time.Now().UTC()})
-	_, err := n.store.Put(ctx, n.container, record.NamespaceMarker, bytesReader(data), &backend.PutOptions{
+	_, err := n.store.Put(ctx, c, record.NamespaceMarker, bytesReader(data), &backend.PutOptions{
 		CreateOnly: true, ContentType: record.NamespaceType,
 	})
 	if errors.Is(err, backend.ErrExist) {
