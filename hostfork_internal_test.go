@@ -201,20 +201,11 @@ func TestAdoptRetriesTransientRead(t *testing.T) {
 	}
 	defer k.Close()
 	h := newHostServer(k, nil, hostRecord{Kernel: k.id, Slots: 2})
-	name := hostSlotKey(h.id, 0)
 	const pid = 4242
-	if err := k.ns.putSummarized(ctx, name, record.Encode(&record.Proc{PID: pid}), true, record.SlotSummary(pid)); err != nil {
-		t.Fatal(err)
-	}
-	fg.name = name // set before on: read after it
-	fg.on.Store(true)
-	objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostSlotPrefix(h.id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := h.take(objs, time.Now()); n != 1 {
-		t.Fatalf("take started %d adoptions, want 1", n)
-	}
+	name := putAndTake(t, h, &record.Proc{PID: pid}, func(name string) {
+		fg.name = name // set before on: read after it
+		fg.on.Store(true)
+	})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		h.mu.Lock()
 		seen := h.seen[name]
@@ -414,22 +405,12 @@ func TestAdoptClaimedElsewhere(t *testing.T) {
 	}
 	defer k.Close()
 	h := newHostServer(k, nil, hostRecord{Kernel: k.id, Slots: 2})
-	name := hostSlotKey(h.id, 0)
 	const pid = 4243
 	other := &record.Host{PID: pid, Kernel: newID()}
 	if err := k.ns.putSummarized(ctx, record.HostKey(pid), record.Encode(other), true, record.HostSummary(other)); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.ns.putSummarized(ctx, name, record.Encode(&record.Proc{PID: pid, Kernel: k.id, Name: "twice"}), true, record.SlotSummary(pid)); err != nil {
-		t.Fatal(err)
-	}
-	objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostSlotPrefix(h.id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := h.take(objs, time.Now()); n != 1 {
-		t.Fatalf("take started %d adoptions, want 1", n)
-	}
+	name := putAndTake(t, h, &record.Proc{PID: pid, Kernel: k.id, Name: "twice"}, nil)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if _, err := k.ns.get(ctx, name); errors.Is(err, backend.ErrNotFound) {
 			break
@@ -445,4 +426,27 @@ func TestAdoptClaimedElsewhere(t *testing.T) {
 	if err := k.ns.getRecord(ctx, record.HostKey(pid), &got); err != nil || got.Kernel != other.Kernel {
 		t.Errorf("host record: %+v, %v; want the other kernel's %s, kept", got, err, other.Kernel)
 	}
+}
+
+// putAndTake puts rec, a start record, in slot 0 of h, calls before (if
+// any) with the slot's name, and has h take it from a listing; it returns
+// the slot's name.
+func putAndTake(t *testing.T, h *hostServer, rec *record.Proc, before func(name string)) string {
+	t.Helper()
+	ctx, k := context.Background(), h.k
+	name := hostSlotKey(h.id, 0)
+	if err := k.ns.putSummarized(ctx, name, record.Encode(rec), true, record.SlotSummary(rec.PID)); err != nil {
+		t.Fatal(err)
+	}
+	if before != nil {
+		before(name)
+	}
+	objs, err := k.ns.listAllIn(ctx, k.cfg.container, hostSlotPrefix(h.id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.take(objs, time.Now()); n != 1 {
+		t.Fatalf("take started %d adoptions, want 1", n)
+	}
+	return name
 }

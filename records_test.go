@@ -148,14 +148,7 @@ func TestGCNamespacesMarked(t *testing.T) {
 	}
 	// A dead namespace: its only kernel ran a process and closed.
 	dead := open("dead")
-	p, err := dead.Start(ctx, rack.Spec{Name: "p"}, func(context.Context, *rack.Self) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	dead.Close()
+	runAndClose(t, ctx, dead)
 	if _, err := store.Head(ctx, "dead", record.NamespaceMarker); err != nil {
 		t.Fatalf("namespace marker: %v", err)
 	}
@@ -225,14 +218,7 @@ func TestGCNamespaceContainerKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := dead.Start(ctx, rack.Spec{Name: "p"}, func(context.Context, *rack.Self) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	dead.Close()
+	runAndClose(t, ctx, dead)
 	gc, err := rack.New(ctx, store, inproc.New(), rack.WithNamespace("collector"), rack.WithConsole(strings.NewReader(""), io.Discard, io.Discard))
 	if err != nil {
 		t.Fatal(err)
@@ -254,4 +240,18 @@ func TestGCNamespaceContainerKept(t *testing.T) {
 			t.Fatalf("after the second pass: %v, %v; want the container gone", objs, err)
 		}
 	}
+}
+
+// runAndClose runs a process on k that ends at once, and closes k: its
+// namespace is dead.
+func runAndClose(t *testing.T, ctx context.Context, k *rack.Kernel) {
+	t.Helper()
+	p, err := k.Start(ctx, rack.Spec{Name: "p"}, func(context.Context, *rack.Self) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k.Close()
 }
