@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -253,11 +255,34 @@ func Revoke(ctx context.Context, identity *gophercloud.ServiceClient, userID, cr
 		}
 		userID = auth.userID
 	}
-	err := applicationcredentials.Delete(ctx, identity, userID, credID).ExtractErr()
-	if err != nil && !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
-		return fmt.Errorf("credential: revoke %s of user %s: %w", credID, userID, keystoneErr(err))
+	// A delete is idempotent (404: gone already), so a connection that
+	// failed under it is tried again: Go's transport replays only GET-like
+	// requests on a reused connection the server closed, and Keystone
+	// under uwsgi was seen to close one that way (EOF, in CI).
+	for attempt := 1; ; attempt++ {
+		err := applicationcredentials.Delete(ctx, identity, userID, credID).ExtractErr()
+		if err == nil || gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+			return nil
+		}
+		if attempt == revokeTries || !connectionFailed(err) || ctx.Err() != nil {
+			return fmt.Errorf("credential: revoke %s of user %s: %w", credID, userID, keystoneErr(err))
+		}
+		t := time.NewTimer(time.Duration(attempt) * 100 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
 	}
-	return nil
+}
+
+// revokeTries bounds the attempts of a revoke whose connection failed.
+const revokeTries = 3
+
+// connectionFailed reports whether err is a request's connection failing
+// (closed or reset by the server) rather than an answer.
+func connectionFailed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // RevokeNamespace deletes every application credential of user userID

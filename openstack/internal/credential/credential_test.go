@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -384,5 +385,36 @@ func TestDeliverFetch(t *testing.T) {
 		if strings.Contains(e, testSecret) || strings.Contains(e, "temp_url_sig=") || strings.Contains(e, "sig-") {
 			t.Errorf("an error shows a secret or signature: %s", e)
 		}
+	}
+}
+
+// TestRevokeRetriesClosedConnection: a revoke whose connection the server
+// closes without an answer (Keystone under uwsgi did, in CI: EOF) is
+// tried again, and a retry that finds the credential gone (404) is done.
+func TestRevokeRetriesClosedConnection(t *testing.T) {
+	for _, second := range []int{http.StatusNoContent, http.StatusNotFound} {
+		var deletes atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodDelete || r.URL.Path != "/v3/users/u1/application_credentials/c1" {
+				http.NotFound(w, r)
+				return
+			}
+			if deletes.Add(1) == 1 {
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close() // no answer
+				}
+				return
+			}
+			w.WriteHeader(second)
+		}))
+		identity := &gophercloud.ServiceClient{ProviderClient: &gophercloud.ProviderClient{HTTPClient: *srv.Client()}, Endpoint: srv.URL + "/v3/"}
+		if err := Revoke(context.Background(), identity, "u1", "c1"); err != nil {
+			t.Errorf("second answer %d: Revoke: %v", second, err)
+		}
+		if n := deletes.Load(); n != 2 {
+			t.Errorf("second answer %d: %d deletes, want 2", second, n)
+		}
+		srv.Close()
 	}
 }
