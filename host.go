@@ -108,6 +108,8 @@ type hostRecord struct {
 	Started  int64  `json:"started"` // when its forker started it, ns
 	Instance string `json:"instance"`
 	// Used and IdleSince are as of the last refresh (every lease/5).
+	// Used may exceed Slots: a child forked on the host whose own slot
+	// a forker's claim took first runs over the slot count (hostfork.go).
 	Used      int   `json:"used"`
 	IdleSince int64 `json:"idle_since,omitempty"`
 	// Up is when the host began to run, as it wrote it, ns; 0 while it
@@ -129,8 +131,8 @@ func (r *hostRecord) Validate() error {
 		return fmt.Errorf("host: kernel %.40q is not a kernel id", r.Kernel)
 	case r.Slots < 1 || r.Slots > maxHostSlots:
 		return fmt.Errorf("host: %d slots, not from 1 to %d", r.Slots, maxHostSlots)
-	case r.Used < 0 || r.Used > r.Slots:
-		return fmt.Errorf("host: %d of %d slots used", r.Used, r.Slots)
+	case r.Used < 0:
+		return fmt.Errorf("host: %d slots used", r.Used)
 	case r.Idle < 0 || r.Started < 0 || r.IdleSince < 0 || r.Up < 0 || r.Claim < 0:
 		return errors.New("host: a negative time or host number")
 	case len(r.Digest) > 64 || len(r.Instance) > 255:
@@ -760,6 +762,12 @@ func (k *Kernel) Hosts(ctx context.Context) ([]HostInfo, error) {
 		var rec hostRecord
 		if err := k.ns.getRecord(ctx, hostKey(id), &rec); err != nil {
 			if errors.Is(err, backend.ErrNotFound) {
+				continue
+			}
+			if errors.Is(err, record.ErrCorrupt) {
+				// Not a host a forker would use (refreshHosts skips it
+				// too); one bad record must not hide the others.
+				k.cfg.logger.Warn("rack: hosts: skipping a host record", "err", err)
 				continue
 			}
 			return nil, fmt.Errorf("rack: hosts: %w", err)

@@ -608,8 +608,10 @@ func (k *Kernel) admitHostRequest(ctx context.Context, req *record.HostRequest) 
 		return "", 0, "the request names no kernel"
 	}
 	var asker hostRecord
-	if err := k.ns.getRecord(ctx, hostKey(req.By), &asker); err != nil {
+	if err := k.ns.getRecord(ctx, hostKey(req.By), &asker); errors.Is(err, backend.ErrNotFound) {
 		return "", 0, fmt.Sprintf("kernel %s is not a live host of this namespace", req.By)
+	} else if err != nil {
+		return "", 0, fmt.Sprintf("reading the host record of kernel %s: %v", req.By, err)
 	}
 	p := &k.placer
 	p.mu.Lock()
