@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -317,7 +318,9 @@ func dumpLogs(t *testing.T, dir string) {
 
 // TestHostsManyWorkers: 100 workers forked at once (ForkAll) on hosts of
 // 10 slots run in 10 host processes, not 100; a second run while the
-// hosts are warm starts no new host.
+// hosts are warm starts no new host. It logs when the workers began (the
+// figures TestOpenStackHostsManyWorkers logs on Swift, here on a local
+// store).
 func TestHostsManyWorkers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 10 OS processes running 100 rack processes")
@@ -343,8 +346,9 @@ func TestHostsManyWorkers(t *testing.T) {
 			}
 			specs := make([]rack.Spec, workers)
 			for i := range specs {
-				specs[i] = rack.Spec{Program: "os-child", Args: []string{arg}, Stdout: w}
+				specs[i] = rack.Spec{Program: "clock-child", Args: []string{arg}, Stdout: w}
 			}
+			forked := time.Now()
 			kids, err := self.ForkAll(ctx, specs)
 			if err != nil {
 				return err
@@ -352,11 +356,21 @@ func TestHostsManyWorkers(t *testing.T) {
 			w.Close()
 			sc := bufio.NewScanner(r)
 			ospids = map[int]bool{}
-			for lines := 0; lines < workers && sc.Scan(); lines++ {
-				f := strings.Fields(sc.Text())
-				ospid, _ := strconv.Atoi(f[len(f)-1])
+			var began []time.Duration
+			for len(began) < workers && sc.Scan() {
+				after, ospid, err := parseClockLine(sc.Text(), forked) // openstack_hosts_e2e_test.go
+				if err != nil {
+					return err
+				}
 				ospids[ospid] = true
+				began = append(began, after)
 			}
+			if len(began) != workers {
+				return fmt.Errorf("%d lines of %d workers: %v", len(began), workers, sc.Err())
+			}
+			slices.Sort(began)
+			t.Logf("%s: the workers began %v (first), %v (median), %v (last) after the ForkAll",
+				arg, began[0].Round(time.Millisecond), began[len(began)/2].Round(time.Millisecond), began[len(began)-1].Round(time.Millisecond))
 			if hosts, err = k.Hosts(ctx); err != nil {
 				return err
 			}
