@@ -450,3 +450,64 @@ func putAndTake(t *testing.T, h *hostServer, rec *record.Proc, before func(name 
 	}
 	return name
 }
+
+// listCounter counts the listings of one prefix; it hides the store's
+// notifications (as Swift has none), so a host polls.
+type listCounter struct {
+	backend.Store
+	prefix atomic.Pointer[string]
+	n      atomic.Int64
+}
+
+func (l *listCounter) List(ctx context.Context, container string, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
+	if p := l.prefix.Load(); p != nil && opts.Prefix == *p {
+		l.n.Add(1)
+	}
+	return l.Store.List(ctx, container, opts)
+}
+
+// TestFullHostDoesNotPoll: on a store that does not notify, a host whose
+// slots are all taken up lists them only every lease/5, not every poll
+// interval (no forker's claim can land in one), and a slot it frees wakes
+// it at once.
+func TestFullHostDoesNotPoll(t *testing.T) {
+	ctx := context.Background()
+	lc := &listCounter{Store: mem.New()}
+	const lease = 5 * time.Second // lease/5: 1 s
+	k, err := New(ctx, lc, inproc.New(), WithHosts(2, time.Minute), WithLease(lease), WithPolling(time.Millisecond, 100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	h := newHostServer(k, nil, hostRecord{Kernel: k.id, Slots: 2, Idle: int64(time.Minute)})
+	prefix := hostSlotPrefix(h.id)
+	lc.prefix.Store(&prefix)
+	h.mu.Lock()
+	for n := 0; n < 2; n++ {
+		h.seen[hostSlotKey(h.id, n)] = true // as if it ran two processes
+	}
+	h.mu.Unlock()
+	stop := make(chan struct{})
+	served := make(chan string, 1)
+	go func() { served <- h.serve(ctx, stop) }()
+	const window = 2 * time.Second
+	time.Sleep(window)
+	if n, most := lc.n.Load(), int64(window/(lease/5))+2; n > most {
+		t.Errorf("a full host listed its slots %d times in %v, want at most %d (every lease/5)", n, window, most)
+	}
+	// A slot freed wakes it: it lists at once, not a second later.
+	before := lc.n.Load()
+	h.mu.Lock()
+	delete(h.seen, hostSlotKey(h.id, 1))
+	h.mu.Unlock()
+	h.wake <- struct{}{}
+	for deadline := time.Now().Add(lease / 5 / 2); lc.n.Load() == before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no listing within %v of a slot freed", lease/5/2)
+		}
+	}
+	close(stop)
+	if why := <-served; why != "a signal" {
+		t.Errorf("serve returned %q", why)
+	}
+}
