@@ -107,7 +107,9 @@ func (in *inbox) drain(ctx context.Context, prefix string) int {
 			continue
 		}
 		var s record.Signal
-		if err := in.ns.getRecord(ctx, o.Name, &s); err != nil {
+		if sum, ok := record.ParseSignalSummary(o.ContentType); ok {
+			s = *sum // the listing carries it whole (sendMessage)
+		} else if err := in.ns.getRecord(ctx, o.Name, &s); err != nil {
 			switch {
 			case errors.Is(err, record.ErrCorrupt):
 				// Never readable: drop it, or it is read (and warned

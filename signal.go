@@ -265,7 +265,11 @@ func (k *Kernel) sendSignal(ctx context.Context, host string, pid PID, sig Signa
 // sendMessage puts msg into kernel host's inbox.
 func (k *Kernel) sendMessage(ctx context.Context, host string, msg record.Signal) error {
 	key := fmt.Sprintf("%s%010d.%s.%012d", record.SignalInbox(host), msg.PID, k.id, k.seq.Add(1))
-	return k.ns.put(ctx, key, record.Encode(msg), true)
+	// The name is this kernel's own (its id, its sequence): no rival
+	// writes it, so the create needs no read-back. The summary carries
+	// the message: the inbox's listing delivers it without a read.
+	return k.ns.putWith(ctx, key, record.Encode(msg),
+		&backend.PutOptions{CreateOnly: true, NoRival: true, ContentType: record.SignalSummary(&msg)})
 }
 
 // sigchld is the signal number of the note a kernel leaves in a forker's

@@ -193,6 +193,7 @@ func FuzzSummaries(f *testing.F) {
 	for _, s := range []string{
 		ProcSummary(valid[0].(*Proc)), ExitSummary(valid[2].(*Exit)), HostSummary(&Host{Kernel: "k"}),
 		LeaseSummary(30e9), StatusSummary("50% done"), SlotSummary(9), "application/x-rack-proc; pp=-1&k=x&t=1",
+		SignalSummary(&Signal{PID: 7, Signal: 17, From: "k", Child: 9}), "application/x-rack-signal; p=1&s=300&f=k",
 		"application/x-rack-exit; c=99999999999999999999&e=1", "application/x-rack-proc; %zz",
 	} {
 		f.Add(s)
@@ -207,6 +208,13 @@ func FuzzSummaries(f *testing.F) {
 		ParseHostSummary(ct)
 		if pid, ok := ParseSlotSummary(ct); ok && pid <= 0 {
 			t.Fatalf("ParseSlotSummary(%q) = %d: not a pid", ct, pid)
+		}
+		if s, ok := ParseSignalSummary(ct); ok && s.validate() != nil {
+			t.Fatalf("ParseSignalSummary(%q) = %+v: %v", ct, s, s.validate())
+		} else if ok && SignalSummary(s) != ct {
+			if again, ok := ParseSignalSummary(SignalSummary(s)); !ok || *again != *s {
+				t.Fatalf("ParseSignalSummary(%q) = %+v, which does not survive a round trip: %+v", ct, s, again)
+			}
 		}
 		ParseLeaseSummary(ct)
 		ParseStatusSummary(ct)

@@ -23,6 +23,7 @@ const (
 	statusType = "application/x-rack-status"
 	endsType   = "application/x-rack-ends"
 	slotType   = "application/x-rack-slot"
+	signalType = "application/x-rack-signal"
 )
 
 // MaxSummary bounds a summary (backend.MaxContentTypeLength is 1024).
@@ -257,4 +258,43 @@ func ParseEndsSummary(ct string) (int, bool) {
 		return 0, false
 	}
 	return int(n), true
+}
+
+// SignalSummary is the summary of a signal, or of a child's exit note, in
+// a kernel's inbox: the whole record (a kernel id at most 64 bytes long
+// keeps it well under MaxSummary), so that the inbox's listing delivers it
+// without a read of each.
+func SignalSummary(s *Signal) string {
+	v := url.Values{
+		"p": {strconv.FormatInt(s.PID, 10)},
+		"s": {strconv.Itoa(s.Signal)},
+		"f": {s.From},
+	}
+	if s.Child != 0 {
+		v.Set("c", strconv.FormatInt(s.Child, 10))
+	}
+	return summary(signalType, v)
+}
+
+// ParseSignalSummary returns the signal a summary carries, checked as its
+// record would be, else false (the reader then reads the record).
+func ParseSignalSummary(ct string) (*Signal, bool) {
+	v, ok := parseSummary(signalType, ct)
+	if !ok {
+		return nil, false
+	}
+	pid, ok1 := num(v, "p")
+	sig, ok2 := num(v, "s")
+	s := &Signal{PID: pid, Signal: int(sig), From: v.Get("f")}
+	if v.Has("c") {
+		c, ok := num(v, "c")
+		if !ok || c == 0 {
+			return nil, false
+		}
+		s.Child = c
+	}
+	if !ok1 || !ok2 || sig != int64(s.Signal) || s.validate() != nil {
+		return nil, false
+	}
+	return s, true
 }

@@ -46,6 +46,18 @@ func TestSummariesRoundTrip(t *testing.T) {
 	if s, ok := ParseStatusSummary(StatusSummary("50% done")); !ok || s != "50% done" {
 		t.Errorf("status summary round trip: %q, %v", s, ok)
 	}
+	for _, sig := range []*Signal{{PID: 7, Signal: 15, From: "5f2c"}, {PID: 1, Signal: 17, From: "k&=;", Child: 99}} {
+		if got, ok := ParseSignalSummary(SignalSummary(sig)); !ok || *got != *sig {
+			t.Errorf("signal summary round trip: got %+v, %v, want %+v", got, ok, sig)
+		}
+	}
+	for _, ct := range []string{"", SlotSummary(3), SignalSummary(&Signal{PID: -1, Signal: 9}), SignalSummary(&Signal{PID: 1}),
+		"application/x-rack-signal; p=1&s=300", "application/x-rack-signal; p=1&s=9&c=x", "application/x-rack-signal; p=1&s=9&c=0",
+		"application/x-rack-signal; p=1&s=4294967305"} {
+		if s, ok := ParseSignalSummary(ct); ok {
+			t.Errorf("ParseSignalSummary(%q) = %+v, want none", ct, s)
+		}
+	}
 }
 
 func TestSummariesCutShort(t *testing.T) {

@@ -1,0 +1,91 @@
+package rack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rackfork/rack/backend"
+	"github.com/rackfork/rack/backend/inproc"
+	"github.com/rackfork/rack/backend/mem"
+	"github.com/rackfork/rack/internal/record"
+)
+
+// getCounter counts the Gets of names under prefix.
+type getCounter struct {
+	backend.Store
+	prefix string
+	n      atomic.Int64
+}
+
+func (g *getCounter) Get(ctx context.Context, container, name string, opts *backend.GetOptions) (io.ReadCloser, backend.ObjectInfo, error) {
+	if strings.HasPrefix(name, g.prefix) {
+		g.n.Add(1)
+	}
+	return g.Store.Get(ctx, container, name, opts)
+}
+
+// TestInboxDeliversFromListing: a message in a kernel's inbox carries
+// itself in its summary (sendMessage), so the inbox delivers it from its
+// listing with no read of it (on Swift: a GET less for each signal, and
+// for each child's exit note to its forker); a message without one (a
+// sender from before summaries) is read and delivered as it was.
+func TestInboxDeliversFromListing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	gets := &getCounter{Store: mem.New(), prefix: record.Signals}
+	k, err := New(ctx, gets, inproc.New(), WithPolling(time.Millisecond, 5*time.Millisecond),
+		WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	got := make(chan Signal, 2)
+	ready := make(chan PID, 1)
+	p, err := k.Start(ctx, Spec{Name: "listener"}, func(ctx context.Context, self *Self) error {
+		if err := self.Notify(got, SIGUSR1, SIGUSR2); err != nil {
+			return err
+		}
+		ready <- self.PID()
+		<-ctx.Done()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := <-ready
+	await := func(want Signal) {
+		t.Helper()
+		select {
+		case sig := <-got:
+			if sig != want {
+				t.Fatalf("got %v, want %v", sig, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%v never came", want)
+		}
+	}
+	const other = "fedcba9876543210" // another kernel of the namespace
+	if err := k.sendMessage(ctx, k.id, record.Signal{PID: int64(pid), Signal: int(SIGUSR1), From: other}); err != nil {
+		t.Fatal(err)
+	}
+	await(SIGUSR1)
+	if n := gets.n.Load(); n != 0 {
+		t.Errorf("the inbox read %d messages to deliver one that carries itself", n)
+	}
+	key := fmt.Sprintf("%s%010d.%s.%012d", record.SignalInbox(k.id), pid, other, 1)
+	if err := k.ns.put(ctx, key, record.Encode(&record.Signal{PID: int64(pid), Signal: int(SIGUSR2), From: other}), true); err != nil {
+		t.Fatal(err)
+	}
+	await(SIGUSR2)
+	if n := gets.n.Load(); n != 1 {
+		t.Errorf("the inbox read %d messages for one without a summary, want 1", n)
+	}
+	if err := p.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
