@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,5 +88,62 @@ func TestInboxDeliversFromListing(t *testing.T) {
 	}
 	if err := p.Kill(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// slowHeads counts the Heads of leases, each of which takes a while (a
+// loaded store).
+type slowHeads struct {
+	backend.Store
+	n atomic.Int64
+}
+
+func (s *slowHeads) Head(ctx context.Context, container, name string) (backend.ObjectInfo, error) {
+	if strings.HasPrefix(name, record.Kernels) {
+		s.n.Add(1)
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s.Store.Head(ctx, container, name)
+}
+
+// TestAliveSharedOneRequest: the lease checks of one kernel that a host's
+// processes make at once are one request, and a caller whose context ends
+// stops waiting without failing the others' check.
+func TestAliveSharedOneRequest(t *testing.T) {
+	ctx := context.Background()
+	heads := &slowHeads{Store: mem.New()}
+	k, err := New(ctx, heads, inproc.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	const parent, other = "0123456789abcdef", "fedcba9876543210"
+	for _, id := range []string{parent, other} {
+		if err := k.leases.put(ctx, id, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := k.leases.aliveShared(gone, other, time.Minute); err == nil {
+		t.Error("a check with an ended context succeeded")
+	}
+	if alive, err := k.leases.aliveShared(ctx, other, time.Minute); err != nil || !alive {
+		t.Errorf("aliveShared after a caller's context ended = %v, %v; want alive", alive, err)
+	}
+	heads.n.Store(0)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if alive, err := k.leases.aliveShared(ctx, parent, time.Minute); err != nil || !alive {
+				t.Errorf("aliveShared = %v, %v; want alive", alive, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := heads.n.Load(); n != 1 {
+		t.Errorf("10 checks at once made %d requests, want 1", n)
 	}
 }
