@@ -250,7 +250,7 @@ func (k *Kernel) fifoEndClosed(pid PID, pipe string, mine, from int) {
 			return
 		}
 		for _, o := range objs {
-			_ = k.ns.store.Delete(k.ctx, k.cfg.container, o.Name)
+			_ = k.ns.deleteSized(k.ctx, o.Name, o.Size)
 		}
 	})
 }

@@ -666,8 +666,8 @@ func (k *Kernel) launchHost(ctx context.Context, id, digest string, slots int) (
 	}
 	stop()
 	if err != nil {
-		_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(id))
-		_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(id))
+		_ = k.ns.deleteSmall(ctx, hostKey(id))
+		_ = k.ns.deleteSmall(ctx, record.KernelKey(id))
 		k.releaseHostNumber(ctx, claim)
 		return nil, fmt.Errorf("starting a host: %w", err)
 	}

@@ -96,13 +96,13 @@ func (k *Kernel) tendBootingHost(rec *hostRecord) {
 			}
 			if time.Now().After(deadline) {
 				k.cfg.logger.Warn("rack: hosts: a host did not start in time; its lease is left to lapse", "host", rec.Kernel, "limit", hostBootLimit)
-				_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(rec.Kernel))
+				_ = k.ns.deleteSmall(ctx, hostKey(rec.Kernel))
 				return
 			}
 			live, lerr := k.compute.List(ctx, k.cfg.namespace)
 			if lerr == nil && !slices.ContainsFunc(live, func(in backend.Instance) bool { return in.Name == rec.Instance }) {
 				// Its instance is gone (a failed boot): the lease lapses.
-				_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(rec.Kernel))
+				_ = k.ns.deleteSmall(ctx, hostKey(rec.Kernel))
 				return
 			}
 			// Only the lease: the record, written for hostBootLimit, is

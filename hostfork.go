@@ -56,6 +56,7 @@ type hostSelf struct {
 // ownSlot is a slot of its own host that a child forked there holds.
 type ownSlot struct {
 	name    string        // the slot's object name (overName while over the slot count)
+	size    int64         // its claim's size
 	written bool          // its claim is in the store: ours to delete
 	claimed chan struct{} // closed once its claim has been put (or not: written says); nil until it starts (under hostSelf.mu)
 	claim   *time.Timer   // puts the claim after ownClaimDelay; stopped in time, it never does
@@ -134,7 +135,7 @@ func (s *hostSelf) free(pid PID) {
 		}
 	}
 	if slot.written {
-		if err := k.ns.store.Delete(context.WithoutCancel(k.ctx), k.cfg.container, slot.name); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		if err := k.ns.deleteSized(context.WithoutCancel(k.ctx), slot.name, slot.size); err != nil && !errors.Is(err, backend.ErrNotFound) {
 			k.cfg.logger.Warn("rack: host: freeing a slot", "slot", slot.name, "err", err)
 		}
 	}
@@ -210,7 +211,7 @@ func (k *Kernel) claimOwnSlot(pid PID, slot *ownSlot, data []byte) {
 	defer close(slot.claimed)
 	ctx := k.ctx
 	err := k.ns.putSummarized(ctx, slot.name, data, true, record.SlotSummary(int64(pid)))
-	slot.written = err == nil
+	slot.written, slot.size = err == nil, int64(len(data))
 	if errors.Is(err, backend.ErrExist) {
 		// Another forker's claim: the host's to serve, at its next look;
 		// the child is counted over the slot count.
@@ -247,7 +248,7 @@ func (k *Kernel) placeOwnChild(pr *proc, slot *ownSlot, outcome <-chan bool) {
 		err = k.claimProcess(ctx, pr.pid)
 		if !<-outcome {
 			if err == nil {
-				_ = k.ns.store.Delete(context.WithoutCancel(ctx), k.cfg.container, record.HostKey(int64(pr.pid)))
+				_ = k.ns.deleteSmall(context.WithoutCancel(ctx), record.HostKey(int64(pr.pid)))
 			}
 			return
 		}
@@ -407,8 +408,8 @@ func (k *Kernel) requestHost(ctx context.Context, digest string) (string, error)
 	}
 	cleanup := func() {
 		bg := context.WithoutCancel(ctx)
-		_ = k.ns.store.Delete(bg, k.cfg.container, hostReplyKey(rid))
-		_ = k.ns.store.Delete(bg, k.cfg.container, hostRequestKey(rid))
+		_ = k.ns.deleteSmall(bg, hostReplyKey(rid))
+		_ = k.ns.deleteSmall(bg, hostRequestKey(rid))
 	}
 	deadline := time.Now().Add(wait)
 	extended := false

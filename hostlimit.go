@@ -321,7 +321,7 @@ func (k *Kernel) hostNumberStillMine(ctx context.Context, n int, id string, took
 // releaseHostNumber gives back host number n (0: none).
 func (k *Kernel) releaseHostNumber(ctx context.Context, n int) {
 	if n > 0 {
-		_ = k.ns.store.Delete(ctx, k.cfg.container, hostCountKey(n))
+		_ = k.ns.deleteSmall(ctx, hostCountKey(n))
 	}
 }
 

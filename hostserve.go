@@ -92,7 +92,7 @@ func runHost(main Program) int {
 	if reason != "" {
 		// No forker is to pick it now (the slots of its processes are
 		// freed as Close ends them).
-		_ = k.ns.store.Delete(k.ctx, k.cfg.container, hostKey(id))
+		_ = k.ns.deleteSmall(k.ctx, hostKey(id))
 	}
 	h.endCeilings(ctx) // its life, its host number (hostlimit.go)
 	k.Close()
@@ -325,15 +325,16 @@ func (h *hostServer) take(objs []backend.ObjectInfo, listedAt time.Time) int {
 			n++
 			h.k.wg.Add(1)
 			pid, _ := record.ParseSlotSummary(o.ContentType)
-			go h.adopt(o.Name, PID(pid))
+			go h.adopt(o.Name, o.Size, PID(pid))
 		}
 	}
 	return n
 }
 
-// adopt runs the process whose start record is in slot name. pid is the
-// process the slot's summary names, or 0 (none: the slot is dropped).
-func (h *hostServer) adopt(name string, pid PID) {
+// adopt runs the process whose start record is in slot name, of size
+// bytes (as listed). pid is the process the slot's summary names, or 0
+// (none: the slot is dropped).
+func (h *hostServer) adopt(name string, size int64, pid PID) {
 	k := h.k
 	done := false
 	wgDone := func() {
@@ -349,7 +350,7 @@ func (h *hostServer) adopt(name string, pid PID) {
 	var once sync.Once
 	release := func() {
 		once.Do(func() {
-			if err := k.ns.store.Delete(context.WithoutCancel(ctx), k.cfg.container, name); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			if err := k.ns.deleteSized(context.WithoutCancel(ctx), name, size); err != nil && !errors.Is(err, backend.ErrNotFound) {
 				k.cfg.logger.Warn("rack: host: freeing a slot", "slot", name, "err", err)
 			}
 			h.mu.Lock()
@@ -366,7 +367,7 @@ func (h *hostServer) adopt(name string, pid PID) {
 		if claimed {
 			// Not to be run here after all: the record that says it is
 			// goes (the exit, if any, is recorded already).
-			_ = k.ns.store.Delete(context.WithoutCancel(ctx), k.cfg.container, record.HostKey(int64(pid)))
+			_ = k.ns.deleteSmall(context.WithoutCancel(ctx), record.HostKey(int64(pid)))
 		}
 		switch {
 		case errors.Is(err, errSlotGone):
@@ -491,7 +492,7 @@ func (h *hostServer) close(ctx context.Context, objs []backend.ObjectInfo) bool 
 			// A forker's claim (ErrExist), or a failure: stay, and give
 			// back the slots taken.
 			for _, key := range mine {
-				_ = k.ns.store.Delete(ctx, k.cfg.container, key)
+				_ = k.ns.deleteSmall(ctx, key)
 			}
 			return false
 		}
@@ -499,7 +500,7 @@ func (h *hostServer) close(ctx context.Context, objs []backend.ObjectInfo) bool 
 	}
 	// No forker can place anything here now. The markers stay (they
 	// expire): a forker's stale view must not find a free slot.
-	_ = k.ns.store.Delete(ctx, k.cfg.container, hostKey(h.id))
+	_ = k.ns.deleteSmall(ctx, hostKey(h.id))
 	return true
 }
 

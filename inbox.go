@@ -103,7 +103,7 @@ func (in *inbox) drain(ctx context.Context, prefix string) int {
 	in.prune()
 	for _, o := range page {
 		if _, seen := in.consumed[o.Name]; seen {
-			_ = in.ns.store.Delete(ctx, in.ns.container, o.Name)
+			_ = in.ns.deleteSized(ctx, o.Name, o.Size)
 			continue
 		}
 		var s record.Signal
@@ -115,7 +115,7 @@ func (in *inbox) drain(ctx context.Context, prefix string) int {
 				// Never readable: drop it, or it is read (and warned
 				// about) again at every look.
 				in.log.Warn("rack: dropping a corrupt signal", "name", o.Name, "err", err)
-				_ = in.ns.store.Delete(ctx, in.ns.container, o.Name)
+				_ = in.ns.deleteSized(ctx, o.Name, o.Size)
 			case !errors.Is(err, backend.ErrNotFound):
 				in.log.Warn("rack: reading signal", "name", o.Name, "err", err)
 			}
@@ -125,7 +125,7 @@ func (in *inbox) drain(ctx context.Context, prefix string) int {
 			in.consumed = make(map[string]time.Time)
 		}
 		in.consumed[o.Name] = time.Now()
-		_ = in.ns.store.Delete(ctx, in.ns.container, o.Name)
+		_ = in.ns.deleteSized(ctx, o.Name, o.Size)
 		in.receive(ctx, s)
 	}
 	return len(page)

@@ -147,3 +147,88 @@ func TestAliveSharedOneRequest(t *testing.T) {
 		t.Errorf("10 checks at once made %d requests, want 1", n)
 	}
 }
+
+// smallDeletes is a store with backend.SmallDeleter that counts, by the
+// first part of the name, the deletes made each way.
+type smallDeletes struct {
+	backend.Store
+	mu          sync.Mutex
+	small, full map[string]int
+}
+
+func (s *smallDeletes) note(m *map[string]int, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if *m == nil {
+		*m = map[string]int{}
+	}
+	(*m)[strings.SplitN(name, "/", 2)[0]]++
+}
+
+func (s *smallDeletes) Delete(ctx context.Context, c, name string) error {
+	s.note(&s.full, name)
+	return s.Store.Delete(ctx, c, name)
+}
+
+func (s *smallDeletes) DeleteSmall(ctx context.Context, c, name string) error {
+	s.note(&s.small, name)
+	return s.Store.Delete(ctx, c, name)
+}
+
+// TestSmallRecordsDeletedSmall: where the store can delete a small object
+// in one request (backend.SmallDeleter: Swift skips its HEAD), a signal's
+// message and a pipe's read segments are deleted so.
+func TestSmallRecordsDeletedSmall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := &smallDeletes{Store: mem.New()}
+	k, err := New(ctx, store, inproc.New(), WithPolling(time.Millisecond, 5*time.Millisecond),
+		WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	p, err := k.Start(ctx, Spec{Name: "small"}, func(ctx context.Context, self *Self) error {
+		r, w, err := self.Pipe(ctx)
+		if err != nil {
+			return err
+		}
+		written := make(chan error, 1)
+		go func() {
+			_, err := io.WriteString(w, "hello\n")
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+			written <- err
+		}()
+		data, err := io.ReadAll(r)
+		if err != nil || string(data) != "hello\n" {
+			return fmt.Errorf("read %q, %v", data, err)
+		}
+		return <-written
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.sendMessage(ctx, k.id, record.Signal{PID: int64(p.PID()), Signal: int(SIGUSR1), From: k.id}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		store.mu.Lock()
+		small, full := store.small["signals"], store.full["signals"]
+		pipes, pipesFull := store.small["pipes"], store.full["pipes"]
+		store.mu.Unlock()
+		if small > 0 && pipes > 0 {
+			if full != 0 || pipesFull != 0 {
+				t.Errorf("signals deleted small %d, in full %d; pipes small %d, in full %d: want none in full", small, full, pipes, pipesFull)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deletes small: signals %d, pipes %d (in full: %d, %d)", small, pipes, full, pipesFull)
+		}
+	}
+}

@@ -268,20 +268,20 @@ func (w *PipeWriter) storeSegment(seq int, data []byte, more bool) error {
 	return err
 }
 
-// deleteSoon deletes key in the background: consumed segments are
+// deleteSoon deletes key, of size bytes (-1: unknown), in the background: consumed segments are
 // garbage, and a reader should not wait a round trip for each. Past a few
 // deletes in flight it deletes at once, which bounds them.
-func (k *Kernel) deleteSoon(key string) {
+func (k *Kernel) deleteSoon(key string, size int64) {
 	select {
 	case k.deletes <- struct{}{}:
 		if !k.background(func() {
 			defer func() { <-k.deletes }()
-			_ = k.ns.store.Delete(k.ctx, k.cfg.container, key)
+			_ = k.ns.deleteSized(k.ctx, key, size)
 		}) {
 			<-k.deletes // closing: the segment expires by itself
 		}
 	default:
-		_ = k.ns.store.Delete(k.ctx, k.cfg.container, key)
+		_ = k.ns.deleteSized(k.ctx, key, size)
 	}
 }
 

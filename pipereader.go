@@ -58,9 +58,10 @@ type PipeReader struct {
 	sweep      int       // next index of active that fetchMany probes
 	// quiet counts ends probed by the sweep since the last progress: once
 	// it covers every active end, a wait for a notification misses nothing.
-	quiet  int
-	cur    io.ReadCloser
-	curKey string
+	quiet   int
+	cur     io.ReadCloser
+	curKey  string
+	curSize int64 // the current segment's stored size
 	// curLeft is what remains of cur by its stored size: a store's reader
 	// may report the end of a segment only on the Read after its last
 	// bytes, and a reader at the end of one may be handed to a child.
@@ -206,7 +207,7 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 				r.cur = nil
 				// Consumed: the segment is no longer needed (it expires anyway).
 				// Deleted before its last bytes are returned (consumed).
-				r.consumed(r.curKey)
+				r.consumed(r.curKey, r.curSize)
 				err = nil
 			}
 			if n > 0 || err != nil {
@@ -466,25 +467,26 @@ func (r *PipeReader) learnClose(e int, c *record.PipeClose) {
 	end.closed, end.count = true, c.Segments
 	for _, s := range c.Recheck {
 		if s < end.next {
-			r.consumed(record.PipeSegmentKey(r.pipe, e, s))
+			r.consumed(record.PipeSegmentKey(r.pipe, e, s), -1) // stored again since: any size
 		}
 	}
 	r.noteDone(e)
 }
 
-// consumed deletes segment key, which this reader has read. An anonymous
-// pipe has one reader: in the background (deleteSoon). A named pipe's
-// session may have more, and a reader that opens later skips the segments
-// gone (open): the delete is done before the Read that ends the segment
-// returns, so bytes a Read returned are gone for every reader that opens
-// after it, as on Linux. It is the same one DELETE, waited for: no request
-// more, a round trip more per segment of a named pipe.
-func (r *PipeReader) consumed(key string) {
+// consumed deletes segment key, of size bytes (-1: unknown), which this
+// reader has read. An anonymous pipe has one reader: in the background
+// (deleteSoon). A named pipe's session may have more, and a reader that
+// opens later skips the segments gone (open): the delete is done before
+// the Read that ends the segment returns, so bytes a Read returned are
+// gone for every reader that opens after it, as on Linux. It is the same
+// one DELETE, waited for: no request more, a round trip more per segment
+// of a named pipe.
+func (r *PipeReader) consumed(key string, size int64) {
 	if !r.fifo {
-		r.k.deleteSoon(key)
+		r.k.deleteSoon(key, size)
 		return
 	}
-	err := r.k.ns.store.Delete(r.k.ctx, r.k.cfg.container, key)
+	err := r.k.ns.deleteSized(r.k.ctx, key, size)
 	if err != nil && !errors.Is(err, backend.ErrNotFound) {
 		// Left (it expires by itself): a reader that opens later may
 		// read it again.
@@ -760,7 +762,7 @@ func (r *PipeReader) open(ctx context.Context, e int) (bool, error) {
 	}
 	end.next++
 	r.noteDone(e)
-	r.cur, r.curKey, r.curLeft = rc, key, info.Size
+	r.cur, r.curKey, r.curLeft, r.curSize = rc, key, info.Size, info.Size
 	if info.Metadata[moreKey] != "" {
 		r.lock = e
 		r.readAhead(e)

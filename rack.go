@@ -471,7 +471,7 @@ func (k *Kernel) Close() error {
 	for _, f := range files {
 		f.abort(fmt.Errorf("rack: kernel closed before %s was closed: %w", f.path, ErrClosed))
 	}
-	_ = k.ns.store.Delete(ctx, k.cfg.container, record.KernelKey(k.id))
+	_ = k.ns.deleteSmall(ctx, record.KernelKey(k.id))
 	k.cancel()
 	k.wg.Wait()
 	return errors.Join(k.compute.Close(), k.ns.store.Close())

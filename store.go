@@ -45,6 +45,23 @@ func (n *nsStore) putWith(ctx context.Context, key string, data []byte, opts *ba
 	return err
 }
 
+// deleteSmall deletes key, a small record (a lease, a host's record, a
+// signal, a slot's closed marker): on Swift one request, not a HEAD (for a
+// large object's segments) and a DELETE (backend.SmallDeleter).
+func (n *nsStore) deleteSmall(ctx context.Context, key string) error {
+	return n.deleteSized(ctx, key, 0)
+}
+
+// deleteSized deletes key, whose size is size (a listing's, or the put's;
+// -1 if unknown): as deleteSmall when it is small enough
+// (backend.SmallObjectMax), else as Delete.
+func (n *nsStore) deleteSized(ctx context.Context, key string, size int64) error {
+	if sd, ok := n.store.(backend.SmallDeleter); ok && size >= 0 && size <= backend.SmallObjectMax {
+		return sd.DeleteSmall(ctx, n.container, key)
+	}
+	return n.store.Delete(ctx, n.container, key)
+}
+
 // get reads a whole record, at most record.MaxSize bytes: a larger
 // object is corrupt (an error wrapping record.ErrCorrupt that names it).
 func (n *nsStore) get(ctx context.Context, key string) ([]byte, error) {

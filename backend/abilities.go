@@ -86,6 +86,23 @@ func (h PipeHints) Valid() bool {
 	return h.SegmentSize >= 1 && h.SegmentSize <= MaxPipeSegment && h.FlushDelay >= 0 && h.FlushDelay <= MaxFlushDelay
 }
 
+// SmallDeleter is implemented by stores whose Delete looks at an object
+// before it deletes it, and which can skip the look for a small one: Swift
+// reads an object's headers first, to delete a Static Large Object's
+// segments with it (a HEAD before every DELETE), and makes no object of up
+// to SmallObjectMax bytes in parts. DeleteSmall is Delete, in one request,
+// of an object the caller wrote whole with one Put of at most
+// SmallObjectMax bytes (a record). On any other object (a hostile
+// writer's large one in its place) it deletes that object alone, leaving
+// its parts behind: never anything else.
+type SmallDeleter interface {
+	DeleteSmall(ctx context.Context, container, name string) error
+}
+
+// SmallObjectMax bounds the objects a SmallDeleter's caller may delete with
+// DeleteSmall: Swift's smallest segment size (1 MiB).
+const SmallObjectMax = 1 << 20
+
 // PipeHinter is implemented by stores that advise how pipes should buffer
 // on them. Without it the kernel uses 4 MiB segments and no delay, what a
 // remote store (Swift) wants.

@@ -426,6 +426,20 @@ func testDelete(t *testing.T, f *fixture) {
 	wantErr(t, f.store.Delete(f.ctx, c, "doomed"), backend.ErrNotFound, "second Delete")
 	f.wantContent(t, c, "kept", []byte("y"))
 	listEventually(t, f, c, backend.ListOptions{}, objs("kept"))
+	// DeleteSmall, where the store has it, is Delete for a small object.
+	sd, ok := f.store.(backend.SmallDeleter)
+	if !ok {
+		return
+	}
+	f.put(t, c, "small", bytes.Repeat([]byte("s"), backend.SmallObjectMax), nil)
+	if err := sd.DeleteSmall(f.ctx, c, "small"); err != nil {
+		t.Fatalf("DeleteSmall: %v", err)
+	}
+	f.wantGone(t, c, "small")
+	wantErr(t, sd.DeleteSmall(f.ctx, c, "small"), backend.ErrNotFound, "second DeleteSmall")
+	wantErr(t, sd.DeleteSmall(f.ctx, f.name("missing"), "small"), backend.ErrNotFound, "DeleteSmall in a missing container")
+	f.wantContent(t, c, "kept", []byte("y"))
+	listEventually(t, f, c, backend.ListOptions{}, objs("kept"))
 }
 
 func testMetadata(t *testing.T, f *fixture) {

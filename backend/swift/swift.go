@@ -718,6 +718,20 @@ func (s *Store) Delete(ctx context.Context, c, name string) error {
 	return s.mapErr(ctx, err, "delete", c, name)
 }
 
+// DeleteSmall deletes an object written whole by one Put of at most
+// backend.SmallObjectMax bytes, which is never a Static Large Object here
+// (SegmentSize is at least 1 MiB): one DELETE, no HEAD first
+// (backend.SmallDeleter).
+func (s *Store) DeleteSmall(ctx context.Context, c, name string) error {
+	if err := s.checkObject(c, name); err != nil {
+		return err
+	}
+	_, _, err := s.call(ctx, sw.RequestOpts{Container: c, ObjectName: name, Operation: "DELETE", NoResponse: true})
+	return s.mapErr(ctx, err, "delete", c, name)
+}
+
+var _ backend.SmallDeleter = (*Store)(nil)
+
 // maxManifestSize bounds the manifest Delete reads (Swift's own limit,
 // max_manifest_size, is 8 MiB by default).
 const maxManifestSize = 16 << 20

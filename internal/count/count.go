@@ -115,3 +115,13 @@ func (s *Store) Delete(ctx context.Context, c, n string) error {
 	s.add(ctx, Delete, c, n)
 	return s.Store.Delete(ctx, c, n)
 }
+
+// DeleteSmall counts, as a Delete (backend.SmallDeleter; a store without
+// it deletes).
+func (s *Store) DeleteSmall(ctx context.Context, c, n string) error {
+	s.add(ctx, Delete, c, n)
+	if sd, ok := s.Store.(backend.SmallDeleter); ok {
+		return sd.DeleteSmall(ctx, c, n)
+	}
+	return s.Store.Delete(ctx, c, n)
+}

@@ -556,9 +556,23 @@ func (s *Store) List(ctx context.Context, c string, o backend.ListOptions) (out 
 
 // Delete retries; a not-found after an ambiguous try is success.
 func (s *Store) Delete(ctx context.Context, c, n string) error {
+	return s.retryDelete(ctx, func(ctx context.Context) error { return s.Store.Delete(ctx, c, n) })
+}
+
+// DeleteSmall retries as Delete does (backend.SmallDeleter; a store
+// without it deletes).
+func (s *Store) DeleteSmall(ctx context.Context, c, n string) error {
+	if sd, ok := s.Store.(backend.SmallDeleter); ok {
+		return s.retryDelete(ctx, func(ctx context.Context) error { return sd.DeleteSmall(ctx, c, n) })
+	}
+	return s.Delete(ctx, c, n)
+}
+
+// retryDelete retries del; a not-found after an ambiguous try is success.
+func (s *Store) retryDelete(ctx context.Context, del func(context.Context) error) error {
 	tried := false
 	return s.do(ctx, func(ctx context.Context) error {
-		err := s.Store.Delete(ctx, c, n)
+		err := del(ctx)
 		if tried && errors.Is(err, backend.ErrNotFound) {
 			return nil
 		}
