@@ -90,11 +90,13 @@ func (h PipeHints) Valid() bool {
 // before it deletes it, and which can skip the look for a small one: Swift
 // reads an object's headers first, to delete a Static Large Object's
 // segments with it (a HEAD before every DELETE), and makes no object of up
-// to SmallObjectMax bytes in parts. DeleteSmall is Delete, in one request,
-// of an object the caller wrote whole with one Put of at most
-// SmallObjectMax bytes (a record). On any other object (a hostile
-// writer's large one in its place) it deletes that object alone, leaving
-// its parts behind: never anything else.
+// to SmallObjectMax bytes in parts when it knows the size up front.
+// DeleteSmall is Delete, in one request, of an object the caller wrote
+// whole with one Put of a body of known size (see Store.Put: a
+// bytes.Reader, say) of at most SmallObjectMax bytes, as every record is.
+// On any other object (a hostile writer's large one in its place) it
+// deletes that object alone, leaving its parts behind: never anything
+// else.
 type SmallDeleter interface {
 	DeleteSmall(ctx context.Context, container, name string) error
 }
