@@ -34,7 +34,7 @@ const (
 	sfWorkers    = 10
 	sfPoints     = 200000
 	sfStreamSize = 64 << 20
-	sfRate       = 0.12 // ~500 requests a seed: at least the 50 faults it asks for
+	sfRate       = 0.15 // ~500 requests a seed (fewer since a signal and a small delete cost one less): at least the 50 faults it asks for
 )
 
 // sfConfig returns the Swift to test against, or skips (fails under
@@ -281,7 +281,7 @@ func sfRun(ctx context.Context, t *testing.T, k *rack.Kernel, job string, d time
 }
 
 // TestSwiftFaults runs montecarlo, a 64 MiB pipe stream and a set of exit
-// statuses on a real Swift with 10% of the HTTP requests faulted, and
+// statuses on a real Swift with 15% of the HTTP requests faulted, and
 // checks that the results are exactly those of a fault-free run: the sum
 // computed here, the stream's checksum, and each exit status as read by
 // the parent and by a second, fault-free kernel.
