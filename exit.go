@@ -261,7 +261,8 @@ func (k *Kernel) awaitExit(ctx context.Context, pid PID, rec *record.Proc) (*rec
 // recordLost records that pid was lost, unless its exit is already known.
 func (k *Kernel) recordLost(ctx context.Context, pid PID, why string) {
 	ex := &record.Exit{PID: int64(pid), Code: -1, Lost: true, Reason: why, Ended: time.Now().UnixNano(), By: k.id}
-	if err := k.ns.putSummarized(ctx, record.ExitKey(int64(pid)), record.Encode(ex), true, record.ExitSummary(ex)); err != nil && !errors.Is(err, backend.ErrExist) {
+	// An exit there first (or landing at once) says what it says: putOnce.
+	if err := k.ns.putOnce(ctx, record.ExitKey(int64(pid)), record.Encode(ex), record.ExitSummary(ex)); err != nil {
 		k.cfg.logger.Warn("rack: recording lost process", "pid", pid, "err", err)
 	}
 }

@@ -183,8 +183,8 @@ func (k *Kernel) endKind(ctx context.Context, pipe string, n int, info backend.O
 
 // putClose writes the close record of end n of pipe (segments written).
 func (k *Kernel) putClose(ctx context.Context, pipe string, n, segments int) {
-	err := k.ns.put(ctx, record.PipeCloseKey(pipe, n), record.Encode(record.PipeClose{Segments: segments}), true)
-	if err != nil && !errors.Is(err, backend.ErrExist) {
+	err := k.ns.putOnce(ctx, record.PipeCloseKey(pipe, n), record.Encode(record.PipeClose{Segments: segments}), "")
+	if err != nil {
 		k.cfg.logger.Warn("rack: closing a named pipe's end", "pipe", pipe, "end", n, "err", err)
 	}
 }
@@ -192,11 +192,7 @@ func (k *Kernel) putClose(ctx context.Context, pipe string, n, segments int) {
 // markFifoOver writes session pipe's over marker (once its end is
 // claimed, record.EndOver).
 func (k *Kernel) markFifoOver(ctx context.Context, pipe string) error {
-	err := k.ns.put(ctx, record.FifoOverKey(pipe), record.Encode(record.PipeClose{}), true)
-	if errors.Is(err, backend.ErrExist) {
-		return nil
-	}
-	return err
+	return k.ns.putOnce(ctx, record.FifoOverKey(pipe), record.Encode(record.PipeClose{}), "")
 }
 
 // fifoEndClosed runs once end mine of session pipe is closed: if every

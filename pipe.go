@@ -403,10 +403,9 @@ func (w *PipeWriter) close() error {
 		}
 	}
 	w.recheckMu.Unlock()
-	err := w.k.ns.put(w.k.ctx, record.PipeCloseKey(w.pipe, w.end), record.Encode(record.PipeClose{Segments: w.seq, Recheck: recheck}), true)
-	if errors.Is(err, backend.ErrExist) {
-		err = nil // closed on our behalf already
-	}
+	// One closed on our behalf already (ErrExist, or a reaper's close in
+	// flight at once) does as well: putOnce.
+	err := w.k.ns.putOnce(w.k.ctx, record.PipeCloseKey(w.pipe, w.end), record.Encode(record.PipeClose{Segments: w.seq, Recheck: recheck}), "")
 	if err != nil {
 		return fmt.Errorf("rack: close pipe %s: %w", w.pipe, err)
 	}
@@ -491,8 +490,8 @@ func (pool endPool) closeUnused(k *Kernel) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				err := k.ns.put(k.ctx, record.PipeCloseKey(w.pipe, n), record.Encode(record.PipeClose{}), true)
-				if err != nil && !errors.Is(err, backend.ErrExist) {
+				err := k.ns.putOnce(k.ctx, record.PipeCloseKey(w.pipe, n), record.Encode(record.PipeClose{}), "")
+				if err != nil {
 					k.cfg.logger.Warn("rack: closing an unused pipe end", "pipe", w.pipe, "end", n, "err", err)
 				} else if isFifoPipe(w.pipe) {
 					k.fifoEndClosed(w.owner.pid, w.pipe, n, w.recordsKnown())

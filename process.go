@@ -602,7 +602,8 @@ func (k *Kernel) recordProc(ctx context.Context, parent *proc, pr *proc) error {
 	k.records.procs.Store(pid, rec)
 	if rec.Group != 0 {
 		k.addMember(PID(rec.Group), pid)
-		if err := k.ns.put(ctx, record.GroupMemberKey(rec.Group, int64(pid)), nil, true); err != nil {
+		// Only this kernel, which owns pid, writes its member record.
+		if err := k.ns.putOnce(ctx, record.GroupMemberKey(rec.Group, int64(pid)), nil, ""); err != nil {
 			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "could not join group: " + err.Error()})
 			return fmt.Errorf("rack: fork %s: join group %d: %w", rec.Name, rec.Group, err)
 		}

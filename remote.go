@@ -278,8 +278,8 @@ func (k *Kernel) closeRecordedEnds(ctx context.Context, rec *record.Proc) {
 			}
 			n++
 		}
-		err := k.ns.put(ctx, record.PipeCloseKey(s.Pipe, s.End), record.Encode(record.PipeClose{Segments: n}), true)
-		if err != nil && !errors.Is(err, backend.ErrExist) {
+		err := k.ns.putOnce(ctx, record.PipeCloseKey(s.Pipe, s.End), record.Encode(record.PipeClose{Segments: n}), "")
+		if err != nil {
 			k.cfg.logger.Warn("rack: closing a lost writer's pipe end", "pipe", s.Pipe, "err", err)
 		}
 	}

@@ -37,6 +37,19 @@ func (n *nsStore) putSummarized(ctx context.Context, key string, data []byte, cr
 	return n.putWith(ctx, key, data, &backend.PutOptions{CreateOnly: createOnly, ContentType: summary})
 }
 
+// putOnce writes a record create-only where a rival's create would do as
+// well as this one (backend.PutOptions.NoRival): a close record that a
+// reaper may write too, a lost process's exit, a name only this writer
+// makes. On Swift one request, not a PUT and a HEAD. Nil when the record
+// is there already, whoever wrote it.
+func (n *nsStore) putOnce(ctx context.Context, key string, data []byte, summary string) error {
+	err := n.putWith(ctx, key, data, &backend.PutOptions{CreateOnly: true, NoRival: true, ContentType: summary})
+	if errors.Is(err, backend.ErrExist) {
+		return nil
+	}
+	return err
+}
+
 // putWith writes a record with opts (its lifetime is the namespace's).
 func (n *nsStore) putWith(ctx context.Context, key string, data []byte, opts *backend.PutOptions) error {
 	o := *opts

@@ -104,11 +104,15 @@ type PutOptions struct {
 	// (Swift's If-None-Match: *). Among concurrent create-only Puts of one
 	// name exactly one succeeds.
 	CreateOnly bool
-	// NoRival says no other writer ever creates the name (a process's
-	// record once its pid is claimed, a pipe end's segments): a store
-	// whose creates are loose (LooseCreate) need not read a create-only
-	// Put back for a rival, one request less. The Put still fails with
-	// ErrExist on an object that is there.
+	// NoRival says the writer need not learn of a rival create in flight
+	// at the same moment: no other writer ever creates the name (a
+	// process's record once its pid is claimed, a pipe end's segments),
+	// or the writer takes a rival's create as its own (a pipe end's close
+	// record, which a reaper may write for a writer that died). A store
+	// whose creates are loose (LooseCreate) then does not read the Put
+	// back, one request less; two such creates in flight at once may both
+	// succeed, the later one staying. The Put still fails with ErrExist on
+	// an object that is there.
 	NoRival bool
 	// DeleteAfter, if positive, makes the object expire (X-Delete-After):
 	// after it, the object is gone from Get, Head and List.
