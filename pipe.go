@@ -268,20 +268,75 @@ func (w *PipeWriter) storeSegment(seq int, data []byte, more bool) error {
 	return err
 }
 
-// deleteSoon deletes key, of size bytes (-1: unknown), in the background: consumed segments are
-// garbage, and a reader should not wait a round trip for each. Past a few
-// deletes in flight it deletes at once, which bounds them.
+// segmentDeletes deletes consumed pipe segments in the background
+// (deleteSoon): up to deleteWorkers at once, the others queued by name.
+type segmentDeletes struct {
+	mu      sync.Mutex
+	queue   []sizedKey
+	workers int
+}
+
+type sizedKey struct {
+	key  string
+	size int64
+}
+
+// deleteWorkers bounds the deletes of consumed segments in flight;
+// deleteQueueMax the ones queued behind them, past which a reader deletes
+// at once (a store whose deletes lag its reads far behind).
+const (
+	deleteWorkers  = 32
+	deleteQueueMax = 4096
+)
+
+// deleteSoon deletes key, of size bytes (-1: unknown), in the background:
+// consumed segments are garbage, and a reader should not wait a round
+// trip for each. Queued, not waited for, past deleteWorkers in flight: a
+// reader of 100 ends on a loaded Swift that waited for a delete once 32
+// were in flight (each took a second there) read its last lines seconds
+// after they were stored.
 func (k *Kernel) deleteSoon(key string, size int64) {
-	select {
-	case k.deletes <- struct{}{}:
-		if !k.background(func() {
-			defer func() { <-k.deletes }()
-			_ = k.ns.deleteSized(k.ctx, key, size)
-		}) {
-			<-k.deletes // closing: the segment expires by itself
-		}
-	default:
+	d := &k.deletes
+	d.mu.Lock()
+	if len(d.queue) >= deleteQueueMax {
+		d.mu.Unlock()
 		_ = k.ns.deleteSized(k.ctx, key, size)
+		return
+	}
+	d.queue = append(d.queue, sizedKey{key, size})
+	if d.workers >= deleteWorkers {
+		d.mu.Unlock()
+		return
+	}
+	d.workers++
+	d.mu.Unlock()
+	if !k.background(k.runDeletes) {
+		// Closing: the segments expire by themselves.
+		d.mu.Lock()
+		d.workers--
+		if d.workers == 0 {
+			d.queue = nil
+		}
+		d.mu.Unlock()
+	}
+}
+
+// runDeletes deletes queued segments until the queue is empty.
+func (k *Kernel) runDeletes() {
+	d := &k.deletes
+	for {
+		d.mu.Lock()
+		if len(d.queue) == 0 {
+			d.queue = nil // let go of a long queue's array
+			d.workers--
+			d.mu.Unlock()
+			return
+		}
+		s := d.queue[0]
+		d.queue[0] = sizedKey{}
+		d.queue = d.queue[1:]
+		d.mu.Unlock()
+		_ = k.ns.deleteSized(k.ctx, s.key, s.size)
 	}
 }
 

@@ -52,6 +52,8 @@ type PipeReader struct {
 	// With many active ends (manyEnds) the reader does not look at each
 	// one per poll: see fetchMany.
 	hints      []segHint // segments a listing showed, not opened yet
+	hintsAhead int       // how many of hints, from the first, are being read ahead
+	hintBytes  int64     // their listed sizes, in all
 	closeHints []int     // ends a listing of close records showed
 	closeMark  string    // where the rolling listing of close records resumes
 	suspects   []int     // ends that just gave a segment: their close may follow
@@ -114,8 +116,11 @@ type readEnd struct {
 
 func (e *readEnd) done() bool { return e.closed && e.next >= e.count }
 
-// segHint is a segment a listing showed.
-type segHint struct{ end, seq int }
+// segHint is a segment a listing showed, of its listed size.
+type segHint struct {
+	end, seq int
+	size     int64
+}
 
 // manyEnds: with more active ends than this the reader looks for work with
 // listings as hints and a bounded sweep (fetchMany), not one look at each.
@@ -127,6 +132,16 @@ const (
 	sweepPerPoll = 8    // ends probed by GETs
 	suspectTries = 3    // probes for the close of an end that just wrote
 	probeWindow  = 32   // ends or segments looked at together
+)
+
+// Bounds on the listed segments read ahead at once (readHintsAhead): the
+// small ones of many ends (a line from each of 100 workers) all together,
+// not a window of 32 per round trip (on a loaded Swift, a second each),
+// and large ones a few at a time. The closes of ends that a listing shows
+// closed, or that just gave a segment, are looked for as many together.
+const (
+	hintsAheadMax  = 128
+	hintBytesAhead = 64 << 20
 )
 
 // newReader registers a reader of pipe for owner; it fails with ErrKilled
@@ -271,7 +286,11 @@ func (r *PipeReader) fetch(ctx context.Context) (bool, error) {
 	// end is rare: waiting, look every fourth time (EOF looks once more).
 	// A store that notifies is looked at every time: a wait there ends
 	// only with a change, so nothing may be left unlooked at before it.
-	if r.fetches++; r.k.ns.notifier != nil || r.lock < 0 && r.stuck && r.stalls%4 == 3 || len(r.ends) == 0 || r.fetches%16 == 0 {
+	// Not while listed segments are on their way (hintsAhead): the next
+	// listing shows a new end's segments, and a look per 16 segments, one
+	// round trip each, held up a reader of 100 ends' lines, all read
+	// ahead, for 2 s on a loaded Swift.
+	if r.fetches++; r.k.ns.notifier != nil || r.lock < 0 && r.stuck && r.stalls%4 == 3 || len(r.ends) == 0 || r.fetches%16 == 0 && r.hintsAhead == 0 {
 		if err := r.discover(ctx); err != nil {
 			return false, err
 		}
@@ -560,10 +579,11 @@ func (r *PipeReader) fetchHinted(ctx context.Context) (bool, error) {
 		for len(r.hints) > 0 {
 			h := r.hints[0]
 			r.hints = r.hints[1:]
-			if len(r.hints) >= probeWindow {
-				// Keep a window of them on their way.
-				r.prefetch(r.hints[probeWindow-1].end, r.hints[probeWindow-1].seq, false)
+			if r.hintsAhead > 0 {
+				r.hintsAhead--
+				r.hintBytes -= max(h.size, 0)
 			}
+			r.readHintsAhead() // keep them on their way
 			if h.end >= len(r.ends) || r.ends[h.end].done() || r.ends[h.end].next != h.seq {
 				continue
 			}
@@ -589,19 +609,18 @@ func (r *PipeReader) fetchHinted(ctx context.Context) (bool, error) {
 				}
 			}
 			if h.end < len(r.ends) && !r.ends[h.end].done() && h.seq >= r.ends[h.end].next {
-				// Fetched together (a window of them): the listing's
-				// segments cost a round trip per window, not one each.
-				if len(r.hints) < probeWindow {
-					r.prefetch(h.end, h.seq, false)
-				}
+				h.size = o.Size
 				r.hints = append(r.hints, h)
 			}
 		}
+		// Fetched together: the listing's segments cost a round trip,
+		// not one each.
+		r.readHintsAhead()
 	}
 	if len(r.suspects) > 0 {
 		// Only their closes: a segment after the one read shows in the
 		// listing of segments, or in the sweep.
-		batch := append([]int(nil), r.suspects[:min(len(r.suspects), probeWindow)]...)
+		batch := append([]int(nil), r.suspects[:min(len(r.suspects), hintsAheadMax)]...)
 		ok, err := r.probe(ctx, batch, false, true)
 		if err != nil {
 			return false, err
@@ -632,7 +651,7 @@ func (r *PipeReader) fetchHinted(ctx context.Context) (bool, error) {
 	}
 	for listed := false; ; listed = true {
 		if len(r.closeHints) > 0 {
-			batch := r.closeHints[:min(len(r.closeHints), probeWindow)]
+			batch := r.closeHints[:min(len(r.closeHints), hintsAheadMax)]
 			r.closeHints = r.closeHints[len(batch):]
 			if ok, err := r.checkAll(ctx, batch); ok || err != nil {
 				return ok, err
@@ -656,6 +675,21 @@ func (r *PipeReader) fetchHinted(ctx context.Context) (bool, error) {
 				r.closeHints = append(r.closeHints, n)
 			}
 		}
+	}
+}
+
+// readHintsAhead reads ahead the listed segments next in turn, up to
+// hintsAheadMax of them and hintBytesAhead bytes (at least one).
+func (r *PipeReader) readHintsAhead() {
+	for r.hintsAhead < len(r.hints) && r.hintsAhead < hintsAheadMax {
+		h := r.hints[r.hintsAhead]
+		size := max(h.size, 0)
+		if r.hintsAhead > 0 && r.hintBytes+size > hintBytesAhead {
+			return
+		}
+		r.prefetch(h.end, h.seq, false)
+		r.hintsAhead++
+		r.hintBytes += size
 	}
 }
 

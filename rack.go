@@ -244,8 +244,8 @@ type Kernel struct {
 	placer placer
 	// remoteWake wakes watchRemotes when a remote child has started.
 	remoteWake chan struct{}
-	// deletes bounds the background deletes of consumed pipe segments.
-	deletes chan struct{}
+	// deletes: the background deletes of consumed pipe segments.
+	deletes segmentDeletes
 }
 
 // New composes a kernel from drivers. The kernel owns them: Close closes
@@ -291,7 +291,6 @@ func New(ctx context.Context, store backend.Store, compute backend.Compute, opts
 		id:      cfg.kernelID,
 
 		remoteWake: make(chan struct{}, 1),
-		deletes:    make(chan struct{}, 32),
 	}
 	if k.id == "" {
 		k.id = newID()
@@ -514,7 +513,7 @@ func validName(what, s string) error {
 		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalid, what, s)
 	}
 	if strings.ContainsAny(s, "/\x00") || s == "." || s == ".." {
-		return fmt.Errorf("%w: %s %q may not contain '/' or NUL, nor be . or ..", ErrInvalid, what, s)
+		return fmt.Errorf("%w: %s %q may not contain '/' or NUL, nor be \".\" or \"..\"", ErrInvalid, what, s)
 	}
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
