@@ -94,6 +94,12 @@ func (k *Kernel) finish(pr *proc, ex *record.Exit) {
 				// SIGCHLD: its stand-in need not poll for the exit. (A
 				// store that notifies tells it without a note.)
 				msg := record.Signal{PID: pr.rec.PPID, Signal: sigchld, From: k.id, Child: int64(pr.pid)}
+				if ex.By == k.id && ex.Reason == "" && ex.Stderr == "" {
+					// All of it fits the note's summary: the forker need
+					// not read the record.
+					e := *ex
+					msg.Exit = &e
+				}
 				if err := k.sendMessage(ctx, pr.rec.Kernel, msg); err != nil {
 					k.cfg.logger.Warn("rack: telling the forker of an exit", "pid", pr.pid, "err", err)
 				}

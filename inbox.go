@@ -149,7 +149,7 @@ func (in *inbox) prune() {
 // for a process hosted here.
 func (k *Kernel) receive(ctx context.Context, s record.Signal) {
 	if s.Signal == sigchld {
-		k.childExited(PID(s.Child))
+		k.childExited(PID(s.Child), s.Exit)
 		return
 	}
 	p := k.hosted(PID(s.PID))

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/rackfork/rack/backend"
 	"github.com/rackfork/rack/backend/inproc"
 	"github.com/rackfork/rack/backend/mem"
@@ -230,5 +232,60 @@ func TestSmallRecordsDeletedSmall(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("deletes small: signals %d, pipes %d (in full: %d, %d)", small, pipes, full, pipesFull)
 		}
+	}
+}
+
+// TestExitNoteCarriesTheExit: a child's exit note that carries its exit
+// (record.Signal.Exit: no reason, no stderr) ends the forker's stand-in
+// without a read of the exit record; one without reads it, as before.
+func TestExitNoteCarriesTheExit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	gets := &getCounter{Store: mem.New(), prefix: record.Exits}
+	k, err := New(ctx, gets, inproc.New(), WithConsole(strings.NewReader(""), io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	const other = "fedcba9876543210" // the kernel that ran the children
+	standIn := func(pid PID) *proc {
+		pr := &proc{k: k, pid: pid, rec: &record.Proc{PID: int64(pid), PPID: int64(InitPID), Name: "remote", Kernel: k.id},
+			remote: true, done: make(chan struct{})}
+		pr.initSelf()
+		pr.ctx, pr.cancel = context.WithCancelCause(context.Background())
+		pr.started = true
+		k.sched.adopt(pr)
+		return pr
+	}
+	ended := func(pr *proc) *record.Exit {
+		t.Helper()
+		select {
+		case <-pr.done:
+			return pr.exit
+		case <-ctx.Done():
+			t.Fatalf("the stand-in of %d never ended", pr.pid)
+			return nil
+		}
+	}
+	noted := standIn(4242)
+	ex := &record.Exit{PID: 4242, Code: 3, Ended: 7, By: other}
+	k.receive(ctx, record.Signal{PID: int64(InitPID), Signal: sigchld, From: other, Child: 4242, Exit: ex})
+	if got := ended(noted); !cmp.Equal(got, ex) {
+		t.Errorf("the stand-in ended with %+v, want the note's %+v", got, ex)
+	}
+	if n := gets.n.Load(); n != 0 {
+		t.Errorf("%d reads of exit records for a note that carries the exit", n)
+	}
+	read := standIn(4243)
+	full := &record.Exit{PID: 4243, Code: 1, Reason: "it failed", Ended: 8, By: other}
+	if err := k.ns.put(ctx, record.ExitKey(4243), record.Encode(full), true); err != nil {
+		t.Fatal(err)
+	}
+	k.receive(ctx, record.Signal{PID: int64(InitPID), Signal: sigchld, From: other, Child: 4243})
+	if got := ended(read); !cmp.Equal(got, full) {
+		t.Errorf("the stand-in ended with %+v, want the record's %+v", got, full)
+	}
+	if n := gets.n.Load(); n != 1 {
+		t.Errorf("%d reads of exit records for a note without the exit, want 1", n)
 	}
 }

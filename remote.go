@@ -64,10 +64,16 @@ func (k *Kernel) killRemote(ctx context.Context, pr *proc) {
 }
 
 // childExited ends the stand-in of remote child pid, whose kernel has
-// recorded its exit and left a note in this kernel's inbox.
-func (k *Kernel) childExited(pid PID) {
+// recorded its exit and left a note in this kernel's inbox: with the exit
+// itself when the note can carry all of it (record.Signal.Exit, checked
+// as the record would be), else the record is read.
+func (k *Kernel) childExited(pid PID, noted *record.Exit) {
 	pr := k.hosted(pid)
 	if pr == nil || !pr.remote {
+		return
+	}
+	if noted != nil && noted.PID == int64(pid) && noted.By != "" {
+		k.finish(pr, noted)
 		return
 	}
 	if ex, err := k.records.exit(k.ctx, pid); err == nil {

@@ -328,8 +328,14 @@ func (s *Signal) validate() error {
 		return fmt.Errorf("signal: child %d is negative", s.Child)
 	case s.Signal <= 0 || s.Signal > maxSignal:
 		return fmt.Errorf("signal for %d: number %d out of range [1, %d]", s.PID, s.Signal, maxSignal)
+	case s.Exit == nil:
+		return nil
+	case s.Exit.PID != s.Child:
+		return fmt.Errorf("signal for %d: the exit of %d, not of its child %d", s.PID, s.Exit.PID, s.Child)
+	case s.Exit.By == "":
+		return fmt.Errorf("signal for %d: the exit of %d names no kernel", s.PID, s.Exit.PID)
 	}
-	return nil
+	return s.Exit.validate()
 }
 
 // isHexDigest reports whether s is a SHA-256 in lower-case hex.

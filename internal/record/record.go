@@ -150,6 +150,10 @@ type Signal struct {
 	// Child, with signal SIGCHLD, is the child of PID whose exit record
 	// has just been written by the kernel that ran it.
 	Child int64 `json:"child,omitempty"`
+	// Exit, with Child, is that exit record when it says no more than a
+	// summary can (no Reason, no Stderr): its forker ends the child's
+	// stand-in without reading the record.
+	Exit *Exit `json:"exit,omitempty"`
 }
 
 // Group is a group record.

@@ -273,6 +273,17 @@ func SignalSummary(s *Signal) string {
 	if s.Child != 0 {
 		v.Set("c", strconv.FormatInt(s.Child, 10))
 	}
+	if e := s.Exit; e != nil {
+		v.Set("xc", strconv.Itoa(e.Code))
+		v.Set("xe", strconv.FormatInt(e.Ended, 10))
+		v.Set("xb", e.By)
+		if e.Signal != 0 {
+			v.Set("xs", strconv.Itoa(e.Signal))
+		}
+		if e.Lost {
+			v.Set("xl", "1")
+		}
+	}
 	return summary(signalType, v)
 }
 
@@ -292,6 +303,22 @@ func ParseSignalSummary(ct string) (*Signal, bool) {
 			return nil, false
 		}
 		s.Child = c
+	}
+	if v.Has("xc") {
+		code, okc := num(v, "xc")
+		ended, oke := num(v, "xe")
+		e := &Exit{PID: s.Child, Code: int(code), Ended: ended, By: v.Get("xb"), Lost: v.Get("xl") == "1"}
+		if v.Has("xs") {
+			xs, ok := num(v, "xs")
+			if !ok || xs == 0 {
+				return nil, false
+			}
+			e.Signal = int(xs)
+		}
+		if !okc || !oke || code != int64(e.Code) || int64(e.Signal) > maxSignal || (v.Has("xl") && v.Get("xl") != "1") {
+			return nil, false
+		}
+		s.Exit = e
 	}
 	if !ok1 || !ok2 || sig != int64(s.Signal) || s.validate() != nil {
 		return nil, false

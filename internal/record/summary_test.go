@@ -46,17 +46,48 @@ func TestSummariesRoundTrip(t *testing.T) {
 	if s, ok := ParseStatusSummary(StatusSummary("50% done")); !ok || s != "50% done" {
 		t.Errorf("status summary round trip: %q, %v", s, ok)
 	}
-	for _, sig := range []*Signal{{PID: 7, Signal: 15, From: "5f2c"}, {PID: 1, Signal: 17, From: "k&=;", Child: 99}} {
-		if got, ok := ParseSignalSummary(SignalSummary(sig)); !ok || *got != *sig {
-			t.Errorf("signal summary round trip: got %+v, %v, want %+v", got, ok, sig)
+	for _, sig := range []*Signal{{PID: 7, Signal: 15, From: "5f2c"}, {PID: 1, Signal: 17, From: "k&=;", Child: 99},
+		{PID: 3, Signal: 17, From: "k1", Child: 4, Exit: &Exit{PID: 4, Ended: 1700000000123456789, By: "k1"}},
+		{PID: 3, Signal: 17, From: "k1", Child: 4, Exit: &Exit{PID: 4, Code: 137, Signal: 9, Ended: 1, By: "k2"}},
+		{PID: 3, Signal: 17, From: "k1", Child: 4, Exit: &Exit{PID: 4, Code: -1, Lost: true, Ended: 1, By: "k1"}}} {
+		if got, ok := ParseSignalSummary(SignalSummary(sig)); !ok || !cmp.Equal(got, sig) {
+			t.Errorf("signal summary round trip: got %+v, %v, want %+v (%s)", got, ok, sig, cmp.Diff(sig, got))
 		}
 	}
 	for _, ct := range []string{"", SlotSummary(3), SignalSummary(&Signal{PID: -1, Signal: 9}), SignalSummary(&Signal{PID: 1}),
 		"application/x-rack-signal; p=1&s=300", "application/x-rack-signal; p=1&s=9&c=x", "application/x-rack-signal; p=1&s=9&c=0",
-		"application/x-rack-signal; p=1&s=4294967305"} {
+		"application/x-rack-signal; p=1&s=4294967305",
+		// An exit with no child, naming no kernel, or out of range.
+		SignalSummary(&Signal{PID: 3, Signal: 17, From: "k", Exit: &Exit{PID: 4, By: "k"}}),
+		SignalSummary(&Signal{PID: 3, Signal: 17, From: "k", Child: 4, Exit: &Exit{PID: 4}}),
+		"application/x-rack-signal; p=3&s=17&f=k&c=4&xc=0&xe=1&xb=k&xs=300",
+		"application/x-rack-signal; p=3&s=17&f=k&c=4&xc=0&xe=1&xb=k&xs=0",
+		"application/x-rack-signal; p=3&s=17&f=k&c=4&xc=0&xe=1&xb=k&xl=2",
+		"application/x-rack-signal; p=3&s=17&f=k&c=4&xc=0&xb=k"} {
 		if s, ok := ParseSignalSummary(ct); ok {
 			t.Errorf("ParseSignalSummary(%q) = %+v, want none", ct, s)
 		}
+	}
+}
+
+// TestSignalCarriesItsChildsExit: an exit note's exit is its child's,
+// names the kernel that recorded it, and is in range.
+func TestSignalCarriesItsChildsExit(t *testing.T) {
+	for _, s := range []*Signal{
+		{PID: 3, Signal: 17, From: "k", Child: 4, Exit: &Exit{PID: 5, By: "k"}},
+		{PID: 3, Signal: 17, From: "k", Exit: &Exit{PID: 4, By: "k"}},
+		{PID: 3, Signal: 17, From: "k", Child: 4, Exit: &Exit{PID: 4}},
+		{PID: 3, Signal: 17, From: "k", Child: 4, Exit: &Exit{PID: 4, By: "k", Signal: 300}},
+	} {
+		var got Signal
+		if err := Decode(SignalInbox("k")+"x", Encode(s), &got); err == nil {
+			t.Errorf("signal %+v with exit %+v: no error", s, s.Exit)
+		}
+	}
+	ok := &Signal{PID: 3, Signal: 17, From: "k", Child: 4, Exit: &Exit{PID: 4, By: "k"}}
+	var got Signal
+	if err := Decode(SignalInbox("k")+"x", Encode(ok), &got); err != nil || !cmp.Equal(&got, ok) {
+		t.Errorf("signal %+v with exit %+v: %v", ok, ok.Exit, err)
 	}
 }
 
