@@ -43,8 +43,7 @@ func ExampleSelf_Fork() {
 	ctx := context.Background()
 	k, _ := rack.Open(ctx, "mem://")
 	defer k.Close()
-	var prog rack.Program
-	prog = func(ctx context.Context, self *rack.Self) error {
+	prog := func(ctx context.Context, self *rack.Self) error {
 		if self.Forked() { // a child it forked (a root is not Forked)
 			if self.Args()[0] == "fail" {
 				return errors.New("something broke")

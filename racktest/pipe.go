@@ -596,7 +596,7 @@ func (s *suite) testPipeCloseUnblocksRead(t *testing.T) {
 		case err := <-closed:
 			return err
 		case <-time.After(s.deadline(5 * time.Second)):
-			return errors.New("Close blocked")
+			return errors.New("the writer's Close blocked")
 		}
 	})
 	if err != nil {

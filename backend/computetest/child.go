@@ -108,7 +108,9 @@ func ServeChild() {
 
 // heldStart keeps the locked start file of this program open (and so
 // locked) for its life: an unreachable *os.File would be closed by its
-// finalizer.
+// finalizer. Written, never read: that is its use.
+//
+//lint:ignore U1000 it holds the file for the program's life
 var heldStart *os.File
 
 // recordStart creates, locks and publishes this run's start file and

@@ -334,7 +334,7 @@ func (f *fixture) waitUnlisted(name string) {
 		var err error
 		insts, err = f.c.List(f.ctx, "")
 		if err != nil {
-			return false, fmt.Errorf("List: %w", err)
+			return false, fmt.Errorf("listing the instances: %w", err)
 		}
 		return !slices.ContainsFunc(insts, func(i backend.Instance) bool { return i.Name == name }), nil
 	})

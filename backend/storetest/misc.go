@@ -74,13 +74,13 @@ func testExpiry(t *testing.T, f *fixture) {
 		rc, _, err := f.store.Get(f.ctx, c, "ephemeral", nil)
 		if err == nil {
 			rc.Close()
-			return errors.New("Get still succeeds")
+			return errors.New("a Get of the expired object still succeeds")
 		}
 		if !errors.Is(err, backend.ErrNotFound) {
 			return stop("Get: got %v, want an error wrapping %q", err, backend.ErrNotFound)
 		}
 		if _, err := f.store.Head(f.ctx, c, "ephemeral"); !errors.Is(err, backend.ErrNotFound) {
-			return fmt.Errorf("Head: got %v, want an error wrapping %q", err, backend.ErrNotFound)
+			return fmt.Errorf("a Head of the expired object: got %v, want an error wrapping %q", err, backend.ErrNotFound)
 		}
 		return nil
 	})

@@ -1010,7 +1010,7 @@ func (c *call) parseCreate() (*createRequest, int, string) {
 	}
 	var f map[string]json.RawMessage
 	if err := json.Unmarshal(top["server"], &f); err != nil || f == nil {
-		return nil, 400, fmt.Sprintf("'server' is a required property")
+		return nil, 400, "'server' is a required property"
 	}
 	rawServer := top["server"]
 	for k := range f {

@@ -325,7 +325,7 @@ func TestDeliverFetch(t *testing.T) {
 	f.beforeDelete = nil
 
 	// A lost DELETE answer is retried, and its 404 is ours.
-	get, del, err = Deliver(ctx, f, f, "ns", "", cred, "", time.Minute)
+	_, _, err = Deliver(ctx, f, f, "ns", "", cred, "", time.Minute)
 	if err == nil {
 		t.Fatal("Deliver without an auth URL succeeded")
 	}
