@@ -511,3 +511,60 @@ func TestFullHostDoesNotPoll(t *testing.T) {
 		t.Errorf("serve returned %q", why)
 	}
 }
+
+// TestAdoptLeavesAReclaimedSlot: a host whose listing shows a slot as it
+// was (process A's claim, A run and the slot freed since) while the slot
+// holds a forker's new claim (process B) leaves B's claim in place, for
+// its next listing to show: it used to take the mismatch for a bad record
+// and delete the slot, and B, placed, never ran.
+func TestAdoptLeavesAReclaimedSlot(t *testing.T) {
+	ctx := context.Background()
+	k, err := New(ctx, mem.New(), inproc.New(), WithHosts(2, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	h := newHostServer(k, nil, hostRecord{Kernel: k.id, Slots: 2})
+	const a, b = 4244, 4245
+	name := hostSlotKey(h.id, 0)
+	if err := k.ns.putSummarized(ctx, name, record.Encode(&record.Proc{PID: a, Kernel: k.id, Name: "a"}), true, record.SlotSummary(a)); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := k.ns.listAllIn(ctx, k.cfg.container, hostSlotPrefix(h.id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A ran here and ended: its host record and exit are there, its slot
+	// freed; a forker claims the slot for B.
+	if err := k.claimProcess(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	k.recordLost(ctx, a, "ran and ended (a test)")
+	if err := k.ns.deleteSmall(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.ns.putSummarized(ctx, name, record.Encode(&record.Proc{PID: b, Kernel: k.id, Name: "b"}), true, record.SlotSummary(b)); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.take(stale, time.Now()); n != 1 {
+		t.Fatalf("take started %d adoptions, want 1", n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		h.mu.Lock()
+		seen := h.seen[name]
+		h.mu.Unlock()
+		if !seen {
+			break // given up, for the next listing
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stale slot is still taken up 10 s later")
+		}
+	}
+	var rec record.Proc
+	if err := k.ns.getRecord(ctx, name, &rec); err != nil || rec.PID != b {
+		t.Fatalf("slot after a stale listing: %+v, %v; want B's claim (%d), left in place", rec, err, b)
+	}
+	if _, err := k.ns.get(ctx, record.ExitKey(b)); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("exit record of B: %v, want none", err)
+	}
+}

@@ -371,9 +371,13 @@ func (h *hostServer) adopt(name string, size int64, pid PID) {
 			_ = k.ns.deleteSmall(context.WithoutCancel(ctx), record.HostKey(int64(pid)))
 		}
 		switch {
-		case errors.Is(err, errSlotGone):
+		case errors.Is(err, errSlotGone), errors.Is(err, errSlotReclaimed):
+			// Freed (a listing that lagged), or freed and claimed again
+			// since: the next listing shows what it holds now. Not
+			// deleted: the claim there is a forker's, for a process
+			// that would never run.
 			h.mu.Lock()
-			delete(h.seen, name) // gone: freed (a listing that lagged)
+			delete(h.seen, name)
 			h.mu.Unlock()
 		case errors.Is(err, errKilledFirst):
 			release()
@@ -421,6 +425,10 @@ func (h *hostServer) adopt(name string, size int64, pid PID) {
 var (
 	errSlotGone    = errors.New("the slot is gone")
 	errKilledFirst = errors.New("killed before it ran")
+	// errSlotReclaimed: the slot holds another process's claim than the
+	// listing showed, whole (its summary names its record's process): the
+	// listing was older than the slot's last free and its claim since.
+	errSlotReclaimed = errors.New("the slot was claimed again since the listing")
 )
 
 // unclaimedError is readSlot's claim failing (its host record).
@@ -452,7 +460,7 @@ func (h *hostServer) readSlot(ctx context.Context, name string, pid PID) (rec *r
 		defer wg.Done()
 		claimErr = k.claimProcess(ctx, pid)
 	}()
-	err = k.ns.getRecord(ctx, name, rec)
+	ct, err := k.ns.getRecordTyped(ctx, name, rec)
 	wg.Wait()
 	claimed = claimErr == nil
 	switch {
@@ -461,6 +469,9 @@ func (h *hostServer) readSlot(ctx context.Context, name string, pid PID) (rec *r
 	case err != nil:
 		return nil, claimed, err
 	case rec.PID != int64(pid):
+		if now, ok := record.ParseSlotSummary(ct); ok && now == rec.PID {
+			return nil, claimed, fmt.Errorf("process %d, not %d: %w", rec.PID, pid, errSlotReclaimed)
+		}
 		return nil, claimed, fmt.Errorf("its summary names process %d, its record %d", pid, rec.PID)
 	case exitErr == nil:
 		return nil, claimed, errKilledFirst

@@ -87,11 +87,23 @@ func (n *nsStore) get(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (n *nsStore) getRecord(ctx context.Context, key string, v any) error {
-	data, err := n.get(ctx, key)
+	_, err := n.getRecordTyped(ctx, key, v)
+	return err
+}
+
+// getRecordTyped is getRecord that also returns the object's content type
+// (a summary of the record it holds).
+func (n *nsStore) getRecordTyped(ctx context.Context, key string, v any) (string, error) {
+	rc, info, err := n.store.Get(ctx, n.container, key, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return record.Decode(key, data, v)
+	defer rc.Close()
+	data, err := record.Read(key, rc, info.Size)
+	if err != nil {
+		return "", err
+	}
+	return info.ContentType, record.Decode(key, data, v)
 }
 
 // changed returns a channel closed at the next change under key, or nil
