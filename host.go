@@ -345,7 +345,7 @@ func (k *Kernel) startOnHost(pr *proc) {
 		k.placer.mu.Lock()
 		k.placer.placed[pr.pid] = at
 		k.placer.mu.Unlock()
-		pr.host = at.host
+		pr.host, pr.placedAt = at.host, time.Now()
 		if isDone(pr) && pr.exit != nil && (pr.exit.Signal == int(SIGKILL) || pr.exit.Lost) {
 			// Killed while being placed: the host finds its exit and
 			// runs nothing (see hostServer.adopt).

@@ -568,3 +568,52 @@ func TestAdoptLeavesAReclaimedSlot(t *testing.T) {
 		t.Errorf("exit record of B: %v, want none", err)
 	}
 }
+
+// TestPlacedClaimVanished: a child placed on a host whose slot claim is
+// gone a lease later with no host record and no exit (never adopted, and
+// never to be) is recorded lost, naming its host, not waited for while
+// the host lives; one whose claim is still in its slot is waited for.
+func TestPlacedClaimVanished(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const lease = 3 * time.Second
+	k, err := New(ctx, mem.New(), inproc.New(), WithHosts(2, time.Minute), WithLease(lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	const host = "0123456789abcdef" // a live host's kernel
+	if err := k.ns.putWith(ctx, record.KernelKey(host), nil, &backend.PutOptions{ContentType: record.LeaseSummary(int64(time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	placed := func(pid PID, slot int) *proc {
+		pr := &proc{k: k, pid: pid, rec: &record.Proc{PID: int64(pid), PPID: int64(InitPID), Name: "placed", Kernel: k.id},
+			remote: true, done: make(chan struct{}), host: host, placedAt: time.Now().Add(-2 * lease)}
+		pr.initSelf()
+		pr.ctx, pr.cancel = context.WithCancelCause(context.Background())
+		pr.started = true
+		pr.launched.Store(true)
+		k.sched.adopt(pr)
+		k.placer.mu.Lock()
+		k.placer.placed[pid] = hostSlot{host: host, slot: slot}
+		k.placer.mu.Unlock()
+		return pr
+	}
+	gone := placed(4301, 0)
+	waiting := placed(4302, 1)
+	if err := k.ns.putSummarized(ctx, hostSlotKey(host, 1), record.Encode(waiting.rec), true, record.SlotSummary(4302)); err != nil {
+		t.Fatal(err)
+	}
+	k.checkRemoteLeases(ctx, []*proc{gone, waiting})
+	select {
+	case <-gone.done:
+		if ex := gone.exit; !ex.Lost || !strings.Contains(ex.Reason, host) {
+			t.Errorf("the child whose claim vanished ended with %+v, want lost, naming its host", ex)
+		}
+	default:
+		t.Error("the child whose claim vanished is still waited for")
+	}
+	if isDone(waiting) {
+		t.Errorf("the child whose claim is in its slot ended: %+v", waiting.exit)
+	}
+}

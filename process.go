@@ -119,8 +119,10 @@ type proc struct {
 	adopted bool // this kernel runs it for a forker in another kernel
 	// launched: the compute has started the remote child's instance.
 	launched atomic.Bool
-	// host: the kernel of the host it was placed on (set before launched).
-	host string
+	// host: the kernel of the host it was placed on, and when (set before
+	// launched).
+	host     string
+	placedAt time.Time
 	// release, on a host, frees the process's slot (finish calls it
 	// before it records the exit).
 	release func()

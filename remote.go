@@ -253,6 +253,10 @@ func (k *Kernel) checkRemoteLeases(ctx context.Context, pending []*proc) {
 	}
 	for _, pr := range pending {
 		host := v.hosts[pr.pid]
+		if host == "" && pr.host != "" && time.Since(pr.placedAt) > k.cfg.lease && k.claimVanished(ctx, pr) {
+			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "its claim of a slot on host " + pr.host + " was gone before the host ran it"})
+			continue
+		}
 		if host == "" {
 			host = pr.host // placed on a host that has not adopted it yet
 			v.hosts[pr.pid] = host
@@ -264,6 +268,36 @@ func (k *Kernel) checkRemoteLeases(ctx context.Context, pending []*proc) {
 			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "its kernel " + host + " stopped renewing its lease"})
 		}
 	}
+}
+
+// claimVanished reports whether pr, placed on a host over a lease ago and
+// not listed as adopted, never will be: its slot no longer holds its claim,
+// and it has no host record and no exit. A host deletes a slot's claim only
+// once its process has a host record (it ran) or an exit (killed, lost), so
+// a claim gone without either was deleted by something else (a host once
+// took a slot claimed again since its listing for a bad record), and the
+// process, waited for while its host lives, would be waited for forever.
+func (k *Kernel) claimVanished(ctx context.Context, pr *proc) bool {
+	k.placer.mu.Lock()
+	at, ok := k.placer.placed[pr.pid]
+	k.placer.mu.Unlock()
+	if !ok {
+		return false
+	}
+	info, err := k.ns.store.Head(ctx, k.cfg.container, hostSlotKey(at.host, at.slot))
+	switch {
+	case err == nil:
+		if p, ok := record.ParseSlotSummary(info.ContentType); ok && p == int64(pr.pid) {
+			return false // still there: its host is slow
+		}
+	case !errors.Is(err, backend.ErrNotFound):
+		return false
+	}
+	if _, err := k.ns.store.Head(ctx, k.cfg.container, record.HostKey(int64(pr.pid))); !errors.Is(err, backend.ErrNotFound) {
+		return false // adopted (the listing lagged), or unknown
+	}
+	_, err = k.records.exit(ctx, pr.pid)
+	return errors.Is(err, backend.ErrNotFound)
 }
 
 // closeRecordedEnds closes, on behalf of a lost process, the pipe writer
