@@ -587,13 +587,7 @@ func TestPlacedClaimVanished(t *testing.T) {
 		t.Fatal(err)
 	}
 	placed := func(pid PID, slot int) *proc {
-		pr := &proc{k: k, pid: pid, rec: &record.Proc{PID: int64(pid), PPID: int64(InitPID), Name: "placed", Kernel: k.id},
-			remote: true, done: make(chan struct{}), host: host, placedAt: time.Now().Add(-2 * lease)}
-		pr.initSelf()
-		pr.ctx, pr.cancel = context.WithCancelCause(context.Background())
-		pr.started = true
-		pr.launched.Store(true)
-		k.sched.adopt(pr)
+		pr := remoteStandIn(k, pid, host, time.Now().Add(-2*lease))
 		k.placer.mu.Lock()
 		k.placer.placed[pid] = hostSlot{host: host, slot: slot}
 		k.placer.mu.Unlock()

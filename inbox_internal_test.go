@@ -235,6 +235,19 @@ func TestSmallRecordsDeletedSmall(t *testing.T) {
 	}
 }
 
+// remoteStandIn enters in k a running stand-in of remote child pid, a
+// root's (placed on host at placedAt, if host is not empty).
+func remoteStandIn(k *Kernel, pid PID, host string, placedAt time.Time) *proc {
+	pr := &proc{k: k, pid: pid, rec: &record.Proc{PID: int64(pid), PPID: int64(InitPID), Name: "remote", Kernel: k.id},
+		remote: true, done: make(chan struct{}), host: host, placedAt: placedAt}
+	pr.initSelf()
+	pr.ctx, pr.cancel = context.WithCancelCause(context.Background())
+	pr.started = true
+	pr.launched.Store(true)
+	k.sched.adopt(pr)
+	return pr
+}
+
 // TestExitNoteCarriesTheExit: a child's exit note that carries its exit
 // (record.Signal.Exit: no reason, no stderr) ends the forker's stand-in
 // without a read of the exit record; one without reads it, as before.
@@ -248,15 +261,7 @@ func TestExitNoteCarriesTheExit(t *testing.T) {
 	}
 	defer k.Close()
 	const other = "fedcba9876543210" // the kernel that ran the children
-	standIn := func(pid PID) *proc {
-		pr := &proc{k: k, pid: pid, rec: &record.Proc{PID: int64(pid), PPID: int64(InitPID), Name: "remote", Kernel: k.id},
-			remote: true, done: make(chan struct{})}
-		pr.initSelf()
-		pr.ctx, pr.cancel = context.WithCancelCause(context.Background())
-		pr.started = true
-		k.sched.adopt(pr)
-		return pr
-	}
+	standIn := func(pid PID) *proc { return remoteStandIn(k, pid, "", time.Time{}) }
 	ended := func(pr *proc) *record.Exit {
 		t.Helper()
 		select {
