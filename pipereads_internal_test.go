@@ -214,8 +214,10 @@ func TestReaderReadsListedSegmentsTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d segments: at most %d GETs of segments at once, %d looks for new ends", writers, maxGets, heads)
-	if maxGets < writers*9/10 {
-		t.Errorf("at most %d segment GETs at once, want the %d listed ones together", maxGets, writers)
+	// All 100 go out at once; a loaded machine may start the last after
+	// the first is back. Twice the old window (32) tells the two apart.
+	if maxGets <= 2*probeWindow {
+		t.Errorf("at most %d segment GETs at once, want the %d listed ones together (more than %d)", maxGets, writers, 2*probeWindow)
 	}
 	if heads > 4 {
 		t.Errorf("%d looks for new ends while reading %d listed segments, want at most 4", heads, writers)
