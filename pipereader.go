@@ -131,7 +131,7 @@ const (
 	hintPage     = 1000 // names per listing page
 	sweepPerPoll = 8    // ends probed by GETs
 	suspectTries = 3    // probes for the close of an end that just wrote
-	probeWindow  = 32   // ends or segments looked at together
+	probeWindow  = 32   // named-pipe ends of dead kernels closed together (closeDeadEnds)
 )
 
 // Bounds on the listed segments read ahead at once (readHintsAhead): the

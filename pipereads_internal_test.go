@@ -216,8 +216,9 @@ func TestReaderReadsListedSegmentsTogether(t *testing.T) {
 	t.Logf("%d segments: at most %d GETs of segments at once, %d looks for new ends", writers, maxGets, heads)
 	// All 100 go out at once; a loaded machine may start the last after
 	// the first is back. Twice the old window (32) tells the two apart.
-	if maxGets <= 2*probeWindow {
-		t.Errorf("at most %d segment GETs at once, want the %d listed ones together (more than %d)", maxGets, writers, 2*probeWindow)
+	const oldWindow = 32
+	if maxGets <= 2*oldWindow {
+		t.Errorf("at most %d segment GETs at once, want the %d listed ones together (more than %d)", maxGets, writers, 2*oldWindow)
 	}
 	if heads > 4 {
 		t.Errorf("%d looks for new ends while reading %d listed segments, want at most 4", heads, writers)

@@ -253,7 +253,7 @@ func (k *Kernel) checkRemoteLeases(ctx context.Context, pending []*proc) {
 	}
 	for _, pr := range pending {
 		host := v.hosts[pr.pid]
-		if host == "" && pr.host != "" && time.Since(pr.placedAt) > k.cfg.lease && k.claimVanished(ctx, pr) {
+		if host == "" && pr.host != "" && !isDone(pr) && time.Since(pr.placedAt) > k.cfg.lease && k.claimVanished(ctx, pr) {
 			k.finish(pr, &record.Exit{Code: -1, Lost: true, Reason: "its claim of a slot on host " + pr.host + " was gone before the host ran it"})
 			continue
 		}

@@ -78,12 +78,19 @@ func (n *nsStore) deleteSized(ctx context.Context, key string, size int64) error
 // get reads a whole record, at most record.MaxSize bytes: a larger
 // object is corrupt (an error wrapping record.ErrCorrupt that names it).
 func (n *nsStore) get(ctx context.Context, key string) ([]byte, error) {
+	data, _, err := n.getInfo(ctx, key)
+	return data, err
+}
+
+// getInfo is get that also returns the object's info.
+func (n *nsStore) getInfo(ctx context.Context, key string) ([]byte, backend.ObjectInfo, error) {
 	rc, info, err := n.store.Get(ctx, n.container, key, nil)
 	if err != nil {
-		return nil, err
+		return nil, info, err
 	}
 	defer rc.Close()
-	return record.Read(key, rc, info.Size)
+	data, err := record.Read(key, rc, info.Size)
+	return data, info, err
 }
 
 func (n *nsStore) getRecord(ctx context.Context, key string, v any) error {
@@ -94,12 +101,7 @@ func (n *nsStore) getRecord(ctx context.Context, key string, v any) error {
 // getRecordTyped is getRecord that also returns the object's content type
 // (a summary of the record it holds).
 func (n *nsStore) getRecordTyped(ctx context.Context, key string, v any) (string, error) {
-	rc, info, err := n.store.Get(ctx, n.container, key, nil)
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	data, err := record.Read(key, rc, info.Size)
+	data, info, err := n.getInfo(ctx, key)
 	if err != nil {
 		return "", err
 	}
